@@ -1,0 +1,1 @@
+"""Pure charter rules and value types. Standard library only."""

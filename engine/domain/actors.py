@@ -1,0 +1,40 @@
+"""Who acts, and what a task asks of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SYSTEM_USER = "system"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A person (or the system) acting on cases: identity, roles and the sites they belong to."""
+
+    user_id: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    sites: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(SYSTEM_USER)
+
+    @property
+    def is_system(self) -> bool:
+        return self.user_id == SYSTEM_USER
+
+
+def may_see_task(actor: Actor, lane: str | None, site_id: str | None, assignee: str | None) -> bool:
+    """A task is visible to its assignee, or to holders of its lane's role at its site."""
+    if assignee is not None and assignee == actor.user_id:
+        return True
+    if lane is not None and lane not in actor.roles:
+        return False
+    return site_id is None or site_id in actor.sites
+
+
+def may_complete_task(actor: Actor, lane: str | None, site_id: str | None, assignee: str | None) -> bool:
+    """Completing needs visibility, and the task must be unclaimed or claimed by this actor."""
+    if assignee is not None and assignee != actor.user_id:
+        return False
+    return may_see_task(actor, lane, site_id, assignee)

@@ -1,0 +1,42 @@
+"""Named delays used by diagram timers, e.g. ``escalation["accept_tier1"]`` (ISO 8601 durations)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+DEFAULT_ESCALATION: dict[str, str] = {
+    "accept_tier1": "PT15M",
+    "accept_tier2": "PT15M",
+    "accept_tier3": "PT30M",
+    "accept_tier4": "PT30M",
+    "report_vital": "PT1H",
+    "report_urgent": "PT4H",
+    "report_scheduled": "P2D",
+    "teleexpertise_answer": "P3D",
+    "reminder": "PT30M",
+}
+
+_DURATION = re.compile(
+    r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+MAX_DURATION = timedelta(days=366)
+
+
+class InvalidDuration(ValueError):
+    pass
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse an ISO 8601 duration without years or months (their length varies): P2D, PT15M, P1DT2H."""
+    match = _DURATION.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise InvalidDuration(f"'{text}' n'est pas une durée ISO 8601 (exemples : PT15M, PT4H, P2D)")
+    parts = {k: float(v) for k, v in match.groupdict().items() if v}
+    duration = timedelta(**parts)
+    if duration <= timedelta(0):
+        raise InvalidDuration("la durée doit être strictement positive")
+    if duration > MAX_DURATION:
+        raise InvalidDuration("la durée dépasse un an")
+    return duration

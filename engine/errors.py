@@ -1,0 +1,55 @@
+"""Errors raised by the engine's use cases, each mapped to a clear answer by the callers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class TeleradError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class NotFound(TeleradError):
+    """The object does not exist, or the actor may not know it exists."""
+
+
+class Forbidden(TeleradError):
+    """The actor may see the object but not do this to it."""
+
+
+class Conflict(TeleradError):
+    """Someone else changed the object first (lost race); retry after reloading."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in a diagram, pointing at the element that causes it."""
+
+    element_id: str
+    rule: str
+    message: str
+    file: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"element_id": self.element_id, "rule": self.rule, "message": self.message, "file": self.file}
+
+
+class DefinitionRefused(TeleradError):
+    """A diagram was refused at deployment; `findings` say which element breaks which rule."""
+
+    def __init__(self, findings: list[Finding]):
+        self.findings = findings
+        summary = "; ".join(f"{f.element_id or '-'}: {f.message}" for f in findings[:5])
+        super().__init__(f"diagram refused ({len(findings)} problem(s)): {summary}")
+
+
+class ExpressionRefused(TeleradError):
+    """An expression uses a construct outside the safe allow-list."""
+
+
+class FormInvalid(TeleradError):
+    """Task data does not satisfy the task's form schema; `errors` maps field path -> French message."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))

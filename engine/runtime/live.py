@@ -1,0 +1,180 @@
+"""A running workflow, with what the rest of the engine needs to know about it (no SpiffWorkflow types leak)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.task import TaskState
+
+from engine.errors import NotFound, TeleradError
+from engine.runtime.definitions import ParsedDefinition
+from engine.runtime.script_engine import SafeScriptEngine
+
+
+class WorkflowFailed(TeleradError):
+    """The diagram could not go on (a refused expression, a failing service task...)."""
+
+
+@dataclass(frozen=True)
+class UserTaskInfo:
+    task_id: str
+    spec_name: str
+    title: str
+    lane: str | None
+    form_key: str | None
+    process_id: str
+    urgency: str | None = None
+
+
+@dataclass(frozen=True)
+class TimerInfo:
+    task_id: str
+    spec_name: str
+    due_at: datetime
+    expression: str
+
+
+@dataclass(frozen=True)
+class SubscriptionInfo:
+    task_id: str
+    message_name: str
+    correlation_key: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    user_tasks: tuple[UserTaskInfo, ...]
+    timers: tuple[TimerInfo, ...]
+    subscriptions: tuple[SubscriptionInfo, ...]
+    completed: bool
+
+
+def correlation_key(values: dict[str, Any]) -> str:
+    """Canonical text of correlation values, used to index and route messages."""
+    return json.dumps(values, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+class LiveWorkflow:
+    def __init__(self, workflow: BpmnWorkflow, definition: ParsedDefinition):
+        self.workflow = workflow
+        self.definition = definition
+
+    @classmethod
+    def start(cls, definition: ParsedDefinition, script_engine: SafeScriptEngine,
+              data: dict[str, Any]) -> LiveWorkflow:
+        workflow = BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=script_engine)
+        workflow.set_data(**data)
+        live = cls(workflow, definition)
+        live._advance()
+        return live
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.workflow.data
+
+    def _advance(self) -> None:
+        try:
+            self.workflow.do_engine_steps()
+        except SpiffWorkflowException as err:
+            raise WorkflowFailed(_describe(err)) from err
+
+    def ready_user_task(self, task_id: str) -> Any:
+        task = self.workflow.get_task_from_id(UUID(task_id))
+        if task is None or not task.task_spec.manual or task.state != TaskState.READY:
+            raise NotFound("task not found or no longer open")
+        return task
+
+    def task_data(self, task_id: str) -> dict[str, Any]:
+        return dict(self.ready_user_task(task_id).data)
+
+    def complete_user_task(self, task_id: str, data: dict[str, Any]) -> None:
+        task = self.ready_user_task(task_id)
+        task.set_data(**data)
+        try:
+            task.run()
+        except SpiffWorkflowException as err:
+            raise WorkflowFailed(_describe(err)) from err
+        self._advance()
+
+    def catch_message(self, task_id: str, correlation: dict[str, Any], payload: dict[str, Any]) -> bool:
+        task = self.workflow.event_manager.tasks.get(UUID(task_id))
+        if task is None:
+            return False
+        event_definition = task.task_spec.event_definition
+        correlations = {key: dict(correlation) for key in _correlation_keys(event_definition)}
+        try:
+            # The correlation values are part of the message, as its retrieval expressions expect.
+            self.workflow.catch(BpmnEvent(event_definition, {**payload, **correlation}, correlations))
+        except SpiffWorkflowException as err:
+            raise WorkflowFailed(_describe(err)) from err
+        self._advance()
+        return True
+
+    def fire_timers(self) -> None:
+        try:
+            self.workflow.refresh_timers()
+        except SpiffWorkflowException as err:
+            raise WorkflowFailed(_describe(err)) from err
+        self._advance()
+
+    def snapshot(self) -> Snapshot:
+        user_tasks = []
+        # The top workflow's iterator also walks into call activities' subprocesses.
+        for task in self.workflow.get_tasks(state=TaskState.READY, manual=True):
+            spec = task.task_spec
+            properties = (getattr(spec, "extensions", None) or {}).get("properties", {})
+            user_tasks.append(UserTaskInfo(
+                task_id=str(task.id), spec_name=spec.bpmn_id or spec.name, title=spec.bpmn_name or spec.name,
+                lane=spec.lane, form_key=properties.get("formJsonSchemaFilename"),
+                process_id=task.workflow.spec.name, urgency=_text_or_none(task.data.get("urgency")),
+            ))
+        timers, subscriptions = [], []
+        script_engine = self.workflow.script_engine
+        for task in self.workflow.event_manager.tasks.values():
+            if task.state != TaskState.WAITING:
+                continue
+            event = task.task_spec.event_definition
+            if isinstance(event, TimerEventDefinition):
+                value = task.internal_data.get("event_value")
+                if isinstance(value, str):
+                    timers.append(TimerInfo(str(task.id), task.task_spec.bpmn_id or task.task_spec.name,
+                                            _as_utc(value), event.expression))
+            elif isinstance(event, MessageEventDefinition):
+                values = {}
+                for prop in event.correlation_properties:
+                    try:
+                        values[prop.name] = script_engine.environment.evaluate(prop.retrieval_expression, task.data)
+                    except Exception:  # the value is not known yet: subscribe without it
+                        values[prop.name] = None
+                subscriptions.append(SubscriptionInfo(str(task.id), event.name, correlation_key(values)))
+        return Snapshot(tuple(user_tasks), tuple(timers), tuple(subscriptions), self.workflow.completed)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _correlation_keys(event_definition: Any) -> set[str]:
+    keys: set[str] = set()
+    for prop in getattr(event_definition, "correlation_properties", []) or []:
+        keys.update(prop.correlation_keys)
+    return keys
+
+
+def _as_utc(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _describe(err: SpiffWorkflowException) -> str:
+    task = getattr(err, "task", None)
+    where = f" at '{task.task_spec.bpmn_id or task.task_spec.name}'" if task is not None else ""
+    return f"{err}{where}"

@@ -1,0 +1,81 @@
+"""SpiffWorkflow script engine that evaluates through the safe expression language only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
+
+from engine.errors import ExpressionRefused
+from engine.runtime.expressions import SafeEvaluator, parse_expression
+
+Operation = Callable[..., Any]
+
+
+class OperationRegistry:
+    """Python operations that service tasks may call, by name. Nothing else is callable from a diagram."""
+
+    def __init__(self) -> None:
+        self._operations: dict[str, Operation] = {}
+
+    def register(self, name: str, operation: Operation) -> None:
+        if name in self._operations:
+            raise ValueError(f"operation {name!r} is already registered")
+        self._operations[name] = operation
+
+    def names(self) -> frozenset[str]:
+        return frozenset(self._operations)
+
+    def get(self, name: str) -> Operation:
+        try:
+            return self._operations[name]
+        except KeyError:
+            raise ExpressionRefused(f"service operation {name!r} is not registered") from None
+
+
+class SafeEnvironment(BasePythonScriptEngineEnvironment):
+    def __init__(self, evaluator: SafeEvaluator, operations: OperationRegistry):
+        super().__init__({})
+        self.evaluator = evaluator
+        self.operations = operations
+
+    def evaluate(self, expression: str, context: Mapping[str, Any], external_context: Any = None) -> Any:
+        return self.evaluator.evaluate(expression, context, external_context)
+
+    def execute(self, script: str, context: Any, external_context: Any = None) -> bool:
+        raise ExpressionRefused("scripts are not allowed in Telerad diagrams; use a service task or DMN")
+
+    def call_service(self, context: Mapping[str, Any], operation_name: str = "", operation_params: Any = None,
+                     **kwargs: Any) -> str:
+        operation = self.operations.get(operation_name)
+        params = {name: spec["value"] for name, spec in (operation_params or {}).items()}
+        return json.dumps(operation(**params))
+
+
+class SafeScriptEngine(PythonScriptEngine):
+    """Replaces eval/exec everywhere SpiffWorkflow evaluates diagram text."""
+
+    environment: SafeEnvironment
+
+    def __init__(self, evaluator: SafeEvaluator, operations: OperationRegistry):
+        super().__init__(environment=SafeEnvironment(evaluator, operations))
+
+    def validate(self, expression: str) -> None:
+        # DMN relies on SyntaxError to detect cells such as "> 5"; refusals propagate as they are.
+        parse_expression(expression)
+
+    def execute(self, task: Any, script: str, external_context: Any = None) -> bool:
+        raise WorkflowTaskException(
+            "scripts are not allowed in Telerad diagrams", task=task,
+            exception=ExpressionRefused("script refused"),
+        )
+
+    def call_service(self, task: Any, **kwargs: Any) -> str:
+        try:
+            return self.environment.call_service(task.data, **kwargs)
+        except Exception as err:
+            raise WorkflowTaskException(f"service task failed: {err}", task=task, exception=err) from err

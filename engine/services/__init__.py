@@ -1,0 +1,1 @@
+"""Use cases. Each opens one unit of work, locks what it changes and commits once."""

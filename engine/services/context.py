@@ -1,0 +1,107 @@
+"""Everything a use case needs, built once per process and passed explicitly."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.domain.escalation import DEFAULT_ESCALATION
+from engine.ports import Clock, SystemClock
+from engine.runtime import LiveWorkflow, OperationRegistry, Runtime, Snapshot
+from engine.store.db import make_engine, session_factories
+from forms import FormRegistry, default_registry
+
+
+@dataclass
+class CachedWorkflow:
+    version: int
+    live: LiveWorkflow
+    snapshot: Snapshot
+
+
+class LiveCache:
+    """Workflows kept in memory between requests, valid only while the instance's version is unchanged.
+
+    An entry is taken out while a use case works on it and put back only after its commit, so a failed
+    transaction never leaves a half-changed workflow behind and two threads never share one object.
+    """
+
+    def __init__(self, size: int = 512):
+        self._size = size
+        self._items: dict[int, CachedWorkflow] = {}
+        self._lock = threading.Lock()
+
+    def take(self, instance_id: int, version: int) -> CachedWorkflow | None:
+        with self._lock:
+            entry = self._items.pop(instance_id, None)
+        return entry if entry is not None and entry.version == version else None
+
+    def put(self, instance_id: int, entry: CachedWorkflow) -> None:
+        with self._lock:
+            if len(self._items) >= self._size:
+                self._items.pop(next(iter(self._items)))
+            self._items[instance_id] = entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+@dataclass
+class EngineContext:
+    engine: Engine
+    writer: sessionmaker[Session]
+    reader: sessionmaker[Session]
+    runtime: Runtime
+    forms: FormRegistry
+    clock: Clock
+    live_cache: LiveCache = field(default_factory=LiveCache)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction: committed by the caller, rolled back on any error."""
+        session = self.writer()
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        session = self.reader()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+
+def build_context(database_url: str, *, clock: Clock | None = None, operations: OperationRegistry | None = None,
+                  forms: FormRegistry | None = None,
+                  escalation: Mapping[str, str] | None = None, **engine_options: Any) -> EngineContext:
+    engine = make_engine(database_url, **engine_options)
+    writer, reader = session_factories(engine)
+    provided = {"escalation": MappingProxyType(dict(escalation or DEFAULT_ESCALATION))}
+    return EngineContext(
+        engine=engine, writer=writer, reader=reader,
+        runtime=Runtime(operations or default_operations(), provided),
+        forms=forms or default_registry(), clock=clock or SystemClock(),
+    )
+
+
+def default_operations() -> OperationRegistry:
+    from engine.services.operations import register_all
+
+    registry = OperationRegistry()
+    register_all(registry)
+    return registry

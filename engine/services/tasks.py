@@ -1,0 +1,151 @@
+"""User tasks: list, claim, unclaim, complete."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from engine.domain.actors import Actor, may_complete_task, may_see_task
+from engine.errors import Conflict, Forbidden, NotFound
+from engine.runtime import using_clock
+from engine.services.context import EngineContext
+from engine.services.persistence import load_workflow, lock_instance, save_workflow
+from engine.store import audit
+from engine.store.models import ProcessInstance, Task
+
+_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True)
+class TaskView:
+    id: str
+    instance_id: int
+    spec_name: str
+    title: str
+    lane: str | None
+    form_key: str | None
+    site_id: str | None
+    assignee: str | None
+    urgency: int
+    due_at: datetime | None
+    created_at: datetime
+
+
+def _view(row: Task) -> TaskView:
+    return TaskView(row.id, row.instance_id, row.spec_name, row.title, row.lane, row.form_key, row.site_id,
+                    row.assignee, row.urgency, row.due_at, row.created_at)
+
+
+def list_tasks(ctx: EngineContext, actor: Actor, limit: int = 200) -> list[TaskView]:
+    """Open tasks this actor holds or may claim, most urgent first, then by due time and age."""
+    with ctx.read() as session:
+        claimable = Task.assignee.is_(None) & (Task.lane.is_(None) | Task.lane.in_(actor.roles or {""}))
+        claimable &= Task.site_id.is_(None) | Task.site_id.in_(actor.sites or {""})
+        rows = session.execute(
+            select(Task).where(Task.status == "open", or_(Task.assignee == actor.user_id, claimable))
+            .order_by(Task.urgency, Task.due_at.is_(None), Task.due_at, Task.created_at).limit(limit)
+        ).scalars().all()
+        return [_view(r) for r in rows]
+
+
+def get_task(ctx: EngineContext, actor: Actor, task_id: str) -> TaskView:
+    with ctx.read() as session:
+        row = _visible_open_task(session, actor, task_id)
+        return _view(row)
+
+
+def task_data(ctx: EngineContext, actor: Actor, task_id: str) -> dict[str, Any]:
+    """The data a task's form is pre-filled with."""
+    with ctx.read() as session:
+        row = _visible_open_task(session, actor, task_id)
+        instance = session.get(ProcessInstance, row.instance_id)
+        assert instance is not None
+        cached = load_workflow(ctx, session, instance)
+        data = cached.live.task_data(task_id)
+        ctx.live_cache.put(instance.id, cached)
+        return data
+
+
+def _visible_open_task(session: Session, actor: Actor, task_id: str, for_update: bool = False) -> Task:
+    query = select(Task).where(Task.id == task_id)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    row = session.execute(query).scalar_one_or_none()
+    if row is None or not may_see_task(actor, row.lane, row.site_id, row.assignee if row.status == "open" else None):
+        raise NotFound("tâche introuvable")
+    if row.status != "open":
+        who = f" par {row.ended_by}" if row.ended_by else ""
+        state = "déjà terminée" if row.status == "completed" else "annulée"
+        raise Conflict(f"Cette tâche a été {state}{who}.")
+    return row
+
+
+def claim_task(ctx: EngineContext, actor: Actor, task_id: str) -> TaskView:
+    with ctx.write() as session:
+        row = _visible_open_task(session, actor, task_id, for_update=True)
+        if row.assignee == actor.user_id:
+            return _view(row)
+        if row.assignee is not None:
+            raise Conflict(f"Cette tâche a déjà été prise par {row.assignee}.")
+        row.assignee = actor.user_id
+        audit.append(session, [audit.AuditEntry(actor.user_id, "task.claimed", row.instance_id,
+                                                {"task_id": task_id, "task": row.spec_name})], ctx.clock.now())
+        session.commit()
+        return _view(row)
+
+
+def unclaim_task(ctx: EngineContext, actor: Actor, task_id: str) -> TaskView:
+    with ctx.write() as session:
+        row = _visible_open_task(session, actor, task_id, for_update=True)
+        if row.assignee != actor.user_id:
+            raise Forbidden("Seule la personne qui a pris la tâche peut la libérer.")
+        row.assignee = None
+        audit.append(session, [audit.AuditEntry(actor.user_id, "task.unclaimed", row.instance_id,
+                                                {"task_id": task_id, "task": row.spec_name})], ctx.clock.now())
+        session.commit()
+        return _view(row)
+
+
+def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str, Any]) -> int:
+    """Validate the form, run the task and every engine step after it, save everything atomically.
+
+    Returns the instance id. Raises NotFound, Forbidden, Conflict (lost race) or FormValidationError.
+    """
+    _check_field_names(data)
+    with ctx.write() as session:
+        row = _visible_open_task(session, actor, task_id)
+        if not may_complete_task(actor, row.lane, row.site_id, row.assignee):
+            raise Conflict(f"Cette tâche a été prise par {row.assignee}.")
+        if row.form_key:
+            ctx.forms.validate(row.form_key, data)
+        instance = lock_instance(session, row.instance_id)
+        row = _visible_open_task(session, actor, task_id, for_update=True)  # re-read under the lock
+        cached = load_workflow(ctx, session, instance)
+        try:
+            with using_clock(ctx.clock):
+                cached.live.complete_user_task(task_id, data)
+            new_entry = save_workflow(ctx, session, instance, cached.live, cached.snapshot, actor, [
+                audit.AuditEntry(actor.user_id, "task.completed", instance.id,
+                                 {"task_id": task_id, "task": row.spec_name, "fields": sorted(data)}),
+            ], completed_task_id=task_id)
+            session.commit()
+        except StaleDataError as err:
+            raise Conflict("Le dossier a été modifié en même temps ; rechargez la page.") from err
+        ctx.live_cache.put(instance.id, new_entry)
+        return instance.id
+
+
+def _check_field_names(data: Any) -> None:
+    if not isinstance(data, dict):
+        raise Forbidden("task data must be an object")
+    bad = [k for k in data if not isinstance(k, str) or not _FIELD_NAME.match(k)]
+    if bad:
+        from forms import FormValidationError
+
+        raise FormValidationError({str(k): "Nom de champ non autorisé." for k in bad})

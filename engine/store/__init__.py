@@ -1,0 +1,1 @@
+"""SQLAlchemy models, database set-up, audit chain and read queries."""

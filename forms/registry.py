@@ -1,0 +1,86 @@
+"""Find, load and cache task form schemas by file name (the diagram's formJsonSchemaFilename)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from forms.validation import FormValidationError, collect_errors
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+_KEY = re.compile(r"^[A-Za-z0-9_.-]+\.json$")
+_FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
+
+
+class UnknownForm(LookupError):
+    pass
+
+
+class FormRegistry:
+    def __init__(self, directories: Iterable[Path] = (SCHEMA_DIR,)):
+        self._directories = [Path(d) for d in directories]
+        self._validators: dict[str, Draft202012Validator] = {}
+        self._lock = threading.Lock()
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.match(key):
+            raise UnknownForm(f"invalid form name {key!r}")
+        for directory in self._directories:
+            candidate = directory / key
+            if candidate.is_file():
+                return candidate
+        raise UnknownForm(f"no form schema named {key!r}")
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._path(key)
+        except UnknownForm:
+            return False
+        return True
+
+    def keys(self) -> list[str]:
+        return sorted({p.name for d in self._directories if d.is_dir() for p in d.glob("*.json")})
+
+    def schema(self, key: str) -> dict[str, Any]:
+        return dict(self.validator(key).schema)
+
+    def validator(self, key: str) -> Draft202012Validator:
+        validator = self._validators.get(key)
+        if validator is None:
+            schema = json.loads(self._path(key).read_text(encoding="utf-8"))
+            check_schema(schema, key)
+            validator = Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
+            with self._lock:
+                self._validators[key] = validator
+        return validator
+
+    def validate(self, key: str, data: Mapping[str, Any]) -> None:
+        errors = collect_errors(self.validator(key).iter_errors(dict(data)))
+        if errors:
+            raise FormValidationError(errors)
+
+
+def check_schema(schema: Any, key: str = "") -> None:
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as err:
+        raise UnknownForm(f"schema {key} is not a valid JSON Schema: {err.message}") from err
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise UnknownForm(f"schema {key} must describe an object")
+
+
+_default: FormRegistry | None = None
+
+
+def default_registry() -> FormRegistry:
+    global _default
+    if _default is None:
+        _default = FormRegistry()
+    return _default
