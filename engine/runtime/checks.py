@@ -44,7 +44,7 @@ def check_xml(root: etree._Element, filename: str) -> list[Finding]:
 
 
 def check_specs(specs: Iterable[Any], operations: OperationRegistry) -> list[Finding]:
-    findings = []
+    findings: list[Finding] = []
     for spec in specs:
         for task_spec in spec.task_specs.values():
             findings.extend(_check_task_spec(task_spec, operations, spec.file or ""))

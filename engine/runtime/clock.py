@@ -16,13 +16,14 @@ from SpiffWorkflow.bpmn.specs.event_definitions import timer as _timer_module
 
 from engine.ports import Clock, SystemClock
 
-_current: ContextVar[Clock] = ContextVar("telerad_clock", default=SystemClock())
+_SYSTEM_CLOCK = SystemClock()
+_current: ContextVar[Clock | None] = ContextVar("telerad_clock", default=None)
 
 
 class _ClockedDatetime(datetime):
     @classmethod
     def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
-        moment = _current.get().now()
+        moment = (_current.get() or _SYSTEM_CLOCK).now()
         return moment.astimezone(tz) if tz is not None else moment.replace(tzinfo=None)
 
 

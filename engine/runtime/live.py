@@ -177,4 +177,6 @@ def _as_utc(value: str) -> datetime:
 def _describe(err: SpiffWorkflowException) -> str:
     task = getattr(err, "task", None)
     where = f" at '{task.task_spec.bpmn_id or task.task_spec.name}'" if task is not None else ""
-    return f"{err}{where}"
+    cause = err.__cause__ or err.__context__
+    because = f": {cause}" if cause is not None and str(cause) not in str(err) else ""
+    return f"{str(err).strip()}{because}{where}"

@@ -82,8 +82,7 @@ class EngineContext:
         try:
             yield session
         finally:
-            session.rollback()
-            session.close()
+            session.close()  # ends the transaction; loaded objects stay readable, detached
 
 
 def build_context(database_url: str, *, clock: Clock | None = None, operations: OperationRegistry | None = None,

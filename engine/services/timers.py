@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from engine.domain.actors import Actor
 from engine.runtime import WorkflowFailed, using_clock
@@ -81,7 +81,7 @@ def _mark_failed(ctx: EngineContext, instance_id: int, message: str) -> None:
         instance = lock_instance(session, instance_id)
         instance.status = "failed"
         instance.error = message[:2000]
-        session.execute(Timer.__table__.delete().where(Timer.instance_id == instance_id))
+        session.execute(delete(Timer).where(Timer.instance_id == instance_id))
         audit.append(session, [audit.AuditEntry("system", "instance.failed", instance_id, {"error": message[:500]})],
                      ctx.clock.now())
         session.commit()

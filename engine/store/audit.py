@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.store.db import GENESIS_HASH
@@ -60,7 +60,7 @@ def append(session: Session, entries: Iterable[AuditEntry], at: datetime) -> Non
         rows.append({"seq": seq, "at": at, "actor": entry.actor, "action": entry.action,
                      "instance_id": entry.instance_id, "detail": detail, "prev_hash": last_hash, "hash": digest})
         last_hash = digest
-    session.execute(AuditEvent.__table__.insert(), rows)
+    session.execute(insert(AuditEvent), rows)
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, last_hash=last_hash))
 
 

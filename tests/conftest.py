@@ -1,0 +1,112 @@
+"""Shared fixtures: every database-touching test runs on SQLite and, when available, on PostgreSQL.
+
+PostgreSQL comes from TELERAD_TEST_POSTGRES_URL (set by .ci/run, which starts a server on loopback). On a
+developer machine without it the PostgreSQL variants are skipped; under CI=true they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from engine.ports import FakeClock
+from engine.runtime import OperationRegistry
+from engine.services.context import EngineContext, build_context
+from engine.store.db import normalise_url
+from engine.store.migrate import upgrade
+from forms import FormRegistry
+
+DATA = Path(__file__).parent / "data"
+POSTGRES_URL = os.environ.get("TELERAD_TEST_POSTGRES_URL", "")
+TABLES = ("audit_event", "inbound_message", "message_subscription", "timer", "task", "process_instance",
+          "process_definition")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("database_url") == "postgresql":
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    if not POSTGRES_URL:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must test PostgreSQL: TELERAD_TEST_POSTGRES_URL is not set")
+        pytest.skip("PostgreSQL not available (set TELERAD_TEST_POSTGRES_URL)")
+    name = f"telerad_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(normalise_url(url))
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        connection.execute(text("UPDATE audit_head SET seq = 0, last_hash = :h"), {"h": "0" * 64})
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "telerad.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_database")
+    _reset_postgres(url)
+    return url
+
+
+def engine_test_operations() -> OperationRegistry:
+    registry = OperationRegistry()
+    registry.register("test.priority", lambda urgency: {"level": {"vital": 3, "urgent": 2, "scheduled": 1}[urgency]})
+    return registry
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_ctx(database_url: str, clock: FakeClock) -> Iterator:
+    made: list[EngineContext] = []
+
+    def factory(**overrides: object) -> EngineContext:
+        options = {"clock": clock, "operations": engine_test_operations(), "escalation": {"review": "PT1H"},
+                   "forms": FormRegistry([DATA / "forms"])}
+        options.update(overrides)
+        ctx = build_context(database_url, **options)
+        made.append(ctx)
+        return ctx
+
+    yield factory
+    for ctx in made:
+        ctx.engine.dispose()
+
+
+@pytest.fixture
+def ctx(make_ctx) -> EngineContext:
+    return make_ctx()

@@ -1,0 +1,185 @@
+"""The engine's use cases on a real database, driving the test diagram (lanes, gateway, boundary timer,
+correlated message catch, call activity, service task)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from engine.domain.actors import Actor
+from engine.errors import Conflict, NotFound
+from engine.services.definitions import deploy_library
+from engine.services.instances import start_instance
+from engine.services.messages import deliver_message
+from engine.services.tasks import claim_task, complete_task, list_tasks, unclaim_task
+from engine.services.timers import fire_due_timers
+from engine.store import audit
+from engine.store.models import InboundMessage, ProcessInstance, Task, Timer
+from forms import FormValidationError
+from tests.conftest import DATA
+
+REQUESTER = Actor("dr.martin", frozenset({"requester"}), frozenset({"site-a"}))
+RADIOLOGIST = Actor("dr.rad", frozenset({"radiologist"}), frozenset({"site-a"}))
+OTHER_SITE = Actor("dr.other", frozenset({"requester", "radiologist"}), frozenset({"site-b"}))
+SUBMIT = {"accepted": True, "urgency": "urgent", "accession_number": "ACC-1"}
+
+
+def only_task(ctx, actor):
+    tasks = list_tasks(ctx, actor)
+    assert len(tasks) == 1, tasks
+    return tasks[0]
+
+
+def instance_row(ctx, instance_id):
+    with ctx.read() as session:
+        return session.get(ProcessInstance, instance_id)
+
+
+def start_and_submit(ctx, data=SUBMIT):
+    instance_id = start_instance(ctx, REQUESTER, "engine_flow", {}, site_id="site-a")
+    complete_task(ctx, REQUESTER, only_task(ctx, REQUESTER).id, dict(data))
+    return instance_id
+
+
+def test_happy_path_through_gateway_message_and_call_activity(deployed):
+    ctx = deployed
+    instance_id = start_and_submit(ctx)
+    review = only_task(ctx, RADIOLOGIST)
+    assert (review.spec_name, review.lane, review.urgency) == ("review", "radiologist", 1)
+    assert list_tasks(ctx, REQUESTER) == []  # lanes route tasks to roles
+    complete_task(ctx, RADIOLOGIST, review.id, {})
+    with ctx.read() as session:
+        assert session.execute(select(Timer)).first() is None  # the boundary timer left with its task
+    delivery = deliver_message(ctx, "images_received", {"accession_number": "ACC-1"}, {"series": 3})
+    assert delivery.delivered_to == (instance_id,)
+    acknowledge = only_task(ctx, REQUESTER)  # inside the call activity
+    assert acknowledge.spec_name == "acknowledge"
+    complete_task(ctx, REQUESTER, acknowledge.id, {})
+    row = instance_row(ctx, instance_id)
+    assert row.status == "completed" and row.ended_at is not None
+    with ctx.read() as session:
+        statuses = session.execute(select(Task.spec_name, Task.status).order_by(Task.created_at)).all()
+        assert sorted(statuses) == sorted([("submit", "completed"), ("review", "completed"),
+                                           ("acknowledge", "completed")])
+        checked, problems = audit.verify(session)
+    assert problems == [] and checked >= 6
+
+
+def test_declined_request_ends_at_the_gateway_default(deployed):
+    instance_id = start_and_submit(deployed, {**SUBMIT, "accepted": False})
+    assert instance_row(deployed, instance_id).status == "completed"
+    assert list_tasks(deployed, RADIOLOGIST) == []
+
+
+def test_boundary_timer_fires_only_once_due_and_only_once(deployed, clock):
+    ctx = deployed
+    instance_id = start_and_submit(ctx)
+    clock.advance(minutes=59)
+    assert fire_due_timers(ctx).fired == 0
+    assert only_task(ctx, RADIOLOGIST).spec_name == "review"
+    clock.advance(minutes=2)
+    report = fire_due_timers(ctx)
+    assert (report.fired, report.instances) == (1, [instance_id])
+    assert only_task(ctx, RADIOLOGIST).spec_name == "escalate"  # interrupting: review was cancelled
+    assert fire_due_timers(ctx).fired == 0
+    with ctx.read() as session:
+        review = session.execute(select(Task).where(Task.spec_name == "review")).scalar_one()
+        assert review.status == "cancelled"
+        fired = session.execute(select(audit.AuditEvent).where(audit.AuditEvent.action == "timer.fired")).all()
+        assert len(fired) == 1
+
+
+def test_timer_due_time_comes_from_the_escalation_setting(make_ctx, clock):
+    ctx = make_ctx(escalation={"review": "PT10M"})
+    deploy_library(ctx, Actor("designer"), DATA / "bpmn")
+    start_and_submit(ctx)
+    with ctx.read() as session:
+        timer = session.execute(select(Timer)).scalar_one()
+    assert timer.expression == 'escalation["review"]'
+    assert (timer.due_at - clock.now()).total_seconds() == 600
+
+
+def test_wrongly_correlated_message_reaches_no_instance_and_is_kept(deployed):
+    ctx = deployed
+    instance_id = start_and_submit(ctx)
+    complete_task(ctx, RADIOLOGIST, only_task(ctx, RADIOLOGIST).id, {})
+    wrong = deliver_message(ctx, "images_received", {"accession_number": "ACC-999"}, {"series": 1}, source="pacs")
+    assert not wrong.delivered
+    assert list_tasks(ctx, REQUESTER) == []  # still waiting for its own images
+    with ctx.read() as session:
+        kept = session.get(InboundMessage, wrong.message_id)
+        assert (kept.status, kept.source, kept.correlation_key) == (
+            "undelivered", "pacs", '{"accession_number":"ACC-999"}')
+    right = deliver_message(ctx, "images_received", {"accession_number": "ACC-1"}, {"series": 1})
+    assert right.delivered_to == (instance_id,)
+
+
+def test_form_is_validated_before_anything_changes(deployed):
+    ctx = deployed
+    start_instance(ctx, REQUESTER, "engine_flow", {}, site_id="site-a")
+    task = only_task(ctx, REQUESTER)
+    with pytest.raises(FormValidationError) as refused:
+        complete_task(ctx, REQUESTER, task.id, {"accepted": True, "urgency": "someday"})
+    assert refused.value.errors == {"accession_number": "Ce champ est obligatoire.",
+                                    "urgency": "Choisissez une des valeurs proposées."}
+    assert only_task(ctx, REQUESTER).id == task.id
+
+
+def test_other_site_cannot_see_or_complete_a_task(deployed):
+    ctx = deployed
+    start_instance(ctx, REQUESTER, "engine_flow", {}, site_id="site-a")
+    task = only_task(ctx, REQUESTER)
+    assert list_tasks(ctx, OTHER_SITE) == []
+    with pytest.raises(NotFound):
+        complete_task(ctx, OTHER_SITE, task.id, dict(SUBMIT))
+    with pytest.raises(NotFound):
+        claim_task(ctx, OTHER_SITE, task.id)
+
+
+def test_claim_and_unclaim(deployed):
+    ctx = deployed
+    start_instance(ctx, REQUESTER, "engine_flow", {}, site_id="site-a")
+    colleague = Actor("dr.durand", frozenset({"requester"}), frozenset({"site-a"}))
+    task = only_task(ctx, REQUESTER)
+    assert claim_task(ctx, REQUESTER, task.id).assignee == "dr.martin"
+    assert list_tasks(ctx, colleague) == []
+    with pytest.raises(Conflict):
+        claim_task(ctx, colleague, task.id)
+    with pytest.raises(Conflict, match="prise par dr.martin"):
+        complete_task(ctx, colleague, task.id, dict(SUBMIT))
+    unclaim_task(ctx, REQUESTER, task.id)
+    complete_task(ctx, colleague, task.id, dict(SUBMIT))
+
+
+def test_two_threads_completing_one_task_exactly_one_wins(deployed, make_ctx):
+    # Two contexts: two "servers", each with its own pool and live-workflow cache.
+    first, second = deployed, make_ctx()
+    start_instance(first, REQUESTER, "engine_flow", {}, site_id="site-a")
+    task = only_task(first, REQUESTER)
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def attempt(ctx):
+        barrier.wait()
+        try:
+            outcomes.append(complete_task(ctx, REQUESTER, task.id, dict(SUBMIT)))
+        except Exception as err:  # noqa: BLE001 - the outcome is what we test
+            outcomes.append(err)
+
+    threads = [threading.Thread(target=attempt, args=(c,)) for c in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    successes = [o for o in outcomes if isinstance(o, int)]
+    conflicts = [o for o in outcomes if isinstance(o, Conflict)]
+    assert len(successes) == 1 and len(conflicts) == 1, outcomes
+    assert "déjà terminée" in str(conflicts[0])
+    with first.read() as session:
+        assert session.execute(select(Task).where(Task.spec_name == "review")).scalars().all().__len__() == 1
+        completed = session.execute(
+            select(audit.AuditEvent).where(audit.AuditEvent.action == "task.completed")).all()
+        assert len(completed) == 1
+        assert audit.verify(session)[1] == []

@@ -1,0 +1,155 @@
+"""The `telerad` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from engine.domain.actors import Actor
+from engine.errors import DefinitionRefused
+from web.config import Settings, SettingsError
+
+log = logging.getLogger("telerad")
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as err:
+        raise click.ClickException(str(err)) from err
+    settings.prepare()
+    return settings
+
+
+@click.group(help="Telerad: teleradiology workflows that follow the G4/CNOM charter.")
+def main() -> None:
+    pass
+
+
+@main.command(help="Serve the web application and run the timer scheduler.")
+@click.option("--host", default=None, help="Listen address (default TELERAD_HOST or 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Listen port (default TELERAD_PORT or 5000).")
+@click.option("--threads", default=8, show_default=True, help="Request threads.")
+@click.option("--no-scheduler", is_flag=True, help="Do not fire timers in this process (use `telerad worker`).")
+def run(host: str | None, port: int | None, threads: int, no_scheduler: bool) -> None:
+    from waitress import serve
+
+    from web.app import create_app
+    from web.extensions import telerad
+    from web.scheduler import TimerScheduler
+
+    settings = _settings()
+    _require_migrated(settings)
+    app = create_app(settings)
+    ext = telerad(app)
+    if not no_scheduler:
+        ext.scheduler = TimerScheduler(ext.ctx, settings.scheduler_interval)
+        ext.scheduler.start()
+    host, port = host or settings.host, port or settings.port
+    click.echo(f"Telerad on http://{host}:{port}/ (database: {ext.ctx.engine.url.render_as_string()})")
+    try:
+        serve(app, host=host, port=port, threads=threads, ident="telerad")
+    finally:
+        if ext.scheduler is not None:
+            ext.scheduler.shutdown()
+
+
+@main.command(help="Run the timer scheduler without the web server (for scale-out).")
+def worker() -> None:
+    from engine.services.context import build_context
+    from web.scheduler import TimerScheduler
+
+    settings = _settings()
+    _require_migrated(settings)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    scheduler = TimerScheduler(build_context(settings.database_url), settings.scheduler_interval)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    scheduler.start()
+    click.echo(f"Telerad worker: firing due timers every {settings.scheduler_interval} s (Ctrl-C to stop)")
+    stop.wait()
+    scheduler.shutdown()
+
+
+@main.group(help="Database schema.")
+def db() -> None:
+    pass
+
+
+@db.command("upgrade", help="Apply the Alembic migrations up to the latest revision.")
+def db_upgrade() -> None:
+    from engine.store.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    click.echo("database schema is up to date")
+
+
+@db.command("current", help="Print the database schema revision.")
+def db_current() -> None:
+    from engine.store.migrate import current
+
+    click.echo(current(_settings().database_url) or "(empty database)")
+
+
+@main.command(help="Deploy the diagrams of a folder (default: workflows/bpmn/) whose content is new.")
+@click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+def deploy(directory: Path | None) -> None:
+    from engine.services.context import build_context
+    from engine.services.definitions import deploy_library
+
+    settings = _settings()
+    _require_migrated(settings)
+    ctx = build_context(settings.database_url)
+    try:
+        results = deploy_library(ctx, Actor("cli"), directory or settings.workflows_dir)
+    except DefinitionRefused as err:
+        for finding in err.findings:
+            click.echo(f"{finding.file}:{finding.element_id}: [{finding.rule}] {finding.message}", err=True)
+        raise click.ClickException("deployment refused") from err
+    for item in results:
+        state = "deployed" if item.created else "unchanged"
+        click.echo(f"{item.process_id} v{item.version}: {state}")
+
+
+@main.group(help="Audit trail.")
+def audit() -> None:
+    pass
+
+
+@audit.command("verify", help="Recompute the audit hash chain; exit 1 if any event was altered or removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def audit_verify(as_json: bool) -> None:
+    from engine.services.audit import verify_audit
+
+    settings = _settings()
+    _require_migrated(settings)
+    from engine.services.context import build_context
+
+    checked, problems = verify_audit(build_context(settings.database_url))
+    if as_json:
+        click.echo(json.dumps({"checked": checked, "ok": not problems,
+                               "problems": [{"seq": p.seq, "message": p.message} for p in problems]}))
+    else:
+        for problem in problems:
+            click.echo(f"event #{problem.seq}: {problem.message}", err=True)
+        click.echo(f"{checked} audit events checked: {'chain intact' if not problems else 'CHAIN BROKEN'}")
+    sys.exit(1 if problems else 0)
+
+
+def _require_migrated(settings: Settings) -> None:
+    from engine.store.migrate import current
+
+    try:
+        revision = current(settings.database_url)
+    except Exception as err:
+        raise click.ClickException(f"cannot reach the database: {err}") from err
+    if revision is None:
+        raise click.ClickException("the database has no schema yet: run `telerad db upgrade` first")

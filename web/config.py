@@ -1,0 +1,88 @@
+"""Settings from TELERAD_* environment variables, read once and checked at start-up."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    instance_path: Path
+    host: str
+    port: int
+    secret_key: str
+    scheduler_interval: float
+    workflows_dir: Path
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        instance_path = Path(env.get("TELERAD_INSTANCE_PATH", "instance")).resolve()
+        database_url = env.get("TELERAD_DATABASE_URL") or f"sqlite:///{instance_path / 'telerad.db'}"
+        port = _integer(env, "TELERAD_PORT", 5000, 1, 65535)
+        interval = _number(env, "TELERAD_SCHEDULER_INTERVAL", 5.0, 0.2, 3600)
+        return cls(
+            database_url=database_url,
+            instance_path=instance_path,
+            host=env.get("TELERAD_HOST", "127.0.0.1"),
+            port=port,
+            secret_key=env.get("TELERAD_SECRET_KEY") or _instance_secret(instance_path),
+            scheduler_interval=interval,
+            workflows_dir=Path(env.get("TELERAD_WORKFLOWS_DIR", str(PROJECT_ROOT / "workflows" / "bpmn"))),
+            log_level=env.get("TELERAD_LOG_LEVEL", "INFO").upper(),
+        )
+
+    def prepare(self) -> None:
+        """Create the instance folder (SQLite database, secret key, stored files)."""
+        self.instance_path.mkdir(parents=True, exist_ok=True)
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high} seconds, got {value}")
+    return value
+
+
+def _instance_secret(instance_path: Path) -> str:
+    """A random key kept in the instance folder, so a development install needs no set-up."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
