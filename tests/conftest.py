@@ -24,7 +24,8 @@ from forms import FormRegistry
 
 DATA = Path(__file__).parent / "data"
 POSTGRES_URL = os.environ.get("TELERAD_TEST_POSTGRES_URL", "")
-TABLES = ("audit_event", "inbound_message", "message_subscription", "timer", "task", "process_instance",
+TABLES = ("audit_event", "inbound_message", "message_subscription", "timer", "task_candidate", "task",
+          "process_instance",
           "process_definition")
 
 

@@ -24,17 +24,22 @@ class Actor:
         return self.user_id == SYSTEM_USER
 
 
-def may_see_task(actor: Actor, lane: str | None, site_id: str | None, assignee: str | None) -> bool:
-    """A task is visible to its assignee, or to holders of its lane's role at its site."""
+def may_see_task(actor: Actor, lane: str | None, site_id: str | None, assignee: str | None,
+                 offered: bool | None = None) -> bool:
+    """A task is visible to its assignee, and to holders of its lane's role: at its site, or, when the
+    task is offered to named users (routing, ``offered`` not None), only to those users wherever they are."""
     if assignee is not None and assignee == actor.user_id:
         return True
     if lane is not None and lane not in actor.roles:
         return False
+    if offered is not None:
+        return offered
     return site_id is None or site_id in actor.sites
 
 
-def may_complete_task(actor: Actor, lane: str | None, site_id: str | None, assignee: str | None) -> bool:
+def may_complete_task(actor: Actor, lane: str | None, site_id: str | None, assignee: str | None,
+                      offered: bool | None = None) -> bool:
     """Completing needs visibility, and the task must be unclaimed or claimed by this actor."""
     if assignee is not None and assignee != actor.user_id:
         return False
-    return may_see_task(actor, lane, site_id, assignee)
+    return may_see_task(actor, lane, site_id, assignee, offered)

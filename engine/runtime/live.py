@@ -32,6 +32,8 @@ class UserTaskInfo:
     form_key: str | None
     process_id: str
     urgency: str | None = None
+    assignee: str | None = None
+    candidates: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,12 @@ class LiveWorkflow:
     def task_data(self, task_id: str) -> dict[str, Any]:
         return dict(self.ready_user_task(task_id).data)
 
-    def complete_user_task(self, task_id: str, data: dict[str, Any]) -> None:
+    def complete_user_task(self, task_id: str, data: dict[str, Any], actor_id: str | None = None) -> None:
         task = self.ready_user_task(task_id)
         task.set_data(**data)
+        record_as = _properties(task.task_spec).get("completedByVariable")
+        if record_as and actor_id is not None:
+            task.set_data(**{record_as: actor_id})
         try:
             task.run()
         except SpiffWorkflowException as err:
@@ -130,11 +135,13 @@ class LiveWorkflow:
         # The top workflow's iterator also walks into call activities' subprocesses.
         for task in self.workflow.get_tasks(state=TaskState.READY, manual=True):
             spec = task.task_spec
-            properties = (getattr(spec, "extensions", None) or {}).get("properties", {})
+            properties = _properties(spec)
             user_tasks.append(UserTaskInfo(
                 task_id=str(task.id), spec_name=spec.bpmn_id or spec.name, title=spec.bpmn_name or spec.name,
                 lane=spec.lane, form_key=properties.get("formJsonSchemaFilename"),
                 process_id=task.workflow.spec.name, urgency=_text_or_none(task.data.get("urgency")),
+                assignee=_text_or_none(task.data.get(properties.get("assigneeVariable", ""))),
+                candidates=_candidates(task.data, properties.get("candidatesVariable")),
             ))
         timers, subscriptions = [], []
         script_engine = self.workflow.script_engine
@@ -156,6 +163,19 @@ class LiveWorkflow:
                         values[prop.name] = None
                 subscriptions.append(SubscriptionInfo(str(task.id), event.name, correlation_key(values)))
         return Snapshot(tuple(user_tasks), tuple(timers), tuple(subscriptions), self.workflow.completed)
+
+
+def _properties(spec: Any) -> dict[str, str]:
+    """Telerad's task extension properties (spiffworkflow:properties), e.g. formJsonSchemaFilename."""
+    return (getattr(spec, "extensions", None) or {}).get("properties", {})
+
+
+def _candidates(data: dict[str, Any], variable: str | None) -> tuple[str, ...] | None:
+    """The users a task is offered to, from the task data variable the diagram names (None: no restriction)."""
+    if not variable:
+        return None
+    value = data.get(variable)
+    return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
 
 
 def _text_or_none(value: Any) -> str | None:

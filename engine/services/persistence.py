@@ -14,7 +14,14 @@ from engine.errors import NotFound
 from engine.runtime import Bundle, LiveWorkflow, Snapshot
 from engine.services.context import CachedWorkflow, EngineContext
 from engine.store import audit
-from engine.store.models import MessageSubscription, ProcessDefinition, ProcessInstance, Task, Timer
+from engine.store.models import (
+    MessageSubscription,
+    ProcessDefinition,
+    ProcessInstance,
+    Task,
+    TaskCandidate,
+    Timer,
+)
 
 _bundles: dict[int, Bundle] = {}
 
@@ -83,9 +90,13 @@ def sync_index(session: Session, instance: ProcessInstance, before: Snapshot | N
         session.execute(insert(Task), [
             {"id": t.task_id, "instance_id": instance.id, "spec_name": t.spec_name, "title": t.title[:256],
              "lane": t.lane, "form_key": t.form_key, "site_id": instance.site_id, "status": "open",
-             "assignee": None, "urgency": rank(t.urgency), "due_at": None, "created_at": now}
+             "restricted": t.candidates is not None, "assignee": t.assignee, "urgency": rank(t.urgency),
+             "due_at": None, "created_at": now}
             for t in added
         ])
+        offers = [{"task_id": t.task_id, "user_id": user} for t in added for user in set(t.candidates or ())]
+        if offers:
+            session.execute(insert(TaskCandidate), offers)
     _sync_timers(session, instance.id, before, after, now)
     _sync_subscriptions(session, instance.id, before, after)
 

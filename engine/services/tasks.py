@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -17,7 +17,7 @@ from engine.runtime import using_clock
 from engine.services.context import EngineContext
 from engine.services.persistence import load_workflow, lock_instance, save_workflow
 from engine.store import audit
-from engine.store.models import ProcessInstance, Task
+from engine.store.models import ProcessInstance, Task, TaskCandidate
 
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
@@ -45,8 +45,10 @@ def _view(row: Task) -> TaskView:
 def list_tasks(ctx: EngineContext, actor: Actor, limit: int = 200) -> list[TaskView]:
     """Open tasks this actor holds or may claim, most urgent first, then by due time and age."""
     with ctx.read() as session:
+        offered = exists().where(TaskCandidate.task_id == Task.id, TaskCandidate.user_id == actor.user_id)
+        at_my_site = Task.site_id.is_(None) | Task.site_id.in_(actor.sites or {""})
         claimable = Task.assignee.is_(None) & (Task.lane.is_(None) | Task.lane.in_(actor.roles or {""}))
-        claimable &= Task.site_id.is_(None) | Task.site_id.in_(actor.sites or {""})
+        claimable &= or_(~Task.restricted & at_my_site, Task.restricted & offered)
         rows = session.execute(
             select(Task).where(Task.status == "open", or_(Task.assignee == actor.user_id, claimable))
             .order_by(Task.urgency, Task.due_at.is_(None), Task.due_at, Task.created_at).limit(limit)
@@ -77,13 +79,20 @@ def _visible_open_task(session: Session, actor: Actor, task_id: str, for_update:
     if for_update:
         query = query.with_for_update().execution_options(populate_existing=True)
     row = session.execute(query).scalar_one_or_none()
-    if row is None or not may_see_task(actor, row.lane, row.site_id, row.assignee if row.status == "open" else None):
+    if row is None or not may_see_task(actor, row.lane, row.site_id, row.assignee if row.status == "open" else None,
+                                       _offered(session, row, actor)):
         raise NotFound("tâche introuvable")
     if row.status != "open":
         who = f" par {row.ended_by}" if row.ended_by else ""
         state = "déjà terminée" if row.status == "completed" else "annulée"
         raise Conflict(f"Cette tâche a été {state}{who}.")
     return row
+
+
+def _offered(session: Session, row: Task, actor: Actor) -> bool | None:
+    if not row.restricted:
+        return None
+    return session.get(TaskCandidate, (row.id, actor.user_id)) is not None
 
 
 def claim_task(ctx: EngineContext, actor: Actor, task_id: str) -> TaskView:
@@ -120,7 +129,7 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
     _check_field_names(data)
     with ctx.write() as session:
         row = _visible_open_task(session, actor, task_id)
-        if not may_complete_task(actor, row.lane, row.site_id, row.assignee):
+        if not may_complete_task(actor, row.lane, row.site_id, row.assignee, _offered(session, row, actor)):
             raise Conflict(f"Cette tâche a été prise par {row.assignee}.")
         if row.form_key:
             ctx.forms.validate(row.form_key, data)
@@ -129,7 +138,7 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
         cached = load_workflow(ctx, session, instance)
         try:
             with using_clock(ctx.clock):
-                cached.live.complete_user_task(task_id, data)
+                cached.live.complete_user_task(task_id, data, actor.user_id)
             new_entry = save_workflow(ctx, session, instance, cached.live, cached.snapshot, actor, [
                 audit.AuditEntry(actor.user_id, "task.completed", instance.id,
                                  {"task_id": task_id, "task": row.spec_name, "fields": sorted(data)}),

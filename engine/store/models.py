@@ -109,12 +109,22 @@ class Task(Base):
     form_key: Mapped[str | None] = mapped_column(String(128))
     site_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # open, completed, cancelled
+    restricted: Mapped[bool] = mapped_column(default=False)  # offered to the task_candidate rows only
     assignee: Mapped[str | None] = mapped_column(String(128))
     urgency: Mapped[int] = mapped_column(Integer, default=9)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class TaskCandidate(Base):
+    """A user a task is offered to (routing); when a task has candidates, only they may claim it."""
+
+    __tablename__ = "task_candidate"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("task.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
 
 
 class Timer(Base):

@@ -4,8 +4,9 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-27
 """
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
+
 
 revision = '0001'
 down_revision = None
@@ -106,6 +107,7 @@ def upgrade() -> None:
     sa.Column('form_key', sa.String(length=128), nullable=True),
     sa.Column('site_id', sa.String(length=64), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('restricted', sa.Boolean(), nullable=False),
     sa.Column('assignee', sa.String(length=128), nullable=True),
     sa.Column('urgency', sa.Integer(), nullable=False),
     sa.Column('due_at', sa.DateTime(timezone=True), nullable=True),
@@ -133,12 +135,25 @@ def upgrade() -> None:
     with op.batch_alter_table('timer', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_timer_due_at'), ['due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_timer_instance_id'), ['instance_id'], unique=False)
+
+    op.create_table('task_candidate',
+    sa.Column('task_id', sa.String(length=36), nullable=False),
+    sa.Column('user_id', sa.String(length=128), nullable=False),
+    sa.ForeignKeyConstraint(['task_id'], ['task.id'], name=op.f('fk_task_candidate_task_id_task')),
+    sa.PrimaryKeyConstraint('task_id', 'user_id', name=op.f('pk_task_candidate'))
+    )
+    with op.batch_alter_table('task_candidate', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_task_candidate_user_id'), ['user_id'], unique=False)
     audit_head = sa.table("audit_head", sa.column("id", sa.Integer), sa.column("seq", sa.BigInteger),
                           sa.column("last_hash", sa.String))
     op.bulk_insert(audit_head, [{"id": 1, "seq": 0, "last_hash": "0" * 64}])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('task_candidate', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_task_candidate_user_id'))
+
+    op.drop_table('task_candidate')
     with op.batch_alter_table('timer', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_timer_instance_id'))
         batch_op.drop_index(batch_op.f('ix_timer_due_at'))
