@@ -30,7 +30,7 @@ class FormRegistry:
         self._lock = threading.Lock()
 
     def _path(self, key: str) -> Path:
-        if not _KEY.match(key):
+        if not isinstance(key, str) or not _KEY.fullmatch(key):
             raise UnknownForm(f"invalid form name {key!r}")
         for directory in self._directories:
             candidate = directory / key
@@ -54,7 +54,10 @@ class FormRegistry:
     def validator(self, key: str) -> Draft202012Validator:
         validator = self._validators.get(key)
         if validator is None:
-            schema = json.loads(self._path(key).read_text(encoding="utf-8"))
+            try:
+                schema = json.loads(self._path(key).read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise UnknownForm(f"schema {key} is not valid JSON: {err}") from err
             check_schema(schema, key)
             validator = Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
             with self._lock:

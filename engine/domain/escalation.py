@@ -18,8 +18,9 @@ DEFAULT_ESCALATION: dict[str, str] = {
 }
 
 _DURATION = re.compile(
-    r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+    r"P(?!$)(?:(?P<weeks>[0-9]{1,6})W)?(?:(?P<days>[0-9]{1,6})D)?"
+    r"(?:T(?=[0-9])(?:(?P<hours>[0-9]{1,7})H)?(?:(?P<minutes>[0-9]{1,9})M)?"
+    r"(?:(?P<seconds>[0-9]{1,11}(?:\.[0-9]{1,6})?)S)?)?"
 )
 MAX_DURATION = timedelta(days=366)
 
@@ -30,11 +31,14 @@ class InvalidDuration(ValueError):
 
 def parse_duration(text: str) -> timedelta:
     """Parse an ISO 8601 duration without years or months (their length varies): P2D, PT15M, P1DT2H."""
-    match = _DURATION.match(text.strip()) if isinstance(text, str) else None
+    match = _DURATION.fullmatch(text.strip()) if isinstance(text, str) else None
     if match is None:
         raise InvalidDuration(f"'{text}' n'est pas une durée ISO 8601 (exemples : PT15M, PT4H, P2D)")
     parts = {k: float(v) for k, v in match.groupdict().items() if v}
-    duration = timedelta(**parts)
+    try:
+        duration = timedelta(**parts)
+    except OverflowError:
+        raise InvalidDuration("la durée dépasse un an") from None
     if duration <= timedelta(0):
         raise InvalidDuration("la durée doit être strictement positive")
     if duration > MAX_DURATION:

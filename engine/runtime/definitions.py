@@ -124,7 +124,7 @@ def parse_bundle(bundle: Bundle, operations: OperationRegistry) -> ParsedDefinit
             if kind_of(root) == "bpmn":
                 parser.add_bpmn_xml(etree.ElementTree(root), filename=name)
             elif kind_of(root) == "dmn":
-                parser.add_dmn_xml(etree.ElementTree(root), filename=name)
+                parser.add_dmn_xml(root, filename=name)
             else:
                 raise DefinitionRefused([Finding("", "xml.kind", "neither a BPMN nor a DMN document", name)])
         spec = parser.get_spec(bundle.process_id)

@@ -21,6 +21,7 @@ MAX_EXPRESSION_LENGTH = 4000
 MAX_DEPTH = 40
 MAX_SEQUENCE_LENGTH = 10_000
 MAX_INT_BITS = 256
+MAX_WEIGHT = 100_000  # elements reachable in a value built by an expression, counting repeats
 
 _BINARY = {
     ast.Add: operator.add,
@@ -79,6 +80,8 @@ def _check(node: ast.AST, depth: int) -> None:
         raise ExpressionRefused(f"name '{node.id}' is not allowed (leading underscore)")
     if isinstance(node, ast.Constant) and isinstance(node.value, bytes | complex | type(Ellipsis)):
         raise ExpressionRefused(f"constant of type {type(node.value).__name__} is not allowed")
+    if isinstance(node, ast.Dict) and any(key is None for key in node.keys):
+        raise ExpressionRefused("dictionary unpacking is not allowed")
     for child in ast.iter_child_nodes(node):
         _check(child, depth + 1)
 
@@ -144,6 +147,8 @@ class _Interpreter:
             _check_power(left, right)
         if op is ast.Mult:
             _check_repeat(left, right)
+        if op is ast.Mod and not isinstance(left, int | float):
+            raise ExpressionRefused("'%' is only allowed on numbers (no string formatting)")
         result = _BINARY[op](left, right)
         _check_size(result)
         return result
@@ -172,18 +177,18 @@ class _Interpreter:
         return slice(*parts)
 
     def visit_Tuple(self, node: ast.Tuple) -> tuple:
-        return tuple(self.visit(e) for e in node.elts)
+        return _checked(tuple(self.visit(e) for e in node.elts))
 
     def visit_List(self, node: ast.List) -> list:
-        return [self.visit(e) for e in node.elts]
+        return _checked([self.visit(e) for e in node.elts])
 
     def visit_Set(self, node: ast.Set) -> set:
-        return {self.visit(e) for e in node.elts}
+        return _checked({self.visit(e) for e in _checked(tuple(node.elts))})
 
     def visit_Dict(self, node: ast.Dict) -> dict:
-        if any(k is None for k in node.keys):
-            raise ExpressionRefused("dictionary unpacking is not allowed")
-        return {self.visit(k): self.visit(v) for k, v in zip(node.keys, node.values, strict=True)}  # type: ignore[arg-type]
+        pairs = [(self.visit(k), self.visit(v)) for k, v in zip(node.keys, node.values, strict=True)]  # type: ignore[arg-type]
+        _checked(tuple(pairs))
+        return dict(pairs)
 
 
 def _guard(value: Any) -> Any:
@@ -217,3 +222,28 @@ def _check_size(value: Any) -> None:
         raise ExpressionRefused("number too large")
     if isinstance(value, str | list | tuple) and len(value) > MAX_SEQUENCE_LENGTH:
         raise ExpressionRefused("result too large")
+    if isinstance(value, list | tuple):
+        _checked(value)
+
+
+def _checked(value: Any) -> Any:
+    """Refuse a value whose elements, counted with their repeats, exceed MAX_WEIGHT.
+
+    A list repeated inside a list (``[[0] * 1000] * 1000``) shares its element, so its outer length stays
+    small while comparing, hashing or printing it walks every repeat: the weight counts those repeats.
+    """
+    budget = MAX_WEIGHT
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ExpressionRefused("result too large")
+        if isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, str):
+            budget -= len(item) // 64
+    return value

@@ -73,7 +73,9 @@ class LiveWorkflow:
     def start(cls, definition: ParsedDefinition, script_engine: SafeScriptEngine,
               data: dict[str, Any]) -> LiveWorkflow:
         workflow = BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=script_engine)
-        workflow.set_data(**data)
+        # Start data belongs to the tokens (task data), where expressions and forms read it.
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.set_data(**data)
         live = cls(workflow, definition)
         live._advance()
         return live
@@ -171,10 +173,13 @@ def _properties(spec: Any) -> dict[str, str]:
 
 
 def _candidates(data: dict[str, Any], variable: str | None) -> tuple[str, ...] | None:
-    """The users a task is offered to, from the task data variable the diagram names (None: no restriction)."""
+    """The users a task is offered to, from the task data path the diagram names, e.g. ``offer.candidates``
+    (None: no restriction; an empty tuple: offered to nobody)."""
     if not variable:
         return None
-    value = data.get(variable)
+    value: Any = data
+    for part in variable.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
     return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
 
 
