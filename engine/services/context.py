@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.domain.escalation import DEFAULT_ESCALATION
 from engine.ports import Clock, SystemClock
-from engine.runtime import LiveWorkflow, OperationRegistry, Runtime, Snapshot
+from engine.runtime import Bundle, LiveWorkflow, OperationRegistry, Runtime, Snapshot
 from engine.store.db import make_engine, session_factories
 from forms import FormRegistry, default_registry
 
@@ -63,6 +63,7 @@ class EngineContext:
     forms: FormRegistry
     clock: Clock
     live_cache: LiveCache = field(default_factory=LiveCache)
+    bundles: dict[int, Bundle] = field(default_factory=dict)  # definition id -> bundle (immutable)
 
     @contextmanager
     def write(self) -> Iterator[Session]:

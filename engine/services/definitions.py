@@ -43,7 +43,7 @@ def deploy_definition(ctx: EngineContext, actor: Actor, bundle: Bundle) -> Deplo
         )
         session.add(definition)
         session.flush()
-        audit.append(session, [audit.AuditEntry(actor.user_id, "definition.deployed", None, {
+        audit.append_global(session, [audit.AuditEntry(actor.user_id, "definition.deployed", None, {
             "process_id": definition.process_id, "version": definition.version,
             "content_hash": definition.content_hash, "files": sorted(bundle.files),
         })], now)

@@ -4,40 +4,45 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
 from engine.errors import NotFound
-from engine.runtime import Bundle, using_clock
+from engine.runtime import using_clock
 from engine.services.context import EngineContext
-from engine.services.persistence import bundle_of, save_workflow
+from engine.services.persistence import InstanceRow, bundle_of, save_workflow
 from engine.store import audit
-from engine.store.models import ProcessDefinition, ProcessInstance
+from engine.store.db import GENESIS_HASH
+from engine.store.models import ProcessDefinition, ProcessInstance, table_of
 
 
 def start_instance(ctx: EngineContext, actor: Actor, process_id: str, data: dict[str, Any] | None = None,
                    site_id: str | None = None) -> int:
-    """Start the latest version of a process; return the new instance id."""
+    """Start the latest version of a process; return the new instance id.
+
+    The site id is also given to the diagram as ``site_id`` (routing and numbering use it).
+    """
+    start_data = {**(data or {}), "site_id": site_id}
     with ctx.write() as session:
         definition_id = _latest_definition_id(session, process_id)
-        bundle: Bundle = bundle_of(session, definition_id)
         with using_clock(ctx.clock):
-            live = ctx.runtime.start(bundle, dict(data or {}))
+            live = ctx.runtime.start(bundle_of(ctx, session, definition_id), start_data)
         now = ctx.clock.now()
-        instance = ProcessInstance(
-            definition_id=definition_id, process_id=process_id, status="running", site_id=site_id,
-            state="", started_by=actor.user_id, started_at=now, updated_at=now,
-        )
-        session.add(instance)
-        session.flush()
-        cached = save_workflow(ctx, session, instance, live, None, actor, [
-            audit.AuditEntry(actor.user_id, "instance.started", instance.id,
-                             {"process_id": process_id, "definition_id": definition_id, "site_id": site_id}),
+        instance_id = session.execute(insert(table_of(ProcessInstance)).values(
+            definition_id=definition_id, process_id=process_id, status="running", site_id=site_id, state="",
+            version=1, audit_seq=0, audit_hash=GENESIS_HASH, started_by=actor.user_id, started_at=now,
+            updated_at=now,
+        )).inserted_primary_key[0]  # type: ignore[attr-defined]
+        audit.append_global(session, [audit.AuditEntry(actor.user_id, "instance.started", instance_id, {
+            "process_id": process_id, "definition_id": definition_id, "site_id": site_id})], now)
+        row = InstanceRow(instance_id, definition_id, process_id, "running", site_id, 1, 0, GENESIS_HASH)
+        cached = save_workflow(ctx, session, row, live, None, actor, [
+            audit.AuditEntry(actor.user_id, "instance.started", instance_id, {"fields": sorted(data or {})}),
         ])
         session.commit()
-        ctx.live_cache.put(instance.id, cached)
-        return instance.id
+    ctx.live_cache.put(instance_id, cached)
+    return instance_id
 
 
 def _latest_definition_id(session: Session, process_id: str) -> int:

@@ -67,7 +67,7 @@ def deliver_message(ctx: EngineContext, name: str, correlation: dict[str, Any], 
             message.delivered_to = json.dumps(delivered)
         else:
             log.warning("message %s %s from %s matched no waiting case; kept as #%s", name, key, source, message.id)
-            audit.append(session, [audit.AuditEntry(actor.user_id, "message.undelivered", None,
+            audit.append_global(session, [audit.AuditEntry(actor.user_id, "message.undelivered", None,
                                                     {"message": name, "message_id": message.id,
                                                      "correlation": key, "source": source})], now)
         session.commit()

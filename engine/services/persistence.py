@@ -1,16 +1,22 @@
-"""Load a workflow for change, and save it back with its index rows and audit events, in one transaction."""
+"""Load a workflow for change, and save it back with its index rows and audit events, in one transaction.
+
+This is the hot path of every task completion, so it speaks SQLAlchemy Core with prebuilt statements:
+one locking read, one guarded update of the case row (version counter and audit head together), and
+only the index rows that changed.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
 from engine.domain.urgency import rank
-from engine.errors import NotFound
+from engine.errors import Conflict, NotFound
 from engine.runtime import Bundle, LiveWorkflow, Snapshot
 from engine.services.context import CachedWorkflow, EngineContext
 from engine.store import audit
@@ -21,82 +27,119 @@ from engine.store.models import (
     Task,
     TaskCandidate,
     Timer,
+    table_of,
 )
 
-_bundles: dict[int, Bundle] = {}
+_INSTANCE = table_of(ProcessInstance)
+_TASK = table_of(Task)
+_INSTANCE_COLUMNS = (_INSTANCE.c.id, _INSTANCE.c.definition_id, _INSTANCE.c.process_id, _INSTANCE.c.status,
+                     _INSTANCE.c.site_id, _INSTANCE.c.version, _INSTANCE.c.audit_seq, _INSTANCE.c.audit_hash)
+_LOCK_INSTANCE = select(*_INSTANCE_COLUMNS).where(_INSTANCE.c.id == bindparam("id")).with_for_update()
+_STATE = select(_INSTANCE.c.state).where(_INSTANCE.c.id == bindparam("id"))
+_SAVE = (update(_INSTANCE).where(_INSTANCE.c.id == bindparam("b_id"), _INSTANCE.c.version == bindparam("b_version"))
+         .values(state=bindparam("state"), status=bindparam("status"), updated_at=bindparam("updated_at"),
+                 ended_at=bindparam("ended_at"), version=bindparam("new_version"),
+                 audit_seq=bindparam("audit_seq"), audit_hash=bindparam("audit_hash")))
+_END_TASK = (update(_TASK).where(_TASK.c.id == bindparam("b_id"))
+             .values(status=bindparam("status"), ended_at=bindparam("ended_at"), ended_by=bindparam("ended_by")))
 
 
-def bundle_of(session: Session, definition_id: int) -> Bundle:
-    """Definitions are immutable, so their bundles are cached by id for the life of the process."""
-    bundle = _bundles.get(definition_id)
+@dataclass(frozen=True)
+class InstanceRow:
+    """What a use case needs of a case row (its state blob is read only on a cache miss)."""
+
+    id: int
+    definition_id: int
+    process_id: str
+    status: str
+    site_id: str | None
+    version: int
+    audit_seq: int
+    audit_hash: str
+
+    @property
+    def audit_head(self) -> audit.ChainHead:
+        return audit.ChainHead(self.audit_seq, self.audit_hash)
+
+
+def instance_row(row: object) -> InstanceRow:
+    return InstanceRow(*(getattr(row, c.name) for c in _INSTANCE_COLUMNS))
+
+
+def bundle_of(ctx: EngineContext, session: Session, definition_id: int) -> Bundle:
+    """Definitions are immutable, so their bundles are cached by id for the life of the context."""
+    bundle = ctx.bundles.get(definition_id)
     if bundle is None:
-        source = session.execute(
+        source = session.connection().execute(
             select(ProcessDefinition.source).where(ProcessDefinition.id == definition_id)
         ).scalar_one()
-        bundle = _bundles.setdefault(definition_id, Bundle.from_json(source))
+        bundle = ctx.bundles.setdefault(definition_id, Bundle.from_json(source))
     return bundle
 
 
-def lock_instance(session: Session, instance_id: int) -> ProcessInstance:
-    instance = session.execute(
-        select(ProcessInstance).where(ProcessInstance.id == instance_id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if instance is None:
+def lock_instance(session: Session, instance_id: int) -> InstanceRow:
+    row = session.connection().execute(_LOCK_INSTANCE, {"id": instance_id}).one_or_none()
+    if row is None:
         raise NotFound(f"case {instance_id} not found")
-    return instance
+    return instance_row(row)
 
 
-def load_workflow(ctx: EngineContext, session: Session, instance: ProcessInstance) -> CachedWorkflow:
+def load_workflow(ctx: EngineContext, session: Session, instance: InstanceRow) -> CachedWorkflow:
     cached = ctx.live_cache.take(instance.id, instance.version)
     if cached is not None:
         return cached
-    live = ctx.runtime.load(instance.state, bundle_of(session, instance.definition_id))
+    state = session.connection().execute(_STATE, {"id": instance.id}).scalar_one()
+    live = ctx.runtime.load(state, bundle_of(ctx, session, instance.definition_id))
     return CachedWorkflow(instance.version, live, live.snapshot())
 
 
-def save_workflow(ctx: EngineContext, session: Session, instance: ProcessInstance, live: LiveWorkflow,
+def save_workflow(ctx: EngineContext, session: Session, instance: InstanceRow, live: LiveWorkflow,
                   before: Snapshot | None, actor: Actor, events: Iterable[audit.AuditEntry],
                   completed_task_id: str | None = None) -> CachedWorkflow:
+    """Write state, index rows and audit events; raise Conflict if someone saved this case meanwhile."""
     now = ctx.clock.now()
     after = live.snapshot()
-    instance.state = ctx.runtime.dump(live)
-    instance.updated_at = now
     events = list(events)
-    if after.completed and instance.status == "running":
-        instance.status = "completed"
-        instance.ended_at = now
+    status, ended_at = instance.status, None
+    if after.completed and status == "running":
+        status, ended_at = "completed", now
         events.append(audit.AuditEntry(actor.user_id, "instance.completed", instance.id))
-    session.flush()  # assigns the id of a new instance and bumps the version counter
-    sync_index(session, instance, before, after, now, actor, completed_task_id)
-    audit.append(session, events, now)
-    return CachedWorkflow(instance.version, live, after)
+    rows, head = audit.build_rows(instance.id, instance.audit_head, events, now)
+    result = session.connection().execute(_SAVE, {
+        "b_id": instance.id, "b_version": instance.version, "state": ctx.runtime.dump(live), "status": status,
+        "updated_at": now, "ended_at": ended_at, "new_version": instance.version + 1,
+        "audit_seq": head.seq, "audit_hash": head.hash,
+    })
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("Le dossier a été modifié en même temps ; rechargez la page.")
+    saved = replace(instance, status=status, version=instance.version + 1, audit_seq=head.seq, audit_hash=head.hash)
+    sync_index(session, saved, before, after, now, actor, completed_task_id)
+    audit.insert_rows(session, rows)
+    return CachedWorkflow(saved.version, live, after)
 
 
-def sync_index(session: Session, instance: ProcessInstance, before: Snapshot | None, after: Snapshot,
+def sync_index(session: Session, instance: InstanceRow, before: Snapshot | None, after: Snapshot,
                now: datetime, actor: Actor, completed_task_id: str | None) -> None:
     old_tasks = {t.task_id for t in before.user_tasks} if before else set()
     new_tasks = {t.task_id: t for t in after.user_tasks}
     ended = old_tasks - new_tasks.keys()
-    if completed_task_id in ended:
-        session.execute(update(Task).where(Task.id == completed_task_id)
-                        .values(status="completed", ended_at=now, ended_by=actor.user_id))
-        ended.discard(completed_task_id)
     if ended:
-        session.execute(update(Task).where(Task.id.in_(ended))
-                        .values(status="cancelled", ended_at=now, ended_by=actor.user_id))
+        session.connection().execute(_END_TASK, [
+            {"b_id": task_id, "status": "completed" if task_id == completed_task_id else "cancelled",
+             "ended_at": now, "ended_by": actor.user_id} for task_id in ended
+        ])
     added = [t for task_id, t in new_tasks.items() if task_id not in old_tasks]
     if added:
-        session.execute(insert(Task), [
+        session.connection().execute(insert(_TASK), [
             {"id": t.task_id, "instance_id": instance.id, "spec_name": t.spec_name, "title": t.title[:256],
              "lane": t.lane, "form_key": t.form_key, "site_id": instance.site_id, "status": "open",
              "restricted": t.candidates is not None, "assignee": t.assignee, "urgency": rank(t.urgency),
-             "due_at": None, "created_at": now}
+             "due_at": None, "created_at": now, "ended_at": None, "ended_by": None}
             for t in added
         ])
-        offers = [{"task_id": t.task_id, "user_id": user} for t in added for user in set(t.candidates or ())]
+        offers = [{"task_id": t.task_id, "user_id": user} for t in added for user in sorted(set(t.candidates or ()))]
         if offers:
-            session.execute(insert(TaskCandidate), offers)
+            session.connection().execute(insert(table_of(TaskCandidate)), offers)
     _sync_timers(session, instance.id, before, after, now)
     _sync_subscriptions(session, instance.id, before, after)
 
@@ -107,10 +150,10 @@ def _sync_timers(session: Session, instance_id: int, before: Snapshot | None, af
     new = {(t.task_id, t.due_at): t for t in after.timers}
     gone = {task_id for task_id, _ in old - new.keys()}
     if gone:
-        session.execute(delete(Timer).where(Timer.id.in_(gone)))
+        session.connection().execute(delete(Timer).where(Timer.id.in_(gone)))
     added = [t for key, t in new.items() if key not in old]
     if added:
-        session.execute(insert(Timer), [
+        session.connection().execute(insert(table_of(Timer)), [
             {"id": t.task_id, "instance_id": instance_id, "spec_name": t.spec_name, "expression": t.expression,
              "armed_at": now, "due_at": t.due_at} for t in added
         ])
@@ -121,10 +164,41 @@ def _sync_subscriptions(session: Session, instance_id: int, before: Snapshot | N
     new = {(s.task_id, s.message_name, s.correlation_key) for s in after.subscriptions}
     gone = {task_id for task_id, _, _ in old - new}
     if gone:
-        session.execute(delete(MessageSubscription).where(MessageSubscription.id.in_(gone)))
+        session.connection().execute(delete(MessageSubscription).where(MessageSubscription.id.in_(gone)))
     added = new - old
     if added:
-        session.execute(insert(MessageSubscription), [
+        session.connection().execute(insert(table_of(MessageSubscription)), [
             {"id": task_id, "instance_id": instance_id, "message_name": name, "correlation_key": key}
-            for task_id, name, key in added
+            for task_id, name, key in sorted(added)
         ])
+
+
+def append_case_events(session: Session, instance: InstanceRow, events: Iterable[audit.AuditEntry], at: datetime,
+                       **changes: object) -> InstanceRow:
+    """Record events in a locked case's chain (and optional column changes) without touching its state."""
+    rows, head = audit.build_rows(instance.id, instance.audit_head, events, at)
+    session.connection().execute(update(_INSTANCE).where(_INSTANCE.c.id == instance.id)
+                    .values(audit_seq=head.seq, audit_hash=head.hash, **changes))
+    audit.insert_rows(session, rows)
+    return replace(instance, audit_seq=head.seq, audit_hash=head.hash)
+
+
+_TASK_AND_INSTANCE = (
+    select(_TASK, *(c.label(f"case_{c.name}") for c in _INSTANCE_COLUMNS))
+    .join(_INSTANCE, _INSTANCE.c.id == _TASK.c.instance_id)
+    .where(_TASK.c.id == bindparam("task_id"))
+)
+_TASK_AND_INSTANCE_LOCKED = _TASK_AND_INSTANCE.with_for_update()
+
+
+def lock_task_and_case(session: Session, task_id: str) -> tuple[object, InstanceRow] | None:
+    """One locking read of a task and its case (PostgreSQL re-reads both after waiting for a lock)."""
+    row = session.connection().execute(_TASK_AND_INSTANCE_LOCKED, {"task_id": task_id}).one_or_none()
+    if row is None:
+        return None
+    instance = InstanceRow(*(getattr(row, f"case_{c.name}") for c in _INSTANCE_COLUMNS))
+    return row, instance
+
+
+def read_task(session: Session, task_id: str) -> object | None:
+    return session.connection().execute(_TASK_AND_INSTANCE, {"task_id": task_id}).one_or_none()

@@ -9,17 +9,24 @@ from typing import Any
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from engine.domain.actors import Actor, may_complete_task, may_see_task
 from engine.errors import Conflict, Forbidden, NotFound
 from engine.runtime import using_clock
 from engine.services.context import EngineContext
-from engine.services.persistence import load_workflow, lock_instance, save_workflow
+from engine.services.persistence import (
+    InstanceRow,
+    append_case_events,
+    load_workflow,
+    lock_task_and_case,
+    read_task,
+    save_workflow,
+)
 from engine.store import audit
-from engine.store.models import ProcessInstance, Task, TaskCandidate
+from engine.store.models import Task, TaskCandidate, table_of
 
-_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+_TASK = table_of(Task)
 
 
 @dataclass(frozen=True)
@@ -37,9 +44,10 @@ class TaskView:
     created_at: datetime
 
 
-def _view(row: Task) -> TaskView:
-    return TaskView(row.id, row.instance_id, row.spec_name, row.title, row.lane, row.form_key, row.site_id,
-                    row.assignee, row.urgency, row.due_at, row.created_at)
+def _view(row: Any, **changes: Any) -> TaskView:
+    values = {name: getattr(row, name) for name in TaskView.__dataclass_fields__}
+    values.update(changes)
+    return TaskView(**values)
 
 
 def list_tasks(ctx: EngineContext, actor: Actor, limit: int = 200) -> list[TaskView]:
@@ -50,35 +58,40 @@ def list_tasks(ctx: EngineContext, actor: Actor, limit: int = 200) -> list[TaskV
         claimable = Task.assignee.is_(None) & (Task.lane.is_(None) | Task.lane.in_(actor.roles or {""}))
         claimable &= or_(~Task.restricted & at_my_site, Task.restricted & offered)
         rows = session.execute(
-            select(Task).where(Task.status == "open", or_(Task.assignee == actor.user_id, claimable))
+            select(_TASK).where(_TASK.c.status == "open", or_(Task.assignee == actor.user_id, claimable))
             .order_by(Task.urgency, Task.due_at.is_(None), Task.due_at, Task.created_at).limit(limit)
-        ).scalars().all()
+        ).all()
         return [_view(r) for r in rows]
 
 
 def get_task(ctx: EngineContext, actor: Actor, task_id: str) -> TaskView:
     with ctx.read() as session:
-        row = _visible_open_task(session, actor, task_id)
-        return _view(row)
+        return _view(_check_open(session, actor, read_task(session, task_id)))
 
 
 def task_data(ctx: EngineContext, actor: Actor, task_id: str) -> dict[str, Any]:
     """The data a task's form is pre-filled with."""
     with ctx.read() as session:
-        row = _visible_open_task(session, actor, task_id)
-        instance = session.get(ProcessInstance, row.instance_id)
-        assert instance is not None
+        row = _check_open(session, actor, read_task(session, task_id))
+        instance = _instance_of(row)
         cached = load_workflow(ctx, session, instance)
         data = cached.live.task_data(task_id)
-        ctx.live_cache.put(instance.id, cached)
-        return data
+    ctx.live_cache.put(instance.id, cached)
+    return data
 
 
-def _visible_open_task(session: Session, actor: Actor, task_id: str, for_update: bool = False) -> Task:
-    query = select(Task).where(Task.id == task_id)
-    if for_update:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    row = session.execute(query).scalar_one_or_none()
+def _instance_of(row: Any) -> InstanceRow:
+    return InstanceRow(*(getattr(row, f"case_{name}") for name in InstanceRow.__dataclass_fields__))
+
+
+def _offered(session: Session, row: Any, actor: Actor) -> bool | None:
+    if not row.restricted:
+        return None
+    return session.get(TaskCandidate, (row.id, actor.user_id)) is not None
+
+
+def _check_open(session: Session, actor: Actor, row: Any) -> Any:
+    """The task if this actor may see it and it is still open; NotFound hides other people's tasks."""
     if row is None or not may_see_task(actor, row.lane, row.site_id, row.assignee if row.status == "open" else None,
                                        _offered(session, row, actor)):
         raise NotFound("tâche introuvable")
@@ -89,71 +102,70 @@ def _visible_open_task(session: Session, actor: Actor, task_id: str, for_update:
     return row
 
 
-def _offered(session: Session, row: Task, actor: Actor) -> bool | None:
-    if not row.restricted:
-        return None
-    return session.get(TaskCandidate, (row.id, actor.user_id)) is not None
+def _locked_open_task(session: Session, actor: Actor, task_id: str) -> tuple[Any, InstanceRow]:
+    found = lock_task_and_case(session, task_id)
+    row = _check_open(session, actor, found[0] if found else None)
+    assert found is not None
+    return row, found[1]
 
 
 def claim_task(ctx: EngineContext, actor: Actor, task_id: str) -> TaskView:
     with ctx.write() as session:
-        row = _visible_open_task(session, actor, task_id, for_update=True)
+        row, instance = _locked_open_task(session, actor, task_id)
         if row.assignee == actor.user_id:
             return _view(row)
         if row.assignee is not None:
             raise Conflict(f"Cette tâche a déjà été prise par {row.assignee}.")
-        row.assignee = actor.user_id
-        audit.append(session, [audit.AuditEntry(actor.user_id, "task.claimed", row.instance_id,
-                                                {"task_id": task_id, "task": row.spec_name})], ctx.clock.now())
+        session.connection().execute(_TASK.update().where(_TASK.c.id == task_id).values(assignee=actor.user_id))
+        append_case_events(session, instance, [audit.AuditEntry(actor.user_id, "task.claimed", instance.id,
+                                                                {"task_id": task_id, "task": row.spec_name})],
+                           ctx.clock.now())
         session.commit()
-        return _view(row)
+        return _view(row, assignee=actor.user_id)
 
 
 def unclaim_task(ctx: EngineContext, actor: Actor, task_id: str) -> TaskView:
     with ctx.write() as session:
-        row = _visible_open_task(session, actor, task_id, for_update=True)
+        row, instance = _locked_open_task(session, actor, task_id)
         if row.assignee != actor.user_id:
             raise Forbidden("Seule la personne qui a pris la tâche peut la libérer.")
-        row.assignee = None
-        audit.append(session, [audit.AuditEntry(actor.user_id, "task.unclaimed", row.instance_id,
-                                                {"task_id": task_id, "task": row.spec_name})], ctx.clock.now())
+        session.connection().execute(_TASK.update().where(_TASK.c.id == task_id).values(assignee=None))
+        append_case_events(session, instance, [audit.AuditEntry(actor.user_id, "task.unclaimed", instance.id,
+                                                                {"task_id": task_id, "task": row.spec_name})],
+                           ctx.clock.now())
         session.commit()
-        return _view(row)
+        return _view(row, assignee=None)
 
 
 def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str, Any]) -> int:
     """Validate the form, run the task and every engine step after it, save everything atomically.
 
-    Returns the instance id. Raises NotFound, Forbidden, Conflict (lost race) or FormValidationError.
+    Returns the instance id. Raises NotFound, Conflict (lost race, claimed by someone else) or
+    FormValidationError; nothing is written unless everything succeeds.
     """
     _check_field_names(data)
     with ctx.write() as session:
-        row = _visible_open_task(session, actor, task_id)
+        row, instance = _locked_open_task(session, actor, task_id)
         if not may_complete_task(actor, row.lane, row.site_id, row.assignee, _offered(session, row, actor)):
             raise Conflict(f"Cette tâche a été prise par {row.assignee}.")
         if row.form_key:
             ctx.forms.validate(row.form_key, data)
-        instance = lock_instance(session, row.instance_id)
-        row = _visible_open_task(session, actor, task_id, for_update=True)  # re-read under the lock
         cached = load_workflow(ctx, session, instance)
-        try:
-            with using_clock(ctx.clock):
-                cached.live.complete_user_task(task_id, data, actor.user_id)
-            new_entry = save_workflow(ctx, session, instance, cached.live, cached.snapshot, actor, [
-                audit.AuditEntry(actor.user_id, "task.completed", instance.id,
-                                 {"task_id": task_id, "task": row.spec_name, "fields": sorted(data)}),
-            ], completed_task_id=task_id)
-            session.commit()
-        except StaleDataError as err:
-            raise Conflict("Le dossier a été modifié en même temps ; rechargez la page.") from err
-        ctx.live_cache.put(instance.id, new_entry)
-        return instance.id
+        with using_clock(ctx.clock):
+            cached.live.complete_user_task(task_id, data, actor.user_id)
+        entry = save_workflow(ctx, session, instance, cached.live, cached.snapshot, actor, [
+            audit.AuditEntry(actor.user_id, "task.completed", instance.id,
+                             {"task_id": task_id, "task": row.spec_name, "fields": sorted(data)}),
+        ], completed_task_id=task_id)
+        session.commit()
+    ctx.live_cache.put(instance.id, entry)
+    return instance.id
 
 
 def _check_field_names(data: Any) -> None:
     if not isinstance(data, dict):
         raise Forbidden("task data must be an object")
-    bad = [k for k in data if not isinstance(k, str) or not _FIELD_NAME.match(k)]
+    bad = [k for k in data if not isinstance(k, str) or not _FIELD_NAME.fullmatch(k)]
     if bad:
         from forms import FormValidationError
 

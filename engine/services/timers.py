@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from engine.domain.actors import Actor
 from engine.runtime import WorkflowFailed, using_clock
 from engine.services.context import EngineContext
-from engine.services.persistence import load_workflow, lock_instance, save_workflow
+from engine.services.persistence import append_case_events, load_workflow, lock_instance, save_workflow
 from engine.store import audit
 from engine.store.db import is_postgres
 from engine.store.models import Timer
@@ -79,11 +79,10 @@ def _fire_instance(ctx: EngineContext, instance_id: int, now: datetime) -> int:
 def _mark_failed(ctx: EngineContext, instance_id: int, message: str) -> None:
     with ctx.write() as session:
         instance = lock_instance(session, instance_id)
-        instance.status = "failed"
-        instance.error = message[:2000]
         session.execute(delete(Timer).where(Timer.instance_id == instance_id))
-        audit.append(session, [audit.AuditEntry("system", "instance.failed", instance_id, {"error": message[:500]})],
-                     ctx.clock.now())
+        append_case_events(session, instance,
+                           [audit.AuditEntry("system", "instance.failed", instance_id, {"error": message[:500]})],
+                           ctx.clock.now(), status="failed", error=message[:2000])
         session.commit()
 
 

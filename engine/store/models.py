@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -54,6 +55,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, for the hot paths written with SQLAlchemy Core."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 class ProcessDefinition(Base):
     """An immutable version of a diagram bundle."""
 
@@ -82,14 +90,14 @@ class ProcessInstance(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)  # running, completed, failed, cancelled
     site_id: Mapped[str | None] = mapped_column(String(64), index=True)
     state: Mapped[str] = mapped_column(Text)
-    version: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)  # bumped by every save; a stale save is a Conflict
     error: Mapped[str | None] = mapped_column(Text)
+    audit_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # head of this case's audit chain
+    audit_hash: Mapped[str] = mapped_column(String(64))
     started_by: Mapped[str] = mapped_column(String(128))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-    __mapper_args__ = {"version_id_col": version}
 
 
 class Task(Base):
@@ -167,12 +175,19 @@ class InboundMessage(Base):
 
 
 class AuditEvent(Base):
-    """Append-only; each row's hash covers its content and the previous row's hash."""
+    """Append-only; each row's hash covers its content and the previous row's hash in its chain.
+
+    Chain 0 is global (deployments, case creations, messages nobody waited for...); every case has its
+    own chain numbered by its id, whose head is kept on the case row. Cases therefore never wait for one
+    another to write their audit trail, and the global chain still anchors every case's existence.
+    """
 
     __tablename__ = "audit_event"
+    __table_args__ = (UniqueConstraint("chain", "seq", name="uq_audit_event_chain_seq"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    chain: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(64))
@@ -183,7 +198,7 @@ class AuditEvent(Base):
 
 
 class AuditHead(Base):
-    """One row: the chain's last sequence number and hash, locked to serialize appends."""
+    """One row: the global chain's last sequence number and hash, locked to serialize its appends."""
 
     __tablename__ = "audit_head"
 
