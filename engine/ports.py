@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+from engine.domain.routing import Convention, Radiologist, Site, Territory
 
 
 class Clock(Protocol):
@@ -32,3 +35,43 @@ class FakeClock:
 
     def set(self, moment: datetime) -> None:
         self._now = moment
+
+
+class Directory(Protocol):
+    """Sites, territories, conventions and radiologists, as routing and patient information need them."""
+
+    def site(self, site_id: str) -> Site | None: ...
+
+    def territories(self) -> Mapping[str, Territory]: ...
+
+    def conventions(self, site_id: str) -> list[Convention]: ...
+
+    def radiologists(self) -> list[Radiologist]: ...
+
+    def radiologist(self, user_id: str) -> Radiologist | None: ...
+
+
+class InMemoryDirectory:
+    """A directory held in memory: the fake twin for tests, and the directory of the demo data."""
+
+    def __init__(self, sites: Iterable[Site] = (), territories: Iterable[Territory] = (),
+                 conventions: Iterable[Convention] = (), radiologists: Iterable[Radiologist] = ()):
+        self._sites = {s.id: s for s in sites}
+        self._territories = {t.id: t for t in territories}
+        self._conventions = list(conventions)
+        self._radiologists = {r.user_id: r for r in radiologists}
+
+    def site(self, site_id: str) -> Site | None:
+        return self._sites.get(site_id)
+
+    def territories(self) -> Mapping[str, Territory]:
+        return self._territories
+
+    def conventions(self, site_id: str) -> list[Convention]:
+        return [c for c in self._conventions if c.site_id == site_id]
+
+    def radiologists(self) -> list[Radiologist]:
+        return list(self._radiologists.values())
+
+    def radiologist(self, user_id: str) -> Radiologist | None:
+        return self._radiologists.get(user_id)

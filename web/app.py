@@ -18,6 +18,7 @@ def create_app(settings: Settings | None = None, ctx: EngineContext | None = Non
     settings = settings or Settings.from_env()
     settings.prepare()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     app = Flask(__name__, instance_path=str(settings.instance_path))
     app.config.update(SECRET_KEY=settings.secret_key, SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", MAX_CONTENT_LENGTH=64 * 1024 * 1024)

@@ -68,6 +68,7 @@ def worker() -> None:
     settings = _settings()
     _require_migrated(settings)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = TimerScheduler(build_context(settings.database_url), settings.scheduler_interval)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -68,14 +68,15 @@ def layout(xml_text: str, filename: str = "diagram.bpmn") -> str:
     processes = {p.get("id"): p for p in root.findall(_bpmn("process"))}
     for collaboration in root.findall(_bpmn("collaboration")):
         participants = [p for p in collaboration.findall(_bpmn("participant")) if p.get("id")]
-        if not participants:
+        if not participants or not collaboration.get("id"):
             continue
         pools = [_pool(p.get("id"), processes.get(p.get("processRef"))) for p in participants]
         messages = [_flow(f) for f in collaboration.findall(_bpmn("messageFlow")) if f.get("id")]
         shapes, edges = arrange(pools, messages)
         _write_diagram(root, collaboration.get("id"), shapes, edges, used)
     etree.indent(root, space="  ")
-    return _XML_DECLARATION + etree.tostring(root.getroottree(), encoding="unicode") + "\n"
+    top = [*reversed(list(root.itersiblings(preceding=True))), root, *root.itersiblings()]  # comments, PIs
+    return _XML_DECLARATION + "".join(etree.tostring(n, encoding="unicode", with_tail=False) + "\n" for n in top)
 
 
 def _refuse_expanded_subprocesses(root: etree._Element) -> None:
@@ -90,10 +91,15 @@ def _refuse_expanded_subprocesses(root: etree._Element) -> None:
 def _with_di_namespaces(root: etree._Element) -> etree._Element:
     """Declare bpmndi/dc/di on the definitions element, as bpmn-js does (lxml cannot add to an nsmap)."""
     known = dict(root.nsmap)
-    missing = {p: u for p, u in _DI_PREFIXES.items() if u not in known.values() and p not in known}
+    missing = [(p, u) for p, u in _DI_PREFIXES.items() if u not in known.values()]
     if not missing:
         return root
-    fresh = etree.Element(root.tag, attrib=dict(root.attrib), nsmap={**known, **missing})
+    for prefix, uri in missing:  # a prefix taken by another namespace (dc: Dublin Core...) gets a number
+        name, n = prefix, 1
+        while name in known:
+            name, n = f"{prefix}{n}", n + 1
+        known[name] = uri
+    fresh = etree.Element(root.tag, attrib=dict(root.attrib), nsmap=known)
     fresh.text = root.text
     fresh.extend(list(root))
     for sibling in reversed(list(root.itersiblings(preceding=True))):
@@ -284,8 +290,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{path}: unchanged (DI already as generated)")
                 continue
             _replace_atomically(path, result)
+            drawn = read_xml(result, str(path))
+            shapes, edges = (sum(1 for _ in drawn.iter(_bpmndi(k))) for k in ("BPMNShape", "BPMNEdge"))
             left = di_problems(result, str(path))
-            print(f"{path}: DI regenerated" + (f", {len(left)} problem(s) left: {left[0]}" if left else ""))
+            print(f"{path}: DI regenerated ({shapes} shapes, {edges} edges)"
+                  + (f", {len(left)} problem(s) left: {left[0]}" if left else ""))
         except (OSError, UnicodeDecodeError, TeleradError, NotImplementedError) as err:
             print(f"{path}: {err}", file=sys.stderr)
             failed = True

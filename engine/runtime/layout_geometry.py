@@ -238,11 +238,17 @@ def _ranks(nodes: list[Node], succ: dict[str, list[tuple[str, int]]], back: set[
 
 def _rows(free: list[Node], flows: list[Flow], lane_of: dict[str, str], hosts: dict[str, str],
           rank: dict[str, int], back: set[tuple[str, str]]) -> dict[str, int]:
-    """Row within lane and column: a node wants its same-lane predecessor's row (one lower after a boundary)."""
+    """Row within lane and column: a node wants its same-lane predecessor's row (one lower after a boundary).
+
+    Among equals, the first written flow keeps the straight line; nodes that loop back go below.
+    """
     preds: dict[str, list[str]] = {n.id: [] for n in free}
-    for flow in flows:
+    entry: dict[str, int] = {}
+    for index, flow in enumerate(flows):
         if flow.target in preds and (flow.source, flow.target) not in back:
             preds[flow.target].append(flow.source)
+            entry.setdefault(flow.target, index)
+    loops = {source for source, _ in back}
     row: dict[str, int] = {}
     for _, column in groupby(sorted(free, key=lambda n: rank[n.id]), key=lambda n: rank[n.id]):
         wanted = {}
@@ -251,7 +257,7 @@ def _rows(free: list[Node], flows: list[Flow], lane_of: dict[str, str], hosts: d
                      if lane_of[p] == lane_of[n.id] and hosts.get(p, p) in row]
             wanted[n.id] = min(wants, default=0)
         last: dict[str, int] = {}
-        for nid in sorted(wanted, key=lambda i: wanted[i]):  # stable: document order among equals
+        for nid in sorted(wanted, key=lambda i: (wanted[i], i in loops, entry.get(i, len(flows)))):
             row[nid] = last[lane_of[nid]] = max(wanted[nid], last.get(lane_of[nid], -1) + 1)
     return row
 

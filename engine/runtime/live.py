@@ -84,6 +84,11 @@ class LiveWorkflow:
     def data(self) -> dict[str, Any]:
         return self.workflow.data
 
+    def case_data(self) -> dict[str, Any]:
+        """What the case knows so far: the data of the most recently run task."""
+        last = self.workflow.last_task
+        return dict(last.data) if last is not None else {}
+
     def _advance(self) -> None:
         try:
             self.workflow.do_engine_steps()

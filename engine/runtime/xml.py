@@ -21,7 +21,7 @@ SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 def _parser() -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-        huge_tree=False, remove_comments=False,
+        huge_tree=False, remove_comments=True, remove_pis=True,
     )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.domain.escalation import DEFAULT_ESCALATION
-from engine.ports import Clock, SystemClock
+from engine.ports import Clock, Directory, InMemoryDirectory, SystemClock
 from engine.runtime import Bundle, LiveWorkflow, OperationRegistry, Runtime, Snapshot
 from engine.store.db import make_engine, session_factories
 from forms import FormRegistry, default_registry
@@ -87,21 +87,23 @@ class EngineContext:
 
 
 def build_context(database_url: str, *, clock: Clock | None = None, operations: OperationRegistry | None = None,
-                  forms: FormRegistry | None = None,
+                  forms: FormRegistry | None = None, directory: Directory | None = None,
                   escalation: Mapping[str, str] | None = None, **engine_options: Any) -> EngineContext:
     engine = make_engine(database_url, **engine_options)
     writer, reader = session_factories(engine)
+    clock = clock or SystemClock()
     provided = {"escalation": MappingProxyType(dict(escalation or DEFAULT_ESCALATION))}
     return EngineContext(
         engine=engine, writer=writer, reader=reader,
-        runtime=Runtime(operations or default_operations(), provided),
-        forms=forms or default_registry(), clock=clock or SystemClock(),
+        runtime=Runtime(operations or default_operations(directory or InMemoryDirectory(), clock), provided),
+        forms=forms or default_registry(), clock=clock,
     )
 
 
-def default_operations() -> OperationRegistry:
+def default_operations(directory: Directory, clock: Clock) -> OperationRegistry:
+    """The service operations the shipped diagrams call (see engine.services.operations)."""
     from engine.services.operations import register_all
 
     registry = OperationRegistry()
-    register_all(registry)
+    register_all(registry, directory, clock)
     return registry

@@ -53,3 +53,15 @@ def _latest_definition_id(session: Session, process_id: str) -> int:
     if definition_id is None:
         raise NotFound(f"no deployed process named {process_id!r}")
     return definition_id
+
+
+def case_data(ctx: EngineContext, instance_id: int) -> dict[str, Any]:
+    """The data a case has gathered (no permission check: callers check who may see the case)."""
+    from engine.services.persistence import load_workflow, lock_instance
+
+    with ctx.read() as session:
+        instance = lock_instance(session, instance_id)
+        cached = load_workflow(ctx, session, instance)
+        data = cached.live.case_data()
+    ctx.live_cache.put(instance_id, cached)
+    return data

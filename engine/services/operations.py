@@ -1,14 +1,89 @@
-"""Python operations callable from service tasks, by name. Diagrams can call these and nothing else."""
+"""Python operations callable from service tasks, by name. Diagrams can call these and nothing else.
+
+Each operation takes the evaluated parameters of the service task and returns JSON-compatible data,
+stored in the task's result variable.
+"""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from engine.domain import radioprotection, routing
+from engine.domain.credentials import extraterritorial_notice
+from engine.domain.teleexpertise import report_recipients
 from engine.domain.urgency import rank
+from engine.ports import Clock, Directory
 from engine.runtime import OperationRegistry
 
 
-def urgency_rank(urgency: str) -> dict[str, int]:
-    return {"rank": rank(urgency)}
+def register_all(registry: OperationRegistry, directory: Directory, clock: Clock) -> None:
+    def today() -> date:
+        return clock.now().date()
 
+    def new_accession_number(site_id: str | None = None) -> str:
+        return f"TR{clock.now():%y%m%d}{secrets.token_hex(4).upper()}"
 
-def register_all(registry: OperationRegistry) -> None:
-    registry.register("telerad.urgency_rank", urgency_rank)
+    def patient_facts(birth_date: str, sex: str | None, modality: str) -> dict[str, Any]:
+        flags = radioprotection.radioprotection_flags(modality, sex, date.fromisoformat(birth_date), today())
+        return {"age": radioprotection.age_on(date.fromisoformat(birth_date), today()), "ionizing": flags.ionizing,
+                "minor": flags.minor, "childbearing_age": flags.childbearing_age,
+                "substitution_candidates": list(flags.substitution_candidates)}
+
+    def routing_start() -> dict[str, Any]:
+        return {"tier": routing.LOCAL}
+
+    def routing_next(tier: int) -> dict[str, Any]:
+        return {"tier": int(tier) + 1}
+
+    def candidate_pool(site_id: str | None, tier: int) -> dict[str, Any]:
+        tier = int(tier)
+        site = directory.site(site_id or "")
+        conventions = directory.conventions(site_id or "")
+        last = routing.last_tier(site_id or "", conventions) if site else routing.LOCAL
+        candidates = [] if site is None or tier > last else routing.candidate_pool(
+            site, tier, directory.radiologists(), conventions, directory.territories(), today())
+        return {"tier": tier, "candidates": candidates, "exhausted": site is None or tier >= last,
+                "setting": f"accept_tier{min(tier, routing.MAX_TIER)}"}
+
+    def routing_decline(offer: dict[str, Any], radiologist_id: str) -> dict[str, Any]:
+        return {**offer, "candidates": [c for c in offer.get("candidates", []) if c != radiologist_id]}
+
+    def radiologist_profile(radiologist_id: str) -> dict[str, Any]:
+        person = directory.radiologist(radiologist_id)
+        if person is None:
+            return {"id": radiologist_id, "name": radiologist_id, "known": False}
+        creds = person.credentials
+        return {"id": person.user_id, "name": person.name, "known": True, "rpps": creds.rpps,
+                "authorization_expires": creds.authorization_expires.isoformat()
+                if creds.authorization_expires else None,
+                "extraterritorial": creds.extraterritorial, "not_reimbursed": creds.extraterritorial,
+                "notice": extraterritorial_notice(creds)}
+
+    def release_report(radiologist_id: str, conclusion: str = "") -> dict[str, Any]:
+        return {"released_at": clock.now().isoformat(), "released_by": radiologist_id}
+
+    def teleexpertise_recipients(send_to_requester: bool, patient_requested: bool,
+                                 local_radiologist_agrees: bool) -> dict[str, Any]:
+        return {"recipients": report_recipients(bool(send_to_requester), bool(patient_requested),
+                                                bool(local_radiologist_agrees))}
+
+    def urgency_rank(urgency: str) -> dict[str, int]:
+        return {"rank": rank(urgency)}
+
+    operations: dict[str, Callable[..., Any]] = {
+        "telerad.new_accession_number": new_accession_number,
+        "telerad.patient_facts": patient_facts,
+        "telerad.routing_start": routing_start,
+        "telerad.routing_next": routing_next,
+        "telerad.candidate_pool": candidate_pool,
+        "telerad.routing_decline": routing_decline,
+        "telerad.radiologist_profile": radiologist_profile,
+        "telerad.release_report": release_report,
+        "telerad.teleexpertise_recipients": teleexpertise_recipients,
+        "telerad.urgency_rank": urgency_rank,
+    }
+    for name, operation in operations.items():
+        registry.register(name, operation)
