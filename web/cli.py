@@ -154,3 +154,27 @@ def _require_migrated(settings: Settings) -> None:
         raise click.ClickException(f"cannot reach the database: {err}") from err
     if revision is None:
         raise click.ClickException("the database has no schema yet: run `telerad db upgrade` first")
+
+
+@main.command(help="Print the charter conformance matrix: where each rule is enforced and which tests prove it.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"rules": [{"id", "enforced_by", "tests", "scope"}]}.')
+def conformance(as_json: bool) -> None:
+    from engine.services.conformance import conformance_matrix
+    from web.config import PROJECT_ROOT
+
+    rules = conformance_matrix(PROJECT_ROOT)
+    if as_json:
+        click.echo(json.dumps({"rules": [r.as_dict() for r in rules]}, ensure_ascii=False, indent=2))
+        return
+    for rule in rules:
+        state = "hors périmètre" if rule.scope == "outside" else ("OK" if rule.covered else "À COUVRIR")
+        click.echo(f"{rule.id:<10} {state:<15} {len(rule.enforced_by):>3} appliquée(s)  {len(rule.tests):>3} test(s)"
+                   f"  {rule.title[:60]}")
+        for where in rule.enforced_by:
+            click.echo(f"{'':<12}appliquée : {where}")
+        for test in rule.tests:
+            click.echo(f"{'':<12}prouvée   : {test}")
+        if rule.scope == "outside":
+            click.echo(f"{'':<12}motif     : {rule.reason}")
+    missing = [r.id for r in rules if not r.covered]
+    click.echo(f"\n{len(rules)} règles, {len(missing)} à couvrir" + (f" : {', '.join(missing)}" if missing else ""))

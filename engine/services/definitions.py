@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from engine.domain.actors import Actor
+from engine.domain.charter import enforces
 from engine.runtime import Bundle, bundles_from_library
 from engine.runtime.definitions import read_library
 from engine.services.context import EngineContext
@@ -23,6 +24,7 @@ class Deployed:
     created: bool
 
 
+@enforces("CH-9.1")
 def deploy_definition(ctx: EngineContext, actor: Actor, bundle: Bundle) -> Deployed:
     """Validate and store a bundle; the same content deployed twice gives back the existing version."""
     parsed = ctx.runtime.definition(bundle)  # raises DefinitionRefused with findings

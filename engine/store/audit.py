@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from engine.domain.charter import enforces
 from engine.store.db import GENESIS_HASH
 from engine.store.models import AuditEvent, AuditHead, ProcessInstance, table_of
 
@@ -51,6 +52,7 @@ def chain_hash(prev_hash: str, content: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
 
 
+@enforces("CH-5.3", "CH-8.1")
 def build_rows(chain: int, head: ChainHead, entries: Iterable[AuditEntry],
                at: datetime) -> tuple[list[dict[str, Any]], ChainHead]:
     """The rows to insert after ``head``, and the new head."""
@@ -94,6 +96,7 @@ class ChainProblem:
     message: str
 
 
+@enforces("CH-5.3")
 def verify(session: Session, batch: int = 5000) -> tuple[int, list[ChainProblem]]:
     """Recompute every chain; return (events checked, problems found)."""
     problems: list[ChainProblem] = []

@@ -13,6 +13,8 @@ from engine.services.tasks import complete_task
 from tests.integration.test_engine_services import REQUESTER, SUBMIT, only_task
 from web.cli import main
 
+pytestmark = [pytest.mark.charter("CH-5.3")]
+
 
 def run_verify(database_url, tmp_path):
     env = {"TELERAD_DATABASE_URL": database_url, "TELERAD_INSTANCE_PATH": str(tmp_path / "instance")}

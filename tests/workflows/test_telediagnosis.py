@@ -242,6 +242,7 @@ def test_CH3_1_radiologist_with_expired_insurance_is_not_offered(new_case):
 
 
 @pytest.mark.charter("CH-3.3")
+@pytest.mark.charter("CH-5.5")
 def test_CH3_3_case_moves_to_the_next_tier_only_when_nobody_accepts_in_time(new_case, charter_ctx, clock):
     case = new_case()
     assert case.data["offer"] == {"tier": 1, "candidates": ["rad.local"], "exhausted": False,

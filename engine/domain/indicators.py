@@ -1,0 +1,48 @@
+"""Quality and organisation indicators (CH-6.3, CH-3.5) and periodic site visits (CH-5.6)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+from engine.domain.charter import enforces
+
+DEFAULT_SITE_VISIT_INTERVAL = timedelta(days=365)
+
+
+@enforces("CH-6.3")
+def turnaround_minutes(requested_at: datetime, released_at: datetime) -> float:
+    """Minutes from request to released report; the basic turnaround indicator."""
+    if released_at < requested_at:
+        raise ValueError("a report cannot be released before it was requested")
+    return (released_at - requested_at).total_seconds() / 60
+
+
+@enforces("CH-6.3", "CH-4.1.12")
+def share_within_delay(turnarounds_minutes: Sequence[float], delay_minutes: float) -> float | None:
+    """Share of reports released within the delay of their urgency level (None when there is none)."""
+    if not turnarounds_minutes:
+        return None
+    return sum(1 for t in turnarounds_minutes if t <= delay_minutes) / len(turnarounds_minutes)
+
+
+@enforces("CH-3.5")
+def teleradiology_share(teleradiology_acts: int, all_acts: int) -> float | None:
+    """Share of a radiologist's acts done by teleradiology, shown to administrators (teleradiology must
+    stay a complement to local practice)."""
+    if teleradiology_acts < 0 or all_acts < 0 or teleradiology_acts > all_acts:
+        raise ValueError("acts must be counts, teleradiology acts being part of all acts")
+    return None if all_acts == 0 else teleradiology_acts / all_acts
+
+
+@enforces("CH-5.6")
+def next_site_visit(last_visit: date | None, today: date,
+                    interval: timedelta = DEFAULT_SITE_VISIT_INTERVAL) -> date:
+    """When the radiologist must next visit the requesting site (at once if never visited)."""
+    return today if last_visit is None else last_visit + interval
+
+
+@enforces("CH-5.6")
+def site_visit_overdue(last_visit: date | None, today: date,
+                       interval: timedelta = DEFAULT_SITE_VISIT_INTERVAL) -> bool:
+    return next_site_visit(last_visit, today, interval) < today or last_visit is None
