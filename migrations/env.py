@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+import engine.store.directory_models  # noqa: F401  (registers the tables)
 from engine.store.models import Base
 
 config = context.config

@@ -25,6 +25,7 @@ class Settings:
     scheduler_interval: float
     workflows_dir: Path
     log_level: str
+    idle_minutes: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -42,6 +43,7 @@ class Settings:
             scheduler_interval=interval,
             workflows_dir=Path(env.get("TELERAD_WORKFLOWS_DIR", str(PROJECT_ROOT / "workflows" / "bpmn"))),
             log_level=env.get("TELERAD_LOG_LEVEL", "INFO").upper(),
+            idle_minutes=_integer(env, "TELERAD_IDLE_MINUTES", 30, 1, 24 * 60),
         )
 
     def prepare(self) -> None:

@@ -1,0 +1,140 @@
+"""People, places and agreements: users with roles and sites, territories, sites, conventions, API tokens,
+plus what clinicians add to a case (messages, attachments)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.store.models import Base, BigId, UTCDateTime
+
+ROLES = ("requester", "technologist", "radiologist", "local_radiologist", "tele_expert", "site_lead",
+         "process_designer", "administrator", "auditor")
+
+
+class TerritoryRow(Base):
+    __tablename__ = "territory"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    department: Mapped[str] = mapped_column(String(8))
+    region: Mapped[str] = mapped_column(String(64))
+
+
+class TerritoryNeighbour(Base):
+    __tablename__ = "territory_neighbour"
+
+    territory_id: Mapped[str] = mapped_column(ForeignKey("territory.id"), primary_key=True)
+    neighbour_id: Mapped[str] = mapped_column(ForeignKey("territory.id"), primary_key=True)
+
+
+class SiteRow(Base):
+    __tablename__ = "site"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    territory_id: Mapped[str] = mapped_column(ForeignKey("territory.id"))
+
+
+class User(Base):
+    __tablename__ = "app_user"
+
+    username: Mapped[str] = mapped_column(String(128), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    totp_secret: Mapped[str] = mapped_column(String(64))
+    totp_enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int] = mapped_column(BigId, default=0)  # refuses replay of a used code
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    language: Mapped[str] = mapped_column(String(8), default="fr")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Radiologists (CH-3.1, CH-3.2)
+    rpps: Mapped[str | None] = mapped_column(String(11))
+    authorization_expires: Mapped[date | None] = mapped_column(Date)
+    insurance_expires: Mapped[date | None] = mapped_column(Date)
+    extraterritorial: Mapped[bool] = mapped_column(Boolean, default=False)
+    foreign_authorization_on_file: Mapped[bool] = mapped_column(Boolean, default=False)
+    foreign_insurance_on_file: Mapped[bool] = mapped_column(Boolean, default=False)
+    territory_id: Mapped[str | None] = mapped_column(ForeignKey("territory.id"))
+    external_company: Mapped[str | None] = mapped_column(String(200))
+
+
+class UserRole(Base):
+    __tablename__ = "user_role"
+
+    username: Mapped[str] = mapped_column(ForeignKey("app_user.username"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class UserSite(Base):
+    __tablename__ = "user_site"
+
+    username: Mapped[str] = mapped_column(ForeignKey("app_user.username"), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("site.id"), primary_key=True)
+
+
+class ConventionRow(Base):
+    """Medico-organisational convention of a site (CH-6.1), active once validated and approved (CH-3.4)."""
+
+    __tablename__ = "convention"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("site.id"), index=True)
+    cme_validated: Mapped[bool] = mapped_column(Boolean, default=False)
+    approved_by_g4: Mapped[bool] = mapped_column(Boolean, default=False)
+    approved_by_council: Mapped[bool] = mapped_column(Boolean, default=False)
+    external_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    tiers: Mapped[str] = mapped_column(String(16), default="1,2,3")
+
+
+class ConventionRadiologist(Base):
+    __tablename__ = "convention_radiologist"
+
+    convention_id: Mapped[int] = mapped_column(ForeignKey("convention.id"), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("app_user.username"), primary_key=True)
+
+
+class ApiToken(Base):
+    """A personal bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("app_user.username"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CaseMessage(Base):
+    """The dialogue of a case (CH-4.1.5), kept in the record."""
+
+    __tablename__ = "case_message"
+    __table_args__ = (Index("ix_case_message_case", "instance_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"))
+    author: Mapped[str] = mapped_column(String(128))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Attachment(Base):
+    """A file stored with a case (prior reports, CH-4.1.8), content-addressed on disk."""
+
+    __tablename__ = "attachment"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigId)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by: Mapped[str] = mapped_column(String(128))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,88 @@
+"""Sessions (flask-login), the second factor, idle timeout and role checks. Every view goes through these."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, abort, current_app, flash, redirect, request, session, url_for
+from flask_login import LoginManager, UserMixin, current_user, logout_user
+
+from engine.domain.actors import Actor
+from engine.services.accounts import Profile, load_profile
+from web.extensions import telerad
+
+F = TypeVar("F", bound=Callable[..., Any])
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Veuillez vous identifier pour accéder à cette page."
+login_manager.login_message_category = "info"
+login_manager.session_protection = "strong"
+
+
+class SessionUser(UserMixin):
+    def __init__(self, profile: Profile):
+        self.profile = profile
+
+    def get_id(self) -> str:
+        return self.profile.username
+
+    @property
+    def is_active(self) -> bool:
+        return self.profile.active
+
+    @property
+    def actor(self) -> Actor:
+        return self.profile.actor
+
+    def has_role(self, *roles: str) -> bool:
+        return bool(self.profile.roles.intersection(roles))
+
+
+@login_manager.user_loader
+def _load_user(username: str) -> SessionUser | None:
+    profile = load_profile(telerad(current_app).ctx, username)
+    return SessionUser(profile) if profile and profile.active and profile.totp_enrolled else None
+
+
+def current_actor() -> Actor:
+    return current_user.actor  # type: ignore[no-any-return]
+
+
+def roles_required(*roles: str) -> Callable[[F], F]:
+    """Refuse (403) users holding none of these roles; the check is on the server, whatever the menu shows."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+            if not current_user.has_role(*roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def init_security(app: Flask, idle_minutes: int) -> None:
+    login_manager.init_app(app)
+
+    @app.before_request
+    def _expire_idle_sessions() -> Any:
+        if request.endpoint in ("static", "health.healthz") or request.path.startswith("/api/"):
+            return None
+        if not current_user.is_authenticated:
+            return None
+        now = datetime.now(UTC).timestamp()
+        seen = session.get("seen_at")
+        if seen is not None and now - float(seen) > idle_minutes * 60:
+            logout_user()
+            session.clear()
+            flash("Votre session a expiré après une période d'inactivité. Identifiez-vous à nouveau.", "warning")
+            return redirect(url_for("auth.login", next=request.full_path))
+        session["seen_at"] = now
+        return None
