@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
@@ -85,9 +87,13 @@ class LiveWorkflow:
         return self.workflow.data
 
     def case_data(self) -> dict[str, Any]:
-        """What the case knows so far: the data of the most recently run task."""
+        """What the case knows so far: the data of the most recently run task (a copy)."""
+        return dict(self.latest_data())
+
+    def latest_data(self) -> Mapping[str, Any]:
+        """The same, read-only and without copying (for summaries computed on every save)."""
         last = self.workflow.last_task
-        return dict(last.data) if last is not None else {}
+        return MappingProxyType(last.data) if last is not None else MappingProxyType({})
 
     def _advance(self) -> None:
         try:
@@ -136,6 +142,19 @@ class LiveWorkflow:
         except SpiffWorkflowException as err:
             raise WorkflowFailed(_describe(err)) from err
         self._advance()
+
+    def element_states(self) -> tuple[list[str], list[str]]:
+        """Diagram element ids already passed, and those where the case stands now (for highlighting)."""
+        done, current = set(), set()
+        for task in self.workflow.get_tasks():
+            element = getattr(task.task_spec, "bpmn_id", None)
+            if not element:
+                continue
+            if task.state == TaskState.COMPLETED:
+                done.add(element)
+            elif task.state in (TaskState.READY, TaskState.WAITING, TaskState.STARTED):
+                current.add(element)
+        return sorted(done - current), sorted(current)
 
     def snapshot(self) -> Snapshot:
         user_tasks = []

@@ -13,9 +13,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.domain.escalation import DEFAULT_ESCALATION
-from engine.ports import Clock, Directory, InMemoryDirectory, SystemClock
+from engine.ports import Clock, Directory, SystemClock
 from engine.runtime import Bundle, LiveWorkflow, OperationRegistry, Runtime, Snapshot
 from engine.store.db import make_engine, session_factories
+from engine.store.sql_directory import SqlDirectory
 from forms import FormRegistry, default_registry
 
 
@@ -95,7 +96,7 @@ def build_context(database_url: str, *, clock: Clock | None = None, operations: 
     provided = {"escalation": MappingProxyType(dict(escalation or DEFAULT_ESCALATION))}
     return EngineContext(
         engine=engine, writer=writer, reader=reader,
-        runtime=Runtime(operations or default_operations(directory or InMemoryDirectory(), clock), provided),
+        runtime=Runtime(operations or default_operations(directory or SqlDirectory(reader), clock), provided),
         forms=forms or default_registry(), clock=clock,
     )
 

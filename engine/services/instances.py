@@ -8,26 +8,29 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
-from engine.errors import NotFound
+from engine.errors import Forbidden, NotFound
 from engine.runtime import using_clock
 from engine.services.context import EngineContext
 from engine.services.persistence import InstanceRow, bundle_of, save_workflow
 from engine.store import audit
 from engine.store.db import GENESIS_HASH
-from engine.store.models import ProcessDefinition, ProcessInstance, table_of
+from engine.store.models import ProcessDefinition, ProcessInstance, Task, table_of
 
 
 def start_instance(ctx: EngineContext, actor: Actor, process_id: str, data: dict[str, Any] | None = None,
-                   site_id: str | None = None) -> int:
+                   site_id: str | None = None, first_task: dict[str, Any] | None = None) -> int:
     """Start the latest version of a process; return the new instance id.
 
-    The site id is also given to the diagram as ``site_id`` (routing and numbering use it).
+    The site id is also given to the diagram as ``site_id`` (routing and numbering use it). With
+    ``first_task``, the first user task (the request form) is validated and completed by the actor in the
+    same transaction: a refused form leaves no half-created case behind.
     """
     start_data = {**(data or {}), "site_id": site_id}
     with ctx.write() as session:
         definition_id = _latest_definition_id(session, process_id)
         with using_clock(ctx.clock):
             live = ctx.runtime.start(bundle_of(ctx, session, definition_id), start_data)
+            submitted = _complete_first_task(ctx, actor, live, first_task) if first_task is not None else None
         now = ctx.clock.now()
         instance_id = session.execute(insert(table_of(ProcessInstance)).values(
             definition_id=definition_id, process_id=process_id, status="running", site_id=site_id, state="",
@@ -37,12 +40,32 @@ def start_instance(ctx: EngineContext, actor: Actor, process_id: str, data: dict
         audit.append_global(session, [audit.AuditEntry(actor.user_id, "instance.started", instance_id, {
             "process_id": process_id, "definition_id": definition_id, "site_id": site_id})], now)
         row = InstanceRow(instance_id, definition_id, process_id, "running", site_id, 1, 0, GENESIS_HASH)
-        cached = save_workflow(ctx, session, row, live, None, actor, [
-            audit.AuditEntry(actor.user_id, "instance.started", instance_id, {"fields": sorted(data or {})}),
-        ])
+        events = [audit.AuditEntry(actor.user_id, "instance.started", instance_id, {"fields": sorted(data or {})})]
+        if submitted is not None:
+            session.execute(insert(table_of(Task)).values(
+                id=submitted.task_id, instance_id=instance_id, spec_name=submitted.spec_name,
+                title=submitted.title[:256], lane=submitted.lane, form_key=submitted.form_key, site_id=site_id,
+                status="completed", restricted=False, assignee=actor.user_id, urgency=9, created_at=now,
+                ended_at=now, ended_by=actor.user_id))
+            events.append(audit.AuditEntry(actor.user_id, "task.completed", instance_id, {
+                "task_id": submitted.task_id, "task": submitted.spec_name, "fields": sorted(first_task or {})}))
+        cached = save_workflow(ctx, session, row, live, None, actor, events)
         session.commit()
     ctx.live_cache.put(instance_id, cached)
     return instance_id
+
+
+def _complete_first_task(ctx: EngineContext, actor: Actor, live: Any, data: dict[str, Any]) -> Any:
+    tasks = live.snapshot().user_tasks
+    if not tasks:
+        raise NotFound("ce processus ne commence pas par un formulaire")
+    first = tasks[0]
+    if first.lane is not None and first.lane not in actor.roles:
+        raise Forbidden("Votre rôle ne permet pas de faire cette demande.")
+    if first.form_key:
+        ctx.forms.validate(first.form_key, data)
+    live.complete_user_task(first.task_id, data, actor.user_id)
+    return first
 
 
 def _latest_definition_id(session: Session, process_id: str) -> int:

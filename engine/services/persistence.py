@@ -8,13 +8,14 @@ only the index rows that changed.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
+from engine.domain.cases import case_summary
 from engine.domain.urgency import rank
 from engine.errors import Conflict, NotFound
 from engine.runtime import Bundle, LiveWorkflow, Snapshot
@@ -39,7 +40,10 @@ _STATE = select(_INSTANCE.c.state).where(_INSTANCE.c.id == bindparam("id"))
 _SAVE = (update(_INSTANCE).where(_INSTANCE.c.id == bindparam("b_id"), _INSTANCE.c.version == bindparam("b_version"))
          .values(state=bindparam("state"), status=bindparam("status"), updated_at=bindparam("updated_at"),
                  ended_at=bindparam("ended_at"), version=bindparam("new_version"),
-                 audit_seq=bindparam("audit_seq"), audit_hash=bindparam("audit_hash")))
+                 audit_seq=bindparam("audit_seq"), audit_hash=bindparam("audit_hash"),
+                 patient_name=bindparam("patient_name"), patient_birth_date=bindparam("patient_birth_date"),
+                 urgency=bindparam("urgency"), accession_number=bindparam("accession_number"),
+                 summary=bindparam("summary")))
 _END_TASK = (update(_TASK).where(_TASK.c.id == bindparam("b_id"))
              .values(status=bindparam("status"), ended_at=bindparam("ended_at"), ended_by=bindparam("ended_by")))
 
@@ -108,7 +112,7 @@ def save_workflow(ctx: EngineContext, session: Session, instance: InstanceRow, l
     result = session.connection().execute(_SAVE, {
         "b_id": instance.id, "b_version": instance.version, "state": ctx.runtime.dump(live), "status": status,
         "updated_at": now, "ended_at": ended_at, "new_version": instance.version + 1,
-        "audit_seq": head.seq, "audit_hash": head.hash,
+        "audit_seq": head.seq, "audit_hash": head.hash, **asdict(case_summary(live.latest_data())),
     })
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict("Le dossier a été modifié en même temps ; rechargez la page.")

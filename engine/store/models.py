@@ -92,6 +92,12 @@ class ProcessInstance(Base):
     state: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer)  # bumped by every save; a stale save is a Conflict
     error: Mapped[str | None] = mapped_column(Text)
+    # What lists and searches show, copied from the case data on every save
+    patient_name: Mapped[str | None] = mapped_column(String(300), index=True)
+    patient_birth_date: Mapped[str | None] = mapped_column(String(10))
+    urgency: Mapped[str | None] = mapped_column(String(16))
+    accession_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    summary: Mapped[str | None] = mapped_column(String(300))
     audit_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # head of this case's audit chain
     audit_hash: Mapped[str] = mapped_column(String(64))
     started_by: Mapped[str] = mapped_column(String(128))

@@ -1,4 +1,4 @@
-"""directory, users, messages, attachments
+"""directory, users, messages, attachments, case summary
 
 Revision ID: 0002
 Revises: 0001
@@ -134,9 +134,27 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['username'], ['app_user.username'], name=op.f('fk_convention_radiologist_username_app_user')),
     sa.PrimaryKeyConstraint('convention_id', 'username', name=op.f('pk_convention_radiologist'))
     )
+    with op.batch_alter_table('process_instance', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('patient_name', sa.String(length=300), nullable=True))
+        batch_op.add_column(sa.Column('patient_birth_date', sa.String(length=10), nullable=True))
+        batch_op.add_column(sa.Column('urgency', sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column('accession_number', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('summary', sa.String(length=300), nullable=True))
+        batch_op.create_index(batch_op.f('ix_process_instance_accession_number'), ['accession_number'], unique=False)
+        batch_op.create_index(batch_op.f('ix_process_instance_patient_name'), ['patient_name'], unique=False)
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('process_instance', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_process_instance_patient_name'))
+        batch_op.drop_index(batch_op.f('ix_process_instance_accession_number'))
+        batch_op.drop_column('summary')
+        batch_op.drop_column('accession_number')
+        batch_op.drop_column('urgency')
+        batch_op.drop_column('patient_birth_date')
+        batch_op.drop_column('patient_name')
+
     op.drop_table('convention_radiologist')
     op.drop_table('user_site')
     op.drop_table('user_role')

@@ -1,0 +1,70 @@
+"""The Directory port backed by the database (users, territories, sites, conventions)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.domain.credentials import RadiologistCredentials
+from engine.domain.routing import Convention, Radiologist, Site, Territory
+from engine.store.directory_models import (
+    ConventionRadiologist,
+    ConventionRow,
+    SiteRow,
+    TerritoryNeighbour,
+    TerritoryRow,
+    User,
+    UserRole,
+)
+
+
+class SqlDirectory:
+    def __init__(self, reader: sessionmaker[Session]):
+        self._reader = reader
+
+    def site(self, site_id: str) -> Site | None:
+        with self._reader() as session:
+            row = session.get(SiteRow, site_id)
+            return Site(row.id, row.name, row.territory_id) if row else None
+
+    def territories(self) -> Mapping[str, Territory]:
+        with self._reader() as session:
+            neighbours: dict[str, set[str]] = {}
+            for link in session.execute(select(TerritoryNeighbour)).scalars():
+                neighbours.setdefault(link.territory_id, set()).add(link.neighbour_id)
+                neighbours.setdefault(link.neighbour_id, set()).add(link.territory_id)
+            return {row.id: Territory(row.id, row.name, row.department, row.region,
+                                      frozenset(neighbours.get(row.id, ())))
+                    for row in session.execute(select(TerritoryRow)).scalars()}
+
+    def conventions(self, site_id: str) -> list[Convention]:
+        with self._reader() as session:
+            result = []
+            for row in session.execute(select(ConventionRow).where(ConventionRow.site_id == site_id)).scalars():
+                members = session.execute(select(ConventionRadiologist.username)
+                                          .where(ConventionRadiologist.convention_id == row.id)).scalars()
+                result.append(Convention(
+                    row.site_id, frozenset(members), row.cme_validated, row.approved_by_g4, row.approved_by_council,
+                    row.external_allowed, frozenset(int(t) for t in row.tiers.split(",") if t.strip().isdigit())))
+            return result
+
+    def radiologists(self) -> list[Radiologist]:
+        with self._reader() as session:
+            users = session.execute(
+                select(User).join(UserRole, UserRole.username == User.username)
+                .where(UserRole.role == "radiologist", User.active.is_(True))
+            ).scalars().all()
+            return [_radiologist(u) for u in users]
+
+    def radiologist(self, user_id: str) -> Radiologist | None:
+        with self._reader() as session:
+            user = session.get(User, user_id)
+            return _radiologist(user) if user else None
+
+
+def _radiologist(user: User) -> Radiologist:
+    return Radiologist(user.username, user.display_name, user.territory_id, RadiologistCredentials(
+        user.rpps, user.authorization_expires, user.insurance_expires, user.extraterritorial,
+        user.foreign_authorization_on_file, user.foreign_insurance_on_file), user.external_company)
