@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export TELERAD_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: install run test lint typecheck unit migrate deploy clean
+.PHONY: install run test lint typecheck unit migrate deploy demo clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Telerad needs Python 3.11 or newer")'
@@ -24,7 +24,10 @@ migrate: install
 deploy: migrate
 	$(BIN)/telerad deploy
 
-run: deploy
+demo: deploy
+	$(BIN)/telerad demo
+
+run: demo
 	$(BIN)/telerad run
 
 lint: install

@@ -178,3 +178,35 @@ def conformance(as_json: bool) -> None:
             click.echo(f"{'':<12}motif     : {rule.reason}")
     missing = [r.id for r in rules if not r.covered]
     click.echo(f"\n{len(rules)} règles, {len(missing)} à couvrir" + (f" : {', '.join(missing)}" if missing else ""))
+
+
+@main.command(help="Create demo data (territories, sites, one user per role, cases) in an empty database.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"users": [{"username", "password", "totp_secret", '
+                                                      '"roles"}]}.')
+def demo(as_json: bool) -> None:
+    from engine.services.context import build_context
+    from engine.services.definitions import deploy_library
+    from web.demo import create_demo, has_data
+
+    settings = _settings()
+    _require_migrated(settings)
+    ctx = build_context(settings.database_url)
+    if has_data(ctx):
+        message = "the database already has users: demo data is only created in an empty database"
+        if as_json:
+            click.echo(json.dumps({"users": [], "skipped": message}))
+        else:
+            click.echo(message)
+        return
+    deploy_library(ctx, Actor("cli"), settings.workflows_dir)
+    accounts = create_demo(ctx)
+    if as_json:
+        click.echo(json.dumps({"users": accounts}, ensure_ascii=False, indent=2))
+        return
+    click.echo("Demo data created. Log in at http://{0}:{1}/ with one of these accounts;".format(
+        settings.host, settings.port))
+    click.echo("the second factor is a TOTP code: add the secret to an authenticator app "
+               "(or run: python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\").\n")
+    for account in accounts:
+        click.echo(f"  {account['username']:<12} password {account['password']}  TOTP secret "
+                   f"{account['totp_secret']}  roles {', '.join(account['roles'])}")

@@ -23,7 +23,7 @@ from engine.services.persistence import (
     save_workflow,
 )
 from engine.store import audit
-from engine.store.models import Task, TaskCandidate, table_of
+from engine.store.models import ProcessInstance, Task, TaskCandidate, table_of
 
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _TASK = table_of(Task)
@@ -42,10 +42,13 @@ class TaskView:
     urgency: int
     due_at: datetime | None
     created_at: datetime
+    patient_name: str | None = None
+    case_summary: str | None = None
+    process_id: str | None = None
 
 
 def _view(row: Any, **changes: Any) -> TaskView:
-    values = {name: getattr(row, name) for name in TaskView.__dataclass_fields__}
+    values: dict[str, Any] = {name: getattr(row, name, None) for name in TaskView.__dataclass_fields__}
     values.update(changes)
     return TaskView(**values)
 
@@ -57,8 +60,11 @@ def list_tasks(ctx: EngineContext, actor: Actor, limit: int = 200) -> list[TaskV
         at_my_site = Task.site_id.is_(None) | Task.site_id.in_(actor.sites or {""})
         claimable = Task.assignee.is_(None) & (Task.lane.is_(None) | Task.lane.in_(actor.roles or {""}))
         claimable &= or_(~Task.restricted & at_my_site, Task.restricted & offered)
+        instance = table_of(ProcessInstance)
         rows = session.execute(
-            select(_TASK).where(_TASK.c.status == "open", or_(Task.assignee == actor.user_id, claimable))
+            select(_TASK, instance.c.patient_name, instance.c.summary.label("case_summary"), instance.c.process_id)
+            .join(instance, instance.c.id == _TASK.c.instance_id)
+            .where(_TASK.c.status == "open", or_(Task.assignee == actor.user_id, claimable))
             .order_by(Task.urgency, Task.due_at.is_(None), Task.due_at, Task.created_at).limit(limit)
         ).all()
         return [_view(r) for r in rows]

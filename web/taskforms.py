@@ -1,0 +1,42 @@
+"""A task's form on a page: built from its JSON Schema, pre-filled from the case, errors shown per field.
+
+WTForms only renders and coerces types; the JSON Schema (through the engine) stays the authority.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from forms import FormRegistry
+from forms.wtforms_builder import build_form_class, form_data_to_json, json_errors_to_form, prefill
+
+EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+@functools.lru_cache(maxsize=128)
+def _form_class(schema_json: str) -> type:
+    return build_form_class(json.loads(schema_json))
+
+
+class TaskForm:
+    def __init__(self, registry: FormRegistry, form_key: str | None, known: dict[str, Any] | None):
+        self.schema = registry.schema(form_key) if form_key else EMPTY_SCHEMA
+        form_class = _form_class(json.dumps(self.schema, sort_keys=True))
+        # On GET the form is pre-filled from what the case knows; on POST it binds what was typed.
+        self.form = prefill(form_class, known or {}) if known is not None else form_class()
+        self.form_errors: list[str] = []
+
+    def validate_submission(self) -> bool:
+        """CSRF and type coercion; field rules are checked by the schema when the task is completed."""
+        ok = bool(self.form.validate())
+        if not ok and "csrf_token" in self.form.errors:
+            self.form_errors.append("La page a expiré : rechargez-la puis validez à nouveau.")
+        return ok
+
+    def data_for_engine(self) -> dict[str, Any]:
+        return form_data_to_json(self.form, self.schema)
+
+    def show_errors(self, errors: dict[str, str]) -> None:
+        self.form_errors.extend(json_errors_to_form(self.form, errors))
