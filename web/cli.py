@@ -203,8 +203,7 @@ def demo(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"users": accounts}, ensure_ascii=False, indent=2))
         return
-    click.echo("Demo data created. Log in at http://{0}:{1}/ with one of these accounts;".format(
-        settings.host, settings.port))
+    click.echo(f"Demo data created. Log in at http://{settings.host}:{settings.port}/ with one of these accounts;")
     click.echo("the second factor is a TOTP code: add the secret to an authenticator app "
                "(or run: python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\").\n")
     for account in accounts:

@@ -16,7 +16,7 @@ from engine.services.instances import start_instance
 from engine.services.tasks import complete_task, list_tasks
 from engine.store.directory_models import User
 
-DEMO_PASSWORD = "telerad-demo-2026"
+DEMO_PASSWORD = "telerad-demo-2026"  # noqa: S105 - printed to the newcomer; demo databases only
 SYSTEM = Actor.system()
 VALID_UNTIL = {"authorization_expires": date(2030, 12, 31), "insurance_expires": date(2030, 12, 31)}
 
