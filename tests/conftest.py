@@ -15,18 +15,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+import engine.store.directory_models  # noqa: F401  (registers the directory tables in the metadata)
 from engine.ports import FakeClock
 from engine.runtime import OperationRegistry
 from engine.services.context import EngineContext, build_context
 from engine.store.db import normalise_url
 from engine.store.migrate import upgrade
+from engine.store.models import Base
 from forms import FormRegistry
 
 DATA = Path(__file__).parent / "data"
 POSTGRES_URL = os.environ.get("TELERAD_TEST_POSTGRES_URL", "")
-TABLES = ("audit_event", "inbound_message", "message_subscription", "timer", "task_candidate", "task",
-          "process_instance",
-          "process_definition")
+TABLES = tuple(t.name for t in Base.metadata.sorted_tables if t.name != "audit_head")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -88,13 +88,11 @@ def tier_of(radiologist: Radiologist, site: Site, territories: Mapping[str, Terr
 def candidate_pool(site: Site, tier: int, radiologists: Iterable[Radiologist], conventions: Iterable[Convention],
                    territories: Mapping[str, Territory], on: date) -> list[str]:
     """User ids of the radiologists a case of this site is offered to at this tier, nearest first."""
-    contracts = active_conventions(site.id, conventions)
-    allowed = {t for c in contracts for t in c.tiers} | ({EXTERNAL} if any(c.external_allowed for c in contracts)
-                                                         else set())
-    if tier not in allowed:
+    # Each convention opens its own tiers to its own radiologists only.
+    bound = {rid for c in active_conventions(site.id, conventions) for rid in c.radiologist_ids
+             if (c.external_allowed if tier == EXTERNAL else tier in c.tiers)}
+    if not bound:
         return []
-    bound = {rid for c in contracts for rid in c.radiologist_ids
-             if tier != EXTERNAL or c.external_allowed}
     home = territories.get(site.territory_id)
     chosen = []
     for radiologist in radiologists:

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 
 from engine.domain import radioprotection, routing
-from engine.domain.credentials import extraterritorial_notice
+from engine.domain.credentials import extraterritorial_notice, may_be_assigned
 from engine.domain.teleexpertise import report_recipients
 from engine.domain.urgency import rank
 from engine.ports import Clock, Directory
@@ -54,13 +54,17 @@ def register_all(registry: OperationRegistry, directory: Directory, clock: Clock
     def radiologist_profile(radiologist_id: str) -> dict[str, Any]:
         person = directory.radiologist(radiologist_id)
         if person is None:
-            return {"id": radiologist_id, "name": radiologist_id, "known": False}
+            return {"id": radiologist_id, "name": radiologist_id, "known": False, "assignable": False}
         creds = person.credentials
-        return {"id": person.user_id, "name": person.name, "known": True, "rpps": creds.rpps,
+        return {"id": person.user_id, "name": person.name, "known": True,
+                "assignable": may_be_assigned(creds, today()), "rpps": creds.rpps,
                 "authorization_expires": creds.authorization_expires.isoformat()
                 if creds.authorization_expires else None,
                 "extraterritorial": creds.extraterritorial, "not_reimbursed": creds.extraterritorial,
                 "notice": extraterritorial_notice(creds)}
+
+    def notify_overdue(what: str) -> dict[str, Any]:
+        return {"what": what, "overdue_at": clock.now().isoformat()}
 
     def release_report(radiologist_id: str, conclusion: str = "") -> dict[str, Any]:
         return {"released_at": clock.now().isoformat(), "released_by": radiologist_id}
@@ -82,6 +86,7 @@ def register_all(registry: OperationRegistry, directory: Directory, clock: Clock
         "telerad.routing_decline": routing_decline,
         "telerad.radiologist_profile": radiologist_profile,
         "telerad.release_report": release_report,
+        "telerad.notify_overdue": notify_overdue,
         "telerad.teleexpertise_recipients": teleexpertise_recipients,
         "telerad.urgency_rank": urgency_rank,
     }

@@ -188,7 +188,8 @@ def append_case_events(session: Session, instance: InstanceRow, events: Iterable
 
 
 _TASK_AND_INSTANCE = (
-    select(_TASK, *(c.label(f"case_{c.name}") for c in _INSTANCE_COLUMNS))
+    select(_TASK, *(c.label(f"case_{c.name}") for c in _INSTANCE_COLUMNS), _INSTANCE.c.patient_name,
+           _INSTANCE.c.summary.label("case_summary"))
     .join(_INSTANCE, _INSTANCE.c.id == _TASK.c.instance_id)
     .where(_TASK.c.id == bindparam("task_id"))
 )

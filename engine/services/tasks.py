@@ -105,6 +105,9 @@ def _check_open(session: Session, actor: Actor, row: Any) -> Any:
         who = f" par {row.ended_by}" if row.ended_by else ""
         state = "déjà terminée" if row.status == "completed" else "annulée"
         raise Conflict(f"Cette tâche a été {state}{who}.")
+    if row.assignee is not None and row.assignee != actor.user_id:
+        # A colleague's task: say who has it, show nothing of its data.
+        raise Conflict(f"Cette tâche a été prise par {row.assignee}.")
     return row
 
 
@@ -120,8 +123,6 @@ def claim_task(ctx: EngineContext, actor: Actor, task_id: str) -> TaskView:
         row, instance = _locked_open_task(session, actor, task_id)
         if row.assignee == actor.user_id:
             return _view(row)
-        if row.assignee is not None:
-            raise Conflict(f"Cette tâche a déjà été prise par {row.assignee}.")
         session.connection().execute(_TASK.update().where(_TASK.c.id == task_id).values(assignee=actor.user_id))
         append_case_events(session, instance, [audit.AuditEntry(actor.user_id, "task.claimed", instance.id,
                                                                 {"task_id": task_id, "task": row.spec_name})],

@@ -59,8 +59,13 @@ class SqlDirectory:
             return [_radiologist(u) for u in users]
 
     def radiologist(self, user_id: str) -> Radiologist | None:
+        """A radiologist or tele-expert account (None for anyone else)."""
         with self._reader() as session:
-            user = session.get(User, user_id)
+            user = session.execute(
+                select(User).join(UserRole, UserRole.username == User.username)
+                .where(User.username == user_id, User.active.is_(True),
+                       UserRole.role.in_(("radiologist", "tele_expert"))).limit(1)
+            ).scalar_one_or_none()
             return _radiologist(user) if user else None
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from engine.services.conformance import conformance_matrix, read_catalogue, proving_tests
+from engine.services.conformance import conformance_matrix, proving_tests, read_catalogue
 from web.cli import main
 from web.config import PROJECT_ROOT
 
