@@ -16,7 +16,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-install: $(STAMP)
+NPM ?= npm
+NPM_STAMP := web/static/vendor/.npm-stamp
+
+# Front-end libraries (bpmn-js) come from npm with the committed lock file, never from a CDN.
+$(NPM_STAMP): package-lock.json package.json scripts/copy_vendor.mjs
+	@command -v $(NPM) >/dev/null || { echo "Telerad needs Node.js 18+ and npm to install the diagram viewer and editor (no CDN is used)"; exit 1; }
+	$(NPM) ci --no-audit --no-fund
+	$(NPM) run --silent vendor
+	@touch $@
+
+install: $(STAMP) $(NPM_STAMP)
 
 migrate: install
 	$(BIN)/telerad db upgrade
@@ -41,4 +51,4 @@ test: lint typecheck
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache node_modules web/static/vendor

@@ -45,6 +45,9 @@ def create_app(settings: Settings | None = None, ctx: EngineContext | None = Non
 
     init_security(app, settings.idle_minutes)
     _register_blueprints(app)
+    from web.errors import register_error_pages
+
+    register_error_pages(app)
     app.jinja_env.filters["paris"] = paris_time
     app.after_request(_security_headers)
     return app

@@ -8,7 +8,6 @@ completes, so nothing from before the login survives it (the language choice exc
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -224,7 +223,7 @@ def _finish_login(profile: Profile) -> Any:
     session["language"] = chosen if chosen in LANGUAGES else (profile.language if profile.language in LANGUAGES
                                                               else "fr")
     login_user(SessionUser(profile))
-    session["seen_at"] = datetime.now(UTC).timestamp()  # the idle timeout of web.security counts from here
+    session["seen_at"] = _ctx().clock.now().timestamp()  # the idle timeout of web.security counts from here
     return redirect(safe_next(next_url) or url_for("inbox.index"))
 
 

@@ -25,6 +25,7 @@ from engine.services.cases import (
     attachment_file,
     case_record,
     diagram_source,
+    ensure_visible,
     list_cases,
     post_message,
 )
@@ -138,6 +139,7 @@ def message(case_id: int) -> Any:
 @login_required
 def upload(case_id: int) -> Any:
     try:
+        ensure_visible(_ctx(), current_actor(), case_id)
         uploads = [u for u in request.files.getlist("attachments") if u and u.filename]
         if not uploads:
             flash("Choisissez un fichier.", "warning")

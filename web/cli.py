@@ -209,3 +209,12 @@ def demo(as_json: bool) -> None:
     for account in accounts:
         click.echo(f"  {account['username']:<12} password {account['password']}  TOTP secret "
                    f"{account['totp_secret']}  roles {', '.join(account['roles'])}")
+
+
+def _attach_user_commands() -> None:
+    from web.cli_users import users
+
+    main.add_command(users)
+
+
+_attach_user_commands()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -19,7 +18,7 @@ login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Veuillez vous identifier pour accéder à cette page."
 login_manager.login_message_category = "info"
-login_manager.session_protection = "strong"
+login_manager.session_protection = "basic"  # "strong" would log out on-call radiologists whose IP changes
 
 
 class SessionUser(UserMixin):
@@ -77,9 +76,12 @@ def init_security(app: Flask, idle_minutes: int) -> None:
             return None
         if not current_user.is_authenticated:
             return None
-        now = datetime.now(UTC).timestamp()
+        now = telerad(current_app).ctx.clock.now().timestamp()
         seen = session.get("seen_at")
         if seen is not None and now - float(seen) > idle_minutes * 60:
+            from engine.services.accounts import record_logout
+
+            record_logout(telerad(current_app).ctx, current_user.get_id(), "idle")
             logout_user()
             session.clear()
             flash("Votre session a expiré après une période d'inactivité. Identifiez-vous à nouveau.", "warning")
