@@ -55,6 +55,20 @@ class ParsedDefinition:
     spec: Any
     subprocess_specs: dict[str, Any]
     process_name: str
+    lane_roles: dict[str, str] = field(default_factory=dict)  # lane name -> role
+
+
+def lane_roles(roots: Mapping[str, etree._Element]) -> dict[str, str]:
+    """A lane's role is its `role` property (spiffworkflow:properties), or else its name, so that lanes can
+    carry readable French names ("Médecin demandeur") while tasks route to roles ("requester")."""
+    roles: dict[str, str] = {}
+    for root in roots.values():
+        for lane in root.iter(f"{{{BPMN_NS}}}lane"):
+            name = lane.get("name") or lane.get("id") or ""
+            declared = lane.find(f"{{{BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}properties/"
+                                 f"{{{SPIFF_NS}}}property[@name='role']")
+            roles[name] = declared.get("value") if declared is not None else name
+    return roles
 
 
 def executable_processes(root: etree._Element) -> list[tuple[str, str]]:
@@ -139,7 +153,7 @@ def parse_bundle(bundle: Bundle, operations: OperationRegistry) -> ParsedDefinit
     findings = check_specs([spec, *subprocess_specs.values()], operations)
     if findings:
         raise DefinitionRefused(findings)
-    return ParsedDefinition(bundle, spec, subprocess_specs, spec.description or bundle.process_id)
+    return ParsedDefinition(bundle, spec, subprocess_specs, spec.description or bundle.process_id, lane_roles(roots))
 
 
 def _message(err: Exception) -> str:

@@ -164,7 +164,8 @@ class LiveWorkflow:
             properties = _properties(spec)
             user_tasks.append(UserTaskInfo(
                 task_id=str(task.id), spec_name=spec.bpmn_id or spec.name, title=spec.bpmn_name or spec.name,
-                lane=spec.lane, form_key=properties.get("formJsonSchemaFilename"),
+                lane=self.definition.lane_roles.get(spec.lane, spec.lane) if spec.lane else None,
+                form_key=properties.get("formJsonSchemaFilename"),
                 process_id=task.workflow.spec.name, urgency=_text_or_none(task.data.get("urgency")),
                 assignee=_text_or_none(task.data.get(properties.get("assigneeVariable", ""))),
                 candidates=_candidates(task.data, properties.get("candidatesVariable")),
