@@ -94,6 +94,10 @@ class SafeEvaluator:
         self._cache: dict[str, ast.Expression] = {}
         self._cache_size = cache_size
 
+    @property
+    def provided(self) -> Mapping[str, Any]:
+        return self._provided
+
     def compile(self, expression: str) -> ast.Expression:
         tree = self._cache.get(expression)
         if tree is None:
@@ -107,6 +111,36 @@ class SafeEvaluator:
         tree = self.compile(expression)
         scopes = (self._provided, extra or {}, data)
         return _Interpreter(scopes).visit(tree.body)
+
+
+    def settings_used(self, expression: str, data: Mapping[str, Any], name: str = "escalation") -> list[str]:
+        """The keys of the provided mapping `name` that an expression reads with this data, e.g.
+        ``["accept_tier2"]`` for ``escalation[offer["setting"]]``: which administrator setting a timer uses."""
+        original = self._provided.get(name)
+        if original is None:
+            return []
+        recorder = _Recorder(original)
+        try:
+            _Interpreter(({**self._provided, name: recorder}, {}, data)).visit(self.compile(expression).body)
+        except Exception:  # noqa: BLE001 - an unresolvable expression simply names no setting
+            return recorder.read
+        return recorder.read
+
+
+class _Recorder(Mapping[str, Any]):
+    def __init__(self, inner: Mapping[str, Any]):
+        self._inner = inner
+        self.read: list[str] = []
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.append(key)
+        return self._inner[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._inner)
+
+    def __len__(self) -> int:
+        return len(self._inner)
 
 
 class _Interpreter:

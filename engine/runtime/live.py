@@ -36,6 +36,7 @@ class UserTaskInfo:
     urgency: str | None = None
     assignee: str | None = None
     candidates: tuple[str, ...] | None = None
+    due_at: datetime | None = None  # the earliest timer attached to the task (boundary event)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class TimerInfo:
     spec_name: str
     due_at: datetime
     expression: str
+    setting: str | None = None  # the administrator setting the duration came from, if any
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,11 @@ class LiveWorkflow:
         return sorted(done - current), sorted(current)
 
     def snapshot(self) -> Snapshot:
+        timers, subscriptions = self._waiting_events()
+        due_by_split: dict[Any, datetime] = {}
+        for timer, split_id in timers:
+            if split_id is not None:
+                due_by_split[split_id] = min(timer.due_at, due_by_split.get(split_id, timer.due_at))
         user_tasks = []
         # The top workflow's iterator also walks into call activities' subprocesses.
         for task in self.workflow.get_tasks(state=TaskState.READY, manual=True):
@@ -169,8 +176,13 @@ class LiveWorkflow:
                 process_id=task.workflow.spec.name, urgency=_text_or_none(task.data.get("urgency")),
                 assignee=_text_or_none(task.data.get(properties.get("assigneeVariable", ""))),
                 candidates=_candidates(task.data, properties.get("candidatesVariable")),
+                due_at=due_by_split.get(_boundary_split(task)),
             ))
-        timers, subscriptions = [], []
+        return Snapshot(tuple(user_tasks), tuple(t for t, _ in timers), tuple(subscriptions), self.workflow.completed)
+
+    def _waiting_events(self) -> tuple[list[tuple[TimerInfo, Any]], list[SubscriptionInfo]]:
+        timers: list[tuple[TimerInfo, Any]] = []
+        subscriptions = []
         script_engine = self.workflow.script_engine
         for task in self.workflow.event_manager.tasks.values():
             if task.state != TaskState.WAITING:
@@ -179,8 +191,10 @@ class LiveWorkflow:
             if isinstance(event, TimerEventDefinition):
                 value = task.internal_data.get("event_value")
                 if isinstance(value, str):
-                    timers.append(TimerInfo(str(task.id), task.task_spec.bpmn_id or task.task_spec.name,
-                                            _as_utc(value), event.expression))
+                    used = script_engine.environment.evaluator.settings_used(event.expression, task.data)
+                    timers.append((TimerInfo(str(task.id), task.task_spec.bpmn_id or task.task_spec.name,
+                                             _as_utc(value), event.expression, used[-1] if used else None),
+                                   _boundary_split(task)))
             elif isinstance(event, MessageEventDefinition):
                 values = {}
                 for prop in event.correlation_properties:
@@ -189,7 +203,23 @@ class LiveWorkflow:
                     except Exception:  # the value is not known yet: subscribe without it
                         values[prop.name] = None
                 subscriptions.append(SubscriptionInfo(str(task.id), event.name, correlation_key(values)))
-        return Snapshot(tuple(user_tasks), tuple(timers), tuple(subscriptions), self.workflow.completed)
+        return timers, subscriptions
+
+    def rearm_timer(self, task_id: str, due_at: datetime) -> bool:
+        """Move a waiting timer (administrator re-arm); returns False if it is no longer waiting."""
+        task = self.workflow.event_manager.tasks.get(UUID(task_id))
+        if task is None or task.state != TaskState.WAITING:
+            return False
+        task.internal_data["event_value"] = due_at.isoformat()
+        return True
+
+
+def _boundary_split(task: Any) -> Any:
+    """Tasks and the boundary events attached to them share a BoundaryEventSplit parent."""
+    parent = task.parent
+    if parent is not None and type(parent.task_spec).__name__ == "BoundaryEventSplit":
+        return parent.id
+    return None
 
 
 def _properties(spec: Any) -> dict[str, str]:

@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.domain.escalation import DEFAULT_ESCALATION
 from engine.ports import Clock, Directory, SystemClock
 from engine.runtime import Bundle, LiveWorkflow, OperationRegistry, Runtime, Snapshot
 from engine.store.db import make_engine, session_factories
@@ -93,12 +92,19 @@ def build_context(database_url: str, *, clock: Clock | None = None, operations: 
     engine = make_engine(database_url, **engine_options)
     writer, reader = session_factories(engine)
     clock = clock or SystemClock()
-    provided = {"escalation": MappingProxyType(dict(escalation or DEFAULT_ESCALATION))}
+    provided: dict[str, Mapping[str, str]] = {
+        "escalation": MappingProxyType(dict(escalation)) if escalation is not None else _live_escalation(reader)}
     return EngineContext(
         engine=engine, writer=writer, reader=reader,
         runtime=Runtime(operations or default_operations(directory or SqlDirectory(reader), clock), provided),
         forms=forms or default_registry(), clock=clock,
     )
+
+
+def _live_escalation(reader: sessionmaker[Session]) -> Mapping[str, str]:
+    from engine.services.escalation import LiveEscalation
+
+    return LiveEscalation(reader)
 
 
 def default_operations(directory: Directory, clock: Clock) -> OperationRegistry:

@@ -1,21 +1,79 @@
-"""Administration of territories, sites and conventions (the routing directory). Administrators only."""
+"""Administration of territories, sites and conventions (the routing directory), and of what an account may
+do and where: roles, sites, radiologist credentials, active flag (CH-3.1, CH-3.2, CH-3.4, CH-6.1).
+Administrators only; every change is one transaction recorded in the global audit chain."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
+from engine.domain.charter import enforces
+from engine.domain.credentials import RadiologistCredentials
+from engine.domain.identity import is_valid_rpps
 from engine.errors import Forbidden
 from engine.services.context import EngineContext
 from engine.store import audit
 from engine.store.directory_models import (
+    ROLES,
     ConventionRadiologist,
     ConventionRow,
     SiteRow,
     TerritoryNeighbour,
     TerritoryRow,
     User,
+    UserRole,
+    UserSite,
 )
+
+RADIOLOGIST_ROLES = frozenset({"radiologist", "tele_expert"})
+CONVENTION_TIERS = (1, 2, 3)  # tier 4 (external company) is the convention's external_allowed flag
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
+INVALID_RPPS = "Numéro RPPS invalide : il compte 11 chiffres dont une clé de contrôle ; vérifiez-le."
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    """An account as administrators see it; never its password hash or TOTP secret."""
+
+    username: str
+    display_name: str
+    roles: tuple[str, ...]
+    sites: tuple[str, ...]
+    active: bool
+    locked_until: datetime | None  # set only while the lock lasts
+    failed_logins: int
+    totp_enrolled: bool
+    credentials: RadiologistCredentials
+    territory_id: str | None
+    external_company: str | None
+
+    @property
+    def is_radiologist(self) -> bool:
+        return bool(RADIOLOGIST_ROLES.intersection(self.roles))
+
+
+@dataclass(frozen=True)
+class ConventionSummary:
+    id: int
+    site_id: str
+    radiologists: tuple[str, ...]
+    cme_validated: bool
+    approved_by_g4: bool
+    approved_by_council: bool
+    external_allowed: bool
+    tiers: tuple[int, ...]
+
+    @property
+    def active(self) -> bool:
+        """CH-3.4: active only once validated by the CME and approved by the G4 and the Medical Council."""
+        return self.cme_validated and self.approved_by_g4 and self.approved_by_council
 
 
 class DirectoryError(ValueError):
@@ -30,6 +88,12 @@ def _require_admin(actor: Actor) -> None:
 def create_territory(ctx: EngineContext, actor: Actor, territory_id: str, name: str, department: str, region: str,
                      neighbours: tuple[str, ...] = ()) -> None:
     _require_admin(actor)
+    territory_id = _checked_id(territory_id, "du territoire")
+    name = _checked_text(name, "le nom du territoire", 200)
+    department = _checked_text(department, "le département (par exemple 29)", 8)
+    region = _checked_text(region, "la région", 64)
+    if territory_id in neighbours:
+        raise DirectoryError("Un territoire ne peut pas être son propre voisin.")
     with ctx.write() as session:
         if session.get(TerritoryRow, territory_id) is not None:
             raise DirectoryError(f"Le territoire « {territory_id} » existe déjà.")
@@ -46,6 +110,8 @@ def create_territory(ctx: EngineContext, actor: Actor, territory_id: str, name: 
 
 def create_site(ctx: EngineContext, actor: Actor, site_id: str, name: str, territory_id: str) -> None:
     _require_admin(actor)
+    site_id = _checked_id(site_id, "du site")
+    name = _checked_text(name, "le nom du site", 200)
     with ctx.write() as session:
         if session.get(SiteRow, site_id) is not None:
             raise DirectoryError(f"Le site « {site_id} » existe déjà.")
@@ -57,24 +123,26 @@ def create_site(ctx: EngineContext, actor: Actor, site_id: str, name: str, terri
         session.commit()
 
 
+@enforces("CH-3.4", "CH-6.1")
 def create_convention(ctx: EngineContext, actor: Actor, site_id: str, radiologists: tuple[str, ...], *,
                       cme_validated: bool, approved_by_g4: bool, approved_by_council: bool,
                       external_allowed: bool = False, tiers: str = "1,2,3") -> int:
     _require_admin(actor)
+    tiers = _tiers_text(tiers)
     with ctx.write() as session:
         if session.get(SiteRow, site_id) is None:
             raise DirectoryError(f"Site inconnu : {site_id}.")
-        known = set(session.execute(select(User.username).where(User.username.in_(radiologists))).scalars())
-        if set(radiologists) - known:
-            raise DirectoryError(f"Radiologue inconnu : {', '.join(sorted(set(radiologists) - known))}.")
+        _check_radiologists(session, radiologists)
         row = ConventionRow(site_id=site_id, cme_validated=cme_validated, approved_by_g4=approved_by_g4,
                             approved_by_council=approved_by_council, external_allowed=external_allowed, tiers=tiers)
         session.add(row)
         session.flush()
         session.add_all([ConventionRadiologist(convention_id=row.id, username=r) for r in sorted(set(radiologists))])
         audit.append_global(session, [audit.AuditEntry(actor.user_id, "convention.created", None, {
-            "site": site_id, "radiologists": sorted(set(radiologists)), "active":
-                cme_validated and approved_by_g4 and approved_by_council})], ctx.clock.now())
+            "convention": row.id, "site": site_id, "radiologists": sorted(set(radiologists)),
+            "cme_validated": cme_validated, "approved_by_g4": approved_by_g4,
+            "approved_by_council": approved_by_council, "external_allowed": external_allowed, "tiers": tiers,
+            "active": cme_validated and approved_by_g4 and approved_by_council})], ctx.clock.now())
         session.commit()
         return row.id
 
@@ -103,3 +171,275 @@ def mark_totp_enrolled(ctx: EngineContext, actor: Actor, username: str) -> str:
                                                        {"username": username})], ctx.clock.now())
         session.commit()
         return secret
+
+
+# --- reading (administrators) -----------------------------------------------------------------------------------
+
+def territory_neighbours(ctx: EngineContext, actor: Actor) -> dict[str, tuple[str, ...]]:
+    """Each territory's neighbours (the relation is symmetric, whichever side declared it)."""
+    _require_admin(actor)
+    neighbours: dict[str, set[str]] = {}
+    with ctx.read() as session:
+        for link in session.execute(select(TerritoryNeighbour)).scalars():
+            neighbours.setdefault(link.territory_id, set()).add(link.neighbour_id)
+            neighbours.setdefault(link.neighbour_id, set()).add(link.territory_id)
+    return {territory: tuple(sorted(others)) for territory, others in neighbours.items()}
+
+
+def list_users_with_roles(ctx: EngineContext, actor: Actor) -> list[UserSummary]:
+    _require_admin(actor)
+    now = ctx.clock.now()
+    with ctx.read() as session:
+        roles = _grouped(session.execute(select(UserRole.username, UserRole.role)).tuples())
+        sites = _grouped(session.execute(select(UserSite.username, UserSite.site_id)).tuples())
+        users = session.execute(select(User).order_by(User.username)).scalars().all()
+        return [_summary(u, roles.get(u.username, ()), sites.get(u.username, ()), now) for u in users]
+
+
+def user_summary(ctx: EngineContext, actor: Actor, username: str) -> UserSummary:
+    _require_admin(actor)
+    with ctx.read() as session:
+        user = session.get(User, username)
+        if user is None:
+            raise DirectoryError(f"Compte inconnu : « {username} ».")
+        roles = session.execute(select(UserRole.role).where(UserRole.username == username)).scalars().all()
+        sites = session.execute(select(UserSite.site_id).where(UserSite.username == username)).scalars().all()
+        return _summary(user, sorted(roles), sorted(sites), ctx.clock.now())
+
+
+def list_conventions(ctx: EngineContext, actor: Actor, site_id: str | None = None) -> list[ConventionSummary]:
+    _require_admin(actor)
+    with ctx.read() as session:
+        query = select(ConventionRow).order_by(ConventionRow.site_id, ConventionRow.id)
+        if site_id is not None:
+            query = query.where(ConventionRow.site_id == site_id)
+        rows = session.execute(query).scalars().all()
+        members = _grouped(session.execute(select(ConventionRadiologist.convention_id,
+                                                  ConventionRadiologist.username)).tuples())
+        return [_convention(row, members.get(row.id, ())) for row in rows]
+
+
+def convention_summary(ctx: EngineContext, actor: Actor, convention_id: int) -> ConventionSummary:
+    _require_admin(actor)
+    with ctx.read() as session:
+        row = session.get(ConventionRow, convention_id)
+        if row is None:
+            raise DirectoryError(f"Convention inconnue : n° {convention_id}.")
+        members = session.execute(select(ConventionRadiologist.username)
+                                  .where(ConventionRadiologist.convention_id == convention_id)).scalars().all()
+        return _convention(row, sorted(members))
+
+
+# --- changes (administrators) -----------------------------------------------------------------------------------
+
+@enforces("CH-5.3")
+def update_user_roles_sites(ctx: EngineContext, actor: Actor, username: str, roles: Collection[str],
+                            sites: Collection[str]) -> bool:
+    """Replace an account's roles and sites; False when nothing changed (then nothing is recorded)."""
+    _require_admin(actor)
+    role_set, site_set = frozenset(roles), frozenset(sites)
+    if not role_set:
+        raise DirectoryError("Attribuez au moins un rôle.")
+    unknown = sorted(role_set - set(ROLES))
+    if unknown:
+        raise DirectoryError(f"Rôle inconnu : {', '.join(unknown)}. Rôles possibles : {', '.join(ROLES)}.")
+    with ctx.write() as session:
+        admins = _lock_active_admins(session)
+        user = _lock_user(session, username)
+        before_roles = frozenset(session.execute(select(UserRole.role)
+                                                 .where(UserRole.username == username)).scalars())
+        before_sites = frozenset(session.execute(select(UserSite.site_id)
+                                                 .where(UserSite.username == username)).scalars())
+        if (before_roles, before_sites) == (role_set, site_set):
+            return False
+        _check_sites(session, site_set)
+        if user.active and "administrator" in before_roles - role_set and admins == {username}:
+            raise DirectoryError("Il doit rester au moins un administrateur actif : attribuez d'abord ce rôle "
+                                 "à une autre personne.")
+        session.execute(delete(UserRole).where(UserRole.username == username, UserRole.role.not_in(role_set)))
+        session.execute(delete(UserSite).where(UserSite.username == username, UserSite.site_id.not_in(site_set)))
+        session.add_all([UserRole(username=username, role=r) for r in sorted(role_set - before_roles)])
+        session.add_all([UserSite(username=username, site_id=s) for s in sorted(site_set - before_sites)])
+        _audit(session, ctx, actor, "user.access_changed", username=username, roles=sorted(role_set),
+               sites=sorted(site_set), roles_added=sorted(role_set - before_roles),
+               roles_removed=sorted(before_roles - role_set), sites_added=sorted(site_set - before_sites),
+               sites_removed=sorted(before_sites - site_set))
+        session.commit()
+    return True
+
+
+@enforces("CH-3.1", "CH-3.2")
+def update_radiologist_credentials(ctx: EngineContext, actor: Actor, username: str, *, rpps: str | None,
+                                   authorization_expires: date | None, insurance_expires: date | None,
+                                   extraterritorial: bool, foreign_authorization_on_file: bool,
+                                   foreign_insurance_on_file: bool, territory_id: str | None,
+                                   external_company: str | None) -> bool:
+    """What the organisation holds on file for a radiologist; False when nothing changed."""
+    _require_admin(actor)
+    rpps = (rpps or "").strip() or None
+    external_company = (external_company or "").strip() or None
+    if rpps is not None and not is_valid_rpps(rpps):
+        raise DirectoryError(INVALID_RPPS)
+    if external_company is not None and len(external_company) > 200:
+        raise DirectoryError("Le nom de la société de téléradiologie ne doit pas dépasser 200 caractères.")
+    wanted: dict[str, Any] = {
+        "rpps": rpps, "authorization_expires": authorization_expires, "insurance_expires": insurance_expires,
+        "extraterritorial": extraterritorial, "foreign_authorization_on_file": foreign_authorization_on_file,
+        "foreign_insurance_on_file": foreign_insurance_on_file, "territory_id": territory_id or None,
+        "external_company": external_company}
+    with ctx.write() as session:
+        user = _lock_user(session, username)
+        if wanted["territory_id"] is not None and session.get(TerritoryRow, wanted["territory_id"]) is None:
+            raise DirectoryError(f"Territoire inconnu : {wanted['territory_id']}.")
+        changes = {name: value for name, value in wanted.items() if getattr(user, name) != value}
+        if not changes:
+            return False
+        for name, value in changes.items():
+            setattr(user, name, value)
+        _audit(session, ctx, actor, "user.credentials_changed", username=username, changes=changes)
+        session.commit()
+    return True
+
+
+@enforces("CH-5.3")
+def set_user_active(ctx: EngineContext, actor: Actor, username: str, active: bool) -> bool:
+    """Deactivate (no more login, sessions and API tokens stop working) or reactivate an account."""
+    _require_admin(actor)
+    if not active and username == actor.user_id:
+        raise DirectoryError("Vous ne pouvez pas désactiver votre propre compte.")
+    with ctx.write() as session:
+        admins = _lock_active_admins(session)
+        user = _lock_user(session, username)
+        if user.active == active:
+            return False
+        if not active and admins == {username}:
+            raise DirectoryError("Il doit rester au moins un administrateur actif : ce compte est le dernier.")
+        user.active = active
+        _audit(session, ctx, actor, "user.reactivated" if active else "user.deactivated", username=username)
+        session.commit()
+    return True
+
+
+@enforces("CH-3.4", "CH-6.1")
+def update_convention(ctx: EngineContext, actor: Actor, convention_id: int, radiologists: Iterable[str], *,
+                      cme_validated: bool, approved_by_g4: bool, approved_by_council: bool,
+                      external_allowed: bool, tiers: str) -> bool:
+    """Record a convention's approvals, members and tiers; False when nothing changed."""
+    _require_admin(actor)
+    tiers = _tiers_text(tiers)
+    members = frozenset(radiologists)
+    with ctx.write() as session:
+        row = session.execute(select(ConventionRow).where(ConventionRow.id == convention_id)
+                              .with_for_update()).scalar_one_or_none()
+        if row is None:
+            raise DirectoryError(f"Convention inconnue : n° {convention_id}.")
+        before = frozenset(session.execute(select(ConventionRadiologist.username)
+                                           .where(ConventionRadiologist.convention_id == convention_id)).scalars())
+        wanted = {"cme_validated": cme_validated, "approved_by_g4": approved_by_g4,
+                  "approved_by_council": approved_by_council, "external_allowed": external_allowed, "tiers": tiers}
+        changes: dict[str, Any] = {name: value for name, value in wanted.items() if getattr(row, name) != value}
+        if not changes and members == before:
+            return False
+        _check_radiologists(session, tuple(members - before))
+        for name, value in changes.items():
+            setattr(row, name, value)
+        session.execute(delete(ConventionRadiologist).where(ConventionRadiologist.convention_id == convention_id,
+                                                            ConventionRadiologist.username.not_in(members)))
+        session.add_all([ConventionRadiologist(convention_id=convention_id, username=r)
+                         for r in sorted(members - before)])
+        _audit(session, ctx, actor, "convention.updated", convention=convention_id, site=row.site_id,
+               changes=changes, radiologists_added=sorted(members - before),
+               radiologists_removed=sorted(before - members),
+               active=cme_validated and approved_by_g4 and approved_by_council)
+        session.commit()
+    return True
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------
+
+def _grouped(pairs: Iterable[tuple[Any, str]]) -> dict[Any, tuple[str, ...]]:
+    groups: dict[Any, list[str]] = {}
+    for key, value in pairs:
+        groups.setdefault(key, []).append(value)
+    return {key: tuple(sorted(values)) for key, values in groups.items()}
+
+
+def _summary(user: User, roles: Iterable[str], sites: Iterable[str], now: datetime) -> UserSummary:
+    locked = user.locked_until if user.locked_until is not None and user.locked_until > now else None
+    return UserSummary(
+        user.username, user.display_name, tuple(r for r in ROLES if r in set(roles)), tuple(sites), user.active,
+        locked, user.failed_logins, user.totp_enrolled_at is not None,
+        RadiologistCredentials(user.rpps, user.authorization_expires, user.insurance_expires, user.extraterritorial,
+                               user.foreign_authorization_on_file, user.foreign_insurance_on_file),
+        user.territory_id, user.external_company)
+
+
+def _convention(row: ConventionRow, members: Iterable[str]) -> ConventionSummary:
+    tiers = tuple(sorted(int(t) for t in row.tiers.split(",") if t.strip().isdigit()))
+    return ConventionSummary(row.id, row.site_id, tuple(members), row.cme_validated, row.approved_by_g4,
+                             row.approved_by_council, row.external_allowed, tiers)
+
+
+def _checked_id(value: str, of_what: str) -> str:
+    value = value.strip()
+    if not ID_PATTERN.fullmatch(value):
+        raise DirectoryError(f"Identifiant {of_what} invalide : 2 à 64 caractères parmi les minuscules a-z, "
+                             "les chiffres, le point, le tiret et le tiret bas, en commençant par une lettre ou "
+                             "un chiffre.")
+    return value
+
+
+def _checked_text(value: str, what: str, max_length: int) -> str:
+    value = value.strip()
+    if not value or len(value) > max_length:
+        raise DirectoryError(f"Indiquez {what} ({max_length} caractères au plus).")
+    return value
+
+
+def _tiers_text(tiers: str) -> str:
+    """"1,2,3" -> "1,2,3"; refuses anything but the proximity tiers 1 to 3 (tier 4 is external_allowed)."""
+    parts = [t.strip() for t in tiers.split(",") if t.strip()]
+    if not all(t.isdigit() and int(t) in CONVENTION_TIERS for t in parts):
+        raise DirectoryError("Niveaux invalides : choisissez parmi 1 (territoire), 2 (territoires voisins) et "
+                             "3 (département puis région) ; le niveau 4 (société externe) se règle à part.")
+    return ",".join(str(t) for t in sorted({int(t) for t in parts}))
+
+
+def _check_radiologists(session: Session, usernames: Iterable[str]) -> None:
+    wanted = set(usernames)
+    if not wanted:
+        return
+    known = set(session.execute(select(User.username).where(User.username.in_(wanted))).scalars())
+    if wanted - known:
+        raise DirectoryError(f"Radiologue inconnu : {', '.join(sorted(wanted - known))}.")
+    radiologists = set(session.execute(select(UserRole.username).where(
+        UserRole.username.in_(wanted), UserRole.role.in_(RADIOLOGIST_ROLES))).scalars())
+    if wanted - radiologists:
+        raise DirectoryError("Ces comptes n'ont pas le rôle de radiologue ou de télé-expert : "
+                             f"{', '.join(sorted(wanted - radiologists))}.")
+
+
+def _check_sites(session: Session, sites: Collection[str]) -> None:
+    known = set(session.execute(select(SiteRow.id).where(SiteRow.id.in_(sites))).scalars()) if sites else set()
+    if set(sites) - known:
+        raise DirectoryError(f"Site inconnu : {', '.join(sorted(set(sites) - known))}.")
+
+
+def _lock_user(session: Session, username: str) -> User:
+    user = session.execute(select(User).where(User.username == username).with_for_update()).scalar_one_or_none()
+    if user is None:
+        raise DirectoryError(f"Compte inconnu : « {username} ».")
+    return user
+
+
+def _lock_active_admins(session: Session) -> set[str]:
+    """The active administrators, their rows locked (in a fixed order) so that two administrators removing
+    each other at the same time cannot leave nobody in charge."""
+    rows = session.execute(select(User.username).join(UserRole, UserRole.username == User.username)
+                           .where(UserRole.role == "administrator", User.active.is_(True))
+                           .order_by(User.username).with_for_update(of=User)).scalars()
+    return set(rows)
+
+
+def _audit(session: Session, ctx: EngineContext, actor: Actor, action: str, **detail: Any) -> None:
+    audit.append_global(session, [audit.AuditEntry(actor.user_id, action, None, detail)], ctx.clock.now())

@@ -44,6 +44,7 @@ _SAVE = (update(_INSTANCE).where(_INSTANCE.c.id == bindparam("b_id"), _INSTANCE.
                  patient_name=bindparam("patient_name"), patient_birth_date=bindparam("patient_birth_date"),
                  urgency=bindparam("urgency"), accession_number=bindparam("accession_number"),
                  summary=bindparam("summary")))
+_MOVE_DUE = update(_TASK).where(_TASK.c.id == bindparam("b_id")).values(due_at=bindparam("due_at"))
 _END_TASK = (update(_TASK).where(_TASK.c.id == bindparam("b_id"))
              .values(status=bindparam("status"), ended_at=bindparam("ended_at"), ended_by=bindparam("ended_by")))
 
@@ -138,12 +139,18 @@ def sync_index(session: Session, instance: InstanceRow, before: Snapshot | None,
             {"id": t.task_id, "instance_id": instance.id, "spec_name": t.spec_name, "title": t.title[:256],
              "lane": t.lane, "form_key": t.form_key, "site_id": instance.site_id, "status": "open",
              "restricted": t.candidates is not None, "assignee": t.assignee, "urgency": rank(t.urgency),
-             "due_at": None, "created_at": now, "ended_at": None, "ended_by": None}
+             "due_at": t.due_at, "created_at": now, "ended_at": None, "ended_by": None}
             for t in added
         ])
         offers = [{"task_id": t.task_id, "user_id": user} for t in added for user in sorted(set(t.candidates or ()))]
         if offers:
             session.connection().execute(insert(table_of(TaskCandidate)), offers)
+    if before is not None:
+        old_due = {t.task_id: t.due_at for t in before.user_tasks}
+        moved = [{"b_id": t.task_id, "due_at": t.due_at} for t in after.user_tasks
+                 if t.task_id in old_due and old_due[t.task_id] != t.due_at]
+        if moved:
+            session.connection().execute(_MOVE_DUE, moved)
     _sync_timers(session, instance.id, before, after, now)
     _sync_subscriptions(session, instance.id, before, after)
 
@@ -153,13 +160,17 @@ def _sync_timers(session: Session, instance_id: int, before: Snapshot | None, af
     old = {(t.task_id, t.due_at) for t in before.timers} if before else set()
     new = {(t.task_id, t.due_at): t for t in after.timers}
     gone = {task_id for task_id, _ in old - new.keys()}
+    armed: dict[str, datetime] = {}
     if gone:
+        # A timer re-armed by an administrator keeps the moment it was first armed.
+        armed = {row.id: row.armed_at for row in session.connection().execute(
+            select(Timer.id, Timer.armed_at).where(Timer.id.in_(gone)))}
         session.connection().execute(delete(Timer).where(Timer.id.in_(gone)))
     added = [t for key, t in new.items() if key not in old]
     if added:
         session.connection().execute(insert(table_of(Timer)), [
             {"id": t.task_id, "instance_id": instance_id, "spec_name": t.spec_name, "expression": t.expression,
-             "armed_at": now, "due_at": t.due_at} for t in added
+             "setting": t.setting, "armed_at": armed.get(t.task_id, now), "due_at": t.due_at} for t in added
         ])
 
 

@@ -150,8 +150,20 @@ class Timer(Base):
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)
     spec_name: Mapped[str] = mapped_column(String(128))
     expression: Mapped[str] = mapped_column(Text)
+    setting: Mapped[str | None] = mapped_column(String(64), index=True)  # escalation setting it came from
     armed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class EscalationSetting(Base):
+    """An administrator's value for a named delay used by the diagrams (ISO 8601 duration)."""
+
+    __tablename__ = "escalation_setting"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    duration: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(128))
 
 
 class MessageSubscription(Base):
