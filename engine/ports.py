@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from engine.domain.oncall import OnCallSlot, on_call_at
 from engine.domain.routing import Convention, Radiologist, Site, Territory
 
 
@@ -50,12 +51,16 @@ class Directory(Protocol):
 
     def radiologist(self, user_id: str) -> Radiologist | None: ...
 
+    def on_call(self, territory_id: str, moment: datetime) -> str | None: ...
+
 
 class InMemoryDirectory:
     """A directory held in memory: the fake twin for tests, and the directory of the demo data."""
 
     def __init__(self, sites: Iterable[Site] = (), territories: Iterable[Territory] = (),
-                 conventions: Iterable[Convention] = (), radiologists: Iterable[Radiologist] = ()):
+                 conventions: Iterable[Convention] = (), radiologists: Iterable[Radiologist] = (),
+                 on_call: Iterable[OnCallSlot] = ()):
+        self._on_call = list(on_call)
         self._sites = {s.id: s for s in sites}
         self._territories = {t.id: t for t in territories}
         self._conventions = list(conventions)
@@ -75,3 +80,6 @@ class InMemoryDirectory:
 
     def radiologist(self, user_id: str) -> Radiologist | None:
         return self._radiologists.get(user_id)
+
+    def on_call(self, territory_id: str, moment: datetime) -> str | None:
+        return on_call_at(self._on_call, territory_id, moment)

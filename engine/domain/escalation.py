@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 DEFAULT_ESCALATION: dict[str, str] = {
+    "accept_oncall": "PT10M",
     "accept_tier1": "PT15M",
     "accept_tier2": "PT15M",
     "accept_tier3": "PT30M",

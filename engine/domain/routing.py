@@ -15,7 +15,7 @@ from datetime import date
 from engine.domain.charter import enforces
 from engine.domain.credentials import RadiologistCredentials, may_be_assigned
 
-LOCAL, NEIGHBOURS, REGIONAL, EXTERNAL = 1, 2, 3, 4
+ON_CALL, LOCAL, NEIGHBOURS, REGIONAL, EXTERNAL = 0, 1, 2, 3, 4
 MAX_TIER = EXTERNAL
 
 

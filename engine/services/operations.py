@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.domain import radioprotection, routing
 from engine.domain.credentials import extraterritorial_notice, may_be_assigned
+from engine.domain.oncall import is_out_of_hours
 from engine.domain.teleexpertise import report_recipients
 from engine.domain.urgency import rank
 from engine.ports import Clock, Directory
@@ -32,7 +33,11 @@ def register_all(registry: OperationRegistry, directory: Directory, clock: Clock
                 "minor": flags.minor, "childbearing_age": flags.childbearing_age,
                 "substitution_candidates": list(flags.substitution_candidates)}
 
-    def routing_start() -> dict[str, Any]:
+    def routing_start(site_id: str | None = None) -> dict[str, Any]:
+        """Out of hours, the site's on-call radiologist is offered the case first (tier 0)."""
+        site = directory.site(site_id or "")
+        if site is not None and is_out_of_hours(clock.now()) and directory.on_call(site.territory_id, clock.now()):
+            return {"tier": routing.ON_CALL}
         return {"tier": routing.LOCAL}
 
     def routing_next(tier: int) -> dict[str, Any]:
@@ -43,6 +48,14 @@ def register_all(registry: OperationRegistry, directory: Directory, clock: Clock
         site = directory.site(site_id or "")
         conventions = directory.conventions(site_id or "")
         last = routing.last_tier(site_id or "", conventions) if site else routing.LOCAL
+        if tier == routing.ON_CALL and site is not None:
+            on_duty = directory.on_call(site.territory_id, clock.now())
+            eligible = routing.candidate_pool(site, routing.LOCAL, directory.radiologists(), conventions,
+                                              directory.territories(), today())
+            eligible += routing.candidate_pool(site, routing.NEIGHBOURS, directory.radiologists(), conventions,
+                                               directory.territories(), today())
+            return {"tier": tier, "candidates": [on_duty] if on_duty in eligible else [], "exhausted": False,
+                    "setting": "accept_oncall"}
         candidates = [] if site is None or tier > last else routing.candidate_pool(
             site, tier, directory.radiologists(), conventions, directory.territories(), today())
         return {"tier": tier, "candidates": candidates, "exhausted": site is None or tier >= last,

@@ -98,6 +98,19 @@ class ConventionRadiologist(Base):
     username: Mapped[str] = mapped_column(ForeignKey("app_user.username"), primary_key=True)
 
 
+class OnCallSlotRow(Base):
+    """A radiologist on duty for a territory over a period (permanence des soins)."""
+
+    __tablename__ = "oncall_slot"
+    __table_args__ = (Index("ix_oncall_territory_time", "territory_id", "starts_at", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    territory_id: Mapped[str] = mapped_column(ForeignKey("territory.id"))
+    username: Mapped[str] = mapped_column(ForeignKey("app_user.username"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ApiToken(Base):
     """A personal bearer token; only its SHA-256 is stored."""
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.domain.credentials import RadiologistCredentials
+from engine.domain.oncall import OnCallSlot, on_call_at
 from engine.domain.routing import Convention, Radiologist, Site, Territory
 from engine.store.directory_models import (
     ConventionRadiologist,
     ConventionRow,
+    OnCallSlotRow,
     SiteRow,
     TerritoryNeighbour,
     TerritoryRow,
@@ -67,6 +70,15 @@ class SqlDirectory:
                        UserRole.role.in_(("radiologist", "tele_expert"))).limit(1)
             ).scalar_one_or_none()
             return _radiologist(user) if user else None
+
+
+    def on_call(self, territory_id: str, moment: datetime) -> str | None:
+        with self._reader() as session:
+            rows = session.execute(select(OnCallSlotRow).where(
+                OnCallSlotRow.territory_id == territory_id, OnCallSlotRow.starts_at <= moment,
+                OnCallSlotRow.ends_at > moment)).scalars().all()
+            slots = [OnCallSlot(r.territory_id, r.username, r.starts_at, r.ends_at) for r in rows]
+        return on_call_at(slots, territory_id, moment)
 
 
 def _radiologist(user: User) -> Radiologist:

@@ -377,3 +377,34 @@ def test_CH1_2_images_alone_never_close_a_case_and_the_report_is_acknowledged(ne
     case.complete("acknowledge_report", REQUESTER, report_read=True, integrated_in_record=True)
     assert case.status == "completed"
     assert case.data["requester_id"] == "dr.requester" and case.data["radiologist_id"] == "rad.local"
+
+
+@pytest.mark.charter("CH-5.5")
+@pytest.mark.charter("CH-3.3")
+def test_CH5_5_out_of_hours_the_on_call_radiologist_is_offered_the_case_first(make_ctx, clock):
+    from datetime import UTC, datetime
+
+    from engine.domain.actors import Actor
+    from engine.domain.oncall import OnCallSlot
+    from engine.ports import InMemoryDirectory
+    from engine.services.context import default_operations
+    from engine.services.definitions import deploy_library
+    from forms import default_registry
+    from tests.workflows.conftest import CONVENTION, RADIOLOGISTS, SITE, TERRITORIES, WORKFLOWS, Case
+
+    clock.set(datetime(2026, 1, 10, 1, 10, tzinfo=UTC))  # Saturday night
+    slot = OnCallSlot("brest", "rad.neighbour", datetime(2026, 1, 9, 17, 30, tzinfo=UTC),
+                      datetime(2026, 1, 12, 7, 0, tzinfo=UTC))
+    directory = InMemoryDirectory([SITE], TERRITORIES, [CONVENTION], RADIOLOGISTS, [slot])
+    ctx = make_ctx(operations=default_operations(directory, clock), forms=default_registry(), escalation=None)
+    deploy_library(ctx, Actor("designer"), WORKFLOWS)
+    from engine.services.instances import start_instance
+
+    case = Case(ctx, start_instance(ctx, REQUESTER, "telediagnosis", {}, site_id="ch-brest",
+                                    first_task=request_form(urgency="vital")))
+    assert case.data["offer"] == {"tier": 0, "candidates": ["rad.neighbour"], "exhausted": False,
+                                  "setting": "accept_oncall"}
+    assert list_tasks(ctx, radiologist("rad.local")) == []
+    clock.advance(minutes=11)  # shipped accept_oncall: PT10M
+    fire_due_timers(ctx)
+    assert case.data["offer"]["tier"] == 1 and case.data["offer"]["candidates"] == ["rad.local"]
