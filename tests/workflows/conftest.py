@@ -49,6 +49,7 @@ CONVENTION = Convention("ch-brest", frozenset(r.user_id for r in RADIOLOGISTS), 
 REQUESTER = Actor("dr.requester", frozenset({"requester"}), frozenset({"ch-brest"}))
 TECHNOLOGIST = Actor("merm.tech", frozenset({"technologist"}), frozenset({"ch-brest"}))
 LOCAL_RADIOLOGIST = Actor("dr.local", frozenset({"local_radiologist"}), frozenset({"ch-brest"}))
+SITE_LEAD = Actor("dr.lead", frozenset({"site_lead"}), frozenset({"ch-brest"}))
 
 
 def radiologist(user_id: str) -> Actor:

@@ -13,6 +13,7 @@ from engine.store.models import Timer
 from forms import FormValidationError
 from tests.workflows.conftest import (
     REQUESTER,
+    SITE_LEAD,
     TECHNOLOGIST,
     accept,
     consent_and_identity,
@@ -264,8 +265,9 @@ def test_CH3_3_case_moves_to_the_next_tier_only_when_nobody_accepts_in_time(new_
                                   "setting": "accept_tier4"}
     clock.advance(minutes=31)
     fire_due_timers(charter_ctx)
-    assert case.open_tasks() == ["no_radiologist_alert"]  # no tier left: the site is alerted
-    case.complete("no_radiologist_alert", REQUESTER, action_taken="Radiologue d'astreinte joint par téléphone.")
+    assert case.open_tasks() == ["no_radiologist_alert"]  # no tier left: the site's medical lead is alerted
+    assert [t for t in list_tasks(charter_ctx, REQUESTER) if t.instance_id == case.id] == []
+    case.complete("no_radiologist_alert", SITE_LEAD, action_taken="Radiologue d'astreinte joint par téléphone.")
     assert case.data["offer"]["tier"] == 1 and case.open_tasks() == ["accept_case"]
 
 
