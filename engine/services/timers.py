@@ -68,7 +68,7 @@ def _fire_instance(ctx: EngineContext, instance_id: int, now: datetime) -> int:
         fired = [t for t in due if t.id not in still_waiting]
         events = [audit.AuditEntry(system.user_id, "timer.fired", instance_id,
                                    {"timer": t.spec_name, "task_id": t.id, "due_at": t.due_at.isoformat(),
-                                    "expression": t.expression}) for t in fired]
+                                    "expression": t.expression, "setting": t.setting}) for t in fired]
         entry = save_workflow(ctx, session, instance, cached.live, cached.snapshot, system, events)
         session.commit()
     ctx.live_cache.put(instance_id, entry)
