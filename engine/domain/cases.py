@@ -17,6 +17,7 @@ class CaseSummary:
     urgency: str | None
     accession_number: str | None
     summary: str | None
+    patient_ref: str | None
 
 
 def _text(value: Any, limit: int) -> str | None:
@@ -34,6 +35,7 @@ def case_summary(data: Mapping[str, Any]) -> CaseSummary:
         urgency=_text(data.get("urgency"), 16),
         accession_number=_text(data.get("accession_number"), 64),
         summary=_text(data.get("requested_exam") or data.get("question"), 300),
+        patient_ref=_text(patient.get("site_patient_id"), 64),
     )
 
 

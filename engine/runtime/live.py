@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,11 +90,14 @@ class LiveWorkflow:
         return self.workflow.data
 
     def case_data(self) -> dict[str, Any]:
-        """What the case knows so far: the data of the most recently run task (a copy)."""
+        """What the case knows now (a copy): the data of its open tasks, or of the last task that ran."""
         return dict(self.latest_data())
 
     def latest_data(self) -> Mapping[str, Any]:
-        """The same, read-only and without copying (for summaries computed on every save)."""
+        """The same, read-only (for summaries computed on every save)."""
+        open_data = [t.data for t in self.workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)]
+        if open_data:
+            return ChainMap(*reversed(open_data))  # no copy: the latest task's values first
         last = self.workflow.last_task
         return MappingProxyType(last.data) if last is not None else MappingProxyType({})
 
@@ -204,6 +208,21 @@ class LiveWorkflow:
                         values[prop.name] = None
                 subscriptions.append(SubscriptionInfo(str(task.id), event.name, correlation_key(values)))
         return timers, subscriptions
+
+    def cancel(self) -> None:
+        """Stop the case: every open task and waiting event is cancelled."""
+        self.workflow.cancel()
+
+    def update_data(self, values: dict[str, Any]) -> int:
+        """Merge values (one level deep for objects such as `patient`) into the data of the tasks waiting
+        or ready; returns how many tasks were updated."""
+        tasks = self.workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
+        for task in tasks:
+            for key, value in values.items():
+                current = task.data.get(key)
+                task.data[key] = {**current, **value} if isinstance(current, dict) and isinstance(value, dict) \
+                    else value
+        return len(tasks)
 
     def rearm_timer(self, task_id: str, due_at: datetime) -> bool:
         """Move a waiting timer (administrator re-arm); returns False if it is no longer waiting."""

@@ -25,7 +25,8 @@ def start_instance(ctx: EngineContext, actor: Actor, process_id: str, data: dict
     ``first_task``, the first user task (the request form) is validated and completed by the actor in the
     same transaction: a refused form leaves no half-created case behind.
     """
-    start_data = {**(data or {}), "site_id": site_id}
+    # Every case has an accession number (its images correlate on it); a RIS order brings its own.
+    start_data = {"accession_number": None, **(data or {}), "site_id": site_id}
     with ctx.write() as session:
         definition_id = _latest_definition_id(session, process_id)
         with using_clock(ctx.clock):
@@ -88,3 +89,52 @@ def case_data(ctx: EngineContext, instance_id: int) -> dict[str, Any]:
         data = cached.live.case_data()
     ctx.live_cache.put(instance_id, cached)
     return data
+
+
+def cancel_instance(ctx: EngineContext, actor: Actor, case_id: int, reason: str) -> None:
+    """Cancel a running case (e.g. the RIS cancelled the order): tasks, timers and subscriptions end."""
+    from engine.services.persistence import load_workflow, lock_instance
+
+    with ctx.write() as session:
+        instance = lock_instance(session, case_id)
+        if instance.status != "running":
+            return
+        cached = load_workflow(ctx, session, instance)
+        cached.live.cancel()
+        saved = save_workflow(ctx, session, instance, cached.live, cached.snapshot, actor,
+                              [audit.AuditEntry(actor.user_id, "instance.cancelled", case_id, {"reason": reason})],
+                              end_as="cancelled")
+        session.commit()
+    ctx.live_cache.put(case_id, saved)
+
+
+def amend_case(ctx: EngineContext, actor: Actor, case_id: int, values: dict[str, Any], reason: str) -> bool:
+    """Update what a running case knows (e.g. patient traits corrected by the RIS); False if it has ended."""
+    from engine.services.persistence import load_workflow, lock_instance
+
+    with ctx.write() as session:
+        instance = lock_instance(session, case_id)
+        if instance.status != "running":
+            return False
+        cached = load_workflow(ctx, session, instance)
+        cached.live.update_data(values)
+        saved = save_workflow(ctx, session, instance, cached.live, cached.snapshot, actor, [
+            audit.AuditEntry(actor.user_id, "case.amended", case_id, {"fields": sorted(values), "reason": reason})])
+        session.commit()
+    ctx.live_cache.put(case_id, saved)
+    return True
+
+
+def cases_for_patient(ctx: EngineContext, site_id: str, patient_ref: str) -> list[int]:
+    """Running cases of a site for a patient identifier of that site (e.g. PID-3 of the RIS)."""
+    with ctx.read() as session:
+        return list(session.execute(select(ProcessInstance.id).where(
+            ProcessInstance.site_id == site_id, ProcessInstance.patient_ref == patient_ref,
+            ProcessInstance.status == "running").order_by(ProcessInstance.id)).scalars())
+
+
+def case_by_accession(ctx: EngineContext, accession_number: str) -> int | None:
+    with ctx.read() as session:
+        return session.execute(select(ProcessInstance.id).where(
+            ProcessInstance.accession_number == accession_number).order_by(ProcessInstance.id.desc())
+            .limit(1)).scalar_one_or_none()

@@ -24,7 +24,10 @@ def register_all(registry: OperationRegistry, directory: Directory, clock: Clock
     def today() -> date:
         return clock.now().date()
 
-    def new_accession_number(site_id: str | None = None) -> str:
+    def new_accession_number(site_id: str | None = None, existing: str | None = None) -> str:
+        """Keep the accession number a RIS order brought; otherwise number the request."""
+        if isinstance(existing, str) and existing.strip():
+            return existing.strip()
         return f"TR{clock.now():%y%m%d}{secrets.token_hex(4).upper()}"
 
     def patient_facts(birth_date: str, sex: str | None, modality: str) -> dict[str, Any]:

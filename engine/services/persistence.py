@@ -43,7 +43,7 @@ _SAVE = (update(_INSTANCE).where(_INSTANCE.c.id == bindparam("b_id"), _INSTANCE.
                  audit_seq=bindparam("audit_seq"), audit_hash=bindparam("audit_hash"),
                  patient_name=bindparam("patient_name"), patient_birth_date=bindparam("patient_birth_date"),
                  urgency=bindparam("urgency"), accession_number=bindparam("accession_number"),
-                 summary=bindparam("summary")))
+                 summary=bindparam("summary"), patient_ref=bindparam("patient_ref")))
 _MOVE_DUE = update(_TASK).where(_TASK.c.id == bindparam("b_id")).values(due_at=bindparam("due_at"))
 _END_TASK = (update(_TASK).where(_TASK.c.id == bindparam("b_id"))
              .values(status=bindparam("status"), ended_at=bindparam("ended_at"), ended_by=bindparam("ended_by")))
@@ -100,13 +100,16 @@ def load_workflow(ctx: EngineContext, session: Session, instance: InstanceRow) -
 
 def save_workflow(ctx: EngineContext, session: Session, instance: InstanceRow, live: LiveWorkflow,
                   before: Snapshot | None, actor: Actor, events: Iterable[audit.AuditEntry],
-                  completed_task_id: str | None = None) -> CachedWorkflow:
-    """Write state, index rows and audit events; raise Conflict if someone saved this case meanwhile."""
+                  completed_task_id: str | None = None, end_as: str | None = None) -> CachedWorkflow:
+    """Write state, index rows and audit events; raise Conflict if someone saved this case meanwhile.
+    `end_as` ends the case with that status (e.g. "cancelled") whatever the workflow says."""
     now = ctx.clock.now()
     after = live.snapshot()
     events = list(events)
     status, ended_at = instance.status, None
-    if after.completed and status == "running":
+    if end_as is not None:
+        status, ended_at = end_as, now
+    elif after.completed and status == "running":
         status, ended_at = "completed", now
         events.append(audit.AuditEntry(actor.user_id, "instance.completed", instance.id))
     rows, head = audit.build_rows(instance.id, instance.audit_head, events, now)

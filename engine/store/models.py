@@ -98,6 +98,7 @@ class ProcessInstance(Base):
     urgency: Mapped[str | None] = mapped_column(String(16))
     accession_number: Mapped[str | None] = mapped_column(String(64), index=True)
     summary: Mapped[str | None] = mapped_column(String(300))
+    patient_ref: Mapped[str | None] = mapped_column(String(64), index=True)  # the site's patient id (RIS PID-3)
     audit_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # head of this case's audit chain
     audit_hash: Mapped[str] = mapped_column(String(64))
     started_by: Mapped[str] = mapped_column(String(128))
