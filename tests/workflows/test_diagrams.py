@@ -99,7 +99,8 @@ def form_of(path: Path, task_id: str) -> str:
 
 
 def test_the_library_ships_both_process_families():
-    assert {b.process_id for b in LIBRARY_BUNDLES} == {"telediagnosis", "teleexpertise"}  # CH-1.1
+    # CH-1.1: the two families, plus the identity check of images held on arrival (CH-4.1.6)
+    assert {b.process_id for b in LIBRARY_BUNDLES} == {"telediagnosis", "teleexpertise", "image_identity_check"}
     assert DMN_FILES and len(BPMN_FILES) >= 2
 
 
