@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export TELERAD_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: install run test lint typecheck unit migrate deploy demo clean
+.PHONY: install run test lint typecheck unit migrate deploy demo clean translations
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Telerad needs Python 3.11 or newer")'
@@ -26,7 +26,17 @@ $(NPM_STAMP): package-lock.json package.json scripts/copy_vendor.mjs
 	$(NPM) run --silent vendor
 	@touch $@
 
-install: $(STAMP) $(NPM_STAMP)
+MO := web/translations/en/LC_MESSAGES/messages.mo
+
+$(MO): web/translations/en/LC_MESSAGES/messages.po | $(STAMP)
+	$(BIN)/pybabel compile -d web/translations
+
+install: $(STAMP) $(NPM_STAMP) $(MO)
+
+# Maintainers: refresh the catalogue after changing user-visible strings, then translate the new entries.
+translations: install
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -k lazy_gettext -k _l --project=Telerad -o web/translations/messages.pot .
+	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations --no-fuzzy-matching --ignore-obsolete
 
 migrate: install
 	$(BIN)/telerad db upgrade

@@ -57,7 +57,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.health import bp as health_bp
 
     app.register_blueprint(health_bp)
-    for module_name in ("web.auth", "web.inbox", "web.cases", "web.admin", "web.api"):
+    for module_name in ("web.auth", "web.inbox", "web.cases", "web.admin", "web.escalation_admin", "web.api"):
         try:
             module = __import__(module_name, fromlist=["bp"])
         except ModuleNotFoundError as err:

@@ -16,6 +16,8 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from engine.errors import Forbidden, NotFound
@@ -38,8 +40,8 @@ from web.taskforms import TaskForm
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
 REQUEST_FORMS = {
-    "telediagnosis": ("td_request.schema.json", ("requester",), "Demande de télédiagnostic"),
-    "teleexpertise": ("te_request.schema.json", ("local_radiologist", "requester"), "Demande de téléexpertise"),
+    "telediagnosis": ("td_request.schema.json", ("requester",), _l("Demande de télédiagnostic")),
+    "teleexpertise": ("te_request.schema.json", ("local_radiologist", "requester"), _l("Demande de téléexpertise")),
 }
 
 
@@ -74,7 +76,7 @@ def new(process: str) -> Any:
     site_id = request.form.get("site_id") or (sites[0] if len(sites) == 1 else "")
     if request.method == "POST" and form.validate_submission():
         if site_id not in actor.sites:
-            form.form_errors.append("Choisissez le site demandeur.")
+            form.form_errors.append(_("Choisissez le site demandeur."))
         else:
             try:
                 case_id = start_instance(_ctx(), actor, process, {}, site_id=site_id,
@@ -85,7 +87,7 @@ def new(process: str) -> Any:
                 abort(403, str(err))
             else:
                 _store_uploads(case_id)
-                flash("La demande est envoyée.", "success")
+                flash(_("La demande est envoyée."), "success")
                 return redirect(url_for("cases.show", case_id=case_id))
     return render_template("cases/new.html", form=form, title=title, process=process, sites=sites,
                            site_id=site_id)
@@ -127,7 +129,7 @@ def diagram(case_id: int) -> Any:
 def message(case_id: int) -> Any:
     try:
         post_message(_ctx(), current_actor(), case_id, request.form.get("body", ""))
-        flash("Message ajouté au dossier.", "success")
+        flash(_("Message ajouté au dossier."), "success")
     except InvalidInput as err:
         flash(str(err), "warning")
     except NotFound:
@@ -142,7 +144,7 @@ def upload(case_id: int) -> Any:
         ensure_visible(_ctx(), current_actor(), case_id)
         uploads = [u for u in request.files.getlist("attachments") if u and u.filename]
         if not uploads:
-            flash("Choisissez un fichier.", "warning")
+            flash(_("Choisissez un fichier."), "warning")
         for item in uploads:
             add_attachment(_ctx(), current_actor(), case_id, item.filename or "", item.mimetype or "",
                            item.read(), _storage())

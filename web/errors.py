@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 
 MESSAGES = {
-    400: ("Requête invalide", "La demande n'a pas pu être comprise. Revenez à la page précédente et réessayez."),
-    403: ("Accès refusé", "Votre rôle ne vous permet pas d'accéder à cette page."),
-    404: ("Page introuvable", "Cette page n'existe pas, ou vous n'avez pas accès à ce dossier."),
-    413: ("Fichier trop volumineux", "Le fichier dépasse la taille autorisée."),
-    500: ("Erreur interne", "Une erreur inattendue s'est produite ; elle a été enregistrée. Réessayez plus tard."),
+    400: (_l("Requête invalide"),
+          _l("La demande n'a pas pu être comprise. Revenez à la page précédente et réessayez.")),
+    403: (_l("Accès refusé"), _l("Votre rôle ne vous permet pas d'accéder à cette page.")),
+    404: (_l("Page introuvable"), _l("Cette page n'existe pas, ou vous n'avez pas accès à ce dossier.")),
+    413: (_l("Fichier trop volumineux"), _l("Le fichier dépasse la taille autorisée.")),
+    500: (_l("Erreur interne"),
+          _l("Une erreur inattendue s'est produite ; elle a été enregistrée. Réessayez plus tard.")),
 }
 
 
@@ -25,8 +29,8 @@ def register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(err: CSRFError) -> Any:
-        return render(400, "Le formulaire a expiré ou a été envoyé depuis une autre page : rechargez la page, "
-                           "puis validez à nouveau.")
+        return render(400, _("Le formulaire a expiré ou a été envoyé depuis une autre page : rechargez la page, "
+                             "puis validez à nouveau."))
 
     for status in (400, 403, 404, 413, 500):
         app.register_error_handler(status, lambda err, status=status: render(status))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import login_required
 
 from engine.domain.urgency import LEVELS, rank
@@ -50,7 +51,7 @@ def claim(task_id: str) -> Any:
 
     try:
         claim_task(telerad(current_app).ctx, current_actor(), task_id)
-        flash("La tâche vous est attribuée.", "success")
+        flash(_("La tâche vous est attribuée."), "success")
     except Conflict as err:
         flash(str(err), "warning")
     except NotFound:
@@ -65,7 +66,7 @@ def unclaim(task_id: str) -> Any:
 
     try:
         unclaim_task(telerad(current_app).ctx, current_actor(), task_id)
-        flash("La tâche est remise à disposition de vos collègues.", "info")
+        flash(_("La tâche est remise à disposition de vos collègues."), "info")
     except (Conflict, Forbidden) as err:
         flash(str(err), "warning")
     except NotFound:
@@ -94,11 +95,11 @@ def task(task_id: str) -> Any:
         except FormValidationError as err:
             form.show_errors(err.errors)
         except Conflict as err:
-            flash(f"{err} Votre saisie n'a pas été enregistrée.", "warning")
+            flash(_("%(error)s Votre saisie n'a pas été enregistrée.", error=err), "warning")
             return redirect(url_for("inbox.index"))
         except NotFound:
             abort(404)
         else:
-            flash(f"« {view.title} » est enregistrée.", "success")
+            flash(_("« %(title)s » est enregistrée.", title=view.title), "success")
             return redirect(url_for("inbox.index"))
     return render_template("inbox/task.html", task=view, form=form, known=known)

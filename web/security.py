@@ -7,6 +7,8 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Flask, abort, current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, UserMixin, current_user, logout_user
 
 from engine.domain.actors import Actor
@@ -16,7 +18,7 @@ from web.extensions import telerad
 F = TypeVar("F", bound=Callable[..., Any])
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
-login_manager.login_message = "Veuillez vous identifier pour accéder à cette page."
+login_manager.login_message = _l("Veuillez vous identifier pour accéder à cette page.")
 login_manager.login_message_category = "info"
 login_manager.session_protection = "basic"  # "strong" would log out on-call radiologists whose IP changes
 
@@ -83,8 +85,11 @@ def init_security(app: Flask, idle_minutes: int) -> None:
 
             record_logout(telerad(current_app).ctx, current_user.get_id(), "idle")
             logout_user()
+            language = session.get("language")
             session.clear()
-            flash("Votre session a expiré après une période d'inactivité. Identifiez-vous à nouveau.", "warning")
+            if language:
+                session["language"] = language
+            flash(_("Votre session a expiré après une période d'inactivité. Identifiez-vous à nouveau."), "warning")
             return redirect(url_for("auth.login", next=request.full_path))
         session["seen_at"] = now
         return None
