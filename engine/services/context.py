@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -64,6 +64,9 @@ class EngineContext:
     clock: Clock
     live_cache: LiveCache = field(default_factory=LiveCache)
     bundles: dict[int, Bundle] = field(default_factory=dict)  # definition id -> bundle (immutable)
+    # Called inside the transaction of every case save with (session, saved InstanceRow, case data); must be
+    # idempotent. Integrations use it to queue work atomically with the change (e.g. an HL7 report to send).
+    save_hooks: list[Callable[..., None]] = field(default_factory=list)
 
     @contextmanager
     def write(self) -> Iterator[Session]:

@@ -123,6 +123,9 @@ def save_workflow(ctx: EngineContext, session: Session, instance: InstanceRow, l
     saved = replace(instance, status=status, version=instance.version + 1, audit_seq=head.seq, audit_hash=head.hash)
     sync_index(session, saved, before, after, now, actor, completed_task_id)
     audit.insert_rows(session, rows)
+    if ctx.save_hooks:
+        for hook in ctx.save_hooks:
+            hook(session, saved, live.latest_data())
     return CachedWorkflow(saved.version, live, after)
 
 
