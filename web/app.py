@@ -49,6 +49,9 @@ def create_app(settings: Settings | None = None, ctx: EngineContext | None = Non
 
     register_error_pages(app)
     app.jinja_env.filters["paris"] = paris_time
+    from web.labels import register_label_filters
+
+    register_label_filters(app)
     app.after_request(_security_headers)
     return app
 

@@ -5,8 +5,6 @@ WTForms only renders and coerces types; the JSON Schema (through the engine) sta
 
 from __future__ import annotations
 
-import functools
-import json
 from typing import Any
 
 from forms import FormRegistry
@@ -15,15 +13,21 @@ from forms.wtforms_builder import build_form_class, form_data_to_json, json_erro
 EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 
-@functools.lru_cache(maxsize=128)
-def _form_class(schema_json: str) -> type:
-    return build_form_class(json.loads(schema_json))
+_classes: dict[str, type] = {}
+
+
+def _form_class(form_key: str | None, schema: dict[str, Any]) -> type:
+    """One class per form (schemas are files read once); fields keep the order the schema gives them."""
+    key = form_key or ""
+    if key not in _classes:
+        _classes[key] = build_form_class(schema)
+    return _classes[key]
 
 
 class TaskForm:
     def __init__(self, registry: FormRegistry, form_key: str | None, known: dict[str, Any] | None):
         self.schema = registry.schema(form_key) if form_key else EMPTY_SCHEMA
-        form_class = _form_class(json.dumps(self.schema, sort_keys=True))
+        form_class = _form_class(form_key, self.schema)
         # On GET the form is pre-filled from what the case knows; on POST it binds what was typed.
         self.form = prefill(form_class, known or {}) if known is not None else form_class()
         self.form_errors: list[str] = []

@@ -149,7 +149,8 @@ def _main_file(files: dict[str, str] | Any, process_id: str) -> str:
 def _timeline(session: Session, case_id: int) -> list[dict[str, Any]]:
     rows = session.execute(
         select(AuditEvent.at, AuditEvent.actor, AuditEvent.action, AuditEvent.detail)
-        .where(AuditEvent.instance_id == case_id).order_by(AuditEvent.at, AuditEvent.id)
+        .where(AuditEvent.instance_id == case_id, AuditEvent.chain == case_id)  # the case's own chain
+        .order_by(AuditEvent.at, AuditEvent.id)
     ).all()
     return [{"at": r.at, "actor": r.actor, "action": r.action, "detail": json.loads(r.detail)} for r in rows]
 

@@ -49,7 +49,8 @@ def start_instance(ctx: EngineContext, actor: Actor, process_id: str, data: dict
                 status="completed", restricted=False, assignee=actor.user_id, urgency=9, created_at=now,
                 ended_at=now, ended_by=actor.user_id))
             events.append(audit.AuditEntry(actor.user_id, "task.completed", instance_id, {
-                "task_id": submitted.task_id, "task": submitted.spec_name, "fields": sorted(first_task or {})}))
+                "task_id": submitted.task_id, "task": submitted.spec_name, "title": submitted.title,
+                "fields": sorted(first_task or {})}))
         cached = save_workflow(ctx, session, row, live, None, actor, events)
         session.commit()
     ctx.live_cache.put(instance_id, cached)

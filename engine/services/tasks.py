@@ -162,7 +162,8 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
             cached.live.complete_user_task(task_id, data, actor.user_id)
         entry = save_workflow(ctx, session, instance, cached.live, cached.snapshot, actor, [
             audit.AuditEntry(actor.user_id, "task.completed", instance.id,
-                             {"task_id": task_id, "task": row.spec_name, "fields": sorted(data)}),
+                             {"task_id": task_id, "task": row.spec_name, "title": row.title,
+                              "fields": sorted(data)}),
         ], completed_task_id=task_id)
         session.commit()
     ctx.live_cache.put(instance.id, entry)

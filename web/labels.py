@@ -1,0 +1,61 @@
+"""French labels for coded values shown on pages (the forms' x-labels, roles), as Jinja filters."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+from flask_babel import lazy_gettext as _l
+
+from forms import default_registry
+
+ROLE_LABELS = {
+    "requester": _l("Médecin demandeur"), "technologist": _l("Manipulateur"), "radiologist": _l("Radiologue"),
+    "local_radiologist": _l("Radiologue de proximité"), "tele_expert": _l("Télé-expert"),
+    "site_lead": _l("Médecin responsable du site"), "process_designer": _l("Concepteur de processus"),
+    "administrator": _l("Administrateur"), "auditor": _l("Auditeur"),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _code_labels() -> dict[str, dict[str, str]]:
+    """field name -> value -> label, from every form schema."""
+    registry = default_registry()
+    labels: dict[str, dict[str, str]] = {}
+
+    def walk(properties: dict[str, Any]) -> None:
+        for name, prop in properties.items():
+            if isinstance(prop.get("x-labels"), dict):
+                labels.setdefault(name, {}).update(prop["x-labels"])
+            if isinstance(prop.get("properties"), dict):
+                walk(prop["properties"])
+
+    for key in registry.keys():  # noqa: SIM118 - FormRegistry.keys() lists the schema files
+        walk(registry.schema(key).get("properties", {}))
+    return labels
+
+
+def coded(value: Any, field: str) -> Any:
+    """The French label of a coded value (e.g. protocol "ct_head_plain"), or the value itself."""
+    if not isinstance(value, str):
+        return value
+    return _code_labels().get(field, {}).get(value, value)
+
+
+def role_label(role: str | None) -> str:
+    return str(ROLE_LABELS.get(role or "", role or "—"))
+
+
+def iso_to_datetime(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def register_label_filters(app: Flask) -> None:
+    app.jinja_env.filters["coded"] = coded
+    app.jinja_env.filters["role"] = role_label
+    app.jinja_env.filters["isodate"] = iso_to_datetime
