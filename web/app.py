@@ -60,7 +60,9 @@ def _register_blueprints(app: Flask) -> None:
     from web.health import bp as health_bp
 
     app.register_blueprint(health_bp)
-    for module_name in ("web.auth", "web.inbox", "web.cases", "web.admin", "web.escalation_admin", "web.api"):
+    blueprints = ("web.auth", "web.inbox", "web.cases", "web.admin", "web.escalation_admin", "web.oncall_admin",
+                  "web.api", "web.hl7_admin", "web.dicom_pages")
+    for module_name in blueprints:
         try:
             module = __import__(module_name, fromlist=["bp"])
         except ModuleNotFoundError as err:
