@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask, render_template_string
+from flask_babel import Babel
 from werkzeug.datastructures import MultiDict
 from wtforms import Form
 from wtforms.fields import (
@@ -68,6 +69,7 @@ TYPICAL = {
 def make_app(csrf: bool = False) -> Flask:
     app = Flask(__name__, template_folder=str(ROOT / "web" / "templates"))
     app.config.update(SECRET_KEY="test", WTF_CSRF_ENABLED=csrf)
+    Babel(app)  # the macros translate their own messages, as in the application
     return app
 
 
