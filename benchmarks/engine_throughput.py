@@ -228,7 +228,7 @@ class Baselines:
         self.spec, self.subprocess_specs = parse_raw(bundle.files[DIAGRAM.name])
         self.script_engine = Runtime().script_engine
         self.definition = ParsedDefinition(bundle, self.spec, self.subprocess_specs, PROCESS_ID)
-        self.codec = WorkflowCodec()
+        self.codec = WorkflowCodec(fast_json=False)  # SpiffWorkflow's own serializer path (json module)
         self.memory_s = self.roundtrip_s = 0.0
         self.steps = 0
         self.memory(WARMUP_CASES)

@@ -73,6 +73,7 @@ class LiveWorkflow:
     def __init__(self, workflow: BpmnWorkflow, definition: ParsedDefinition):
         self.workflow = workflow
         self.definition = definition
+        self._open_data: list[Any] | None = None  # set by snapshot(), cleared by every change
 
     @classmethod
     def start(cls, definition: ParsedDefinition, script_engine: SafeScriptEngine,
@@ -95,13 +96,15 @@ class LiveWorkflow:
 
     def latest_data(self) -> Mapping[str, Any]:
         """The same, read-only (for summaries computed on every save)."""
-        open_data = [t.data for t in self.workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)]
+        open_data = self._open_data if self._open_data is not None else [
+            t.data for t in self.workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)]
         if open_data:
             return ChainMap(*reversed(open_data))  # no copy: the latest task's values first
         last = self.workflow.last_task
         return MappingProxyType(last.data) if last is not None else MappingProxyType({})
 
     def _advance(self) -> None:
+        self._open_data = None
         try:
             self.workflow.do_engine_steps()
         except SpiffWorkflowException as err:
@@ -169,8 +172,13 @@ class LiveWorkflow:
             if split_id is not None:
                 due_by_split[split_id] = min(timer.due_at, due_by_split.get(split_id, timer.due_at))
         user_tasks = []
-        # The top workflow's iterator also walks into call activities' subprocesses.
-        for task in self.workflow.get_tasks(state=TaskState.READY, manual=True):
+        open_data = []
+        # One walk of the task tree (the top workflow's iterator also enters call activities): user tasks,
+        # and the data of every open task, kept for latest_data() until the workflow changes again.
+        for task in self.workflow.get_tasks(state=TaskState.READY | TaskState.WAITING):
+            open_data.append(task.data)
+            if task.state != TaskState.READY or not task.task_spec.manual:
+                continue
             spec = task.task_spec
             properties = _properties(spec)
             user_tasks.append(UserTaskInfo(
@@ -182,6 +190,7 @@ class LiveWorkflow:
                 candidates=_candidates(task.data, properties.get("candidatesVariable")),
                 due_at=due_by_split.get(_boundary_split(task)),
             ))
+        self._open_data = open_data
         return Snapshot(tuple(user_tasks), tuple(t for t, _ in timers), tuple(subscriptions), self.workflow.completed)
 
     def _waiting_events(self) -> tuple[list[tuple[TimerInfo, Any]], list[SubscriptionInfo]]:
@@ -211,11 +220,13 @@ class LiveWorkflow:
 
     def cancel(self) -> None:
         """Stop the case: every open task and waiting event is cancelled."""
+        self._open_data = None
         self.workflow.cancel()
 
     def update_data(self, values: dict[str, Any]) -> int:
         """Merge values (one level deep for objects such as `patient`) into the data of the tasks waiting
         or ready; returns how many tasks were updated."""
+        self._open_data = None
         tasks = self.workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
         for task in tasks:
             for key, value in values.items():

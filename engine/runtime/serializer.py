@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
@@ -19,6 +20,8 @@ from engine.runtime.definitions import ParsedDefinition
 from engine.runtime.script_engine import SafeScriptEngine
 
 FORMAT_VERSION = "telerad-1"
+# datetimes and dataclasses go through SpiffWorkflow's converters, as with the json module
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 class SpeclessWorkflowConverter(BpmnWorkflowConverter):
@@ -47,11 +50,15 @@ def _uuid(value: str) -> Any:
 
 
 class WorkflowCodec:
-    def __init__(self) -> None:
+    def __init__(self, fast_json: bool = True) -> None:
+        """`fast_json` encodes with orjson (about ten times faster than the json module used by SpiffWorkflow's
+        own serializer); anything orjson cannot encode (integers beyond 64 bits...) falls back to json."""
         config = dict(SPIFF_CONFIG)
         config[BpmnWorkflow] = SpeclessWorkflowConverter
         self._registry = BpmnWorkflowSerializer.configure(config)
         self._serializer = BpmnWorkflowSerializer(self._registry)
+        self._fast = fast_json
+        self._default = self._serializer._encoder_cls().default
 
     def dumps(self, workflow: BpmnWorkflow) -> str:
         self._registry._encoder_mode = True
@@ -60,10 +67,15 @@ class WorkflowCodec:
         finally:
             self._registry._encoder_mode = False
         dct["format"] = FORMAT_VERSION
+        if self._fast:
+            try:
+                return orjson.dumps(dct, default=self._default, option=_ORJSON_OPTIONS).decode("utf-8")
+            except TypeError:
+                pass
         return json.dumps(dct, separators=(",", ":"), ensure_ascii=False, cls=self._serializer._encoder_cls)
 
     def loads(self, text: str, definition: ParsedDefinition, script_engine: SafeScriptEngine) -> BpmnWorkflow:
-        dct = json.loads(text)
+        dct = orjson.loads(text) if self._fast else json.loads(text)
         if dct.pop("format", None) != FORMAT_VERSION:
             raise ValueError("unknown workflow state format")
         workflow = self._registry.convert_from_dict["BpmnWorkflow"](dct, definition=definition)
