@@ -1,0 +1,197 @@
+"""Validate diagram files for designers: every problem with the element it points at.
+
+Errors make a diagram undeployable: unsafe XML, BPMN schema, SpiffWorkflow parse, scripts, unsafe
+expressions, unregistered service operations, user tasks without a known role or an existing form,
+timer durations that cannot be resolved, incomplete diagram interchange (DI). Warnings come from a
+soundness check of each process: unreachable elements, elements from which no end event can be reached,
+and parallel joins fed by an exclusive choice (they would wait forever).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from lxml import etree
+from SpiffWorkflow.spiff.parser.process import VALIDATOR
+
+from engine.domain.escalation import DEFAULT_ESCALATION, InvalidDuration, parse_duration
+from engine.errors import DefinitionRefused, Finding
+from engine.runtime.definitions import bundles_from_library, lane_roles, parse_bundle
+from engine.runtime.expressions import parse_expression
+from engine.runtime.layout import di_problems
+from engine.runtime.script_engine import OperationRegistry
+from engine.runtime.xml import BPMN_NS, SPIFF_NS, kind_of, read_xml
+
+ROLES = frozenset({"requester", "technologist", "radiologist", "local_radiologist", "tele_expert", "site_lead"})
+NS = {"bpmn": BPMN_NS, "spiffworkflow": SPIFF_NS}
+FLOW_NODES = ("task", "userTask", "serviceTask", "manualTask", "businessRuleTask", "sendTask", "receiveTask",
+              "scriptTask", "callActivity", "subProcess", "startEvent", "endEvent", "intermediateCatchEvent",
+              "intermediateThrowEvent", "boundaryEvent", "exclusiveGateway", "parallelGateway", "inclusiveGateway",
+              "eventBasedGateway")
+
+
+@dataclass
+class FileReport:
+    file: str
+    errors: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"file": self.file, "errors": [_finding(f) for f in self.errors],
+                "warnings": [_finding(f) for f in self.warnings]}
+
+
+def _finding(f: Finding) -> dict[str, str]:
+    return {"element_id": f.element_id, "rule": f.rule, "message": f.message}
+
+
+def validate_library(files: Mapping[str, str], operations: OperationRegistry,
+                     form_exists: Callable[[str], bool]) -> list[FileReport]:
+    """Validate a set of .bpmn/.dmn files together (call activities and decisions resolve among them)."""
+    reports = {name: FileReport(name) for name in files}
+    roots = {}
+    for name, text in files.items():
+        try:
+            roots[name] = read_xml(text, name)
+        except DefinitionRefused as err:
+            reports[name].errors.extend(err.findings)
+    for name, root in roots.items():
+        report = reports[name]
+        if kind_of(root) == "bpmn":
+            report.errors.extend(_schema(root, name))
+            report.errors.extend(Finding("", "di", problem, name) for problem in di_problems(files[name], name))
+            report.errors.extend(_user_tasks(root, name, form_exists))
+            report.errors.extend(_timers(root, name))
+            report.warnings.extend(_soundness(root, name))
+        elif kind_of(root) != "dmn":
+            report.errors.append(Finding("", "xml.kind", "neither a BPMN nor a DMN document", name))
+    if not any(r.errors for r in reports.values()):
+        try:
+            for bundle in bundles_from_library({n: files[n] for n in roots}):
+                try:
+                    parse_bundle(bundle, operations)
+                except DefinitionRefused as err:
+                    for finding in err.findings:
+                        reports.get(finding.file or _main_file(bundle.files, bundle.process_id),
+                                    reports[_main_file(bundle.files, bundle.process_id)]).errors.append(finding)
+        except DefinitionRefused as err:
+            for finding in err.findings:
+                reports[finding.file].errors.append(finding)
+    return list(reports.values())
+
+
+def _main_file(files: Mapping[str, str], process_id: str) -> str:
+    return next((n for n, t in files.items() if f'id="{process_id}"' in t), next(iter(files)))
+
+
+def _schema(root: etree._Element, name: str) -> list[Finding]:
+    document = copy.deepcopy(root)
+    VALIDATOR.preprocess(document)  # bpmn-js writes correlation expressions the XSD does not know
+    try:
+        VALIDATOR.validator.assertValid(document.getroottree())
+    except etree.DocumentInvalid:
+        # libxml2 names the element type and the line, not the element id
+        return [Finding("", "bpmn.schema", f"line {error.line}: {error.message}", name)
+                for error in list(VALIDATOR.validator.error_log)[:20]]
+    return []
+
+
+def _user_tasks(root: etree._Element, name: str, form_exists: Callable[[str], bool]) -> list[Finding]:
+    findings = []
+    roles = lane_roles({name: root})
+    lane_of = {ref.text.strip(): lane.get("name") or lane.get("id") for lane in root.iter(f"{{{BPMN_NS}}}lane")
+               for ref in lane.iterfind(f"{{{BPMN_NS}}}flowNodeRef") if ref.text}
+    for task in root.iter(f"{{{BPMN_NS}}}userTask"):
+        task_id = task.get("id", "")
+        lane = lane_of.get(task_id)
+        if lane is None:
+            findings.append(Finding(task_id, "lane-role", "user task outside any lane: nobody would receive it", name))
+        elif roles.get(lane, lane) not in ROLES:
+            findings.append(Finding(task_id, "lane-role", f"lane '{lane}' is mapped to no known role "
+                                                          f"({', '.join(sorted(ROLES))})", name))
+        form = task.find("bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property"
+                         "[@name='formJsonSchemaFilename']", NS)
+        if form is None:
+            findings.append(Finding(task_id, "form", "user task without a form (formJsonSchemaFilename)", name))
+        elif not form_exists(form.get("value", "")):
+            findings.append(Finding(task_id, "form", f"form schema '{form.get('value')}' does not exist", name))
+    return findings
+
+
+def _timers(root: etree._Element, name: str) -> list[Finding]:
+    findings = []
+    for definition in root.iter(f"{{{BPMN_NS}}}timerEventDefinition"):
+        event = definition.getparent()
+        for child in definition:
+            text = (child.text or "").strip()
+            if not text:
+                continue
+            problem = _timer_problem(text)
+            if problem:
+                findings.append(Finding(event.get("id", ""), "timer", problem, name))
+    return findings
+
+
+def _timer_problem(expression: str) -> str | None:
+    try:
+        tree = parse_expression(expression)
+    except Exception as err:  # noqa: BLE001 - reported as a finding
+        return f"timer expression '{expression}' refused: {err}"
+    body = tree.body
+    if isinstance(body, ast.Constant) and isinstance(body.value, str):
+        try:
+            parse_duration(body.value)
+        except InvalidDuration as err:
+            return f"timer duration '{body.value}': {err}"
+    elif isinstance(body, ast.Subscript) and isinstance(body.value, ast.Name) and body.value.id == "escalation":
+        key = body.slice
+        if isinstance(key, ast.Constant) and key.value not in DEFAULT_ESCALATION:
+            return f"unknown escalation setting '{str(key.value)}' (known: {', '.join(sorted(DEFAULT_ESCALATION))})"
+    return None
+
+
+def _soundness(root: etree._Element, name: str) -> list[Finding]:
+    warnings = []
+    for process in root.iter(f"{{{BPMN_NS}}}process"):
+        nodes = {n.get("id"): n for tag in FLOW_NODES for n in process.iter(f"{{{BPMN_NS}}}{tag}")}
+        successors: dict[str, set[str]] = {node_id: set() for node_id in nodes}
+        predecessors: dict[str, set[str]] = {node_id: set() for node_id in nodes}
+        for flow in process.iter(f"{{{BPMN_NS}}}sequenceFlow"):
+            source, target = flow.get("sourceRef"), flow.get("targetRef")
+            if source in successors and target in predecessors:
+                successors[source].add(target)
+                predecessors[target].add(source)
+        for boundary in process.iter(f"{{{BPMN_NS}}}boundaryEvent"):
+            host = boundary.get("attachedToRef")
+            if host in successors:
+                successors[host].add(boundary.get("id"))
+        starts = [i for i, n in nodes.items() if etree.QName(n).localname == "startEvent"]
+        ends = {i for i, n in nodes.items() if etree.QName(n).localname == "endEvent"}
+        reached = _walk(starts, successors)
+        for node_id in sorted(set(nodes) - reached):
+            warnings.append(Finding(node_id, "soundness.unreachable", "no path from a start event reaches it", name))
+        finishing = _walk(list(ends), predecessors)
+        for node_id in sorted(reached - finishing):
+            warnings.append(Finding(node_id, "soundness.no-end", "no path from here reaches an end event", name))
+        for node_id, node in nodes.items():
+            if etree.QName(node).localname == "parallelGateway" and len(predecessors[node_id]) > 1:
+                feeders = {etree.QName(nodes[p]).localname for p in predecessors[node_id]}
+                if "exclusiveGateway" in feeders:
+                    warnings.append(Finding(node_id, "soundness.deadlock", "parallel join fed directly by an "
+                                                                           "exclusive choice: it may wait forever",
+                                            name))
+    return warnings
+
+
+def _walk(starts: list[str], edges: Mapping[str, set[str]]) -> set[str]:
+    seen, pending = set(), list(starts)
+    while pending:
+        node = pending.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        pending.extend(edges.get(node, ()))
+    return seen

@@ -1,0 +1,97 @@
+"""`telerad validate`: findings with element id, rule and message; errors exit non-zero."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from click.testing import CliRunner
+
+from engine.runtime.layout import layout
+from web.cli import main
+from web.config import PROJECT_ROOT
+
+HEADER = ('<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+          'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="d" targetNamespace="t">')
+
+
+def diagram(body: str, lanes: str = "") -> str:
+    return layout(f"""{HEADER}<bpmn:process id="p" isExecutable="true">{lanes}{body}</bpmn:process></bpmn:definitions>""")
+
+
+def run(tmp_path, *texts: tuple[str, str]):
+    paths = []
+    for name, text in texts:
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        paths.append(str(tmp_path / name))
+    result = CliRunner().invoke(main, ["validate", "--json", *paths])
+    return result.exit_code, {f["file"]: f for f in json.loads(result.output)["files"]}
+
+
+LANE = ('<bpmn:laneSet id="ls"><bpmn:lane id="l" name="Médecin"><bpmn:extensionElements><spiffworkflow:properties>'
+        '<spiffworkflow:property name="role" value="{role}"/></spiffworkflow:properties></bpmn:extensionElements>'
+        '{refs}</bpmn:lane></bpmn:laneSet>')
+
+
+def refs(*ids: str) -> str:
+    return "".join(f"<bpmn:flowNodeRef>{i}</bpmn:flowNodeRef>" for i in ids)
+
+
+def user_task(task_id: str, form: str = "td_more_info.schema.json") -> str:
+    return (f'<bpmn:userTask id="{task_id}"><bpmn:extensionElements><spiffworkflow:properties>'
+            f'<spiffworkflow:property name="formJsonSchemaFilename" value="{form}"/></spiffworkflow:properties>'
+            f'</bpmn:extensionElements></bpmn:userTask>')
+
+
+def test_shipped_diagrams_are_valid(tmp_path):
+    for path in (PROJECT_ROOT / "workflows" / "bpmn").iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    result = CliRunner().invoke(main, ["validate", "--json", *[str(p) for p in sorted(tmp_path.iterdir())]])
+    report = json.loads(result.output)
+    assert result.exit_code == 0 and all(not f["errors"] for f in report["files"]), result.output
+
+
+def test_script_task_unknown_role_missing_form_and_bad_timers_are_errors_naming_the_element(tmp_path):
+    body = ('<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="ask"/>'
+            + user_task("ask", "nope.schema.json") +
+            '<bpmn:boundaryEvent id="late" attachedToRef="ask"><bpmn:timerEventDefinition id="td">'
+            '<bpmn:timeDuration>"PT0S"</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>'
+            '<bpmn:sequenceFlow id="f2" sourceRef="ask" targetRef="code"/>'
+            '<bpmn:scriptTask id="code"><bpmn:script>import os</bpmn:script></bpmn:scriptTask>'
+            '<bpmn:sequenceFlow id="f3" sourceRef="code" targetRef="e"/><bpmn:endEvent id="e"/>'
+            '<bpmn:sequenceFlow id="f4" sourceRef="late" targetRef="e"/>')
+    xml = diagram(body, LANE.format(role="janitor", refs=refs("s", "ask", "late", "code", "e")))
+    code, files = run(tmp_path, ("bad.bpmn", xml))
+    errors = {(e["element_id"], e["rule"]) for e in files["bad.bpmn"]["errors"]}
+    assert code == 1
+    assert {("ask", "lane-role"), ("ask", "form"), ("late", "timer")} <= errors
+
+
+def test_unknown_escalation_setting_and_missing_di_and_unsound_paths(tmp_path):
+    body = ('<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="ask"/>' + user_task("ask") +
+            '<bpmn:boundaryEvent id="late" attachedToRef="ask"><bpmn:timerEventDefinition id="td">'
+            '<bpmn:timeDuration>escalation["coffee"]</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>'
+            '<bpmn:sequenceFlow id="f2" sourceRef="ask" targetRef="e"/><bpmn:endEvent id="e"/>'
+            '<bpmn:task id="orphan"/><bpmn:sequenceFlow id="f4" sourceRef="late" targetRef="stuck"/><bpmn:task id="stuck"/>')
+    xml = diagram(body, LANE.format(role="requester", refs=refs("s", "ask", "late", "e", "orphan", "stuck")))
+    xml_without_di = xml[:xml.index("<bpmndi:BPMNDiagram")] + "</bpmn:definitions>\n"
+    code, files = run(tmp_path, ("unsound.bpmn", xml), ("nodi.bpmn", xml_without_di))
+    assert ("late", "timer") in {(e["element_id"], e["rule"]) for e in files["unsound.bpmn"]["errors"]}
+    warnings = {(w["element_id"], w["rule"]) for w in files["unsound.bpmn"]["warnings"]}
+    assert {("orphan", "soundness.unreachable"), ("stuck", "soundness.no-end")} <= warnings
+    assert any(e["rule"] == "di" for e in files["nodi.bpmn"]["errors"])
+    assert code == 1
+
+
+def test_foreign_or_broken_files_give_findings_not_a_crash(tmp_path):
+    camunda = ('<?xml version="1.0" encoding="UTF-8"?><bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/'
+               '20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="t">'
+               '<bpmn:process id="c" isExecutable="true"><bpmn:startEvent id="s"/>'
+               '<bpmn:sequenceFlow id="f" sourceRef="s" targetRef="u"/>'
+               '<bpmn:userTask id="u" camunda:assignee="demo"/></bpmn:process></bpmn:definitions>')
+    code, files = run(tmp_path, ("camunda.bpmn", camunda), ("broken.bpmn", "<bpmn:definitions"))
+    assert code == 1
+    assert {e["rule"] for e in files["broken.bpmn"]["errors"]} == {"xml.syntax"}
+    rules = {(e["element_id"], e["rule"]) for e in files["camunda.bpmn"]["errors"]}
+    assert ("u", "lane-role") in rules and ("u", "form") in rules
+    assert all(set(e) == {"element_id", "rule", "message"} for e in files["camunda.bpmn"]["errors"])
