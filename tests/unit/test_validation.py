@@ -11,12 +11,14 @@ from engine.runtime.layout import layout
 from web.cli import main
 from web.config import PROJECT_ROOT
 
-HEADER = ('<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+HEADER = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+          '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
           'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="d" targetNamespace="t">')
 
 
 def diagram(body: str, lanes: str = "") -> str:
-    return layout(f"""{HEADER}<bpmn:process id="p" isExecutable="true">{lanes}{body}</bpmn:process></bpmn:definitions>""")
+    process = f'<bpmn:process id="p" isExecutable="true">{lanes}{body}</bpmn:process>'
+    return layout(f"{HEADER}{process}</bpmn:definitions>")
 
 
 def run(tmp_path, *texts: tuple[str, str]):
@@ -72,7 +74,8 @@ def test_unknown_escalation_setting_and_missing_di_and_unsound_paths(tmp_path):
             '<bpmn:boundaryEvent id="late" attachedToRef="ask"><bpmn:timerEventDefinition id="td">'
             '<bpmn:timeDuration>escalation["coffee"]</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>'
             '<bpmn:sequenceFlow id="f2" sourceRef="ask" targetRef="e"/><bpmn:endEvent id="e"/>'
-            '<bpmn:task id="orphan"/><bpmn:sequenceFlow id="f4" sourceRef="late" targetRef="stuck"/><bpmn:task id="stuck"/>')
+            '<bpmn:task id="orphan"/><bpmn:sequenceFlow id="f4" sourceRef="late" targetRef="stuck"/>'
+            '<bpmn:task id="stuck"/>')
     xml = diagram(body, LANE.format(role="requester", refs=refs("s", "ask", "late", "e", "orphan", "stuck")))
     xml_without_di = xml[:xml.index("<bpmndi:BPMNDiagram")] + "</bpmn:definitions>\n"
     code, files = run(tmp_path, ("unsound.bpmn", xml), ("nodi.bpmn", xml_without_di))
