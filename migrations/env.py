@@ -4,6 +4,8 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import engine.store.directory_models  # noqa: F401  (registers the tables)
+import integrations.dicom.models  # noqa: F401
+import integrations.hl7.models  # noqa: F401
 from engine.store.models import Base
 
 config = context.config

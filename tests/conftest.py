@@ -16,6 +16,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 import engine.store.directory_models  # noqa: F401  (registers the directory tables in the metadata)
+import integrations.dicom.models  # noqa: F401
+import integrations.hl7.models  # noqa: F401
 from engine.ports import FakeClock
 from engine.runtime import OperationRegistry
 from engine.services.context import EngineContext, build_context

@@ -32,50 +32,64 @@ def main() -> None:
     pass
 
 
-@main.command(help="Serve the web application and run the timer scheduler.")
+@main.command(help="Serve the web application, with the timer scheduler and the HL7 and DICOM listeners.")
 @click.option("--host", default=None, help="Listen address (default TELERAD_HOST or 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Listen port (default TELERAD_PORT or 5000).")
 @click.option("--threads", default=8, show_default=True, help="Request threads.")
-@click.option("--no-scheduler", is_flag=True, help="Do not fire timers in this process (use `telerad worker`).")
+@click.option("--no-scheduler", is_flag=True,
+              help="Web only: no timers, no HL7/DICOM listeners in this process (run `telerad worker`).")
 def run(host: str | None, port: int | None, threads: int, no_scheduler: bool) -> None:
     from waitress import serve
 
     from web.app import create_app
     from web.extensions import telerad
+    from web.listeners import install_hooks, start_services, stop_services
     from web.scheduler import TimerScheduler
 
     settings = _settings()
     _require_migrated(settings)
     app = create_app(settings)
     ext = telerad(app)
+    install_hooks(ext.ctx)
+    services = []
     if not no_scheduler:
         ext.scheduler = TimerScheduler(ext.ctx, settings.scheduler_interval)
         ext.scheduler.start()
+        services = start_services(ext.ctx, settings.instance_path)
+        ext.hl7 = services[0]
     host, port = host or settings.host, port or settings.port
     click.echo(f"Telerad on http://{host}:{port}/ (database: {ext.ctx.engine.url.render_as_string()})")
     try:
         serve(app, host=host, port=port, threads=threads, ident="telerad")
     finally:
+        stop_services(services)
         if ext.scheduler is not None:
             ext.scheduler.shutdown()
 
 
-@main.command(help="Run the timer scheduler without the web server (for scale-out).")
-def worker() -> None:
+@main.command(help="Run the timer scheduler and the HL7/DICOM listeners without the web server (scale-out).")
+@click.option("--no-listeners", is_flag=True, help="Timers only (another worker runs the HL7/DICOM listeners).")
+def worker(no_listeners: bool) -> None:
     from engine.services.context import build_context
+    from web.listeners import install_hooks, start_services, stop_services
     from web.scheduler import TimerScheduler
 
     settings = _settings()
     _require_migrated(settings)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    scheduler = TimerScheduler(build_context(settings.database_url), settings.scheduler_interval)
+    ctx = build_context(settings.database_url)
+    install_hooks(ctx)
+    scheduler = TimerScheduler(ctx, settings.scheduler_interval)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     scheduler.start()
-    click.echo(f"Telerad worker: firing due timers every {settings.scheduler_interval} s (Ctrl-C to stop)")
+    services = [] if no_listeners else start_services(ctx, settings.instance_path)
+    click.echo(f"Telerad worker: firing due timers every {settings.scheduler_interval} s"
+               f"{'' if no_listeners else ', HL7 and DICOM listeners on'} (Ctrl-C to stop)")
     stop.wait()
+    stop_services(services)
     scheduler.shutdown()
 
 
@@ -212,9 +226,11 @@ def demo(as_json: bool) -> None:
 
 
 def _attach_user_commands() -> None:
+    from web.cli_hl7 import hl7
     from web.cli_users import users
 
     main.add_command(users)
+    main.add_command(hl7)
 
 
 _attach_user_commands()

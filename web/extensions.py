@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask
 
@@ -16,6 +17,7 @@ class TeleradExtension:
     settings: Settings
     ctx: EngineContext
     scheduler: TimerScheduler | None = None
+    hl7: Any = None  # the HL7 service when this process runs it ("retry now" wakes its delivery)
 
 
 def telerad(app: Flask) -> TeleradExtension:

@@ -139,3 +139,18 @@ def case_by_accession(ctx: EngineContext, accession_number: str) -> int | None:
         return session.execute(select(ProcessInstance.id).where(
             ProcessInstance.accession_number == accession_number).order_by(ProcessInstance.id.desc())
             .limit(1)).scalar_one_or_none()
+
+
+def case_by_study_uid(ctx: EngineContext, study_uid: str) -> int | None:
+    """The newest running case whose data names this DICOM Study Instance UID (``study_instance_uid``, e.g. from
+    the RIS order). The state text is searched first, then the case data of each candidate is checked."""
+    if not study_uid or len(study_uid) > 64 or not study_uid.replace(".", "").isdigit():
+        return None
+    with ctx.read() as session:
+        candidates = session.execute(select(ProcessInstance.id).where(
+            ProcessInstance.status == "running", ProcessInstance.state.contains(f'"{study_uid}"', autoescape=True))
+            .order_by(ProcessInstance.id.desc()).limit(20)).scalars().all()
+    for candidate in candidates:
+        if case_data(ctx, candidate).get("study_instance_uid") == study_uid:
+            return int(candidate)
+    return None

@@ -1,0 +1,94 @@
+"""The calling AE titles allowed to send images, each bound to the site its images belong to."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from engine.domain.actors import Actor
+from engine.errors import Forbidden, NotFound, TeleradError
+from engine.services.context import EngineContext
+from engine.store import audit
+from engine.store.directory_models import SiteRow
+from integrations.dicom.models import DicomCallingAE
+
+# Default character repertoire without backslash or control characters; 16 characters at most (PS3.5 AE VR).
+AE_TITLE = re.compile(r"^[\x20-\x5B\x5D-\x7E]{1,16}$")
+
+
+class CallerError(TeleradError):
+    """Refused with a French message meant for the administrator."""
+
+
+@dataclass(frozen=True)
+class CallingAE:
+    id: int
+    site_id: str
+    site_name: str
+    ae_title: str
+    created_at: datetime
+    created_by: str
+
+
+def _require_administrator(actor: Actor) -> None:
+    if not actor.is_system and "administrator" not in actor.roles:
+        raise Forbidden("Réservé aux administrateurs.")
+
+
+def clean_ae_title(raw: str) -> str:
+    title = (raw or "").strip()
+    if not AE_TITLE.match(title):
+        raise CallerError("Titre AE invalide : 1 à 16 caractères ASCII imprimables, sans barre oblique inverse.")
+    return title
+
+
+def site_for_calling_ae(ctx: EngineContext, ae_title: str) -> str | None:
+    """The site of an allowed calling AE title, None for an unknown caller."""
+    with ctx.read() as session:
+        return session.execute(select(DicomCallingAE.site_id).where(
+            DicomCallingAE.ae_title == (ae_title or "").strip())).scalar_one_or_none()
+
+
+def list_calling_aes(ctx: EngineContext) -> list[CallingAE]:
+    with ctx.read() as session:
+        rows = session.execute(select(DicomCallingAE, SiteRow.name).join(SiteRow, SiteRow.id == DicomCallingAE.site_id)
+                               .order_by(DicomCallingAE.site_id, DicomCallingAE.ae_title)).all()
+        return [CallingAE(r.id, r.site_id, name, r.ae_title, r.created_at, r.created_by) for r, name in rows]
+
+
+def add_calling_ae(ctx: EngineContext, actor: Actor, site_id: str, ae_title: str) -> int:
+    _require_administrator(actor)
+    title = clean_ae_title(ae_title)
+    now = ctx.clock.now()
+    with ctx.write() as session:
+        if session.get(SiteRow, site_id) is None:
+            raise CallerError("Site inconnu.")
+        if session.execute(select(DicomCallingAE.id).where(DicomCallingAE.ae_title == title)).first():
+            raise CallerError(f"Le titre AE {title} est déjà autorisé (un titre AE appartient à un seul site).")
+        row = DicomCallingAE(site_id=site_id, ae_title=title, created_at=now, created_by=actor.user_id)
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise CallerError(f"Le titre AE {title} est déjà autorisé.") from None
+        audit.append_global(session, [audit.AuditEntry(actor.user_id, "dicom.caller_added", None,
+                                                        {"site_id": site_id, "ae_title": title})], now)
+        session.commit()
+        return int(row.id)
+
+
+def remove_calling_ae(ctx: EngineContext, actor: Actor, caller_id: int) -> None:
+    _require_administrator(actor)
+    now = ctx.clock.now()
+    with ctx.write() as session:
+        row = session.get(DicomCallingAE, caller_id)
+        if row is None:
+            raise NotFound("titre AE introuvable")
+        detail = {"site_id": row.site_id, "ae_title": row.ae_title}
+        session.execute(delete(DicomCallingAE).where(DicomCallingAE.id == caller_id))
+        audit.append_global(session, [audit.AuditEntry(actor.user_id, "dicom.caller_removed", None, detail)], now)
+        session.commit()

@@ -1,0 +1,78 @@
+"""DICOM tables: calling AE titles allowed per site, and the index of received studies, series and instances.
+
+The files themselves are stored content-addressed on disk (see storage.py); these rows are written in one
+transaction after the file is safely on disk, so nothing is ever half-indexed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.store.models import Base, BigId, UTCDateTime
+
+# Study status: no case found yet / identity differs, waiting for the technologist (CH-4.1.6) / part of its
+# case / refused by the technologist.
+STUDY_STATUSES = ("receiving", "held", "attached", "rejected")
+
+
+class DicomCallingAE(Base):
+    """A modality or PACS allowed to send images, and the site its images belong to (one site per title)."""
+
+    __tablename__ = "dicom_calling_ae"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("site.id"), index=True)
+    ae_title: Mapped[str] = mapped_column(String(16), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class DicomStudy(Base):
+    __tablename__ = "dicom_study"
+    __table_args__ = (Index("ix_dicom_study_pending", "status", "notified_at", "last_received_at"),)
+
+    uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    site_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    accession_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    patient_name: Mapped[str | None] = mapped_column(String(324))
+    patient_birth_date: Mapped[str | None] = mapped_column(String(10))
+    description: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    hold_reason: Mapped[str | None] = mapped_column(String(300))
+    identity_case_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    first_received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DicomSeries(Base):
+    __tablename__ = "dicom_series"
+
+    uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_uid: Mapped[str] = mapped_column(ForeignKey("dicom_study.uid"), index=True)
+    modality: Mapped[str | None] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(String(200))
+    number: Mapped[int | None] = mapped_column(Integer)
+
+
+class DicomInstance(Base):
+    __tablename__ = "dicom_instance"
+
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    series_uid: Mapped[str] = mapped_column(ForeignKey("dicom_series.uid"), index=True)
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    instance_number: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    transfer_syntax: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int | None] = mapped_column(Integer)
+    columns: Mapped[int | None] = mapped_column(Integer)
+    frames: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))  # dicom (C-STORE) or upload (web)
+    calling_ae: Mapped[str | None] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,150 @@
+"""The C-STORE / C-ECHO service class provider (pynetdicom), CH-5.1.
+
+- Every storage SOP class is accepted with every transfer syntax (pynetdicom's defaults accept only the
+  uncompressed ones, so JPEG, JPEG-LS, JPEG 2000 and RLE studies would fail), plus Verification (C-ECHO).
+- The called AE title must be ours; the calling AE title must be on the allow-list, which also says which
+  site the images come from. An unknown caller gets an A-ASSOCIATE-RJ (rejected-permanent, service-user,
+  calling AE title not recognised).
+- Each association runs in its own threads: the store handler opens its own database sessions (the engine
+  context hands out a new one per use case).
+- The received dataset is written as sent (file meta + the encoded bytes): no decode and re-encode.
+- TCP_QUICKACK is set on the receiving socket before each read: without it Linux delays the ACK of the
+  command PDU by ~40 ms, the sender's Nagle holds the dataset meanwhile, and reception stalls at ~20
+  instances/s whatever the sender.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
+
+from engine.services.context import EngineContext
+from integrations.dicom.callers import site_for_calling_ae
+from integrations.dicom.ingest import StorageFailure, ingest_file
+from integrations.dicom.storage import part10_bytes
+
+log = logging.getLogger(__name__)
+
+STATUS_SUCCESS = 0x0000
+STATUS_OUT_OF_RESOURCES = 0xA700  # could not store: the sender may retry
+STATUS_CANNOT_UNDERSTAND = 0xC000  # malformed or truncated instance: refused
+STATUS_PROCESSING_FAILURE = 0x0110
+REJECT_CALLING_AE = (0x01, 0x01, 0x03)
+MAX_PDU_SIZE = 256 * 1024  # rejected-permanent, service-user, calling AE title not recognised
+
+
+def quickack_recv(recv: Callable[[int], bytearray], raw: socket.socket) -> Callable[[int], bytearray]:
+    """Wrap AssociationSocket.recv so that each read acknowledges at once (TCP_QUICKACK is not sticky)."""
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+    if quickack is None:  # not Linux
+        return recv
+
+    def receive(nr_bytes: int) -> bytearray:
+        with contextlib.suppress(OSError):
+            raw.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+        return recv(nr_bytes)
+
+    return receive
+
+
+class QuickAckRequestHandler(RequestHandler):
+    """pynetdicom's request handler, with the TCP_QUICKACK read wrapper on each accepted association."""
+
+    def _create_association(self) -> Any:
+        assoc = super()._create_association()
+        sock = assoc.dul.socket
+        if sock is not None and sock.socket is not None:
+            sock.recv = quickack_recv(sock.recv, sock.socket)  # type: ignore[method-assign,assignment]
+        return assoc
+
+
+class StorageSCP:
+    def __init__(self, ctx: EngineContext, ae_title: str, host: str, port: int, storage: Path, *,
+                 fsync: bool = True):
+        self.ctx = ctx
+        self.ae_title = ae_title
+        self.address = (host, port)
+        self.storage = storage
+        self.fsync = fsync
+        self.server: ThreadedAssociationServer | None = None
+        self._thread: threading.Thread | None = None
+        self.ae = AE(ae_title=ae_title)
+        self.ae.require_called_aet = True
+        # Larger P-DATA PDUs than pynetdicom's 16 kB default: fewer PDUs to decode per instance (DCMTK caps at 128 kB).
+        self.ae.maximum_pdu_size = MAX_PDU_SIZE
+        for context in AllStoragePresentationContexts:
+            self.ae.add_supported_context(str(context.abstract_syntax), ALL_TRANSFER_SYNTAXES)
+        self.ae.add_supported_context(Verification)
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when started on port 0)."""
+        return int(self.server.server_address[1]) if self.server is not None else self.address[1]
+
+    def start(self) -> None:
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # INFO logs every PDU of every instance
+        handlers: list[Any] = [(evt.EVT_REQUESTED, self._on_requested), (evt.EVT_C_STORE, self._on_store)]
+        server = self.ae.make_server(self.address, ae_title=self.ae_title, evt_handlers=handlers,
+                                     server_class=ThreadedAssociationServer, request_handler=QuickAckRequestHandler)
+        self.ae._servers.append(server)  # as AE.start_server does, so that AE.shutdown() stops it
+        self.server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="dicom-scp", daemon=True)
+        self._thread.start()
+        log.info("DICOM SCP %s listening on %s:%s", self.ae_title, self.address[0], self.port)
+
+    def stop(self, grace_seconds: float = 5.0) -> None:
+        """Stop accepting, let the associations in progress end by themselves, then abort the rest."""
+        if self.server is not None:
+            self.server.shutdown()  # also closes the listening socket
+            self.server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        deadline = time.monotonic() + grace_seconds
+        while self.ae.active_associations and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for association in self.ae.active_associations:
+            if association.is_established:  # aborting one that is closing (rejected, released) is invalid
+                association.abort()
+
+    def _on_requested(self, event: Any) -> None:
+        calling = str(event.assoc.requestor.primitive.calling_ae_title).strip()
+        try:
+            site_id = site_for_calling_ae(self.ctx, calling)
+        except Exception:
+            log.exception("calling AE %s could not be checked", calling)
+            site_id = None
+        if site_id is None:
+            log.warning("DICOM association from unknown calling AE %r (%s) rejected", calling,
+                        event.assoc.requestor.address)
+            event.assoc.acse.send_reject(*REJECT_CALLING_AE)
+            event.assoc.kill()  # waits until the A-ASSOCIATE-RJ is sent, before the socket is closed
+            return
+        event.assoc.telerad_site = site_id
+        event.assoc.telerad_calling_ae = calling
+
+    def _on_store(self, event: Any) -> int:
+        site_id = getattr(event.assoc, "telerad_site", None)
+        calling = getattr(event.assoc, "telerad_calling_ae", None)
+        try:
+            data = part10_bytes(event.file_meta, event.request.DataSet.getvalue())
+            result = ingest_file(self.ctx, data, site_id, "dicom", storage=self.storage, calling_ae=calling,
+                                 fsync=self.fsync)
+        except StorageFailure:
+            return STATUS_OUT_OF_RESOURCES
+        except Exception:
+            log.exception("C-STORE from %s failed", calling)
+            return STATUS_PROCESSING_FAILURE
+        if result.status == "refused":
+            return STATUS_CANNOT_UNDERSTAND
+        return STATUS_SUCCESS

@@ -1,0 +1,105 @@
+"""What the pages show of received images: the series of a case, a series' preview file, studies to watch.
+
+No permission check here: the web layer checks that the person may see the case (engine.services.cases
+ensure_visible / case_record) before calling these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, or_, select
+
+from engine.services.context import EngineContext
+from integrations.dicom.models import DicomInstance, DicomSeries, DicomStudy
+
+
+@dataclass(frozen=True)
+class SeriesLine:
+    uid: str
+    study_uid: str
+    modality: str | None
+    description: str | None
+    number: int | None
+    images: int
+    status: str  # the study's: attached, or held (shown on the identity check case only)
+
+
+@dataclass(frozen=True)
+class CaseImages:
+    series: list[SeriesLine]
+    held_studies: int  # studies claiming this case but held for an identity check (CH-4.1.6)
+
+
+@dataclass(frozen=True)
+class StudyLine:
+    uid: str
+    status: str
+    site_id: str | None
+    case_id: int | None
+    identity_case_id: int | None
+    accession_number: str | None
+    patient_name: str | None
+    patient_birth_date: str | None
+    hold_reason: str | None
+    series: int
+    images: int
+    first_received_at: datetime
+    last_received_at: datetime
+    notified_at: datetime | None
+
+
+def _shown_on(case_id: int) -> ColumnElement[bool]:
+    """Studies whose series a case shows: its attached studies, or the held study it checks (identity case)."""
+    return or_(
+        (DicomStudy.case_id == case_id) & (DicomStudy.status == "attached"),
+        (DicomStudy.identity_case_id == case_id) & DicomStudy.status.in_(("held", "attached", "rejected")),
+    )
+
+
+def case_images(ctx: EngineContext, case_id: int) -> CaseImages:
+    with ctx.read() as session:
+        rows = session.execute(
+            select(DicomSeries.uid, DicomSeries.study_uid, DicomSeries.modality, DicomSeries.description,
+                   DicomSeries.number, func.count(DicomInstance.sop_instance_uid), DicomStudy.status)
+            .join(DicomStudy, DicomStudy.uid == DicomSeries.study_uid)
+            .outerjoin(DicomInstance, DicomInstance.series_uid == DicomSeries.uid)
+            .where(_shown_on(case_id))
+            .group_by(DicomSeries.uid, DicomSeries.study_uid, DicomSeries.modality, DicomSeries.description,
+                      DicomSeries.number, DicomStudy.status, DicomStudy.first_received_at)
+            .order_by(DicomStudy.first_received_at, DicomSeries.number, DicomSeries.uid)).all()
+        held = session.execute(select(func.count()).select_from(DicomStudy).where(
+            DicomStudy.case_id == case_id, DicomStudy.status == "held",
+            or_(DicomStudy.identity_case_id.is_(None), DicomStudy.identity_case_id != case_id))).scalar_one()
+    return CaseImages([SeriesLine(*row) for row in rows], int(held))
+
+
+def preview_source(ctx: EngineContext, case_id: int, series_uid: str) -> str | None:
+    """SHA-256 of the middle instance of a series shown on this case, None if the case does not show it."""
+    with ctx.read() as session:
+        shown = session.execute(select(DicomSeries.uid).join(DicomStudy, DicomStudy.uid == DicomSeries.study_uid)
+                                .where(DicomSeries.uid == series_uid, _shown_on(case_id))).first()
+        if shown is None:
+            return None
+        files = session.execute(
+            select(DicomInstance.sha256).where(DicomInstance.series_uid == series_uid)
+            .order_by(DicomInstance.instance_number, DicomInstance.sop_instance_uid)).scalars().all()
+    return files[len(files) // 2] if files else None
+
+
+def studies_to_watch(ctx: EngineContext, limit: int = 100) -> list[StudyLine]:
+    """Held studies, studies without a case, and the latest received, newest first (administrators)."""
+    series = (select(DicomSeries.study_uid, func.count(func.distinct(DicomSeries.uid)).label("series"),
+                     func.count(DicomInstance.sop_instance_uid).label("images"))
+              .outerjoin(DicomInstance, DicomInstance.series_uid == DicomSeries.uid)
+              .group_by(DicomSeries.study_uid).subquery())
+    with ctx.read() as session:
+        rows = session.execute(
+            select(DicomStudy, series.c.series, series.c.images)
+            .outerjoin(series, series.c.study_uid == DicomStudy.uid)
+            .order_by((DicomStudy.status == "attached").asc(), DicomStudy.last_received_at.desc())
+            .limit(limit)).all()
+        return [StudyLine(s.uid, s.status, s.site_id, s.case_id, s.identity_case_id, s.accession_number,
+                          s.patient_name, s.patient_birth_date, s.hold_reason, int(n or 0), int(i or 0),
+                          s.first_received_at, s.last_received_at, s.notified_at) for s, n, i in rows]

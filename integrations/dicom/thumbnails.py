@@ -1,0 +1,106 @@
+"""Non-diagnostic preview thumbnails: the middle image of a series, windowed with the file's own settings.
+
+The window comes from the file (Window Center / Window Width, after the modality rescale), else the image's
+minimum and maximum; MONOCHROME1 is inverted; colour images are shown as they are. 256 pixels at most,
+PNG, cached on disk by the SHA-256 of the source file. When the pixel data cannot be decoded here (a codec
+is missing), there is no preview: the instance is stored and indexed all the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from pydicom import dcmread
+from pydicom.pixels import apply_color_lut, apply_modality_lut
+
+from integrations.dicom.storage import path_of
+
+log = logging.getLogger(__name__)
+
+MAX_SIZE = 256
+VERSION = "v1"  # bump when the rendering changes: cached previews are keyed by it
+
+
+def series_preview(storage: Path, cache: Path, sha256: str) -> bytes | None:
+    """PNG bytes of the preview of a stored file, or None when it cannot be rendered (remembered too)."""
+    folder = cache / sha256[:2]
+    png, unavailable = folder / f"{sha256}-{VERSION}.png", folder / f"{sha256}-{VERSION}.none"
+    if png.exists():
+        return png.read_bytes()
+    if unavailable.exists():
+        return None
+    content = render_preview(path_of(storage, sha256))
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomically(png if content is not None else unavailable, content or b"")
+    return content
+
+
+def render_preview(path: Path, max_size: int = MAX_SIZE) -> bytes | None:
+    try:
+        dataset = dcmread(path)
+        pixels = dataset.pixel_array
+    except Exception as err:  # missing codec, damaged stream: no preview, the instance stays usable
+        log.info("no preview for %s: %s", path.name, err)
+        return None
+    frames = int(dataset.get("NumberOfFrames") or 1)
+    if frames > 1:
+        pixels = pixels[frames // 2]
+    image = _to_image(dataset, pixels)
+    image.thumbnail((max_size, max_size))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def _to_image(dataset: Any, pixels: np.ndarray) -> Image.Image:
+    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
+    if photometric == "PALETTE COLOR":
+        pixels = apply_color_lut(pixels, dataset)
+    if pixels.ndim == 3:  # colour (pydicom gives RGB)
+        if pixels.dtype != np.uint8:
+            top = float(pixels.max()) or 1.0
+            pixels = (pixels.astype(np.float64) / top * 255.0)
+        return Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), mode="RGB")
+    values = apply_modality_lut(pixels, dataset).astype(np.float64)
+    low, high = _window(dataset, values)
+    scaled = np.clip((values - low) / max(high - low, 1e-6), 0.0, 1.0)
+    if photometric == "MONOCHROME1":
+        scaled = 1.0 - scaled
+    return Image.fromarray((scaled * 255.0).round().astype(np.uint8), mode="L")
+
+
+def _first(value: Any) -> float | None:
+    if value is None:
+        return None
+    with contextlib.suppress(TypeError, IndexError):
+        value = value[0] if not isinstance(value, (int, float, str)) else value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _window(dataset: Any, values: np.ndarray) -> tuple[float, float]:
+    """(low, high) of the file's first window (PS3.3 C.11.2.1.2 linear function), else min and max."""
+    center, width = _first(dataset.get("WindowCenter")), _first(dataset.get("WindowWidth"))
+    if center is not None and width is not None and width >= 1:
+        return center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
+    return float(values.min()), float(values.max())
+
+
+def _write_atomically(target: Path, content: bytes) -> None:
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+    try:
+        temporary.write_bytes(content)
+        os.replace(temporary, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()

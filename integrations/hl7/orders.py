@@ -1,0 +1,155 @@
+"""Orders and patient updates -> engine calls.
+
+ORM^O01 / OMI^O23 order control NW starts a telediagnosis case (waiting at its request form, pre-filled), CA (or
+DC) cancels it, XO updates it; ADT^A08 updates the patient traits of every running case of the site for that
+patient (PID-3). A case is found by its accession number within the sender's site only. NW is idempotent by
+accession number too, so a message processed again after a crash never makes a second case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from engine.domain.actors import Actor
+from engine.services.context import EngineContext
+from engine.services.instances import amend_case, cancel_instance, cases_for_patient, start_instance
+from engine.store.models import ProcessInstance
+from forms.validation import field_path, french_message
+from integrations.hl7.codec import AckError
+from integrations.hl7.fields import Fields, OrderRefused, accession_number, order_data, patient_traits
+
+PROCESS = "telediagnosis"
+REQUEST_FORM = "td_request.schema.json"
+LOCATIONS = {  # case data field -> where it comes from, for the ERR segment
+    "patient": ("PID", 5), "patient.birth_name": ("PID", 5), "patient.first_names": ("PID", 5),
+    "patient.used_name": ("PID", 5), "patient.birth_date": ("PID", 7), "patient.sex": ("PID", 8),
+    "patient.ins": ("PID", 3), "patient.site_patient_id": ("PID", 3), "patient.identity_status": ("PID", 32),
+    "requested_exam": ("OBR", 4), "modality": ("OBR", 24), "urgency": ("TQ1", 9), "question": ("OBR", 31),
+    "clinical_context": ("OBR", 13),
+}
+
+
+@dataclass(frozen=True)
+class Sender:
+    application: str
+    facility: str
+    site_id: str
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(f"hl7:{self.application}@{self.facility}", frozenset({"requester"}), frozenset({self.site_id}))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case_id: int | None
+    note: str
+
+
+def apply(ctx: EngineContext, sender: Sender, message_type: str, f: Fields, control_id: str) -> Outcome:
+    if message_type == "ADT^A08":
+        return _update_patient(ctx, sender, f, control_id)
+    control = f.get("ORC", 1).upper()
+    if control == "NW":
+        return _new_order(ctx, sender, f, control_id)
+    if control in ("CA", "DC"):
+        return _cancel(ctx, sender, f, control, control_id)
+    if control == "XO":
+        return _change(ctx, sender, f, control_id)
+    raise OrderRefused(AckError(103, f"Code de commande ORC-1 non pris en charge : « {control} » (NW, CA, XO).",
+                                ("ORC", 1)))
+
+
+def _new_order(ctx: EngineContext, sender: Sender, f: Fields, control_id: str) -> Outcome:
+    accession = accession_number(f)
+    if not accession:
+        raise OrderRefused(AckError(101, "Numéro d'accession manquant (OBR-18 ou IPC-1).", ("OBR", 18)))
+    data = {"patient": patient_traits(f, complete=True), **order_data(f), "accession_number": accession,
+            "hl7": {"sender": f"{sender.application}@{sender.facility}", "control_id": control_id}}
+    check(ctx, data, complete=True)
+    existing = _latest_case(ctx, accession)
+    if existing is not None:
+        case_id, site_id, status = existing
+        if site_id != sender.site_id:
+            raise OrderRefused(AckError(205, f"Numéro d'accession {accession} déjà utilisé par un autre "
+                                             "établissement : attribuez-en un autre.", ("OBR", 18)))
+        if status != "cancelled":
+            return Outcome(case_id, "commande déjà reçue : dossier existant")
+    case_id = start_instance(ctx, sender.actor, PROCESS, data, site_id=sender.site_id)
+    return Outcome(case_id, "dossier créé")
+
+
+def _cancel(ctx: EngineContext, sender: Sender, f: Fields, control: str, control_id: str) -> Outcome:
+    case_id, status = _case_of_order(ctx, sender, f)
+    if status == "completed":
+        raise OrderRefused(AckError(207, "Dossier déjà terminé (compte rendu rendu) : la commande ne peut plus "
+                                         "être annulée.", ("ORC", 1)))
+    cancel_instance(ctx, sender.actor, case_id, f"commande annulée par le RIS ({control}, message {control_id})")
+    return Outcome(case_id, "dossier annulé" if status == "running" else "dossier déjà annulé")
+
+
+def _change(ctx: EngineContext, sender: Sender, f: Fields, control_id: str) -> Outcome:
+    case_id, status = _case_of_order(ctx, sender, f)
+    values: dict[str, Any] = order_data(f)
+    patient = patient_traits(f, complete=False)
+    if patient:
+        values["patient"] = patient
+    check(ctx, values, complete=False)
+    if status != "running" or not amend_case(ctx, sender.actor, case_id, values,
+                                             f"commande modifiée par le RIS (XO, message {control_id})"):
+        raise OrderRefused(AckError(207, "Dossier terminé ou annulé : la commande ne peut plus être modifiée.",
+                                    ("ORC", 1)))
+    return Outcome(case_id, "dossier modifié")
+
+
+def _update_patient(ctx: EngineContext, sender: Sender, f: Fields, control_id: str) -> Outcome:
+    traits = patient_traits(f, complete=False)
+    patient_id = traits.pop("site_patient_id", None)
+    if not patient_id:
+        raise OrderRefused(AckError(101, "Identifiant patient de l'établissement manquant (PID-3).", ("PID", 3)))
+    check(ctx, {"patient": traits}, complete=False)
+    updated = [case_id for case_id in cases_for_patient(ctx, sender.site_id, patient_id)
+               if traits and amend_case(ctx, sender.actor, case_id, {"patient": traits},
+                                        f"identité mise à jour par le SIH (ADT^A08, message {control_id})")]
+    return Outcome(updated[0] if updated else None, f"{len(updated)} dossier(s) en cours mis à jour")
+
+
+def _latest_case(ctx: EngineContext, accession: str) -> tuple[int, str | None, str] | None:
+    with ctx.read() as session:
+        row = session.execute(select(ProcessInstance.id, ProcessInstance.site_id, ProcessInstance.status).where(
+            ProcessInstance.accession_number == accession).order_by(ProcessInstance.id.desc()).limit(1)).first()
+    return (row.id, row.site_id, row.status) if row is not None else None
+
+
+def _case_of_order(ctx: EngineContext, sender: Sender, f: Fields) -> tuple[int, str]:
+    accession = accession_number(f)
+    found = _latest_case(ctx, accession) if accession else None
+    if found is None or found[1] != sender.site_id:
+        raise OrderRefused(AckError(204, f"Aucun dossier de cet établissement pour le numéro d'accession "
+                                         f"« {accession} ».", ("OBR", 18)))
+    return found[0], found[2]
+
+
+def check(ctx: EngineContext, data: dict[str, Any], complete: bool) -> None:
+    """Validate what the message gives against the request form (only the fields it gives; for a new order the
+    patient must be complete). Refused fields are answered AE with the French message of the form."""
+    if not ctx.forms.exists(REQUEST_FORM):
+        return
+    problems: dict[str, str] = {}
+    for error in ctx.forms.validator(REQUEST_FORM).iter_errors(data):
+        path = field_path(error)
+        if error.validator == "additionalProperties" and not list(error.absolute_path):
+            continue  # order details beyond the form (accession number, RIS order...) are kept in the case
+        if error.validator == "required" and (not complete or "." not in path):
+            continue  # the requester completes the rest of the request form
+        problems.setdefault(path, french_message(error))
+    if problems:
+        first = sorted(problems)[0]
+        text = "; ".join(f"{path} : {message}" for path, message in sorted(problems.items()))
+        raise OrderRefused(AckError(102 if "obligatoire" not in problems[first] else 101,
+                                    f"Données refusées par le formulaire de demande — {text}",
+                                    LOCATIONS.get(first, LOCATIONS.get(first.split(".")[0]))))
+

@@ -1,0 +1,119 @@
+"""Shared pieces of the DICOM tests: the demo directory and cases, our SCP on an ephemeral loopback port, DCMTK
+peers, and pydicom's bundled test files rewritten (UIDs, accession number, patient) into tmp_path."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+from sqlalchemy import func, select
+
+from engine.domain.actors import Actor
+from engine.services.definitions import deploy_library
+from engine.store.models import ProcessInstance, Task
+from forms import default_registry
+from integrations.dicom.demo import configure_demo_dicom
+from integrations.dicom.models import DicomInstance, DicomSeries, DicomStudy
+from integrations.dicom.scp import StorageSCP
+from web.config import PROJECT_ROOT
+from web.demo import create_demo
+
+WORKFLOWS = PROJECT_ROOT / "workflows" / "bpmn"
+STORESCU, ECHOSCU = "/usr/bin/storescu", "/usr/bin/echoscu"
+# The demo case of Jean Quéré (CH de Brest) waits at acquire_images for its images.
+QUERE = {"PatientName": "QUERE^JEAN", "PatientBirthDate": "19600921", "PatientID": "IPP-BREST-1"}
+# pydicom test files with a compressed transfer syntax, and the DCMTK storescu option proposing it.
+COMPRESSED = [
+    ("MR_small_RLE.dcm", "-xr", "1.2.840.10008.1.2.5"),
+    ("MR_small_jpeg_ls_lossless.dcm", "-xt", "1.2.840.10008.1.2.4.80"),
+    ("JPEG2000.dcm", "-xw", "1.2.840.10008.1.2.4.91"),
+    ("SC_rgb_jpeg_dcmtk.dcm", "-xy", "1.2.840.10008.1.2.4.50"),
+]
+
+
+@pytest.fixture
+def dicom_ctx(make_ctx):
+    ctx = make_ctx(operations=None, forms=default_registry(), escalation=None)
+    deploy_library(ctx, Actor("designer"), WORKFLOWS)
+    create_demo(ctx)
+    configure_demo_dicom(ctx)
+    return ctx
+
+
+@pytest.fixture
+def storage(tmp_path) -> Path:
+    return tmp_path / "instance" / "dicom"
+
+
+@pytest.fixture
+def scp(dicom_ctx, storage):
+    server = StorageSCP(dicom_ctx, "TELERAD", "127.0.0.1", 0, storage)
+    server.start()
+    yield server
+    server.stop()
+
+
+def demo_case(ctx, name_prefix: str = "QU") -> tuple[int, str]:
+    """(id, accession number) of a demo case by the start of its patient's name."""
+    with ctx.read() as session:
+        row = session.execute(select(ProcessInstance.id, ProcessInstance.accession_number).where(
+            ProcessInstance.patient_name.like(f"{name_prefix}%"),
+            ProcessInstance.process_id == "telediagnosis")).one()
+    return int(row.id), str(row.accession_number)
+
+
+def rewrite(folder: Path, name: str, *, study: str | None = None, series: str | None = None,
+            **attributes: Any) -> Path:
+    """A copy of a pydicom test file with fresh (or given) UIDs and the given attributes, written in `folder`."""
+    dataset = pydicom.dcmread(get_testdata_file(name, download=False))
+    dataset.StudyInstanceUID = study or generate_uid()
+    dataset.SeriesInstanceUID = series or generate_uid()
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    for keyword, value in attributes.items():
+        setattr(dataset, keyword, value)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{dataset.SOPInstanceUID}.dcm"
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+def for_case(accession: str, **attributes: Any) -> dict[str, Any]:
+    return {**QUERE, "AccessionNumber": accession, **attributes}
+
+
+def storescu(port: int, *files: Path, options: tuple[str, ...] = (), calling: str = "CT_BREST",
+             called: str = "TELERAD") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([STORESCU, *options, "-aet", calling, "-aec", called, "127.0.0.1", str(port),
+                           *map(str, files)], capture_output=True, text=True, timeout=60, check=False)
+
+
+def echoscu(port: int, calling: str = "CT_BREST", called: str = "TELERAD") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ECHOSCU, "-aet", calling, "-aec", called, "127.0.0.1", str(port)],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def counts(ctx) -> tuple[int, int, int]:
+    """(studies, series, instances) indexed."""
+    with ctx.read() as session:
+        return tuple(session.execute(select(func.count()).select_from(model)).scalar_one()  # type: ignore[return-value]
+                     for model in (DicomStudy, DicomSeries, DicomInstance))
+
+
+def study(ctx, uid: str) -> DicomStudy:
+    with ctx.read() as session:
+        return session.get(DicomStudy, uid)
+
+
+def open_tasks(ctx, case_id: int) -> list[str]:
+    with ctx.read() as session:
+        return sorted(session.execute(select(Task.spec_name).where(
+            Task.instance_id == case_id, Task.status == "open")).scalars())
+
+
+def stored_files(storage: Path) -> list[Path]:
+    return sorted(p for p in storage.rglob("*") if p.is_file()) if storage.exists() else []

@@ -1,0 +1,145 @@
+"""The DICOM pages through the Flask test client: web upload of files and zip archives, the series of a case
+with non-diagnostic previews, who may see them (CH-5.3), and the administrator's allow-list page."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import replace
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+from tests.integration import dicom_support
+from tests.integration.dicom_support import counts, demo_case, for_case, rewrite, stored_files, study
+from tests.web.test_pages import login
+from web.app import create_app
+from web.config import Settings
+from web.dicom_pages import bp as dicom_bp
+
+dicom_ctx = dicom_support.dicom_ctx  # fixture
+
+
+@pytest.fixture
+def app(dicom_ctx, database_url, tmp_path):
+    settings = replace(Settings.from_env({"TELERAD_INSTANCE_PATH": str(tmp_path / "instance")}),
+                       database_url=database_url)
+    application = create_app(settings, dicom_ctx)
+    if "dicom" not in application.blueprints:  # until web.app registers it with the other blueprints
+        application.register_blueprint(dicom_bp)
+    application.config["WTF_CSRF_ENABLED"] = False
+    return application
+
+
+def zip_of(entries: dict[str, bytes]) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+    buffer.seek(0)
+    return buffer
+
+
+@pytest.mark.charter("CH-5.1")
+@pytest.mark.charter("CH-4.1.11")
+def test_a_zip_upload_is_stored_indexed_and_listed_with_previews(app, dicom_ctx, clock, tmp_path):
+    case_id, accession = demo_case(dicom_ctx)
+    uid = generate_uid()
+    ct = rewrite(tmp_path / "zip", "CT_small.dcm", study=uid, **for_case(accession)).read_bytes()
+    rle = rewrite(tmp_path / "zip", "MR_small_RLE.dcm", study=uid, **for_case(accession)).read_bytes()
+    archive = zip_of({"CT/IM0001": ct, "../../escape.dcm": rle, "README.TXT": b"export", "CT/IM0002": ct[:5000],
+                      "DICOMDIR": b"not used"})
+    client = login(app, dicom_ctx, clock, "merm.leroy")
+    response = client.post(f"/cases/{case_id}/dicom", data={"dicom_files": (archive, "examen.zip")},
+                           content_type="multipart/form-data", follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Images DICOM : 2 image(s) enregistrée(s), 1 refusée(s)" in page
+    assert "examen.zip/CT/IM0002" in page and "fichier tronqué" in page
+    assert counts(dicom_ctx) == (1, 2, 2)
+    assert study(dicom_ctx, uid).status == "attached"
+    files = stored_files(tmp_path / "instance" / "dicom")
+    assert len(files) == 2 and not (tmp_path / "escape.dcm").exists()  # archive names are never paths
+    # The case page: series, counts, previews with alternative text, the non-diagnostic notice.
+    assert "Aperçu non diagnostique" in page
+    previews = re.findall(rf'src="(/cases/{case_id}/series/[0-9.]+/thumbnail.png)" alt="([^"]+)"', page)
+    assert len(previews) == 2 and all("Aperçu non diagnostique de la série" in alt for _, alt in previews)
+    thumbnail = client.get(previews[0][0])
+    assert thumbnail.status_code == 200 and thumbnail.mimetype == "image/png"
+    assert thumbnail.data.startswith(b"\x89PNG")
+    again = client.post(f"/cases/{case_id}/dicom", data={"dicom_files": (io.BytesIO(ct), "IM0001.dcm")},
+                        content_type="multipart/form-data", follow_redirects=True)
+    assert "0 image(s) enregistrée(s), 1 déjà reçue(s)" in again.get_data(as_text=True)
+    assert counts(dicom_ctx) == (1, 2, 2)
+
+
+@pytest.mark.charter("CH-5.3")
+def test_previews_and_upload_only_for_people_who_see_the_case(app, dicom_ctx, clock, tmp_path):
+    case_id, accession = demo_case(dicom_ctx)
+    path = rewrite(tmp_path, "MR_small.dcm", **for_case(accession))
+    series = str(pydicom.dcmread(path).SeriesInstanceUID)
+    technologist = login(app, dicom_ctx, clock, "merm.leroy")
+    technologist.post(f"/cases/{case_id}/dicom", data={"dicom_files": (io.BytesIO(path.read_bytes()), "mr.dcm")},
+                      content_type="multipart/form-data")
+    url = f"/cases/{case_id}/series/{series}/thumbnail.png"
+    assert technologist.get(url).status_code == 200
+    outsider = login(app, dicom_ctx, clock, "dr.kerbrat")  # CH de Morlaix, never involved in this case
+    assert outsider.get(url).status_code == 404
+    refused = outsider.post(f"/cases/{case_id}/dicom",
+                            data={"dicom_files": (io.BytesIO(path.read_bytes()), "mr.dcm")},
+                            content_type="multipart/form-data")
+    assert refused.status_code == 404
+    assert technologist.get(f"/cases/{case_id}/series/1.2.3.4/thumbnail.png").status_code == 404
+
+
+@pytest.mark.charter("CH-4.1.6")
+def test_a_held_upload_is_flagged_on_the_case_and_shown_on_the_identity_check(app, dicom_ctx, clock, tmp_path):
+    case_id, accession = demo_case(dicom_ctx)
+    other = rewrite(tmp_path, "CT_small.dcm", **for_case(accession, PatientName="KERMARREC^YANN"))
+    client = login(app, dicom_ctx, clock, "merm.leroy")
+    client.post(f"/cases/{case_id}/dicom", data={"dicom_files": (io.BytesIO(other.read_bytes()), "ct.dcm")},
+                content_type="multipart/form-data")
+    held = study(dicom_ctx, str(pydicom.dcmread(other).StudyInstanceUID))
+    assert held.status == "held"
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "Des images reçues pour ce dossier sont retenues" in page and "thumbnail.png" not in page
+    check = client.get(f"/cases/{held.identity_case_id}").get_data(as_text=True)
+    assert "thumbnail.png" in check and "retenue" in check
+    assert f"/series/{pydicom.dcmread(other).SeriesInstanceUID}/thumbnail.png" in check
+
+
+def test_preview_unavailable_when_the_pixel_data_cannot_be_decoded(app, dicom_ctx, clock, tmp_path):
+    case_id, accession = demo_case(dicom_ctx)
+    # JPEG lossy (process 2/4, 12 bit) that the installed decoders do not handle: stored, listed, no preview.
+    lossy = rewrite(tmp_path, "JPEG-lossy.dcm", **for_case(accession))
+    with pytest.raises(Exception):  # noqa: B017 - whichever decoder error: this is what the page must survive
+        pydicom.dcmread(get_testdata_file("JPEG-lossy.dcm", download=False)).pixel_array  # noqa: B018
+    client = login(app, dicom_ctx, clock, "merm.leroy")
+    page = client.post(f"/cases/{case_id}/dicom", data={"dicom_files": (io.BytesIO(lossy.read_bytes()), "nm.dcm")},
+                       content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
+    assert "1 image(s) enregistrée(s)" in page
+    assert "aperçu indisponible" in page and "thumbnail.png" not in page
+
+
+def test_administrators_manage_the_calling_ae_titles(app, dicom_ctx, clock):
+    admin = login(app, dicom_ctx, clock, "admin")
+    page = admin.get("/admin/dicom").get_data(as_text=True)
+    assert "CT_BREST" in page and "CH de Brest (urgences)" in page
+    refused = admin.post("/admin/dicom", data={"site_id": "ch-morlaix", "ae_title": "BAD\\TITLE"})
+    assert refused.status_code == 400
+    text = refused.get_data(as_text=True)
+    assert "Titre AE invalide" in text and 'value="BAD\\TITLE"' in text  # what was typed stays
+    duplicate = admin.post("/admin/dicom", data={"site_id": "ch-morlaix", "ae_title": "CT_BREST"})
+    assert duplicate.status_code == 400 and "déjà autorisé" in duplicate.get_data(as_text=True)
+    added = admin.post("/admin/dicom", data={"site_id": "ch-morlaix", "ae_title": "IRM_MORLAIX"},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "Titre AE IRM_MORLAIX autorisé." in added and "IRM_MORLAIX" in added
+    caller_id = re.search(r'/admin/dicom/callers/(\d+)/delete"[^<]*>\s*<input[^>]*>\s*<button[^>]*>[^<]*'
+                          r'<span class="visually-hidden">IRM_MORLAIX', added)
+    assert caller_id
+    removed = admin.post(f"/admin/dicom/callers/{caller_id.group(1)}/delete", follow_redirects=True)
+    assert "IRM_MORLAIX" not in removed.get_data(as_text=True).split("Titre AE retiré")[1]
+    assert login(app, dicom_ctx, clock, "merm.leroy").get("/admin/dicom").status_code == 403
