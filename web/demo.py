@@ -68,9 +68,11 @@ def create_demo(ctx: EngineContext) -> list[dict[str, Any]]:
         create_convention(ctx, SYSTEM, site, ("dr.legall", "dr.morvan"), cme_validated=True, approved_by_g4=True,
                           approved_by_council=True)
     _demo_cases(ctx)
+    from integrations.dicom.demo import configure_demo_dicom
     from integrations.hl7.demo import configure_demo_hl7
 
     configure_demo_hl7(ctx)
+    configure_demo_dicom(ctx)
     return accounts
 
 
