@@ -92,10 +92,12 @@ def _patient(parsed: ParsedInstance) -> DicomPatient:
 _TOUCH_STUDY = (update(STUDY).where(STUDY.c.uid == bindparam("b_uid"))
                 .values(last_received_at=bindparam("b_now")).returning(STUDY.c.status))
 _INSERT_IGNORE = {
+    # RETURNING tells whether the instance row was new: rowcount is not reliable for ON CONFLICT on every driver
     "sqlite": (insert(SERIES).prefix_with("OR IGNORE", dialect="sqlite"),
-               insert(INSTANCE).prefix_with("OR IGNORE", dialect="sqlite")),
+               insert(INSTANCE).prefix_with("OR IGNORE", dialect="sqlite").returning(INSTANCE.c.sop_instance_uid)),
     "postgresql": (postgresql_insert(SERIES).on_conflict_do_nothing(index_elements=["uid"]),
-                   postgresql_insert(INSTANCE).on_conflict_do_nothing(index_elements=["sop_instance_uid"])),
+                   postgresql_insert(INSTANCE).on_conflict_do_nothing(index_elements=["sop_instance_uid"])
+                   .returning(INSTANCE.c.sop_instance_uid)),
 }
 
 
@@ -131,20 +133,21 @@ def _index(ctx: EngineContext, parsed: ParsedInstance, stored: StoredFile, site_
             "sop_class_uid": parsed.sop_class_uid, "instance_number": parsed.instance_number,
             "sha256": stored.sha256, "size": stored.size, "transfer_syntax": parsed.transfer_syntax,
             "rows": parsed.rows, "columns": parsed.columns, "frames": parsed.frames, "source": source,
-            "calling_ae": calling_ae, "received_at": now}).rowcount
-        if not inserted:  # a resend: nothing changes (the study's last reception time is rolled back too)
+            "calling_ae": calling_ae, "received_at": now}).first() is not None
+        if not inserted:  # a resend changes nothing (the study's last reception time is rolled back too)...
             existing = connection.execute(select(INSTANCE.c.sha256).where(
                 INSTANCE.c.sop_instance_uid == parsed.sop_instance_uid)).scalar_one_or_none()
             if existing != stored.sha256:
                 log.warning("DICOM instance %s resent with different content: the first one is kept",
                             parsed.sop_instance_uid)
-            return "duplicate", None
+            if transition is None:
+                return "duplicate", None
         if transition is not None and decision is not None and decision.case_id is not None:
             record_on_case(session, decision.case_id, f"dicom.study_{transition}", now, {
                 "study_uid": parsed.study_uid, "accession_number": parsed.accession_number,
                 "source": source, "reason": decision.reason})
-        session.commit()
-    return "stored", transition
+        session.commit()  # ...unless it is the upload that gives a study still without a case its case
+    return ("stored" if inserted else "duplicate"), transition
 
 
 def apply_decision(session: Session, study_uid: str, decision: Decision, now: datetime) -> str | None:

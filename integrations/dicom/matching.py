@@ -83,6 +83,11 @@ def find_case(ctx: EngineContext, site_id: str | None, accession_number: str | N
     candidates = []
     if accession_number:
         candidates.append(case_by_accession(ctx, accession_number))
+        if site_id is not None:  # the newest case with this number may be another site's: look at ours too
+            with ctx.read() as session:
+                candidates.append(session.execute(select(ProcessInstance.id).where(
+                    ProcessInstance.accession_number == accession_number, ProcessInstance.site_id == site_id)
+                    .order_by(ProcessInstance.id.desc()).limit(1)).scalar_one_or_none())
     candidates.append(case_by_study_uid(ctx, study_uid))
     found = [c for c in candidates if c is not None]
     if not found:

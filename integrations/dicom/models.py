@@ -48,6 +48,7 @@ class DicomStudy(Base):
     first_received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    match_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last search for a case (tick)
 
 
 class DicomSeries(Base):

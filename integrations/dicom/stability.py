@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
@@ -28,6 +28,8 @@ from integrations.dicom.models import DicomInstance, DicomSeries
 
 log = logging.getLogger(__name__)
 MESSAGE = "images_received"
+REMATCH_EVERY = timedelta(minutes=1)
+REMATCH_WINDOW = timedelta(days=1)
 DICOM = Actor("dicom")
 
 
@@ -45,7 +47,7 @@ def notify_stable_studies(ctx: EngineContext, now: datetime | None = None, delay
     images_received for every attached study that has been stable for `delay` seconds."""
     now = now or ctx.clock.now()
     report = StabilityReport()
-    _match_waiting(ctx, now, batch, report)
+    _match_waiting(ctx, now, min(batch, 20), report)
     _resolve_held(ctx, now, batch, report)
     cutoff = now - timedelta(seconds=delay)
     with ctx.read() as session:
@@ -62,14 +64,21 @@ def notify_stable_studies(ctx: EngineContext, now: datetime | None = None, delay
 
 
 def _match_waiting(ctx: EngineContext, now: datetime, batch: int, report: StabilityReport) -> None:
-    """Studies that arrived before their case (or its accession number) existed."""
+    """Studies that arrived before their case (or its accession number) existed. Looking for a case by Study
+    Instance UID searches the running cases' state, so each study is looked at most once a minute, during
+    the day after its last instance (later, an upload to the case attaches it)."""
     with ctx.read() as session:
-        waiting = session.execute(select(STUDY).where(STUDY.c.status == "receiving")
-                                  .order_by(STUDY.c.first_received_at).limit(batch)).all()
+        waiting = session.execute(select(STUDY).where(
+            STUDY.c.status == "receiving", STUDY.c.last_received_at >= now - REMATCH_WINDOW,
+            or_(STUDY.c.match_checked_at.is_(None), STUDY.c.match_checked_at <= now - REMATCH_EVERY))
+            .order_by(STUDY.c.match_checked_at.is_not(None), STUDY.c.match_checked_at).limit(batch)).all()
     for study in waiting:
         decision = decide(ctx, study.site_id, study.accession_number, study.uid,
                           DicomPatient(study.patient_id, study.patient_name, study.patient_birth_date))
         if decision.status == "receiving":
+            with ctx.write() as session:
+                session.execute(update(STUDY).where(STUDY.c.uid == study.uid).values(match_checked_at=now))
+                session.commit()
             continue
         with ctx.write() as session:
             transition = apply_decision(session, study.uid, decision, now)

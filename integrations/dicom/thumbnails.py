@@ -2,8 +2,8 @@
 
 The window comes from the file (Window Center / Window Width, after the modality rescale), else the image's
 minimum and maximum; MONOCHROME1 is inverted; colour images are shown as they are. 256 pixels at most,
-PNG, cached on disk by the SHA-256 of the source file. When the pixel data cannot be decoded here (a codec
-is missing), there is no preview: the instance is stored and indexed all the same.
+centred on a black square, PNG, cached on disk by the SHA-256 of the source file. When the pixel data cannot
+be decoded here (a codec is missing), there is no preview: the instance is stored and indexed all the same.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from integrations.dicom.storage import path_of
 log = logging.getLogger(__name__)
 
 MAX_SIZE = 256
-VERSION = "v1"  # bump when the rendering changes: cached previews are keyed by it
+VERSION = "v2"  # bump when the rendering changes: cached previews are keyed by it
 
 
 def series_preview(storage: Path, cache: Path, sha256: str) -> bytes | None:
@@ -55,8 +55,11 @@ def render_preview(path: Path, max_size: int = MAX_SIZE) -> bytes | None:
         pixels = pixels[frames // 2]
     image = _to_image(dataset, pixels)
     image.thumbnail((max_size, max_size))
+    side = max(image.size)  # square, black margins: previews line up whatever the image's shape
+    square = Image.new(image.mode, (side, side))
+    square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
+    square.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
 
 

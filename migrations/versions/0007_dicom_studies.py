@@ -42,6 +42,7 @@ def upgrade() -> None:
     sa.Column('first_received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('notified_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('match_checked_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['process_instance.id'], name=op.f('fk_dicom_study_case_id_process_instance')),
     sa.ForeignKeyConstraint(['identity_case_id'], ['process_instance.id'], name=op.f('fk_dicom_study_identity_case_id_process_instance')),
     sa.PrimaryKeyConstraint('uid', name=op.f('pk_dicom_study'))

@@ -123,8 +123,11 @@ def test_images_before_their_order_are_matched_by_a_later_tick(dicom_ctx, storag
     uid = generate_uid()
     ingest(dicom_ctx, rewrite(tmp_path, "CT_small.dcm", study=uid, **QUERE, AccessionNumber="RIS-0001"), storage)
     assert study(dicom_ctx, uid).status == "receiving"
+    assert notify_stable_studies(dicom_ctx, clock.now(), DELAY).matched == []  # still no order
     amend_case(dicom_ctx, Actor("ris"), case_id, {"study_instance_uid": uid}, "ordre du RIS")
     clock.advance(seconds=DELAY + 1)
+    assert notify_stable_studies(dicom_ctx, clock.now(), DELAY).matched == []  # looked for once a minute at most
+    clock.advance(seconds=30)
     report = notify_stable_studies(dicom_ctx, clock.now(), DELAY)
     assert report.matched == [uid] and report.notified == [uid]
     assert "interpret" in open_tasks(dicom_ctx, case_id)

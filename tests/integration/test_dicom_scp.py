@@ -134,6 +134,7 @@ def test_two_modalities_sending_one_study_at_once(scp, dicom_ctx, tmp_path):
     uid, series = generate_uid(), [generate_uid(), generate_uid()]
     batches = [[rewrite(tmp_path / f"send{n}", "CT_small.dcm", study=uid, series=series[n], **for_case(accession))
                 for _ in range(10)] for n in range(2)]
+    dicom_support.require_dcmtk()
     senders = [subprocess.Popen([STORESCU, "-aet", "CT_BREST", "-aec", "TELERAD", "127.0.0.1", str(scp.port),
                                  *map(str, files)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for files in batches]

@@ -13,6 +13,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
+from integrations.dicom.ingest import ingest_file
 from tests.integration import dicom_support
 from tests.integration.dicom_support import counts, demo_case, for_case, rewrite, stored_files, study
 from tests.web.test_pages import login
@@ -72,7 +73,8 @@ def test_a_zip_upload_is_stored_indexed_and_listed_with_previews(app, dicom_ctx,
     assert thumbnail.data.startswith(b"\x89PNG")
     again = client.post(f"/cases/{case_id}/dicom", data={"dicom_files": (io.BytesIO(ct), "IM0001.dcm")},
                         content_type="multipart/form-data", follow_redirects=True)
-    assert "0 image(s) enregistrée(s), 1 déjà reçue(s)" in again.get_data(as_text=True)
+    again_page = again.get_data(as_text=True)
+    assert "0 image(s) enregistrée(s), 1 déjà reçue(s)" in again_page, re.findall(r'role="alert">([^<]*)<', again_page)
     assert counts(dicom_ctx) == (1, 2, 2)
 
 
@@ -108,6 +110,8 @@ def test_a_held_upload_is_flagged_on_the_case_and_shown_on_the_identity_check(ap
     assert "Des images reçues pour ce dossier sont retenues" in page and "thumbnail.png" not in page
     check = client.get(f"/cases/{held.identity_case_id}").get_data(as_text=True)
     assert "thumbnail.png" in check and "retenue" in check
+    assert "Identité des images à vérifier" in check and "identité différente : nom" in check
+    assert "KERMARREC YANN" in check and "Quéré" in check  # images and case side by side
     assert f"/series/{pydicom.dcmread(other).SeriesInstanceUID}/thumbnail.png" in check
 
 
@@ -143,3 +147,19 @@ def test_administrators_manage_the_calling_ae_titles(app, dicom_ctx, clock):
     removed = admin.post(f"/admin/dicom/callers/{caller_id.group(1)}/delete", follow_redirects=True)
     assert "IRM_MORLAIX" not in removed.get_data(as_text=True).split("Titre AE retiré")[1]
     assert login(app, dicom_ctx, clock, "merm.leroy").get("/admin/dicom").status_code == 403
+
+
+@pytest.mark.charter("CH-4.1.11")
+def test_uploading_to_a_case_attaches_a_study_received_without_one(app, dicom_ctx, clock, tmp_path):
+    case_id, _ = demo_case(dicom_ctx)
+    path = rewrite(tmp_path, "CT_small.dcm", **for_case("INCONNU-42"))  # a number no case has
+    uid = str(pydicom.dcmread(path).StudyInstanceUID)
+    assert ingest_file(dicom_ctx, path, "ch-brest", "dicom", storage=tmp_path / "instance" / "dicom").status == \
+        "stored"
+    assert study(dicom_ctx, uid).status == "receiving"
+    client = login(app, dicom_ctx, clock, "merm.leroy")
+    page = client.post(f"/cases/{case_id}/dicom", data={"dicom_files": (io.BytesIO(path.read_bytes()), "ct.dcm")},
+                       content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
+    assert "0 image(s) enregistrée(s), 1 déjà reçue(s)" in page
+    assert (study(dicom_ctx, uid).status, study(dicom_ctx, uid).case_id) == ("attached", case_id)
+    assert counts(dicom_ctx) == (1, 1, 1)
