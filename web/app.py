@@ -37,6 +37,9 @@ def create_app(settings: Settings | None = None, ctx: EngineContext | None = Non
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.extensions["telerad"] = TeleradExtension(settings, ctx or build_context(settings.database_url))
+    from web.listeners import install_hooks
+
+    install_hooks(app.extensions["telerad"].ctx)  # every process that saves cases queues HL7 reports
     csrf.init_app(app)
     Bootstrap5(app)
     babel.init_app(app, locale_selector=_select_locale, timezone_selector=lambda: "Europe/Paris")

@@ -43,14 +43,13 @@ def run(host: str | None, port: int | None, threads: int, no_scheduler: bool) ->
 
     from web.app import create_app
     from web.extensions import telerad
-    from web.listeners import install_hooks, start_services, stop_services
+    from web.listeners import start_services, stop_services
     from web.scheduler import TimerScheduler
 
     settings = _settings()
     _require_migrated(settings)
     app = create_app(settings)
     ext = telerad(app)
-    install_hooks(ext.ctx)
     services = []
     if not no_scheduler:
         ext.scheduler = TimerScheduler(ext.ctx, settings.scheduler_interval)
