@@ -44,6 +44,10 @@ _SAVE = (update(_INSTANCE).where(_INSTANCE.c.id == bindparam("b_id"), _INSTANCE.
                  patient_name=bindparam("patient_name"), patient_birth_date=bindparam("patient_birth_date"),
                  urgency=bindparam("urgency"), accession_number=bindparam("accession_number"),
                  summary=bindparam("summary"), patient_ref=bindparam("patient_ref")))
+_INSERT_TASK = insert(_TASK)
+_INSERT_CANDIDATE = insert(table_of(TaskCandidate))
+_INSERT_TIMER = insert(table_of(Timer))
+_INSERT_SUBSCRIPTION = insert(table_of(MessageSubscription))
 _MOVE_DUE = update(_TASK).where(_TASK.c.id == bindparam("b_id")).values(due_at=bindparam("due_at"))
 _END_TASK = (update(_TASK).where(_TASK.c.id == bindparam("b_id"))
              .values(status=bindparam("status"), ended_at=bindparam("ended_at"), ended_by=bindparam("ended_by")))
@@ -131,17 +135,18 @@ def save_workflow(ctx: EngineContext, session: Session, instance: InstanceRow, l
 
 def sync_index(session: Session, instance: InstanceRow, before: Snapshot | None, after: Snapshot,
                now: datetime, actor: Actor, completed_task_id: str | None) -> None:
+    conn = session.connection()
     old_tasks = {t.task_id for t in before.user_tasks} if before else set()
     new_tasks = {t.task_id: t for t in after.user_tasks}
     ended = old_tasks - new_tasks.keys()
     if ended:
-        session.connection().execute(_END_TASK, [
+        conn.execute(_END_TASK, [
             {"b_id": task_id, "status": "completed" if task_id == completed_task_id else "cancelled",
              "ended_at": now, "ended_by": actor.user_id} for task_id in ended
         ])
     added = [t for task_id, t in new_tasks.items() if task_id not in old_tasks]
     if added:
-        session.connection().execute(insert(_TASK), [
+        conn.execute(_INSERT_TASK, [
             {"id": t.task_id, "instance_id": instance.id, "spec_name": t.spec_name, "title": t.title[:256],
              "lane": t.lane, "form_key": t.form_key, "site_id": instance.site_id, "status": "open",
              "restricted": t.candidates is not None, "assignee": t.assignee, "urgency": rank(t.urgency),
@@ -150,19 +155,20 @@ def sync_index(session: Session, instance: InstanceRow, before: Snapshot | None,
         ])
         offers = [{"task_id": t.task_id, "user_id": user} for t in added for user in sorted(set(t.candidates or ()))]
         if offers:
-            session.connection().execute(insert(table_of(TaskCandidate)), offers)
+            conn.execute(_INSERT_CANDIDATE, offers)
     if before is not None:
         old_due = {t.task_id: t.due_at for t in before.user_tasks}
         moved = [{"b_id": t.task_id, "due_at": t.due_at} for t in after.user_tasks
                  if t.task_id in old_due and old_due[t.task_id] != t.due_at]
         if moved:
-            session.connection().execute(_MOVE_DUE, moved)
+            conn.execute(_MOVE_DUE, moved)
     _sync_timers(session, instance.id, before, after, now)
     _sync_subscriptions(session, instance.id, before, after)
 
 
 def _sync_timers(session: Session, instance_id: int, before: Snapshot | None, after: Snapshot,
                  now: datetime) -> None:
+    conn = session.connection()
     old = {(t.task_id, t.due_at) for t in before.timers} if before else set()
     new = {(t.task_id, t.due_at): t for t in after.timers}
     gone = {task_id for task_id, _ in old - new.keys()}
@@ -174,13 +180,14 @@ def _sync_timers(session: Session, instance_id: int, before: Snapshot | None, af
         session.connection().execute(delete(Timer).where(Timer.id.in_(gone)))
     added = [t for key, t in new.items() if key not in old]
     if added:
-        session.connection().execute(insert(table_of(Timer)), [
+        conn.execute(_INSERT_TIMER, [
             {"id": t.task_id, "instance_id": instance_id, "spec_name": t.spec_name, "expression": t.expression,
              "setting": t.setting, "armed_at": armed.get(t.task_id, now), "due_at": t.due_at} for t in added
         ])
 
 
 def _sync_subscriptions(session: Session, instance_id: int, before: Snapshot | None, after: Snapshot) -> None:
+    conn = session.connection()
     old = {(s.task_id, s.message_name, s.correlation_key) for s in before.subscriptions} if before else set()
     new = {(s.task_id, s.message_name, s.correlation_key) for s in after.subscriptions}
     gone = {task_id for task_id, _, _ in old - new}
@@ -188,7 +195,7 @@ def _sync_subscriptions(session: Session, instance_id: int, before: Snapshot | N
         session.connection().execute(delete(MessageSubscription).where(MessageSubscription.id.in_(gone)))
     added = new - old
     if added:
-        session.connection().execute(insert(table_of(MessageSubscription)), [
+        conn.execute(_INSERT_SUBSCRIPTION, [
             {"id": task_id, "instance_id": instance_id, "message_name": name, "correlation_key": key}
             for task_id, name, key in sorted(added)
         ])

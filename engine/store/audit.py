@@ -23,6 +23,7 @@ from engine.store.models import AuditEvent, AuditHead, ProcessInstance, table_of
 
 GLOBAL_CHAIN = 0
 _EVENTS = table_of(AuditEvent)
+_INSERT_EVENTS = insert(_EVENTS)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def build_rows(chain: int, head: ChainHead, entries: Iterable[AuditEntry],
 
 def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        session.connection().execute(insert(_EVENTS), list(rows))
+        session.connection().execute(_INSERT_EVENTS, list(rows))
 
 
 def append_global(session: Session, entries: Iterable[AuditEntry], at: datetime) -> None:
