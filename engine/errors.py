@@ -45,11 +45,3 @@ class DefinitionRefused(TeleradError):
 
 class ExpressionRefused(TeleradError):
     """An expression uses a construct outside the safe allow-list."""
-
-
-class FormInvalid(TeleradError):
-    """Task data does not satisfy the task's form schema; `errors` maps field path -> French message."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))

@@ -182,9 +182,6 @@ class SpecCache:
                 self._items.popitem(last=False)
         return parsed
 
-    def cached(self, content_hash: str) -> ParsedDefinition | None:
-        with self._lock:
-            return self._items.get(content_hash)
 
 
 def read_library(paths: Iterable[Any]) -> dict[str, str]:

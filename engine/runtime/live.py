@@ -86,10 +86,6 @@ class LiveWorkflow:
         live._advance()
         return live
 
-    @property
-    def data(self) -> dict[str, Any]:
-        return self.workflow.data
-
     def case_data(self) -> dict[str, Any]:
         """What the case knows now (a copy): the data of its open tasks, or of the last task that ran."""
         return dict(self.latest_data())

@@ -74,13 +74,3 @@ def deliver_message(ctx: EngineContext, name: str, correlation: dict[str, Any], 
     for instance_id, entry in new_entries.items():
         ctx.live_cache.put(instance_id, entry)
     return Delivery(message.id, tuple(delivered))
-
-
-def undelivered_messages(ctx: EngineContext, limit: int = 100) -> list[dict[str, Any]]:
-    with ctx.read() as session:
-        rows = session.execute(
-            select(InboundMessage).where(InboundMessage.status == "undelivered")
-            .order_by(InboundMessage.id.desc()).limit(limit)
-        ).scalars().all()
-        return [{"id": r.id, "name": r.message_name, "correlation": r.correlation_key, "source": r.source,
-                 "received_at": r.received_at.isoformat()} for r in rows]

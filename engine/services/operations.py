@@ -15,7 +15,6 @@ from engine.domain import radioprotection, routing
 from engine.domain.credentials import extraterritorial_notice, may_be_assigned
 from engine.domain.oncall import is_out_of_hours
 from engine.domain.teleexpertise import report_recipients
-from engine.domain.urgency import rank
 from engine.ports import Clock, Directory
 from engine.runtime import OperationRegistry
 
@@ -90,9 +89,6 @@ def register_all(registry: OperationRegistry, directory: Directory, clock: Clock
         return {"recipients": report_recipients(bool(send_to_requester), bool(patient_requested),
                                                 bool(local_radiologist_agrees))}
 
-    def urgency_rank(urgency: str) -> dict[str, int]:
-        return {"rank": rank(urgency)}
-
     operations: dict[str, Callable[..., Any]] = {
         "telerad.new_accession_number": new_accession_number,
         "telerad.patient_facts": patient_facts,
@@ -104,7 +100,6 @@ def register_all(registry: OperationRegistry, directory: Directory, clock: Clock
         "telerad.release_report": release_report,
         "telerad.notify_overdue": notify_overdue,
         "telerad.teleexpertise_recipients": teleexpertise_recipients,
-        "telerad.urgency_rank": urgency_rank,
     }
     for name, operation in operations.items():
         registry.register(name, operation)
