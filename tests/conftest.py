@@ -27,6 +27,8 @@ from engine.store.models import Base
 from forms import FormRegistry
 
 DATA = Path(__file__).parent / "data"
+# Every state save in the suite checks the finished-task encoding cache against a fresh encoding.
+os.environ.setdefault("TELERAD_VERIFY_STATE_CACHE", "1")
 POSTGRES_URL = os.environ.get("TELERAD_TEST_POSTGRES_URL", "")
 TABLES = tuple(t.name for t in Base.metadata.sorted_tables if t.name != "audit_head")
 

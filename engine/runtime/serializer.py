@@ -8,6 +8,7 @@ default, which embeds the whole spec in every save).
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.task import Task, TaskState
 
 from engine.runtime.definitions import ParsedDefinition
 from engine.runtime.script_engine import SafeScriptEngine
@@ -43,6 +45,44 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):
         return workflow
 
 
+class FinishedTaskCache:
+    """Encodes a finished task once and reuses its JSON on every later save of the same workflow object.
+
+    A finished task (completed, cancelled, error) and its parent (finished before it) no longer change:
+    SpiffWorkflow never runs them again and Telerad only updates the data of ready or waiting tasks. The
+    cached fragment is keyed by what could still move (state, last state change, children) and lives on
+    the task object itself, so a workflow restored from the database starts with an empty cache. With
+    `verify` set (the test suite sets TELERAD_VERIFY_STATE_CACHE=1), every reuse is checked against a
+    fresh encoding and a difference raises.
+    """
+
+    def __init__(self, to_dict: Any, default: Any, verify: bool) -> None:
+        self._to_dict = to_dict  # SpiffWorkflow's own conversion, typename included
+        self._default = default
+        self._verify = verify
+
+    def convert(self, task: Task) -> Any:
+        if not task._state & TaskState.FINISHED_MASK:
+            return self._to_dict(task)
+        key = (task._state, task.last_state_change, tuple(task._children))
+        cached = getattr(task, "_telerad_json", None)
+        if cached is not None and cached[0] == key:
+            if self._verify and _encode(self._to_dict(task), self._default) != cached[2]:
+                raise AssertionError(f"finished task {task.id} ({task.task_spec.name}) changed after it ended")
+            return cached[1]
+        dct = self._to_dict(task)
+        try:
+            encoded = _encode(dct, self._default)
+        except TypeError:  # not encodable by orjson: left to the json fallback
+            return dct
+        task._telerad_json = (key, orjson.Fragment(encoded), encoded)  # type: ignore[attr-defined]
+        return task._telerad_json[1]  # type: ignore[attr-defined]
+
+
+def _encode(dct: dict[str, Any], default: Any) -> bytes:
+    return orjson.dumps(dct, default=default, option=_ORJSON_OPTIONS)
+
+
 def _uuid(value: str) -> Any:
     from uuid import UUID
 
@@ -59,20 +99,33 @@ class WorkflowCodec:
         self._serializer = BpmnWorkflowSerializer(self._registry)
         self._fast = fast_json
         self._default = self._serializer._encoder_cls().default
+        # The json fallback cannot embed orjson fragments, so it has its own registry without the cache.
+        self._plain = WorkflowCodec(fast_json=False) if fast_json else self
+        if fast_json:
+            typename = self._registry.typenames[Task]
+            self._registry.convert_to_dict[typename] = FinishedTaskCache(
+                self._registry.convert_to_dict[typename], self._default,
+                verify=os.environ.get("TELERAD_VERIFY_STATE_CACHE") == "1").convert
 
     def dumps(self, workflow: BpmnWorkflow) -> str:
+        if self._fast:
+            try:
+                return orjson.dumps(self._to_dict(workflow), default=self._default,
+                                    option=_ORJSON_OPTIONS).decode("utf-8")
+            except TypeError:
+                pass
+        plain = self._plain
+        return json.dumps(plain._to_dict(workflow), separators=(",", ":"), ensure_ascii=False,
+                          cls=plain._serializer._encoder_cls)
+
+    def _to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
         self._registry._encoder_mode = True
         try:
             dct = self._serializer.to_dict(workflow)
         finally:
             self._registry._encoder_mode = False
         dct["format"] = FORMAT_VERSION
-        if self._fast:
-            try:
-                return orjson.dumps(dct, default=self._default, option=_ORJSON_OPTIONS).decode("utf-8")
-            except TypeError:
-                pass
-        return json.dumps(dct, separators=(",", ":"), ensure_ascii=False, cls=self._serializer._encoder_cls)
+        return dct
 
     def loads(self, text: str, definition: ParsedDefinition, script_engine: SafeScriptEngine) -> BpmnWorkflow:
         dct = orjson.loads(text) if self._fast else json.loads(text)

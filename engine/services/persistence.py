@@ -21,6 +21,7 @@ from engine.errors import Conflict, NotFound
 from engine.runtime import Bundle, LiveWorkflow, Snapshot
 from engine.services.context import CachedWorkflow, EngineContext
 from engine.store import audit
+from engine.store.driver import DriverStatement
 from engine.store.models import (
     MessageSubscription,
     ProcessDefinition,
@@ -37,21 +38,26 @@ _INSTANCE_COLUMNS = (_INSTANCE.c.id, _INSTANCE.c.definition_id, _INSTANCE.c.proc
                      _INSTANCE.c.site_id, _INSTANCE.c.version, _INSTANCE.c.audit_seq, _INSTANCE.c.audit_hash)
 _LOCK_INSTANCE = select(*_INSTANCE_COLUMNS).where(_INSTANCE.c.id == bindparam("id")).with_for_update()
 _STATE = select(_INSTANCE.c.state).where(_INSTANCE.c.id == bindparam("id"))
-_SAVE = (update(_INSTANCE).where(_INSTANCE.c.id == bindparam("b_id"), _INSTANCE.c.version == bindparam("b_version"))
-         .values(state=bindparam("state"), status=bindparam("status"), updated_at=bindparam("updated_at"),
-                 ended_at=bindparam("ended_at"), version=bindparam("new_version"),
-                 audit_seq=bindparam("audit_seq"), audit_hash=bindparam("audit_hash"),
-                 patient_name=bindparam("patient_name"), patient_birth_date=bindparam("patient_birth_date"),
-                 urgency=bindparam("urgency"), accession_number=bindparam("accession_number"),
-                 summary=bindparam("summary"), patient_ref=bindparam("patient_ref")))
-_INSERT_TASK = insert(_TASK)
-_INSERT_CANDIDATE = insert(table_of(TaskCandidate))
-_INSERT_TIMER = insert(table_of(Timer))
-_INSERT_SUBSCRIPTION = insert(table_of(MessageSubscription))
-_MOVE_DUE = update(_TASK).where(_TASK.c.id == bindparam("b_id")).values(due_at=bindparam("due_at"))
-_END_TASK = (update(_TASK).where(_TASK.c.id == bindparam("b_id"))
-             .values(status=bindparam("status"), ended_at=bindparam("ended_at"), ended_by=bindparam("ended_by")))
-
+_SAVE = DriverStatement(
+    update(_INSTANCE).where(_INSTANCE.c.id == bindparam("b_id"), _INSTANCE.c.version == bindparam("b_version"))
+    .values(state=bindparam("state"), status=bindparam("status"), updated_at=bindparam("updated_at"),
+            ended_at=bindparam("ended_at"), version=bindparam("new_version"),
+            audit_seq=bindparam("audit_seq"), audit_hash=bindparam("audit_hash"),
+            patient_name=bindparam("patient_name"), patient_birth_date=bindparam("patient_birth_date"),
+            urgency=bindparam("urgency"), accession_number=bindparam("accession_number"),
+            summary=bindparam("summary"), patient_ref=bindparam("patient_ref")))
+_TASK_COLUMNS = ["id", "instance_id", "spec_name", "title", "lane", "form_key", "site_id", "status", "restricted",
+                 "assignee", "urgency", "due_at", "created_at", "ended_at", "ended_by"]
+_INSERT_TASK = DriverStatement(insert(_TASK), _TASK_COLUMNS)
+_INSERT_CANDIDATE = DriverStatement(insert(table_of(TaskCandidate)), ["task_id", "user_id"])
+_INSERT_TIMER = DriverStatement(insert(table_of(Timer)),
+                                ["id", "instance_id", "spec_name", "expression", "setting", "armed_at", "due_at"])
+_INSERT_SUBSCRIPTION = DriverStatement(insert(table_of(MessageSubscription)),
+                                       ["id", "instance_id", "message_name", "correlation_key"])
+_MOVE_DUE = DriverStatement(update(_TASK).where(_TASK.c.id == bindparam("b_id")).values(due_at=bindparam("due_at")))
+_END_TASK = DriverStatement(
+    update(_TASK).where(_TASK.c.id == bindparam("b_id"))
+    .values(status=bindparam("status"), ended_at=bindparam("ended_at"), ended_by=bindparam("ended_by")))
 
 @dataclass(frozen=True)
 class InstanceRow:
@@ -117,12 +123,12 @@ def save_workflow(ctx: EngineContext, session: Session, instance: InstanceRow, l
         status, ended_at = "completed", now
         events.append(audit.AuditEntry(actor.user_id, "instance.completed", instance.id))
     rows, head = audit.build_rows(instance.id, instance.audit_head, events, now)
-    result = session.connection().execute(_SAVE, {
+    saved_rows = _SAVE.execute(session, [{
         "b_id": instance.id, "b_version": instance.version, "state": ctx.runtime.dump(live), "status": status,
         "updated_at": now, "ended_at": ended_at, "new_version": instance.version + 1,
         "audit_seq": head.seq, "audit_hash": head.hash, **asdict(case_summary(live.latest_data())),
-    })
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    }])
+    if saved_rows != 1:
         raise Conflict("Le dossier a été modifié en même temps ; rechargez la page.")
     saved = replace(instance, status=status, version=instance.version + 1, audit_seq=head.seq, audit_hash=head.hash)
     sync_index(session, saved, before, after, now, actor, completed_task_id)
@@ -135,18 +141,17 @@ def save_workflow(ctx: EngineContext, session: Session, instance: InstanceRow, l
 
 def sync_index(session: Session, instance: InstanceRow, before: Snapshot | None, after: Snapshot,
                now: datetime, actor: Actor, completed_task_id: str | None) -> None:
-    conn = session.connection()
     old_tasks = {t.task_id for t in before.user_tasks} if before else set()
     new_tasks = {t.task_id: t for t in after.user_tasks}
     ended = old_tasks - new_tasks.keys()
     if ended:
-        conn.execute(_END_TASK, [
+        _END_TASK.execute(session, [
             {"b_id": task_id, "status": "completed" if task_id == completed_task_id else "cancelled",
              "ended_at": now, "ended_by": actor.user_id} for task_id in ended
         ])
     added = [t for task_id, t in new_tasks.items() if task_id not in old_tasks]
     if added:
-        conn.execute(_INSERT_TASK, [
+        _INSERT_TASK.execute(session, [
             {"id": t.task_id, "instance_id": instance.id, "spec_name": t.spec_name, "title": t.title[:256],
              "lane": t.lane, "form_key": t.form_key, "site_id": instance.site_id, "status": "open",
              "restricted": t.candidates is not None, "assignee": t.assignee, "urgency": rank(t.urgency),
@@ -154,21 +159,18 @@ def sync_index(session: Session, instance: InstanceRow, before: Snapshot | None,
             for t in added
         ])
         offers = [{"task_id": t.task_id, "user_id": user} for t in added for user in sorted(set(t.candidates or ()))]
-        if offers:
-            conn.execute(_INSERT_CANDIDATE, offers)
+        _INSERT_CANDIDATE.execute(session, offers)
     if before is not None:
         old_due = {t.task_id: t.due_at for t in before.user_tasks}
         moved = [{"b_id": t.task_id, "due_at": t.due_at} for t in after.user_tasks
                  if t.task_id in old_due and old_due[t.task_id] != t.due_at]
-        if moved:
-            conn.execute(_MOVE_DUE, moved)
+        _MOVE_DUE.execute(session, moved)
     _sync_timers(session, instance.id, before, after, now)
     _sync_subscriptions(session, instance.id, before, after)
 
 
 def _sync_timers(session: Session, instance_id: int, before: Snapshot | None, after: Snapshot,
                  now: datetime) -> None:
-    conn = session.connection()
     old = {(t.task_id, t.due_at) for t in before.timers} if before else set()
     new = {(t.task_id, t.due_at): t for t in after.timers}
     gone = {task_id for task_id, _ in old - new.keys()}
@@ -180,14 +182,13 @@ def _sync_timers(session: Session, instance_id: int, before: Snapshot | None, af
         session.connection().execute(delete(Timer).where(Timer.id.in_(gone)))
     added = [t for key, t in new.items() if key not in old]
     if added:
-        conn.execute(_INSERT_TIMER, [
+        _INSERT_TIMER.execute(session, [
             {"id": t.task_id, "instance_id": instance_id, "spec_name": t.spec_name, "expression": t.expression,
              "setting": t.setting, "armed_at": armed.get(t.task_id, now), "due_at": t.due_at} for t in added
         ])
 
 
 def _sync_subscriptions(session: Session, instance_id: int, before: Snapshot | None, after: Snapshot) -> None:
-    conn = session.connection()
     old = {(s.task_id, s.message_name, s.correlation_key) for s in before.subscriptions} if before else set()
     new = {(s.task_id, s.message_name, s.correlation_key) for s in after.subscriptions}
     gone = {task_id for task_id, _, _ in old - new}
@@ -195,7 +196,7 @@ def _sync_subscriptions(session: Session, instance_id: int, before: Snapshot | N
         session.connection().execute(delete(MessageSubscription).where(MessageSubscription.id.in_(gone)))
     added = new - old
     if added:
-        conn.execute(_INSERT_SUBSCRIPTION, [
+        _INSERT_SUBSCRIPTION.execute(session, [
             {"id": task_id, "instance_id": instance_id, "message_name": name, "correlation_key": key}
             for task_id, name, key in sorted(added)
         ])

@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session
 
 from engine.domain.charter import enforces
 from engine.store.db import GENESIS_HASH
+from engine.store.driver import DriverStatement
 from engine.store.models import AuditEvent, AuditHead, ProcessInstance, table_of
 
 GLOBAL_CHAIN = 0
 _EVENTS = table_of(AuditEvent)
-_INSERT_EVENTS = insert(_EVENTS)
+_INSERT_EVENTS = DriverStatement(insert(_EVENTS), ["chain", "seq", "at", "actor", "action", "instance_id", "detail",
+                                                   "prev_hash", "hash"])
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,7 @@ def build_rows(chain: int, head: ChainHead, entries: Iterable[AuditEntry],
 
 
 def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(_INSERT_EVENTS, list(rows))
+    _INSERT_EVENTS.execute(session, rows)
 
 
 def append_global(session: Session, entries: Iterable[AuditEntry], at: datetime) -> None:

@@ -43,8 +43,10 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Writers take the write lock up front: no deadlock upgrading a read lock, and a clean queue.
+        # Straight to the driver: this runs before every transaction, and SQLAlchemy's statement machinery
+        # would cost more than the BEGIN itself.
         readonly = connection.get_execution_options().get("telerad_readonly", False)
-        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        connection.connection.driver_connection.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def session_factories(engine: Engine) -> tuple[sessionmaker[Session], sessionmaker[Session]]:

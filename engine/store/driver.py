@@ -1,0 +1,74 @@
+"""Write statements of the hot path, compiled by SQLAlchemy once and run on the driver's cursor.
+
+Executing a cached Core statement through a SQLAlchemy Connection costs about 60-75 µs on this class
+of machine, against 5-10 µs for the same statement on the sqlite3 or psycopg cursor; a task completion
+writes four to six statements. So the few writes of every save are compiled once per dialect by
+SQLAlchemy (same SQL, same bind processors, so a value is stored exactly as SQLAlchemy would store it)
+and sent straight to the cursor of the connection the session is already using, inside its transaction.
+
+Only INSERT/UPDATE/DELETE statements whose values are all given as parameters belong here: Python-side
+column defaults are not applied and nothing is read back except the row count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import UpdateBase
+
+
+class _Compiled:
+    __slots__ = ("sql", "names", "processors", "literals")
+
+    def __init__(self, sql: str, names: tuple[str, ...] | None, processors: Mapping[str, Any],
+                 literals: Mapping[str, Any]):
+        self.sql = sql
+        self.names = names  # positional parameter order (sqlite3), or None for named parameters
+        self.processors = processors
+        self.literals = literals  # values written in the statement itself, e.g. status == "open"
+
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        procs = self.processors
+        if self.literals:
+            values = {**self.literals, **values}
+        if self.names is not None:
+            return tuple(procs[n](values[n]) if n in procs else values[n] for n in self.names)
+        return {k: procs[k](v) if k in procs else v for k, v in values.items()}
+
+
+class DriverStatement:
+    """An INSERT, UPDATE or DELETE run on the DBAPI cursor; `columns` fixes the columns of an INSERT."""
+
+    def __init__(self, statement: UpdateBase, columns: Sequence[str] | None = None):
+        self._statement = statement
+        self._columns = list(columns) if columns is not None else None
+        self._by_dialect: dict[str, _Compiled] = {}
+
+    def _compiled(self, dialect: Dialect) -> _Compiled:
+        compiled = self._by_dialect.get(dialect.name)
+        if compiled is None:
+            c = self._statement.compile(dialect=dialect, column_keys=self._columns)
+            names = tuple(c.positiontup) if c.positional and c.positiontup is not None else None
+            processors = {k: v for k, v in c._bind_processors.items() if v is not None}
+            literals = {name: bind.value for name, bind in c.binds.items() if not bind.required}
+            compiled = self._by_dialect.setdefault(dialect.name, _Compiled(c.string, names, processors, literals))
+        return compiled
+
+    def execute(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Run once per row (one executemany call); returns the driver's row count."""
+        if not rows:
+            return 0
+        connection = session.connection()
+        compiled = self._compiled(connection.dialect)
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if len(rows) == 1:
+                cursor.execute(compiled.sql, compiled.parameters(rows[0]))
+            else:
+                cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
