@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+import engine.store.designer_models  # noqa: F401  (registers the designer tables in the metadata)
 import engine.store.directory_models  # noqa: F401  (registers the directory tables in the metadata)
 import integrations.dicom.models  # noqa: F401
 import integrations.hl7.models  # noqa: F401
