@@ -4,7 +4,7 @@ This package is the bottom layer: it imports nothing from Telerad. The WTForms r
 own module so that the engine can validate without importing WTForms.
 """
 
-from forms.registry import FormRegistry, default_registry
+from forms.registry import FormRegistry, FormSource, default_registry
 from forms.validation import FormValidationError
 
-__all__ = ["FormRegistry", "FormValidationError", "default_registry"]
+__all__ = ["FormRegistry", "FormSource", "FormValidationError", "default_registry"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,30 +23,53 @@ class UnknownForm(LookupError):
     pass
 
 
+class FormSource:
+    """Schemas kept somewhere else than in files (e.g. written in the designer and stored in the database).
+    Their keys must be immutable: a validator, once built for a key, is cached for the life of the registry."""
+
+    def __init__(self, get: Callable[[str], str | None], keys: Callable[[], Iterable[str]]):
+        self.get = get
+        self.keys = keys
+
+
 class FormRegistry:
-    def __init__(self, directories: Iterable[Path] = (SCHEMA_DIR,)):
+    def __init__(self, directories: Iterable[Path] = (SCHEMA_DIR,), sources: Iterable[FormSource] = ()):
         self._directories = [Path(d) for d in directories]
+        self._sources = list(sources)
         self._validators: dict[str, Draft202012Validator] = {}
         self._lock = threading.Lock()
 
-    def _path(self, key: str) -> Path:
+    def with_source(self, source: FormSource) -> FormRegistry:
+        """The same schema files, plus a source consulted after them."""
+        return FormRegistry(self._directories, [*self._sources, source])
+
+    def _text(self, key: str) -> str:
         if not isinstance(key, str) or not _KEY.fullmatch(key):
             raise UnknownForm(f"invalid form name {key!r}")
         for directory in self._directories:
             candidate = directory / key
             if candidate.is_file():
-                return candidate
+                return candidate.read_text(encoding="utf-8")
+        for source in self._sources:
+            text = source.get(key)
+            if text is not None:
+                return text
         raise UnknownForm(f"no form schema named {key!r}")
 
     def exists(self, key: str) -> bool:
+        if key in self._validators:
+            return True
         try:
-            self._path(key)
+            self._text(key)
         except UnknownForm:
             return False
         return True
 
     def keys(self) -> list[str]:
-        return sorted({p.name for d in self._directories if d.is_dir() for p in d.glob("*.json")})
+        names = {p.name for d in self._directories if d.is_dir() for p in d.glob("*.json")}
+        for source in self._sources:
+            names.update(source.keys())
+        return sorted(names)
 
     def schema(self, key: str) -> dict[str, Any]:
         return dict(self.validator(key).schema)
@@ -55,7 +78,7 @@ class FormRegistry:
         validator = self._validators.get(key)
         if validator is None:
             try:
-                schema = json.loads(self._path(key).read_text(encoding="utf-8"))
+                schema = json.loads(self._text(key))
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
                 raise UnknownForm(f"schema {key} is not valid JSON: {err}") from err
             check_schema(schema, key)

@@ -214,31 +214,37 @@ def _write_diagram(root: etree._Element, collaboration: str, shapes: list[Shape]
 
 def di_problems(xml_text: str, filename: str = "diagram.bpmn") -> list[str]:
     """What keeps the DI from being complete: missing shapes/edges, dangling references, empty shapes."""
+    return [message for _element, message in di_findings(xml_text, filename)]
+
+
+def di_findings(xml_text: str, filename: str = "diagram.bpmn") -> list[tuple[str, str]]:
+    """The same problems as (element id, message): the BPMN element concerned, or the DI element's own id."""
     root = read_xml(xml_text, filename)
     semantic = {el.get("id"): el for el in root.iter(etree.Element)
                 if etree.QName(el).namespace == BPMN_NS and el.get("id")}
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     drawn: dict[str, list[etree._Element]] = {}
     for di in root.iter(_bpmndi("BPMNPlane"), _bpmndi("BPMNShape"), _bpmndi("BPMNEdge")):
         what, ref = f"{_local(di)} '{di.get('id', '?')}'", di.get("bpmnElement")
         if ref not in semantic:
-            problems.append(f"{what} points at missing element '{ref}'" if ref else f"{what} has no bpmnElement")
+            problems.append((di.get("id", ""), f"{what} points at missing element '{ref}'" if ref
+                             else f"{what} has no bpmnElement"))
             continue
         drawn.setdefault(ref, []).append(di)
         if _local(di) == "BPMNShape":
-            problems.extend(f"{what} ({_local(semantic[ref])} '{ref}') {p}" for p in _bounds_problems(di))
+            problems.extend((ref, f"{what} ({_local(semantic[ref])} '{ref}') {p}") for p in _bounds_problems(di))
     for element_id, element in semantic.items():
         kind, dis = _local(element), drawn.get(element_id, [])
         shapes = [d for d in dis if _local(d) == "BPMNShape"]
         edges = [d for d in dis if _local(d) == "BPMNEdge"]
         if kind in _NEED_SHAPE and not shapes:
-            problems.append(f"{kind} '{element_id}' has no shape")
+            problems.append((element_id, f"{kind} '{element_id}' has no shape"))
         elif kind in _NEED_SHAPE and len(shapes) > 1:
-            problems.append(f"{kind} '{element_id}' has {len(shapes)} shapes")
+            problems.append((element_id, f"{kind} '{element_id}' has {len(shapes)} shapes"))
         elif kind in _NEED_EDGE and not edges:
-            problems.append(f"{kind} '{element_id}' has no edge")
+            problems.append((element_id, f"{kind} '{element_id}' has no edge"))
         elif kind in _NEED_EDGE and any(len(e.findall(f"{{{DI_NS}}}waypoint")) < 2 for e in edges):
-            problems.append(f"{kind} '{element_id}' has an edge with fewer than 2 waypoints")
+            problems.append((element_id, f"{kind} '{element_id}' has an edge with fewer than 2 waypoints"))
     return problems
 
 

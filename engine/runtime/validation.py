@@ -19,9 +19,10 @@ from SpiffWorkflow.spiff.parser.process import VALIDATOR
 
 from engine.domain.escalation import DEFAULT_ESCALATION, InvalidDuration, parse_duration
 from engine.errors import DefinitionRefused, Finding
+from engine.runtime.checks import check_xml
 from engine.runtime.definitions import bundles_from_library, lane_roles, parse_bundle
 from engine.runtime.expressions import parse_expression
-from engine.runtime.layout import di_problems
+from engine.runtime.layout import di_findings
 from engine.runtime.script_engine import OperationRegistry
 from engine.runtime.xml import BPMN_NS, SPIFF_NS, kind_of, read_xml
 
@@ -62,7 +63,9 @@ def validate_library(files: Mapping[str, str], operations: OperationRegistry,
         report = reports[name]
         if kind_of(root) == "bpmn":
             report.errors.extend(_schema(root, name))
-            report.errors.extend(Finding("", "di", problem, name) for problem in di_problems(files[name], name))
+            report.errors.extend(check_xml(root, name))
+            report.errors.extend(Finding(element, "di", problem, name)
+                                 for element, problem in di_findings(files[name], name))
             report.errors.extend(_user_tasks(root, name, form_exists))
             report.errors.extend(_timers(root, name))
             report.warnings.extend(_soundness(root, name))

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.ports import Clock, Directory, SystemClock
 from engine.runtime import Bundle, LiveWorkflow, OperationRegistry, Runtime, Snapshot
 from engine.store.db import make_engine, session_factories
+from engine.store.form_store import sql_form_source
 from engine.store.sql_directory import SqlDirectory
 from forms import FormRegistry, default_registry
 
@@ -100,7 +101,7 @@ def build_context(database_url: str, *, clock: Clock | None = None, operations: 
     return EngineContext(
         engine=engine, writer=writer, reader=reader,
         runtime=Runtime(operations or default_operations(directory or SqlDirectory(reader), clock), provided),
-        forms=forms or default_registry(), clock=clock,
+        forms=(forms or default_registry()).with_source(sql_form_source(reader)), clock=clock,
     )
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
 from engine.domain.charter import enforces
@@ -27,30 +28,37 @@ class Deployed:
 @enforces("CH-9.1")
 def deploy_definition(ctx: EngineContext, actor: Actor, bundle: Bundle) -> Deployed:
     """Validate and store a bundle; the same content deployed twice gives back the existing version."""
-    parsed = ctx.runtime.definition(bundle)  # raises DefinitionRefused with findings
+    ctx.runtime.definition(bundle)  # raises DefinitionRefused with findings
     with ctx.write() as session:
-        existing = session.execute(
-            select(ProcessDefinition).where(ProcessDefinition.process_id == bundle.process_id,
-                                            ProcessDefinition.content_hash == bundle.content_hash)
-        ).scalar_one_or_none()
-        if existing is not None:
-            return Deployed(existing.process_id, existing.version, existing.id, False)
-        latest = session.execute(
-            select(func.max(ProcessDefinition.version)).where(ProcessDefinition.process_id == bundle.process_id)
-        ).scalar()
-        now = ctx.clock.now()
-        definition = ProcessDefinition(
-            process_id=bundle.process_id, version=(latest or 0) + 1, name=parsed.process_name[:256],
-            content_hash=bundle.content_hash, source=bundle.to_json(), deployed_at=now, deployed_by=actor.user_id,
-        )
-        session.add(definition)
-        session.flush()
-        audit.append_global(session, [audit.AuditEntry(actor.user_id, "definition.deployed", None, {
-            "process_id": definition.process_id, "version": definition.version,
-            "content_hash": definition.content_hash, "files": sorted(bundle.files),
-        })], now)
+        deployed = store_definition(ctx, session, actor, bundle)
         session.commit()
-        return Deployed(definition.process_id, definition.version, definition.id, True)
+        return deployed
+
+
+def store_definition(ctx: EngineContext, session: Session, actor: Actor, bundle: Bundle) -> Deployed:
+    """The deployment itself, inside the caller's transaction (the bundle must already have parsed)."""
+    parsed = ctx.runtime.definition(bundle)
+    existing = session.execute(
+        select(ProcessDefinition).where(ProcessDefinition.process_id == bundle.process_id,
+                                        ProcessDefinition.content_hash == bundle.content_hash)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return Deployed(existing.process_id, existing.version, existing.id, False)
+    latest = session.execute(
+        select(func.max(ProcessDefinition.version)).where(ProcessDefinition.process_id == bundle.process_id)
+    ).scalar()
+    now = ctx.clock.now()
+    definition = ProcessDefinition(
+        process_id=bundle.process_id, version=(latest or 0) + 1, name=parsed.process_name[:256],
+        content_hash=bundle.content_hash, source=bundle.to_json(), deployed_at=now, deployed_by=actor.user_id,
+    )
+    session.add(definition)
+    session.flush()
+    audit.append_global(session, [audit.AuditEntry(actor.user_id, "definition.deployed", None, {
+        "process_id": definition.process_id, "version": definition.version,
+        "content_hash": definition.content_hash, "files": sorted(bundle.files),
+    })], now)
+    return Deployed(definition.process_id, definition.version, definition.id, True)
 
 
 def deploy_library(ctx: EngineContext, actor: Actor, directory: Path) -> list[Deployed]:
