@@ -364,3 +364,51 @@ def save_form_schema(ctx: EngineContext, actor: Actor, based_on: str, text: str)
                                                        {"key": key, "based_on": based_on})], ctx.clock.now())
         session.commit()
     return key
+
+
+# ------------------------------------------------------------------------------ versions compared
+
+
+@dataclass(frozen=True)
+class FileComparison:
+    name: str
+    in_old: bool
+    in_new: bool
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VersionComparison:
+    old: VersionInfo
+    new: VersionInfo
+    files: tuple[FileComparison, ...]
+
+
+def diff_versions(ctx: EngineContext, actor: Actor, old_id: int, new_id: int) -> VersionComparison:
+    """Added, removed and changed element ids, file by file, between two versions of a process."""
+    from engine.runtime.diff import diff_bundles
+
+    old, old_bundle = version_bundle(ctx, actor, old_id)
+    new, new_bundle = version_bundle(ctx, actor, new_id)
+    if old.process_id != new.process_id:
+        raise NotFound("versions de processus différents")
+    files = tuple(FileComparison(name, name in old_bundle.files, name in new_bundle.files, d.added, d.removed,
+                                 d.changed) for name, d in sorted(diff_bundles(old_bundle, new_bundle).items()))
+    return VersionComparison(old, new, files)
+
+
+def plan(ctx: EngineContext, actor: Actor, from_id: int, to_id: int) -> list[Any]:
+    """Dry run: every running case of `from_id` with what would keep it from moving to `to_id`."""
+    from engine.services.case_migration import plan_migration
+
+    require_designer(actor)
+    return plan_migration(ctx, from_id, to_id)
+
+
+def migrate(ctx: EngineContext, actor: Actor, from_id: int, to_id: int, case_ids: list[int]) -> list[Any]:
+    from engine.services.case_migration import migrate_cases
+
+    require_designer(actor)
+    return migrate_cases(ctx, actor, from_id, to_id, case_ids)

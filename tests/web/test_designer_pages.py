@@ -1,0 +1,121 @@
+"""Process designer pages on the demo data: only designers get in; drafts saved as JSON with their findings;
+deploy, import, download, diff, migration dry run and form schemas through the browser's routes."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from engine.domain.actors import Actor
+from engine.services import designer
+from tests.web import test_pages
+from tests.web.test_pages import login
+
+app, demo_ctx = test_pages.app, test_pages.demo_ctx  # the fixtures of the clinician pages (demo data)
+
+DESIGNER = Actor("designer", frozenset({"process_designer"}))
+SCRIPT_TASK = '<bpmn:scriptTask id="sneaky" name="x"><bpmn:script>print(1)</bpmn:script></bpmn:scriptTask>'
+
+
+@pytest.fixture
+def client(app, demo_ctx, clock):
+    return login(app, demo_ctx, clock, "designer")
+
+
+def _draft(client) -> dict:
+    response = client.get("/designer/processes/telediagnosis/draft.json")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_every_designer_route_refuses_clinicians(app, demo_ctx, clock):
+    clinician = login(app, demo_ctx, clock, "dr.legall")
+    for method, url in (("get", "/designer/"), ("get", "/designer/processes/telediagnosis"),
+                        ("get", "/designer/processes/telediagnosis/edit"),
+                        ("get", "/designer/processes/telediagnosis/draft.json"),
+                        ("post", "/designer/processes/telediagnosis/draft"),
+                        ("post", "/designer/processes/telediagnosis/deploy"),
+                        ("post", "/designer/processes/telediagnosis/discard"), ("post", "/designer/import"),
+                        ("get", "/designer/versions/1"), ("get", "/designer/versions/1/files/telediagnosis.bpmn"),
+                        ("get", "/designer/forms/td_report.schema.json"), ("post", "/designer/forms/preview"),
+                        ("post", "/designer/forms/td_report.schema.json"), ("get", "/designer/forms.json"),
+                        ("get", "/designer/processes/telediagnosis/diff?from=1&to=1"),
+                        ("get", "/designer/processes/telediagnosis/migrate?from=1&to=1")):
+        assert getattr(clinician, method)(url).status_code == 403, url
+    assert app.test_client().get("/designer/").status_code == 302  # anonymous: to the login page
+
+
+def test_save_shows_findings_with_element_ids_then_deploy_makes_a_new_version(client, demo_ctx):
+    page = client.get("/designer/").get_data(as_text=True)
+    assert "telediagnosis" in page and "Procédures" in page
+    draft = _draft(client)
+    assert draft["revision"] == 0 and "telediagnosis.bpmn" in draft["files"]
+    assert 'id="designer"' in client.get("/designer/processes/telediagnosis/edit").get_data(as_text=True)
+
+    files = dict(draft["files"])
+    files["telediagnosis.bpmn"] = files["telediagnosis.bpmn"].replace("<bpmn:startEvent ",
+                                                                      SCRIPT_TASK + "<bpmn:startEvent ", 1)
+    saved = client.post("/designer/processes/telediagnosis/draft", json={"files": files, "revision": 0}).get_json()
+    assert saved["revision"] == 1 and saved["error_count"] > 0
+    assert any(f["element_id"] == "sneaky" and f["rule"] == "no-script" for r in saved["reports"] for f in r["errors"])
+    refused = client.post("/designer/processes/telediagnosis/deploy", data={"revision": 1})
+    assert refused.status_code == 302 and refused.headers["Location"].endswith("/edit")
+
+    stale = client.post("/designer/processes/telediagnosis/draft", json={"files": draft["files"], "revision": 0})
+    assert stale.status_code == 409 and "entre-temps" in stale.get_json()["error"]
+    assert client.post("/designer/processes/telediagnosis/draft", json={"files": "x"}).status_code == 400
+
+    files["telediagnosis.bpmn"] = draft["files"]["telediagnosis.bpmn"].replace(
+        'name="Rédiger la demande"', 'name="Rédiger la demande d\'examen"', 1)
+    fixed = client.post("/designer/processes/telediagnosis/draft", json={"files": files, "revision": 1})
+    assert fixed.get_json()["error_count"] == 0
+    deployed = client.post("/designer/processes/telediagnosis/deploy", data={"revision": 2}, follow_redirects=True)
+    page = deployed.get_data(as_text=True)
+    assert "Version 2 déployée" in page and 'data-version="2"' in page
+
+
+def test_versions_can_be_downloaded_and_compared(client, demo_ctx):
+    info = designer.process_info(demo_ctx, DESIGNER, "telediagnosis")
+    first = info.latest.definition_id
+    files = dict(designer.open_draft(demo_ctx, DESIGNER, "telediagnosis").files)
+    files["telediagnosis.bpmn"] = files["telediagnosis.bpmn"].replace('name="Rédiger la demande"',
+                                                                      'name="Rédiger la demande d\'examen"', 1)
+    designer.save_draft(demo_ctx, DESIGNER, "telediagnosis", files, 0)
+    second = designer.deploy_draft(demo_ctx, DESIGNER, "telediagnosis", 1).definition_id
+
+    download = client.get(f"/designer/versions/{second}/files/telediagnosis.bpmn?download=1")
+    assert download.status_code == 200 and "attachment" in download.headers["Content-Disposition"]
+    assert "Rédiger la demande d'examen" in download.get_data(as_text=True)
+    assert client.get(f"/designer/versions/{second}/files/nope.bpmn").status_code == 404
+    assert "telediagnosis.bpmn" in client.get(f"/designer/versions/{second}").get_data(as_text=True)
+
+    diff = client.get(f"/designer/processes/telediagnosis/diff?from={first}&to={second}").get_data(as_text=True)
+    assert 'data-changed="request"' in diff
+    assert client.get(f"/designer/processes/other/diff?from={first}&to={second}").status_code == 404
+
+
+def test_importing_a_broken_file_answers_with_findings(client):
+    response = client.post("/designer/import", data={"file": (io.BytesIO(b"<not xml"), "broken.bpmn")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 422 and "Import refusé" in response.get_data(as_text=True)
+    response = client.post("/designer/import", data={}, content_type="multipart/form-data")
+    assert response.status_code == 302
+
+
+def test_form_schema_preview_and_save_as_a_new_key(client, demo_ctx):
+    page = client.get("/designer/forms/td_report.schema.json").get_data(as_text=True)
+    assert "form-schema" in page and "Aperçu" in page
+    schema = designer.form_schema(demo_ctx, DESIGNER, "td_report.schema.json")
+    schema["properties"]["extra_note"] = {"type": "string", "title": "Remarque du concepteur"}
+    preview = client.post("/designer/forms/preview", data=json.dumps(schema), content_type="text/plain")
+    assert preview.status_code == 200 and "Remarque du concepteur" in preview.get_json()["html"]
+    bad = client.post("/designer/forms/preview", data="{", content_type="text/plain")
+    assert bad.status_code == 422 and "JSON invalide" in bad.get_json()["error"]
+
+    saved = client.post("/designer/forms/td_report.schema.json", data={"schema": json.dumps(schema)})
+    assert saved.status_code == 302 and saved.headers["Location"].endswith("/designer/forms/td_report.v2.schema.json")
+    assert "td_report.v2.schema.json" in client.get("/designer/forms.json").get_json()["forms"]
+    refused = client.post("/designer/forms/td_report.schema.json", data={"schema": '{"type": "array"}'})
+    assert refused.status_code == 422 and "objet" in refused.get_data(as_text=True)
