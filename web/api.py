@@ -13,7 +13,7 @@ from engine.errors import Conflict, Forbidden, NotFound
 from engine.services import accounts
 from engine.services.cases import InvalidInput, case_record, list_cases, post_message
 from engine.services.instances import start_instance
-from engine.services.tasks import claim_task, complete_task, get_task, list_tasks, task_data, unclaim_task
+from engine.services.tasks import claim_task, complete_task, list_tasks, task_with_data, unclaim_task
 from forms import FormValidationError
 from web.api_spec import OPENAPI
 from web.app import csrf
@@ -21,9 +21,6 @@ from web.extensions import telerad
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens, no cookies: CSRF does not apply
-
-PROCESSES = {"telediagnosis", "teleexpertise"}
-
 
 def _error(status: int, code: str, message: str, **extra: Any) -> Any:
     return jsonify({"error": code, "message": message, **extra}), status
@@ -92,9 +89,9 @@ def tasks() -> Any:
 @bp.get("/tasks/<task_id>")
 @token_required
 def task(task_id: str) -> Any:
-    view = get_task(_ctx(), _actor(), task_id)
+    view, data = task_with_data(_ctx(), _actor(), task_id)
     schema = _ctx().forms.schema(view.form_key) if view.form_key else None
-    return jsonify({**_task_json(view), "data": task_data(_ctx(), _actor(), task_id), "schema": schema})
+    return jsonify({**_task_json(view), "data": data, "schema": schema})
 
 
 @bp.post("/tasks/<task_id>/claim")
@@ -135,8 +132,8 @@ def _case_json(line: Any) -> dict[str, Any]:
 def create_case() -> Any:
     body = _body()
     process = body.get("process")
-    if process not in PROCESSES:
-        raise InvalidInput("process doit valoir telediagnosis ou teleexpertise.")
+    if not isinstance(process, str) or not process:
+        raise InvalidInput("process attendu : l'identifiant d'un processus déployé (telediagnosis, teleexpertise…).")
     site_id = body.get("site_id")
     if site_id not in _actor().sites:
         raise Forbidden("Vous n'êtes pas membre de ce site.")

@@ -66,7 +66,8 @@ OPENAPI: dict[str, Any] = {
                 "responses": _responses(_json("Liste"), 401)},
             "post": {"summary": "Nouvelle demande", "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"type": "object", "required": ["process", "site_id", "request"], "properties": {
-                    "process": {"enum": ["telediagnosis", "teleexpertise"]}, "site_id": {"type": "string"},
+                    "process": {"type": "string", "description": "Processus déployé (telediagnosis, teleexpertise…)"},
+                    "site_id": {"type": "string"},
                     "request": {"type": "object"}}}}}},
                 "responses": {**_responses(_json("Créé"), 401, 403, 422), "201": _json("Créé")}}},
         "/cases/{case_id}": {"get": {"summary": "Le dossier (lecture tracée)", "parameters": [CASE_ID],

@@ -56,6 +56,10 @@ def create_app(settings: Settings | None = None, ctx: EngineContext | None = Non
 
     register_label_filters(app)
     app.after_request(_security_headers)
+    if settings.sql_stats:
+        from web.sql_stats import install
+
+        install(app)
     return app
 
 

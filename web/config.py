@@ -26,6 +26,7 @@ class Settings:
     workflows_dir: Path
     log_level: str
     idle_minutes: int = 30
+    sql_stats: bool = False  # count SQL per endpoint and serve /debug/sql-stats (benchmarks; web/sql_stats.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -44,6 +45,7 @@ class Settings:
             workflows_dir=Path(env.get("TELERAD_WORKFLOWS_DIR", str(PROJECT_ROOT / "workflows" / "bpmn"))),
             log_level=env.get("TELERAD_LOG_LEVEL", "INFO").upper(),
             idle_minutes=_integer(env, "TELERAD_IDLE_MINUTES", 30, 1, 24 * 60),
+            sql_stats=_flag(env, "TELERAD_SQL_STATS"),
         )
 
     def prepare(self) -> None:
@@ -62,6 +64,15 @@ def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: in
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, literal, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -95,15 +95,29 @@ INVALID_CODE = "Code incorrect ou expiré : saisissez le code à 6 chiffres affi
 REPLAYED_CODE = "Ce code a déjà servi : attendez le code suivant de votre application (30 secondes au plus)."
 
 
+# Every page and API call loads a profile: prebuilt Core statements (their cache keys are computed once), one
+# read of the account and one of its roles and sites together.
+_PROFILE_COLUMNS = (User.username, User.display_name, User.active, User.language, User.totp_enrolled_at)
+_USER = select(*_PROFILE_COLUMNS).where(User.username == bindparam("username"))
+_TOKEN_USER = (select(ApiToken.id.label("token_id"), ApiToken.revoked, ApiToken.last_used_at, *_PROFILE_COLUMNS)
+               .join(User, User.username == ApiToken.username).where(ApiToken.token_hash == bindparam("token_hash")))
+_GRANTS = union_all(
+    select(literal("role").label("kind"), UserRole.role.label("value")).where(UserRole.username == bindparam("u")),
+    select(literal("site"), UserSite.site_id).where(UserSite.username == bindparam("u")))
+
+
+def _profile(connection: Connection, user: Any) -> Profile:
+    grants = connection.execute(_GRANTS, {"u": user.username}).all()
+    return Profile(user.username, user.display_name, frozenset(v for k, v in grants if k == "role"),
+                   frozenset(v for k, v in grants if k == "site"), user.active, user.language,
+                   user.totp_enrolled_at is not None)
+
+
 def load_profile(ctx: EngineContext, username: str) -> Profile | None:
     with ctx.read() as session:
-        user = session.get(User, username)
-        if user is None:
-            return None
-        roles = frozenset(session.execute(select(UserRole.role).where(UserRole.username == username)).scalars())
-        sites = frozenset(session.execute(select(UserSite.site_id).where(UserSite.username == username)).scalars())
-        return Profile(user.username, user.display_name, roles, sites, user.active, user.language,
-                       user.totp_enrolled_at is not None)
+        connection = session.connection()
+        user = connection.execute(_USER, {"username": username}).one_or_none()
+        return None if user is None else _profile(connection, user)
 
 
 # --- administration -----------------------------------------------------------------------------------------
@@ -415,17 +429,15 @@ def profile_for_token(ctx: EngineContext, token: str) -> Profile | None:
     if not token or len(token) > 256:
         return None
     with ctx.read() as session:
-        row = session.execute(select(ApiToken.id, ApiToken.username, ApiToken.revoked, ApiToken.last_used_at)
-                              .where(ApiToken.token_hash == _token_hash(token))).one_or_none()
-    if row is None or row.revoked:
-        return None
-    profile = load_profile(ctx, row.username)
-    if profile is None or not profile.active:
-        return None
+        connection = session.connection()
+        row = connection.execute(_TOKEN_USER, {"token_hash": _token_hash(token)}).one_or_none()
+        if row is None or row.revoked or not row.active:
+            return None
+        profile = _profile(connection, row)
     now = ctx.clock.now()
     if row.last_used_at is None or now - row.last_used_at >= TOKEN_USE_RESOLUTION:
         with ctx.write() as session:
-            session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+            session.execute(update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now))
             session.commit()
     return profile
 

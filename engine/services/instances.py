@@ -76,7 +76,7 @@ def _latest_definition_id(session: Session, process_id: str) -> int:
         .order_by(ProcessDefinition.version.desc()).limit(1)
     ).scalar_one_or_none()
     if definition_id is None:
-        raise NotFound(f"no deployed process named {process_id!r}")
+        raise NotFound(f"Aucun processus déployé ne s'appelle « {process_id} ».")
     return definition_id
 
 

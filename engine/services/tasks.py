@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor, may_complete_task, may_see_task
@@ -53,20 +53,31 @@ def _view(row: Any, **changes: Any) -> TaskView:
     return TaskView(**values)
 
 
+_CANDIDATE = table_of(TaskCandidate)
+_INSTANCE = table_of(ProcessInstance)
+# The inbox query, built once (its cache key too); the actor's roles and sites are expanding parameters.
+_INBOX = (
+    select(_TASK, _INSTANCE.c.patient_name, _INSTANCE.c.summary.label("case_summary"), _INSTANCE.c.process_id)
+    .join(_INSTANCE, _INSTANCE.c.id == _TASK.c.instance_id)
+    .where(_TASK.c.status == "open", or_(
+        _TASK.c.assignee == bindparam("user"),
+        and_(_TASK.c.assignee.is_(None),
+             or_(_TASK.c.lane.is_(None), _TASK.c.lane.in_(bindparam("roles", expanding=True))),
+             or_(and_(~_TASK.c.restricted,
+                      or_(_TASK.c.site_id.is_(None), _TASK.c.site_id.in_(bindparam("sites", expanding=True)))),
+                 and_(_TASK.c.restricted, exists().where(_CANDIDATE.c.task_id == _TASK.c.id,
+                                                         _CANDIDATE.c.user_id == bindparam("user")))))))
+    .order_by(_TASK.c.urgency, _TASK.c.due_at.is_(None), _TASK.c.due_at, _TASK.c.created_at)
+    .limit(bindparam("limit"))
+)
+
+
 def list_tasks(ctx: EngineContext, actor: Actor, limit: int = 200) -> list[TaskView]:
     """Open tasks this actor holds or may claim, most urgent first, then by due time and age."""
     with ctx.read() as session:
-        offered = exists().where(TaskCandidate.task_id == Task.id, TaskCandidate.user_id == actor.user_id)
-        at_my_site = Task.site_id.is_(None) | Task.site_id.in_(actor.sites or {""})
-        claimable = Task.assignee.is_(None) & (Task.lane.is_(None) | Task.lane.in_(actor.roles or {""}))
-        claimable &= or_(~Task.restricted & at_my_site, Task.restricted & offered)
-        instance = table_of(ProcessInstance)
-        rows = session.execute(
-            select(_TASK, instance.c.patient_name, instance.c.summary.label("case_summary"), instance.c.process_id)
-            .join(instance, instance.c.id == _TASK.c.instance_id)
-            .where(_TASK.c.status == "open", or_(Task.assignee == actor.user_id, claimable))
-            .order_by(Task.urgency, Task.due_at.is_(None), Task.due_at, Task.created_at).limit(limit)
-        ).all()
+        rows = session.connection().execute(_INBOX, {
+            "user": actor.user_id, "roles": sorted(actor.roles) or [""], "sites": sorted(actor.sites) or [""],
+            "limit": limit}).all()
         return [_view(r) for r in rows]
 
 
@@ -84,6 +95,17 @@ def task_data(ctx: EngineContext, actor: Actor, task_id: str) -> dict[str, Any]:
         data = cached.live.task_data(task_id)
     ctx.live_cache.put(instance.id, cached)
     return data
+
+
+def task_with_data(ctx: EngineContext, actor: Actor, task_id: str) -> tuple[TaskView, dict[str, Any]]:
+    """A task and the data its form is pre-filled with, read together (one check, one read of the task)."""
+    with ctx.read() as session:
+        row = _check_open(session, actor, read_task(session, task_id))
+        instance = _instance_of(row)
+        cached = load_workflow(ctx, session, instance)
+        data = cached.live.task_data(task_id)
+    ctx.live_cache.put(instance.id, cached)
+    return _view(row), data
 
 
 def _instance_of(row: Any) -> InstanceRow:
