@@ -35,10 +35,19 @@ def main() -> None:
 @main.command(help="Serve the web application, with the timer scheduler and the HL7 and DICOM listeners.")
 @click.option("--host", default=None, help="Listen address (default TELERAD_HOST or 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Listen port (default TELERAD_PORT or 5000).")
-@click.option("--threads", default=8, show_default=True, help="Request threads.")
+@click.option("--threads", default=8, show_default=True, help="Request threads (of each web process).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Web processes. Above 1: gunicorn with that many processes, and the timers and listeners in "
+                   "one `telerad worker` process started beside them (unless --no-scheduler).")
 @click.option("--no-scheduler", is_flag=True,
               help="Web only: no timers, no HL7/DICOM listeners in this process (run `telerad worker`).")
-def run(host: str | None, port: int | None, threads: int, no_scheduler: bool) -> None:
+def run(host: str | None, port: int | None, threads: int, workers: int, no_scheduler: bool) -> None:
+    settings = _settings()
+    _require_migrated(settings)
+    host, port = host or settings.host, port or settings.port
+    if workers > 1:
+        _serve_processes(settings, host, port, threads, workers, no_scheduler)
+        return
     from waitress import serve
 
     from web.app import create_app
@@ -46,8 +55,6 @@ def run(host: str | None, port: int | None, threads: int, no_scheduler: bool) ->
     from web.listeners import start_services, stop_services
     from web.scheduler import TimerScheduler
 
-    settings = _settings()
-    _require_migrated(settings)
     app = create_app(settings)
     ext = telerad(app)
     services = []
@@ -56,7 +63,6 @@ def run(host: str | None, port: int | None, threads: int, no_scheduler: bool) ->
         ext.scheduler.start()
         services = start_services(ext.ctx, settings.instance_path)
         ext.hl7 = services[0]
-    host, port = host or settings.host, port or settings.port
     click.echo(f"Telerad on http://{host}:{port}/ (database: {ext.ctx.engine.url.render_as_string()})")
     try:
         serve(app, host=host, port=port, threads=threads, ident="telerad")
@@ -64,6 +70,33 @@ def run(host: str | None, port: int | None, threads: int, no_scheduler: bool) ->
         stop_services(services)
         if ext.scheduler is not None:
             ext.scheduler.shutdown()
+
+
+def _serve_processes(settings: Settings, host: str, port: int, threads: int, workers: int,
+                     no_scheduler: bool) -> None:
+    """gunicorn (pre-fork, one app per process, `gthread` workers) and, unless told not to, one sibling
+    `telerad worker` for the timers and listeners, stopped with the web processes."""
+    import subprocess
+
+    from web.wsgi import GunicornServer
+
+    if settings.database_url.startswith("sqlite"):
+        click.echo("warning: several web processes on SQLite share one file on this machine only; "
+                   "use PostgreSQL (TELERAD_DATABASE_URL) to scale out", err=True)
+    sibling = None
+    if not no_scheduler:
+        sibling = subprocess.Popen([sys.executable, "-m", "web.cli", "worker"])  # same environment and settings
+    click.echo(f"Telerad on http://{host}:{port}/ with {workers} web processes x {threads} threads"
+               f"{'' if sibling is None else f', timers and listeners in process {sibling.pid}'}")
+    try:
+        GunicornServer(settings, host, port, workers, threads).run()
+    finally:
+        if sibling is not None:
+            sibling.terminate()
+            try:
+                sibling.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                sibling.kill()
 
 
 @main.command(help="Run the timer scheduler and the HL7/DICOM listeners without the web server (scale-out).")
@@ -265,3 +298,7 @@ def validate(files: tuple[Path, ...], as_json: bool) -> None:
                     click.echo(f"{report.file}:{f.element_id or '-'}: {kind} [{f.rule}] {f.message}")
             click.echo(f"{report.file}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
     sys.exit(1 if any(r.errors for r in shown) else 0)
+
+
+if __name__ == "__main__":
+    main()
