@@ -19,8 +19,9 @@ Details that describe an element without being drawn on their own (event definit
 characteristics, I/O specifications...) stay in their parent's canonical form even when they carry an id,
 so a changed timer duration marks the boundary event as changed too.
 
-A relabel (``name`` attribute) is a change here; whether it matters for running cases is decided by
-``engine.runtime.migration``, which ignores labels.
+Attributes written with their BPMN default value (``cancelActivity="true"``...) count as absent: bpmn-js
+leaves them out when it saves a diagram. A relabel (``name`` attribute) is a change here; whether it
+matters for running cases is decided by ``engine.runtime.migration``, which ignores labels.
 """
 
 from __future__ import annotations
@@ -51,6 +52,18 @@ STANDALONE = frozenset({
 })
 _DI_NAMESPACE = re.compile(r"/(BPMN/\d+/DI|DD/\d+/D[CI]|DMN/\d+/(DMNDI|DC|DI))/?$")
 _REDUNDANT = frozenset({f"{{{BPMN_NS}}}incoming", f"{{{BPMN_NS}}}outgoing"})
+# Attributes written with their BPMN schema default mean the same as when left out (bpmn-js drops them on save).
+_DEFAULTS = {
+    f"{{{BPMN_NS}}}boundaryEvent": {"cancelActivity": "true"},
+    f"{{{BPMN_NS}}}startEvent": {"isInterrupting": "true", "parallelMultiple": "false"},
+    f"{{{BPMN_NS}}}intermediateCatchEvent": {"parallelMultiple": "false"},
+    f"{{{BPMN_NS}}}subProcess": {"triggeredByEvent": "false"},
+    f"{{{BPMN_NS}}}process": {"isClosed": "false", "processType": "None"},
+    f"{{{BPMN_NS}}}exclusiveGateway": {"gatewayDirection": "Unspecified"},
+    f"{{{BPMN_NS}}}parallelGateway": {"gatewayDirection": "Unspecified"},
+    f"{{{BPMN_NS}}}inclusiveGateway": {"gatewayDirection": "Unspecified"},
+    f"{{{BPMN_NS}}}multiInstanceLoopCharacteristics": {"isSequential": "false"},
+}
 
 
 @dataclass(frozen=True)
@@ -94,7 +107,9 @@ def element_forms(text: str, filename: str) -> dict[str, Any]:
 def canonical(element: etree._Element) -> tuple[Any, ...]:
     """Tag, sorted attributes, stripped text and children (see the module docstring for those left out)."""
     children = tuple(canonical(child) for child in element if _part_of_parent(child))
-    return (element.tag, tuple(sorted(element.attrib.items())), (element.text or "").strip(), children)
+    defaults = _DEFAULTS.get(element.tag, {})
+    attributes = tuple(sorted((k, v) for k, v in element.attrib.items() if defaults.get(k) != v))
+    return (element.tag, attributes, (element.text or "").strip(), children)
 
 
 def is_di(element: etree._Element) -> bool:

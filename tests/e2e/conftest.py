@@ -12,6 +12,7 @@ No browser is ever downloaded (never `playwright install`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -238,3 +239,18 @@ def login(browser: Any, server: Server, browser_log: BrowserLog) -> Iterator[Cal
     yield _login
     for context in contexts.values():
         context.close()
+
+
+_shot_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def shoot(artifacts: Path) -> Callable[[Any, str], Path]:
+    """shoot(page, "step") saves a full-page screenshot as test-artifacts/e2e/NN-step.png."""
+
+    def _shoot(page: Any, step: str) -> Path:
+        path = artifacts / f"{next(_shot_numbers):02d}-{step}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return _shoot

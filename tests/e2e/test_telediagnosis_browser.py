@@ -8,7 +8,6 @@ screenshot of each step goes to test-artifacts/e2e/NN-step.png. A radiologist of
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -19,21 +18,6 @@ import pytest
 from tests.e2e.conftest import Server
 
 VITAL_RED = "rgb(176, 42, 55)"  # .badge-urgency-0 in web/static/css/telerad.css
-_shot_numbers = itertools.count(1)
-
-
-@pytest.fixture
-def shoot(artifacts: Path) -> Callable[[Any, str], Path]:
-    """shoot(page, "step") saves a full-page screenshot as test-artifacts/e2e/NN-step.png."""
-
-    def _shoot(page: Any, step: str) -> Path:
-        path = artifacts / f"{next(_shot_numbers):02d}-{step}.png"
-        page.screenshot(path=str(path), full_page=True)
-        return path
-
-    return _shoot
-
-
 def choose(page: Any, name: str, value: str) -> None:
     """Pick `value` in the radio group or drop-down list called `name`."""
     radio = page.locator(f'input[type="radio"][name="{name}"][value="{value}"]')

@@ -155,3 +155,19 @@ def test_unsafe_xml_is_refused_by_the_safe_reader():
            'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d">&e;</bpmn:definitions>'
     with pytest.raises(DefinitionRefused):
         diff_bundles(bundle(), Bundle("mig_flow", {"mig_flow.bpmn": evil}))
+
+
+def test_attributes_at_their_bpmn_default_are_not_a_change():
+    # bpmn-js drops cancelActivity="true" (the default) when it saves a diagram edited in the browser.
+    from engine.runtime.definitions import Bundle
+    from engine.runtime.diff import diff_bundles
+
+    ns = 'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"'
+    base = (f'<bpmn:definitions {ns} id="d" targetNamespace="t"><bpmn:process id="p" isExecutable="true">'
+            '<bpmn:userTask id="t"/><bpmn:boundaryEvent id="b" attachedToRef="t"{attr}>'
+            '<bpmn:timerEventDefinition id="td"/></bpmn:boundaryEvent></bpmn:process></bpmn:definitions>')
+    explicit = Bundle("p", {"p.bpmn": base.format(attr=' cancelActivity="true"')})
+    implicit = Bundle("p", {"p.bpmn": base.format(attr="")})
+    not_interrupting = Bundle("p", {"p.bpmn": base.format(attr=' cancelActivity="false"')})
+    assert diff_bundles(explicit, implicit)["p.bpmn"].empty
+    assert diff_bundles(implicit, not_interrupting)["p.bpmn"].changed == ("b",)

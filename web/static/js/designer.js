@@ -297,7 +297,7 @@
     canvasBox.hidden = false;
     xmlBox.hidden = true;
     return modeler.importXML(state.files[name]).then(function () {
-      modeler.get('canvas').zoom('fit-viewport', 'auto');
+      readableView();
       markFindings();
     }).catch(function (error) {
       canvasBox.hidden = true;
@@ -305,6 +305,18 @@
       xmlBox.value = state.files[name];
       setStatus(t('importFailed', { message: (error && error.message) || '?' }), 'error');
     });
+  }
+
+  // Fit the diagram; a long procedure would then be unreadably small, so show its beginning at a readable zoom.
+  function readableView() {
+    var canvas = modeler.get('canvas');
+    if (!canvasBox.clientWidth) return;
+    canvas.zoom('fit-viewport', 'auto');
+    if (canvas.zoom() >= 0.6) return;
+    var inner = canvas.viewbox().inner;
+    var scale = 0.8;
+    canvas.viewbox({ x: inner.x - 20, y: inner.y - 20, width: canvasBox.clientWidth / scale,
+      height: canvasBox.clientHeight / scale });
   }
 
   function fillFileSelect() {
@@ -345,6 +357,19 @@
       modeler.get('selection').select(element);
       modeler.get('canvas').scrollToElement(element);
     });
+  }
+
+  // The element whose id, or else whose name, is `text` (case-insensitive), on the file shown.
+  function findElement(text) {
+    var wanted = text.trim().toLowerCase();
+    if (!wanted || canvasBox.hidden) return null;
+    var registry = modeler.get('elementRegistry');
+    var exact = registry.get(text.trim());
+    if (exact) return exact;
+    return registry.filter(function (e) {
+      var name = e.businessObject && e.businessObject.name;
+      return !e.labelTarget && ((e.id.toLowerCase() === wanted) || (name && name.toLowerCase().indexOf(wanted) >= 0));
+    })[0] || null;
   }
 
   function renderFindings() {
@@ -438,6 +463,15 @@
       storeCurrent().then(function () { return showFile(target); });
     });
     saveButton.addEventListener('click', save);
+    document.getElementById('designer-goto-form').addEventListener('submit', function (event) {
+      event.preventDefault();
+      var input = document.getElementById('designer-goto');
+      var element = findElement(input.value);
+      input.classList.toggle('is-invalid', !element);
+      if (!element) return;
+      modeler.get('canvas').scrollToElement(element);
+      modeler.get('selection').select(element);
+    });
     document.getElementById('designer-deploy-form').addEventListener('submit', function (event) {
       if (state.dirty || state.errors) event.preventDefault();
     });
