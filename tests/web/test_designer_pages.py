@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 
@@ -119,3 +120,33 @@ def test_form_schema_preview_and_save_as_a_new_key(client, demo_ctx):
     assert "td_report.v2.schema.json" in client.get("/designer/forms.json").get_json()["forms"]
     refused = client.post("/designer/forms/td_report.schema.json", data={"schema": '{"type": "array"}'})
     assert refused.status_code == 422 and "objet" in refused.get_data(as_text=True)
+
+
+def test_migration_dry_run_then_migrate_the_ticked_cases(client, demo_ctx):
+    from sqlalchemy import select
+
+    from engine.store.models import AuditEvent, ProcessInstance
+
+    info = designer.process_info(demo_ctx, DESIGNER, "telediagnosis")
+    first = info.latest.definition_id
+    running = info.latest.running
+    assert running >= 3  # the demo cases
+    files = dict(designer.open_draft(demo_ctx, DESIGNER, "telediagnosis").files)
+    files["telediagnosis.bpmn"] = files["telediagnosis.bpmn"].replace(
+        'name="Accepter le dossier"', 'name="Accepter ou décliner le dossier"', 1)
+    designer.save_draft(demo_ctx, DESIGNER, "telediagnosis", files, 0)
+    second = designer.deploy_draft(demo_ctx, DESIGNER, "telediagnosis", 1).definition_id
+
+    url = f"/designer/processes/telediagnosis/migrate?from={first}&to={second}"
+    page = client.get(url).get_data(as_text=True)
+    safe = [int(c) for c in re.findall(r'name="case_id" value="(\d+)" id="case-\d+" checked', page)]
+    assert len(safe) == running, page  # a relabel blocks no case
+    response = client.post(url, data={"case_id": [str(safe[0])]}, follow_redirects=True)
+    assert "1 dossier(s) migré(s) vers la version 2" in response.get_data(as_text=True)
+    with demo_ctx.read() as session:
+        assert session.get(ProcessInstance, safe[0]).definition_id == second
+        assert session.get(ProcessInstance, safe[1]).definition_id == first
+        migrated = session.execute(select(AuditEvent.action).where(AuditEvent.instance_id == safe[0])).scalars().all()
+    assert "instance.migrated" in migrated
+    assert client.post(url, data={}).status_code == 200  # nothing ticked: told so, nothing done
+    assert client.get(f"/designer/processes/teleexpertise/migrate?from={first}&to={second}").status_code == 404
