@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, or_, select
+from sqlalchemy import and_, exists, insert, or_, select, union
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
@@ -73,7 +73,17 @@ def _involved(actor: Actor) -> Any:
 
 
 def _visible(actor: Actor) -> Any:
-    return or_(ProcessInstance.site_id.in_(actor.sites or {""}), _involved(actor))
+    """SQL condition for lists: the same rule as `_involved` plus the actor's sites, written as two indexed
+    look-ups (a correlated EXISTS under an OR made the databases scan every case: 343 ms for a requester's case
+    list among 100,000 cases, benchmarks/worklist.py)."""
+    task = table_of(Task)
+    candidate = table_of(TaskCandidate)
+    involved = union(
+        select(task.c.instance_id).where(task.c.assignee == actor.user_id),
+        select(task.c.instance_id).where(task.c.ended_by == actor.user_id),
+        select(task.c.instance_id).join(candidate, candidate.c.task_id == task.c.id)
+        .where(candidate.c.user_id == actor.user_id))
+    return or_(ProcessInstance.site_id.in_(actor.sites or {""}), ProcessInstance.id.in_(involved))
 
 
 def _line(row: Any) -> CaseLine:

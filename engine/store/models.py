@@ -130,7 +130,7 @@ class Task(Base):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ended_by: Mapped[str | None] = mapped_column(String(128))
+    ended_by: Mapped[str | None] = mapped_column(String(128), index=True)  # case lists: cases one was involved in
 
 
 class TaskCandidate(Base):
