@@ -36,6 +36,15 @@ const PLAN = {
       ['LICENSE', 'LICENSE'],
     ],
   },
+  // Community French translation of the modeler's palette, context pad and menus (an ES module, imported
+  // by web/static/js/designer-i18n.js).
+  'bpmn-js-i18n': {
+    dest: 'bpmn-js-i18n',
+    files: [
+      ['translations/fr.js', 'fr.js'],
+      ['LICENSE', 'LICENSE'],
+    ],
+  },
   // Only its stylesheet is needed in the browser (its code is inside the UMD above).
   '@bpmn-io/properties-panel': {
     dest: 'bpmn-io-properties-panel',

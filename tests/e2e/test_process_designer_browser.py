@@ -66,6 +66,9 @@ def test_CH9_1_designer_changes_and_deploys_a_procedure_running_cases_keep_their
 
     designer = login("designer")
     _open_modeler(designer, server)
+    # The modeler's own texts in French (community translation bpmn-js-i18n).
+    hand_tool = designer.locator('.djs-palette [data-action="hand-tool"]')
+    expect(hand_tool).to_have_attribute("aria-label", re.compile("^Activer"))
     shoot(designer, "designer-modeler")
 
     # A task label, through bpmn-js's own properties panel.

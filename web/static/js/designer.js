@@ -438,15 +438,28 @@
     }).then(function () { saveButton.disabled = false; });
   }
 
+  // bpmn-js's translate service: the template translated when the dictionary has it, then {name} replaced.
+  function translator(dictionary) {
+    return function (template, replacements) {
+      var text = Object.prototype.hasOwnProperty.call(dictionary, template) ? dictionary[template] : template;
+      return text.replace(/{([^}]+)}/g, function (_all, key) {
+        return replacements && replacements[key] !== undefined ? replacements[key] : '{' + key + '}';
+      });
+    };
+  }
+
   // ------------------------------------------------------------------------------- start
 
   function start() {
     if (typeof window.BpmnJS !== 'function') { setStatus(t('noModeler'), 'error'); return; }
     var panel = window.BpmnJSPropertiesPanel;
+    var modules = panel ? [panel.BpmnPropertiesPanelModule, panel.BpmnPropertiesProviderModule] : [];
+    var dictionary = lang === 'fr' && window.TeleradBpmnTranslations && window.TeleradBpmnTranslations.fr;
+    if (dictionary) modules.push({ translate: ['value', translator(dictionary)] });
     modeler = new window.BpmnJS({
       container: canvasBox,
       propertiesPanel: panel ? { parent: '#designer-properties' } : undefined,
-      additionalModules: panel ? [panel.BpmnPropertiesPanelModule, panel.BpmnPropertiesProviderModule] : []
+      additionalModules: modules
     });
     modeler.on('commandStack.changed', function (event) { if (!event || event.trigger !== 'clear') markDirty(); });
     modeler.on('selection.changed', function (event) { renderPanel(event.newSelection[0] || null); });
