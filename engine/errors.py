@@ -40,8 +40,16 @@ class DefinitionRefused(TeleradError):
     def __init__(self, findings: list[Finding]):
         self.findings = findings
         summary = "; ".join(f"{f.element_id or '-'}: {f.message}" for f in findings[:5])
-        super().__init__(f"diagram refused ({len(findings)} problem(s)): {summary}")
+        super().__init__(f"Diagramme refusé ({len(findings)} problème(s)) : {summary}")
 
 
 class ExpressionRefused(TeleradError):
-    """An expression uses a construct outside the safe allow-list."""
+    """An expression uses a construct outside the safe allow-list.
+
+    The message (logged, and carried by runtime failures) stays as it is; `explanation` says the same thing
+    in French for process designers, in validation findings. It defaults to the message.
+    """
+
+    def __init__(self, message: str, explanation: str = ""):
+        super().__init__(message)
+        self.explanation = explanation or message

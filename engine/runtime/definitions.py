@@ -22,7 +22,7 @@ from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from engine.errors import DefinitionRefused, Finding
 from engine.runtime.checks import check_specs, check_xml
 from engine.runtime.script_engine import OperationRegistry
-from engine.runtime.xml import BPMN_NS, SPIFF_NS, kind_of, read_xml
+from engine.runtime.xml import BPMN_NS, NOT_A_DIAGRAM, SPIFF_NS, kind_of, read_xml
 
 NS = {"bpmn": BPMN_NS, "spiffworkflow": SPIFF_NS}
 
@@ -140,20 +140,27 @@ def parse_bundle(bundle: Bundle, operations: OperationRegistry) -> ParsedDefinit
             elif kind_of(root) == "dmn":
                 parser.add_dmn_xml(root, filename=name)
             else:
-                raise DefinitionRefused([Finding("", "xml.kind", "neither a BPMN nor a DMN document", name)])
+                raise DefinitionRefused([Finding("", "xml.kind", NOT_A_DIAGRAM, name)])
         spec = parser.get_spec(bundle.process_id)
         subprocess_specs = parser.get_subprocess_specs(bundle.process_id)
     except ValidationException as err:
-        raise DefinitionRefused([Finding(getattr(err, "id", "") or "", "bpmn.parse", _message(err),
+        raise DefinitionRefused([Finding(getattr(err, "id", "") or "", "bpmn.parse", _parse_failed(_message(err)),
                                          getattr(err, "file_name", "") or "")]) from err
     except DefinitionRefused:
         raise
     except Exception as err:  # the parser raises many kinds of errors on broken input
-        raise DefinitionRefused([Finding("", "bpmn.parse", f"{err.__class__.__name__}: {err}")]) from err
+        raise DefinitionRefused([Finding("", "bpmn.parse",
+                                         _parse_failed(f"{err.__class__.__name__}: {err}"))]) from err
     findings = check_specs([spec, *subprocess_specs.values()], operations)
     if findings:
         raise DefinitionRefused(findings)
     return ParsedDefinition(bundle, spec, subprocess_specs, spec.description or bundle.process_id, lane_roles(roots))
+
+
+def _parse_failed(detail: str) -> str:
+    """SpiffWorkflow's own parser message (in English), introduced and followed by French sentences."""
+    return (f"Le diagramme n'a pas pu être analysé : {detail.rstrip('. ')}. "
+            "Corrigez l'élément en cause dans le modeleur.")
 
 
 def _message(err: Exception) -> str:

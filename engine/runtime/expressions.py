@@ -50,6 +50,14 @@ _ALLOWED_NODES = (
     ast.BinOp, ast.Compare, ast.IfExp, ast.Subscript, ast.Slice, ast.Tuple, ast.List, ast.Set, ast.Dict,
     *_BINARY, *_UNARY, *_COMPARE,
 )
+# How a refused construct is named to designers (validation findings); others are named by their class.
+_CONSTRUCTS_FR = {
+    "Call": "appel de fonction", "Attribute": "accès à un attribut", "Lambda": "fonction lambda",
+    "ListComp": "compréhension de liste", "SetComp": "compréhension d'ensemble",
+    "DictComp": "compréhension de dictionnaire", "GeneratorExp": "générateur", "NamedExpr": "affectation (:=)",
+    "JoinedStr": "chaîne formatée (f-string)", "FormattedValue": "chaîne formatée (f-string)",
+    "Starred": "dépaquetage (*)", "Await": "await", "Yield": "yield", "YieldFrom": "yield from",
+}
 _SAFE_VALUE_TYPES = (str, int, float, bool, type(None), list, tuple, dict, set, frozenset, Mapping)
 
 
@@ -58,30 +66,40 @@ class _Missing(Exception):
 
 
 def parse_expression(expression: str) -> ast.Expression:
-    """Parse and check an expression; raise ExpressionRefused (or SyntaxError) when it is not allowed."""
+    """Parse and check an expression; raise ExpressionRefused (or SyntaxError) when it is not allowed.
+
+    Each refusal carries a French `explanation` for the designers' validation findings."""
     if not isinstance(expression, str):
-        raise ExpressionRefused("an expression must be text")
+        raise ExpressionRefused("an expression must be text", "l'expression doit être un texte")
     if len(expression) > MAX_EXPRESSION_LENGTH:
-        raise ExpressionRefused(f"expression longer than {MAX_EXPRESSION_LENGTH} characters")
+        raise ExpressionRefused(f"expression longer than {MAX_EXPRESSION_LENGTH} characters",
+                                f"l'expression dépasse {MAX_EXPRESSION_LENGTH} caractères : raccourcissez-la")
     try:
         tree = ast.parse(expression.strip(), mode="eval")
     except (RecursionError, MemoryError, ValueError) as err:
-        raise ExpressionRefused(f"expression too complex: {err.__class__.__name__}") from err
+        raise ExpressionRefused(f"expression too complex: {err.__class__.__name__}",
+                                "l'expression est trop complexe : simplifiez-la") from err
     _check(tree, 0)
     return tree
 
 
 def _check(node: ast.AST, depth: int) -> None:
     if depth > MAX_DEPTH:
-        raise ExpressionRefused("expression nested too deeply")
+        raise ExpressionRefused("expression nested too deeply",
+                                f"l'expression est trop imbriquée (plus de {MAX_DEPTH} niveaux) : simplifiez-la")
     if not isinstance(node, _ALLOWED_NODES):
-        raise ExpressionRefused(f"'{node.__class__.__name__}' is not allowed in an expression")
+        kind = node.__class__.__name__
+        raise ExpressionRefused(f"'{kind}' is not allowed in an expression",
+                                f"construction interdite : {_CONSTRUCTS_FR.get(kind, kind)} ({kind})")
     if isinstance(node, ast.Name) and node.id.startswith("_"):
-        raise ExpressionRefused(f"name '{node.id}' is not allowed (leading underscore)")
+        raise ExpressionRefused(f"name '{node.id}' is not allowed (leading underscore)",
+                                f"le nom « {node.id} » est interdit (il commence par un tiret bas)")
     if isinstance(node, ast.Constant) and isinstance(node.value, bytes | complex | type(Ellipsis)):
-        raise ExpressionRefused(f"constant of type {type(node.value).__name__} is not allowed")
+        raise ExpressionRefused(f"constant of type {type(node.value).__name__} is not allowed",
+                                f"constante de type {type(node.value).__name__} interdite")
     if isinstance(node, ast.Dict) and any(key is None for key in node.keys):
-        raise ExpressionRefused("dictionary unpacking is not allowed")
+        raise ExpressionRefused("dictionary unpacking is not allowed",
+                                "le dépaquetage de dictionnaire (**) est interdit")
     for child in ast.iter_child_nodes(node):
         _check(child, depth + 1)
 

@@ -58,7 +58,9 @@ def layout(xml_text: str, filename: str = "diagram.bpmn") -> str:
     """The document with a freshly generated DI (any existing one removed), pretty-printed, UTF-8."""
     root = read_xml(xml_text, filename)
     if etree.QName(root).text != _bpmn("definitions"):
-        raise DefinitionRefused([Finding("", "layout.not-bpmn", "not a bpmn:definitions document", filename)])
+        raise DefinitionRefused([Finding("", "layout.not-bpmn", "Ce document n'est pas un diagramme BPMN (élément "
+                                         "racine bpmn:definitions attendu) : il ne peut pas être dessiné.",
+                                         filename)])
     _refuse_expanded_subprocesses(root)
     for diagram in root.findall(_bpmndi("BPMNDiagram")):
         root.remove(diagram)
@@ -212,51 +214,80 @@ def _write_diagram(root: etree._Element, collaboration: str, shapes: list[Shape]
         root.append(diagram)
 
 
+# BPMN element kinds as the French modeler names them, in DI findings (other kinds keep their BPMN name).
+_KINDS_FR = {
+    "task": "tâche", "userTask": "tâche utilisateur", "serviceTask": "tâche de service",
+    "scriptTask": "tâche de script", "manualTask": "tâche manuelle", "businessRuleTask": "tâche de règle métier",
+    "sendTask": "tâche d'envoi", "receiveTask": "tâche de réception", "callActivity": "activité d'appel",
+    "subProcess": "sous-processus", "transaction": "transaction", "adHocSubProcess": "sous-processus ad hoc",
+    "startEvent": "événement de début", "endEvent": "événement de fin",
+    "intermediateCatchEvent": "événement intermédiaire de réception",
+    "intermediateThrowEvent": "événement intermédiaire d'émission", "boundaryEvent": "événement attaché",
+    "exclusiveGateway": "passerelle exclusive", "parallelGateway": "passerelle parallèle",
+    "inclusiveGateway": "passerelle inclusive", "eventBasedGateway": "passerelle basée sur les événements",
+    "complexGateway": "passerelle complexe", "lane": "couloir", "participant": "bassin",
+    "sequenceFlow": "flux de séquence", "messageFlow": "flux de message",
+}
+_GENERATE = "générez le dessin du fichier avec python -m engine.runtime.layout"
+_REDRAW = f"Dessinez-le dans le modeleur, ou {_GENERATE}."
+
+
+def _named(kind: str, element_id: str) -> str:
+    return f"« {element_id} » ({_KINDS_FR.get(kind, kind)})"
+
+
 def di_problems(xml_text: str, filename: str = "diagram.bpmn") -> list[str]:
     """What keeps the DI from being complete: missing shapes/edges, dangling references, empty shapes."""
     return [message for _element, message in di_findings(xml_text, filename)]
 
 
 def di_findings(xml_text: str, filename: str = "diagram.bpmn") -> list[tuple[str, str]]:
-    """The same problems as (element id, message): the BPMN element concerned, or the DI element's own id."""
+    """The same problems as (element id, message): the BPMN element concerned, or the DI element's own id.
+
+    Messages are in French (they become validation findings shown to process designers)."""
     root = read_xml(xml_text, filename)
     semantic = {el.get("id"): el for el in root.iter(etree.Element)
                 if etree.QName(el).namespace == BPMN_NS and el.get("id")}
     problems: list[tuple[str, str]] = []
     drawn: dict[str, list[etree._Element]] = {}
     for di in root.iter(_bpmndi("BPMNPlane"), _bpmndi("BPMNShape"), _bpmndi("BPMNEdge")):
-        what, ref = f"{_local(di)} '{di.get('id', '?')}'", di.get("bpmnElement")
+        what, ref = f"Le dessin {_local(di)} « {di.get('id', '?')} »", di.get("bpmnElement")
         if ref not in semantic:
-            problems.append((di.get("id", ""), f"{what} points at missing element '{ref}'" if ref
-                             else f"{what} has no bpmnElement"))
+            problems.append((di.get("id", ""), f"{what} renvoie à l'élément « {ref} », qui n'existe pas. "
+                                               "Supprimez ce dessin, ou rétablissez l'élément." if ref
+                             else f"{what} ne renvoie à aucun élément (attribut bpmnElement absent). "
+                                  "Supprimez ce dessin."))
             continue
         drawn.setdefault(ref, []).append(di)
         if _local(di) == "BPMNShape":
-            problems.extend((ref, f"{what} ({_local(semantic[ref])} '{ref}') {p}") for p in _bounds_problems(di))
+            problems.extend((ref, f"{what} de l'élément {_named(_local(semantic[ref]), ref)} {p}. "
+                                   f"Redessinez l'élément dans le modeleur, ou {_GENERATE}.")
+                            for p in _bounds_problems(di))
     for element_id, element in semantic.items():
         kind, dis = _local(element), drawn.get(element_id, [])
         shapes = [d for d in dis if _local(d) == "BPMNShape"]
         edges = [d for d in dis if _local(d) == "BPMNEdge"]
+        named = f"L'élément {_named(kind, element_id)}"
         if kind in _NEED_SHAPE and not shapes:
-            problems.append((element_id, f"{kind} '{element_id}' has no shape"))
+            problems.append((element_id, f"{named} n'est pas dessiné (aucune forme). {_REDRAW}"))
         elif kind in _NEED_SHAPE and len(shapes) > 1:
-            problems.append((element_id, f"{kind} '{element_id}' has {len(shapes)} shapes"))
+            problems.append((element_id, f"{named} est dessiné {len(shapes)} fois. Supprimez les formes en double."))
         elif kind in _NEED_EDGE and not edges:
-            problems.append((element_id, f"{kind} '{element_id}' has no edge"))
+            problems.append((element_id, f"{named} n'est pas dessiné (aucune ligne). {_REDRAW}"))
         elif kind in _NEED_EDGE and any(len(e.findall(f"{{{DI_NS}}}waypoint")) < 2 for e in edges):
-            problems.append((element_id, f"{kind} '{element_id}' has an edge with fewer than 2 waypoints"))
+            problems.append((element_id, f"{named} est dessiné par une ligne de moins de 2 points. {_REDRAW}"))
     return problems
 
 
 def _bounds_problems(shape: etree._Element) -> list[str]:
     bounds = shape.find(f"{{{DC_NS}}}Bounds")
     if bounds is None:
-        return ["has no dc:Bounds"]
+        return ["n'a ni position ni taille (dc:Bounds absent)"]
     try:
         values = [float(bounds.get(a, "")) for a in ("x", "y", "width", "height")]
     except ValueError:
-        return ["has non-numeric bounds"]
-    return ["has zero or negative size"] if values[2] <= 0 or values[3] <= 0 else []
+        return ["a une position ou une taille non numérique"]
+    return ["a une taille nulle ou négative"] if values[2] <= 0 or values[3] <= 0 else []
 
 
 def _replace_atomically(path: Path, text: str) -> None:

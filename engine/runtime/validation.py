@@ -5,6 +5,8 @@ expressions, unregistered service operations, user tasks without a known role or
 timer durations that cannot be resolved, incomplete diagram interchange (DI). Warnings come from a
 soundness check of each process: unreachable elements, elements from which no end event can be reached,
 and parallel joins fed by an exclusive choice (they would wait forever).
+
+Messages are in French, for process designers: what is wrong, then what to do.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from SpiffWorkflow.spiff.parser.process import VALIDATOR
 
 from engine.domain.escalation import DEFAULT_ESCALATION, InvalidDuration, parse_duration
 from engine.errors import DefinitionRefused, Finding
-from engine.runtime.checks import check_xml
+from engine.runtime.checks import check_xml, expression_refused
 from engine.runtime.definitions import bundles_from_library, lane_roles, parse_bundle
 from engine.runtime.expressions import parse_expression
 from engine.runtime.layout import di_findings
 from engine.runtime.script_engine import OperationRegistry
-from engine.runtime.xml import BPMN_NS, SPIFF_NS, kind_of, read_xml
+from engine.runtime.xml import BPMN_NS, NOT_A_DIAGRAM, SPIFF_NS, kind_of, read_xml
 
 ROLES = frozenset({"requester", "technologist", "radiologist", "local_radiologist", "tele_expert", "site_lead"})
 NS = {"bpmn": BPMN_NS, "spiffworkflow": SPIFF_NS}
@@ -70,7 +72,7 @@ def validate_library(files: Mapping[str, str], operations: OperationRegistry,
             report.errors.extend(_timers(root, name))
             report.warnings.extend(_soundness(root, name))
         elif kind_of(root) != "dmn":
-            report.errors.append(Finding("", "xml.kind", "neither a BPMN nor a DMN document", name))
+            report.errors.append(Finding("", "xml.kind", NOT_A_DIAGRAM, name))
     if not any(r.errors for r in reports.values()):
         try:
             for bundle in bundles_from_library({n: files[n] for n in roots}):
@@ -97,7 +99,9 @@ def _schema(root: etree._Element, name: str) -> list[Finding]:
         VALIDATOR.validator.assertValid(document.getroottree())
     except etree.DocumentInvalid:
         # libxml2 names the element type and the line, not the element id
-        return [Finding("", "bpmn.schema", f"line {error.line}: {error.message}", name)
+        return [Finding("", "bpmn.schema", f"Le diagramme ne respecte pas le schéma BPMN 2.0 (ligne {error.line}) : "
+                                           f"{error.message.rstrip('. ')}. Corrigez cet élément ou réexportez le "
+                                           "diagramme depuis un modeleur BPMN 2.0.", name)
                 for error in list(VALIDATOR.validator.error_log)[:20]]
     return []
 
@@ -111,16 +115,24 @@ def _user_tasks(root: etree._Element, name: str, form_exists: Callable[[str], bo
         task_id = task.get("id", "")
         lane = lane_of.get(task_id)
         if lane is None:
-            findings.append(Finding(task_id, "lane-role", "user task outside any lane: nobody would receive it", name))
+            findings.append(Finding(task_id, "lane-role", "Cette tâche utilisateur n'est dans aucun couloir : personne "
+                                                          "ne la recevrait. Placez-la dans le couloir des personnes "
+                                                          "qui doivent la faire.", name))
         elif roles.get(lane, lane) not in ROLES:
-            findings.append(Finding(task_id, "lane-role", f"lane '{lane}' is mapped to no known role "
-                                                          f"({', '.join(sorted(ROLES))})", name))
+            findings.append(Finding(task_id, "lane-role", f"Le couloir « {lane} » ne correspond à aucun rôle connu : "
+                                                          "personne ne recevrait ses tâches. Choisissez le « Rôle des "
+                                                          "personnes de ce couloir » (propriété role) parmi : "
+                                                          f"{', '.join(sorted(ROLES))}.", name))
         form = task.find("bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property"
                          "[@name='formJsonSchemaFilename']", NS)
         if form is None:
-            findings.append(Finding(task_id, "form", "user task without a form (formJsonSchemaFilename)", name))
+            findings.append(Finding(task_id, "form", "Cette tâche utilisateur n'a pas de formulaire. Choisissez le "
+                                                     "« Formulaire de la tâche » (propriété formJsonSchemaFilename).",
+                                    name))
         elif not form_exists(form.get("value", "")):
-            findings.append(Finding(task_id, "form", f"form schema '{form.get('value')}' does not exist", name))
+            findings.append(Finding(task_id, "form", f"Le formulaire « {form.get('value')} » n'existe pas. Choisissez "
+                                                     "un formulaire existant ou créez celui-ci dans les formulaires "
+                                                     "du concepteur.", name))
     return findings
 
 
@@ -142,17 +154,20 @@ def _timer_problem(expression: str) -> str | None:
     try:
         tree = parse_expression(expression)
     except Exception as err:  # noqa: BLE001 - reported as a finding
-        return f"timer expression '{expression}' refused: {err}"
+        return expression_refused("le délai", expression, err)
     body = tree.body
     if isinstance(body, ast.Constant) and isinstance(body.value, str):
         try:
             parse_duration(body.value)
         except InvalidDuration as err:
-            return f"timer duration '{body.value}': {err}"
+            return (f"Le délai « {body.value} » n'est pas valide : {err}. Choisissez un « Délai d'escalade » "
+                    "réglé par l'administrateur, ou écrivez une durée ISO 8601 entre guillemets, par exemple "
+                    '"PT4H".')
     elif isinstance(body, ast.Subscript) and isinstance(body.value, ast.Name) and body.value.id == "escalation":
         key = body.slice
         if isinstance(key, ast.Constant) and key.value not in DEFAULT_ESCALATION:
-            return f"unknown escalation setting '{str(key.value)}' (known: {', '.join(sorted(DEFAULT_ESCALATION))})"
+            return (f"Le délai d'escalade « {key.value!s} » n'existe pas. Choisissez l'un des délais réglés par "
+                    f"l'administrateur : {', '.join(sorted(DEFAULT_ESCALATION))}.")
     return None
 
 
@@ -175,17 +190,24 @@ def _soundness(root: etree._Element, name: str) -> list[Finding]:
         ends = {i for i, n in nodes.items() if etree.QName(n).localname == "endEvent"}
         reached = _walk(starts, successors)
         for node_id in sorted(set(nodes) - reached):
-            warnings.append(Finding(node_id, "soundness.unreachable", "no path from a start event reaches it", name))
+            warnings.append(Finding(node_id, "soundness.unreachable", "Aucun chemin ne mène d'un événement de début "
+                                                                      "à cet élément : il ne sera jamais exécuté. "
+                                                                      "Reliez-le au reste du processus par un flux, "
+                                                                      "ou supprimez-le.", name))
         finishing = _walk(list(ends), predecessors)
         for node_id in sorted(reached - finishing):
-            warnings.append(Finding(node_id, "soundness.no-end", "no path from here reaches an end event", name))
+            warnings.append(Finding(node_id, "soundness.no-end", "Aucun chemin ne mène de cet élément à un événement "
+                                                                 "de fin : un dossier arrivé ici ne se terminerait "
+                                                                 "jamais. Ajoutez un flux vers la suite du processus "
+                                                                 "ou vers un événement de fin.", name))
         for node_id, node in nodes.items():
             if etree.QName(node).localname == "parallelGateway" and len(predecessors[node_id]) > 1:
                 feeders = {etree.QName(nodes[p]).localname for p in predecessors[node_id]}
                 if "exclusiveGateway" in feeders:
-                    warnings.append(Finding(node_id, "soundness.deadlock", "parallel join fed directly by an "
-                                                                           "exclusive choice: it may wait forever",
-                                            name))
+                    warnings.append(Finding(node_id, "soundness.deadlock",
+                                            "Cette jonction parallèle reçoit directement les branches d'un choix "
+                                            "exclusif : elle attendrait indéfiniment des branches qui ne viendront "
+                                            "pas. Réunissez ces branches par une passerelle exclusive.", name))
     return warnings
 
 

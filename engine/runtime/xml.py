@@ -16,6 +16,8 @@ DMN_NAMESPACES = (
     "http://www.omg.org/spec/DMN/20180521/MODEL/",
 )
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+NOT_A_DIAGRAM = ("Ce fichier n'est ni un diagramme BPMN ni une table de décision DMN. Exportez-le au format "
+                 "BPMN 2.0 (.bpmn) ou DMN (.dmn) depuis votre modeleur.")
 
 
 def _parser() -> etree.XMLParser:
@@ -29,15 +31,21 @@ def read_xml(text: str | bytes, filename: str) -> etree._Element:
     """Parse diagram text, refusing DTDs and entities (billion laughs, XXE) and oversized files."""
     raw = text.encode("utf-8") if isinstance(text, str) else text
     if len(raw) > MAX_DIAGRAM_BYTES:
-        raise DefinitionRefused([Finding("", "xml.size", f"file larger than {MAX_DIAGRAM_BYTES} bytes", filename)])
+        raise DefinitionRefused([Finding("", "xml.size", f"Le fichier dépasse la taille maximale de "
+                                         f"{MAX_DIAGRAM_BYTES // (1024 * 1024)} Mo ({MAX_DIAGRAM_BYTES} octets). "
+                                         "Allégez le diagramme, par exemple en déplaçant une partie dans un "
+                                         "sous-processus appelé (activité d'appel).", filename)])
     try:
         root = etree.fromstring(raw, parser=_parser())
     except etree.XMLSyntaxError as err:
-        raise DefinitionRefused([Finding("", "xml.syntax", f"malformed XML: {err}", filename)]) from err
+        raise DefinitionRefused([Finding("", "xml.syntax", f"Le fichier n'est pas un XML bien formé : {err}. "
+                                         "Corrigez-le à l'endroit indiqué ou réexportez-le depuis le modeleur.",
+                                         filename)]) from err
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise DefinitionRefused([Finding("", "xml.dtd", "DOCTYPE and entity declarations are not allowed",
-                                         filename)])
+        raise DefinitionRefused([Finding("", "xml.dtd", "Les déclarations DOCTYPE et d'entités (<!DOCTYPE …>, "
+                                         "<!ENTITY …>) sont interdites pour des raisons de sécurité. Supprimez-les "
+                                         "du fichier : un diagramme BPMN ou DMN n'en a pas besoin.", filename)])
     return root
 
 

@@ -201,7 +201,8 @@ def service_task(operation: str, parameter_value: str = "urgency") -> str:
 def test_service_task_with_unregistered_operation_is_refused():
     findings = refused(service_task("os.system"), operations("telerad.priority"))
     assert summary(findings) == {("step", "service-operation")}
-    assert "os.system" in findings[0].message
+    assert "« os.system » n'existe pas" in findings[0].message
+    assert "telerad.priority" in findings[0].message  # the operations that can be chosen instead
 
 
 def test_service_task_with_registered_operation_is_accepted():
@@ -214,7 +215,7 @@ def test_service_task_parameter_is_an_expression_and_is_checked():
     xml = service_task("telerad.priority", parameter_value="open(&apos;/etc/passwd&apos;)")
     findings = refused(xml, operations("telerad.priority"))
     assert summary(findings) == {("step", "safe-expression")}
-    assert "parameter urgency" in findings[0].message
+    assert "le paramètre « urgency »" in findings[0].message and "appel de fonction" in findings[0].message
 
 
 # --------------------------------------------------------------------------------------------------

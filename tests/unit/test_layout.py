@@ -118,13 +118,16 @@ def semantic(text: str) -> list[tuple[str, dict[str, str], str]]:
 @pytest.mark.parametrize("name", ["engine_flow", "engine_ack"])
 def test_fixtures_lack_di_and_layout_completes_it(name):
     text = fixture(name)
-    assert "userTask" in " ".join(di_problems(text))
+    assert "(tâche utilisateur) n'est pas dessiné" in " ".join(di_problems(text))
     assert di_problems(layout(text)) == []
 
 
 def test_missing_shape_is_named_with_its_kind():
-    assert "userTask 'review' has no shape" in di_problems(fixture("engine_flow"))
-    assert "sequenceFlow 'f_accepted' has no edge" in di_problems(fixture("engine_flow"))
+    problems = di_problems(fixture("engine_flow"))
+    assert any(p.startswith("L'élément « review » (tâche utilisateur) n'est pas dessiné (aucune forme).")
+               for p in problems)
+    assert any(p.startswith("L'élément « f_accepted » (flux de séquence) n'est pas dessiné (aucune ligne).")
+               for p in problems)
 
 
 def test_spiffworkflow_still_parses_the_laid_out_diagrams():
@@ -270,11 +273,16 @@ def test_di_problems_reports_missing_edge_dangling_and_empty_shapes(flow_out):
     short = plane.find("bpmndi:BPMNEdge[@bpmnElement='f_call_end']", NS)
     short.remove(short.find("di:waypoint", NS))
     problems = di_problems(etree.tostring(root, encoding="unicode"))
+    generate = "générez le dessin du fichier avec python -m engine.runtime.layout."
     assert problems == [
-        "BPMNShape 'submit_di' (userTask 'submit') has zero or negative size",
-        "BPMNShape 'ghost_di' points at missing element 'ghost'",
-        "sequenceFlow 'f_accepted' has no edge",
-        "sequenceFlow 'f_call_end' has an edge with fewer than 2 waypoints",
+        "Le dessin BPMNShape « submit_di » de l'élément « submit » (tâche utilisateur) a une taille nulle ou "
+        f"négative. Redessinez l'élément dans le modeleur, ou {generate}",
+        "Le dessin BPMNShape « ghost_di » renvoie à l'élément « ghost », qui n'existe pas. Supprimez ce dessin, "
+        "ou rétablissez l'élément.",
+        f"L'élément « f_accepted » (flux de séquence) n'est pas dessiné (aucune ligne). Dessinez-le dans le "
+        f"modeleur, ou {generate}",
+        "L'élément « f_call_end » (flux de séquence) est dessiné par une ligne de moins de 2 points. Dessinez-le "
+        f"dans le modeleur, ou {generate}",
     ]
 
 
@@ -299,7 +307,7 @@ def test_cli_rewrites_in_place_and_checks(tmp_path, capsys):
     target = tmp_path / "engine_flow.bpmn"
     target.write_text(fixture("engine_flow"), encoding="utf-8")
     assert main(["--check", str(target)]) == 1
-    assert "userTask 'review' has no shape" in capsys.readouterr().out
+    assert "« review » (tâche utilisateur) n'est pas dessiné" in capsys.readouterr().out
     assert main([str(target)]) == 0
     assert "DI regenerated" in capsys.readouterr().out
     assert target.read_text(encoding="utf-8") == layout(fixture("engine_flow"))
@@ -311,4 +319,4 @@ def test_cli_rewrites_in_place_and_checks(tmp_path, capsys):
     broken = tmp_path / "broken.bpmn"
     broken.write_text("<not xml", encoding="utf-8")
     assert main([str(broken)]) == 1
-    assert "malformed XML" in capsys.readouterr().err
+    assert "n'est pas un XML bien formé" in capsys.readouterr().err

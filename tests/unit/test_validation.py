@@ -67,6 +67,11 @@ def test_script_task_unknown_role_missing_form_and_bad_timers_are_errors_naming_
     errors = {(e["element_id"], e["rule"]) for e in files["bad.bpmn"]["errors"]}
     assert code == 1
     assert {("ask", "lane-role"), ("ask", "form"), ("late", "timer")} <= errors
+    messages = {(e["element_id"], e["rule"]): e["message"] for e in files["bad.bpmn"]["errors"]}
+    assert "Le couloir « Médecin » ne correspond à aucun rôle connu" in messages["ask", "lane-role"]
+    assert "Le formulaire « nope.schema.json » n'existe pas" in messages["ask", "form"]
+    assert "Le délai « PT0S » n'est pas valide" in messages["late", "timer"]
+    assert messages["code", "no-script"].startswith("Tâche de script interdite")
 
 
 def test_unknown_escalation_setting_and_missing_di_and_unsound_paths(tmp_path):
@@ -79,10 +84,13 @@ def test_unknown_escalation_setting_and_missing_di_and_unsound_paths(tmp_path):
     xml = diagram(body, LANE.format(role="requester", refs=refs("s", "ask", "late", "e", "orphan", "stuck")))
     xml_without_di = xml[:xml.index("<bpmndi:BPMNDiagram")] + "</bpmn:definitions>\n"
     code, files = run(tmp_path, ("unsound.bpmn", xml), ("nodi.bpmn", xml_without_di))
-    assert ("late", "timer") in {(e["element_id"], e["rule"]) for e in files["unsound.bpmn"]["errors"]}
-    warnings = {(w["element_id"], w["rule"]) for w in files["unsound.bpmn"]["warnings"]}
-    assert {("orphan", "soundness.unreachable"), ("stuck", "soundness.no-end")} <= warnings
-    assert any(e["rule"] == "di" for e in files["nodi.bpmn"]["errors"])
+    timer = {(e["element_id"], e["rule"]): e["message"] for e in files["unsound.bpmn"]["errors"]}["late", "timer"]
+    assert "Le délai d'escalade « coffee » n'existe pas" in timer and "accept_tier1" in timer
+    warnings = {(w["element_id"], w["rule"]): w["message"] for w in files["unsound.bpmn"]["warnings"]}
+    assert "il ne sera jamais exécuté" in warnings["orphan", "soundness.unreachable"]
+    assert "ne se terminerait jamais" in warnings["stuck", "soundness.no-end"]
+    assert any(e["rule"] == "di" and e["element_id"] == "ask" and "n'est pas dessiné" in e["message"]
+               for e in files["nodi.bpmn"]["errors"])
     assert code == 1
 
 
@@ -95,6 +103,7 @@ def test_foreign_or_broken_files_give_findings_not_a_crash(tmp_path):
     code, files = run(tmp_path, ("camunda.bpmn", camunda), ("broken.bpmn", "<bpmn:definitions"))
     assert code == 1
     assert {e["rule"] for e in files["broken.bpmn"]["errors"]} == {"xml.syntax"}
+    assert files["broken.bpmn"]["errors"][0]["message"].startswith("Le fichier n'est pas un XML bien formé")
     rules = {(e["element_id"], e["rule"]) for e in files["camunda.bpmn"]["errors"]}
     assert ("u", "lane-role") in rules and ("u", "form") in rules
     assert all(set(e) == {"element_id", "rule", "message"} for e in files["camunda.bpmn"]["errors"])
