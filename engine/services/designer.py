@@ -85,10 +85,11 @@ class ProcessInfo:
 
 def _versions(session: Any, process_id: str | None = None) -> list[VersionInfo]:
     counts: dict[tuple[int, bool], int] = {}
-    query = select(ProcessInstance.definition_id, ProcessInstance.status == "running", func.count()).group_by(
-        ProcessInstance.definition_id, ProcessInstance.status == "running")
-    for definition_id, running, count in session.execute(query):
-        counts[(definition_id, bool(running))] = count
+    query = select(ProcessInstance.definition_id, ProcessInstance.status, func.count()).group_by(
+        ProcessInstance.definition_id, ProcessInstance.status)
+    for definition_id, status, count in session.execute(query):
+        key = (definition_id, status == "running")
+        counts[key] = counts.get(key, 0) + count
     rows = select(ProcessDefinition.id, ProcessDefinition.process_id, ProcessDefinition.version,
                   ProcessDefinition.name, ProcessDefinition.content_hash, ProcessDefinition.deployed_at,
                   ProcessDefinition.deployed_by).order_by(ProcessDefinition.process_id,
