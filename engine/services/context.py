@@ -45,6 +45,11 @@ class LiveCache:
         return entry if entry is not None and entry.version == version else None
 
     def put(self, instance_id: int, entry: CachedWorkflow) -> None:
+        if entry.snapshot.completed:
+            # A finished case takes no more steps: keeping it would only push running cases out and hold memory.
+            with self._lock:
+                self._items.pop(instance_id, None)
+            return
         with self._lock:
             if len(self._items) >= self._size:
                 self._items.pop(next(iter(self._items)))

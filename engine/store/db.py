@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -24,6 +25,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         _tune_sqlite(engine)
+        _checkpoint_in_background(engine)
         return engine
     options: dict[str, Any] = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
     options.update(kwargs)
@@ -37,7 +39,7 @@ def _tune_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000",
-                       "temp_store=MEMORY", "cache_size=-16000"):
+                       "temp_store=MEMORY", "cache_size=-16000", "wal_autocheckpoint=0"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -87,6 +89,18 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_release(_dbapi_connection: Any, record: Any, *_args: Any) -> None:
         if record is not None and record.info.pop("telerad_writer_lock", False):
             writer_lock.release()
+
+
+def _checkpoint_in_background(engine: Engine) -> None:
+    """File databases only: their WAL is checkpointed by engine.store.sqlite_checkpoint (see there why)."""
+    from engine.store.sqlite_checkpoint import CHECKPOINTER
+
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = str(Path(database).resolve())
+    CHECKPOINTER.add(path)
+    event.listen(engine, "engine_disposed", lambda _engine: CHECKPOINTER.remove(path))
 
 
 def session_factories(engine: Engine) -> tuple[sessionmaker[Session], sessionmaker[Session]]:

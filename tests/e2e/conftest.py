@@ -204,8 +204,8 @@ class _TotpSteps:
 
 @pytest.fixture(scope="session")
 def login(browser: Any, server: Server, browser_log: BrowserLog) -> Iterator[Callable[[str], Any]]:
-    """login(username) -> a page of a browser context in which that user is logged in (one login per user and
-    session: a second TOTP code of the same 30-s step would be refused as a replay)."""
+    """login(username) -> a page, on the inbox, of a browser context in which that user is logged in (one login
+    per user and session: a second TOTP code of the same 30-s step would be refused as a replay)."""
     from playwright.sync_api import expect
 
     contexts: dict[str, Any] = {}
@@ -214,6 +214,7 @@ def login(browser: Any, server: Server, browser_log: BrowserLog) -> Iterator[Cal
 
     def _login(username: str) -> Any:
         if username in pages and not pages[username].is_closed():
+            pages[username].goto("/inbox")  # as after a fresh login, whatever an earlier test left open
             return pages[username]
         account = server.accounts[username]
         context = browser.new_context(base_url=server.base_url, locale="fr-FR", timezone_id="Europe/Paris",

@@ -97,6 +97,7 @@ def test_CH9_1_designer_changes_and_deploys_a_procedure_running_cases_keep_their
     expect(designer.locator('#versions tr[data-version="1"] .running')).not_to_have_text("0")
     shoot(designer, "designer-deployed")
 
+
     # The history: version 2 against version 1, the changed elements coloured.
     designer.get_by_role("link", name="Différences avec la version 1").click()
     expect(designer.locator(".diff-canvas[data-ready=true]")).to_have_count(2)
