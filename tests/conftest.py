@@ -30,6 +30,21 @@ from forms import FormRegistry
 DATA = Path(__file__).parent / "data"
 # Every state save in the suite checks the finished-task encoding cache against a fresh encoding.
 os.environ.setdefault("TELERAD_VERIFY_STATE_CACHE", "1")
+
+
+def _cheap_password_hashing() -> None:
+    """Argon2 with its production cost takes ~0.2 s per hash on the CI machine, and every web test creates the nine
+    demo accounts on both databases. In this test process only, hash with the cheapest parameters argon2 offers;
+    the end-to-end server (a separate process) keeps the production ones."""
+    from argon2 import PasswordHasher
+    from argon2.profiles import CHEAPEST
+
+    import engine.services.accounts as accounts
+
+    accounts._HASHER = PasswordHasher.from_parameters(CHEAPEST)
+
+
+_cheap_password_hashing()
 POSTGRES_URL = os.environ.get("TELERAD_TEST_POSTGRES_URL", "")
 TABLES = tuple(t.name for t in Base.metadata.sorted_tables if t.name != "audit_head")
 

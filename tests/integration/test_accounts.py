@@ -196,7 +196,8 @@ def test_attempts_during_a_lock_do_not_extend_it_and_an_administrator_can_unlock
     assert authenticate_password(ctx, "jdupont", PASSWORD).username == "jdupont"
 
 
-def test_an_outdated_hash_is_upgraded_at_login(ctx, user):
+def test_an_outdated_hash_is_upgraded_at_login(ctx, user, monkeypatch):
+    monkeypatch.setattr(accounts, "_HASHER", PasswordHasher())  # production parameters (the suite uses cheap ones)
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
     with ctx.write() as session:
         session.get(User, "jdupont").password_hash = weak
