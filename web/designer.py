@@ -21,6 +21,7 @@ from engine.runtime.validation import ROLES
 from engine.services import designer
 from engine.services.context import EngineContext
 from forms.wtforms_builder import UnsupportedSchema, build_form_class
+from web.errors import MESSAGES
 from web.extensions import telerad
 from web.labels import role_label
 from web.security import current_actor, roles_required
@@ -44,14 +45,23 @@ def _findings(err: DefinitionRefused) -> list[dict[str, str]]:
     return [f.as_dict() for f in err.findings]
 
 
+def _error(status: int) -> Any:
+    """The application's French error page, or JSON for the modeler's calls (engine errors raised by the use
+    cases are answered here: a handler may not abort() again)."""
+    title, message = MESSAGES[status]
+    if request.is_json or request.path.endswith(".json") or request.accept_mimetypes.best == "application/json":
+        return _json_error(str(title), status)
+    return render_template("errors/error.html", title=title, message=message, status=status), status
+
+
 @bp.errorhandler(NotFound)
 def _not_found(err: NotFound) -> Any:
-    abort(404)
+    return _error(404)
 
 
 @bp.errorhandler(Forbidden)
 def _forbidden(err: Forbidden) -> Any:
-    abort(403)
+    return _error(403)
 
 
 # ------------------------------------------------------------------------------------ definitions

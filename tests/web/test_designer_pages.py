@@ -91,6 +91,10 @@ def test_versions_can_be_downloaded_and_compared(client, demo_ctx):
     assert download.status_code == 200 and "attachment" in download.headers["Content-Disposition"]
     assert "Rédiger la demande d'examen" in download.get_data(as_text=True)
     assert client.get(f"/designer/versions/{second}/files/nope.bpmn").status_code == 404
+    missing = client.get("/designer/versions/999999")  # raised by the use case, answered by the blueprint
+    assert missing.status_code == 404 and "Page introuvable" in missing.get_data(as_text=True)
+    assert client.get("/designer/processes/nope/draft.json").status_code == 404
+    assert client.get("/designer/processes/nope").status_code == 404
     assert "telediagnosis.bpmn" in client.get(f"/designer/versions/{second}").get_data(as_text=True)
 
     diff = client.get(f"/designer/processes/telediagnosis/diff?from={first}&to={second}").get_data(as_text=True)
