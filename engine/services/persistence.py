@@ -21,7 +21,7 @@ from engine.errors import Conflict, NotFound
 from engine.runtime import Bundle, LiveWorkflow, Snapshot
 from engine.services.context import CachedWorkflow, EngineContext
 from engine.store import audit
-from engine.store.driver import DriverStatement
+from engine.store.driver import DriverQuery, DriverStatement
 from engine.store.models import (
     MessageSubscription,
     ProcessDefinition,
@@ -218,12 +218,12 @@ _TASK_AND_INSTANCE = (
     .join(_INSTANCE, _INSTANCE.c.id == _TASK.c.instance_id)
     .where(_TASK.c.id == bindparam("task_id"))
 )
-_TASK_AND_INSTANCE_LOCKED = _TASK_AND_INSTANCE.with_for_update()
+_TASK_AND_INSTANCE_LOCKED = DriverQuery(_TASK_AND_INSTANCE.with_for_update())
 
 
 def lock_task_and_case(session: Session, task_id: str) -> tuple[object, InstanceRow] | None:
     """One locking read of a task and its case (PostgreSQL re-reads both after waiting for a lock)."""
-    row = session.connection().execute(_TASK_AND_INSTANCE_LOCKED, {"task_id": task_id}).one_or_none()
+    row = _TASK_AND_INSTANCE_LOCKED.one_or_none(session, {"task_id": task_id})
     if row is None:
         return None
     instance = InstanceRow(*(getattr(row, f"case_{c.name}") for c in _INSTANCE_COLUMNS))

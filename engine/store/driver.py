@@ -6,17 +6,20 @@ writes four to six statements. So the few writes of every save are compiled once
 SQLAlchemy (same SQL, same bind processors, so a value is stored exactly as SQLAlchemy would store it)
 and sent straight to the cursor of the connection the session is already using, inside its transaction.
 
-Only INSERT/UPDATE/DELETE statements whose values are all given as parameters belong here: Python-side
-column defaults are not applied and nothing is read back except the row count.
+Only INSERT/UPDATE/DELETE statements whose values are all given as parameters belong here (Python-side
+column defaults are not applied; nothing is read back but the row count), plus the one locking read of a
+task and its case (DriverQuery), whose values go through SQLAlchemy's result processors.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import UpdateBase
 
 
@@ -72,3 +75,42 @@ class DriverStatement:
             return int(cursor.rowcount)
         finally:
             cursor.close()
+
+
+class DriverQuery:
+    """A SELECT compiled by SQLAlchemy once per dialect and run on the driver's cursor; each row comes back as a
+    named tuple of values converted by SQLAlchemy's own result processors (dates, booleans...)."""
+
+    def __init__(self, statement: Select[Any]):
+        self._statement = statement
+        self._by_dialect: dict[str, tuple[_Compiled, Any, list[Any]]] = {}
+
+    def _compiled(self, dialect: Dialect) -> tuple[_Compiled, Any, list[Any]]:
+        found = self._by_dialect.get(dialect.name)
+        if found is None:
+            c = self._statement.compile(dialect=dialect)
+            names = tuple(c.positiontup) if c.positional and c.positiontup is not None else None
+            processors = {k: v for k, v in c._bind_processors.items() if v is not None}
+            literals = {name: bind.value for name, bind in c.binds.items() if not bind.required}
+            columns = c._result_columns
+            row_class = namedtuple("Row", [column[0] for column in columns])  # type: ignore[misc]
+            converters = [column[3]._cached_result_processor(dialect, None) for column in columns]
+            found = self._by_dialect.setdefault(
+                dialect.name, (_Compiled(c.string, names, processors, literals), row_class, converters))
+        return found
+
+    def one_or_none(self, session: Session, values: Mapping[str, Any]) -> Any:
+        connection = session.connection()
+        compiled, row_class, converters = self._compiled(connection.dialect)
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(compiled.sql, compiled.parameters(values))
+            rows = cursor.fetchmany(2)
+        finally:
+            cursor.close()
+        if not rows:
+            return None
+        if len(rows) > 1:
+            raise ValueError("more than one row")
+        return row_class(*(convert(value) if convert is not None else value
+                           for convert, value in zip(converters, rows[0], strict=True)))

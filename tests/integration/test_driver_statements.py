@@ -75,3 +75,20 @@ def test_driver_writes_roll_back_with_the_session(ctx):
         session.rollback()
     with ctx.read() as session:
         assert session.execute(select(_TASK.c.id)).all() == []
+
+
+def test_driver_query_gives_the_values_sqlalchemy_would(ctx):
+    from engine.store.driver import DriverQuery
+
+    due = datetime(2026, 3, 1, 9, 30, 0, 0, tzinfo=UTC)
+    with ctx.write() as session:
+        instance_id = _case(session)
+        DriverStatement(insert(_TASK), COLUMNS).execute(session, [_row("a", instance_id, due)])
+        session.commit()
+    query = select(_TASK).where(_TASK.c.id == bindparam("task_id"), _TASK.c.status == "open")
+    with ctx.write() as session:
+        ours = DriverQuery(query.with_for_update()).one_or_none(session, {"task_id": "a"})
+        theirs = session.connection().execute(query, {"task_id": "a"}).one()
+        assert ours._asdict() == theirs._asdict()
+        assert ours.due_at == due and ours.restricted is True
+        assert DriverQuery(query).one_or_none(session, {"task_id": "nope"}) is None
