@@ -88,13 +88,7 @@ def get_task(ctx: EngineContext, actor: Actor, task_id: str) -> TaskView:
 
 def task_data(ctx: EngineContext, actor: Actor, task_id: str) -> dict[str, Any]:
     """The data a task's form is pre-filled with."""
-    with ctx.read() as session:
-        row = _check_open(session, actor, read_task(session, task_id))
-        instance = _instance_of(row)
-        cached = load_workflow(ctx, session, instance)
-        data = cached.live.task_data(task_id)
-    ctx.live_cache.put(instance.id, cached)
-    return data
+    return task_with_data(ctx, actor, task_id)[1]
 
 
 def task_with_data(ctx: EngineContext, actor: Actor, task_id: str) -> tuple[TaskView, dict[str, Any]]:
