@@ -29,6 +29,10 @@ def create_app(settings: Settings | None = None, ctx: EngineContext | None = Non
     settings.prepare()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # SpiffWorkflow logs every task state change at INFO: noise in an operator's log (and I/O on every step);
+    # its messages come back with TELERAD_LOG_LEVEL=DEBUG.
+    if logging.getLevelName(settings.log_level) != logging.DEBUG:
+        logging.getLogger("spiff").setLevel(logging.WARNING)
     app = Flask(__name__, instance_path=str(settings.instance_path))
     app.config.update(
         SECRET_KEY=settings.secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",

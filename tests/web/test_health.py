@@ -54,3 +54,21 @@ def test_healthz_shows_the_scheduler_running_and_ticking(ctx, database_url, tmp_
     assert body["scheduler"]["running"] is True and body["scheduler"]["last_tick"] is not None
     response = app.test_client().get("/healthz")
     assert response.status_code == 503  # expected but stopped
+
+
+def test_the_engine_library_logs_only_warnings_unless_debugging(ctx, database_url, tmp_path):
+    import logging
+
+    spiff = logging.getLogger("spiff")
+    try:
+        spiff.setLevel(logging.NOTSET)
+        make_app(database_url, tmp_path, ctx)  # TELERAD_LOG_LEVEL defaults to INFO
+        assert not logging.getLogger("spiff.task").isEnabledFor(logging.INFO)  # no line per task state change
+        assert logging.getLogger("spiff.task").isEnabledFor(logging.WARNING)
+        spiff.setLevel(logging.NOTSET)
+        settings = replace(Settings.from_env({"TELERAD_INSTANCE_PATH": str(tmp_path / "debug"),
+                                              "TELERAD_LOG_LEVEL": "DEBUG"}), database_url=database_url)
+        create_app(settings, ctx)
+        assert spiff.level == logging.NOTSET
+    finally:
+        spiff.setLevel(logging.NOTSET)
