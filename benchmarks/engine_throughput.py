@@ -418,8 +418,8 @@ def print_table(report: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--cases", type=int, default=50, help="cases per measurement (default 50)")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="interleaved rounds the cases are split into (default 5)")
+    parser.add_argument("--rounds", type=int, default=25,
+                        help="interleaved rounds the cases are split into (default 25: two cases per round)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--profile", action="store_true",
                         help="also run the engine workload under cProfile (separately) and print it to stderr")
