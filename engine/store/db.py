@@ -99,8 +99,24 @@ def _checkpoint_in_background(engine: Engine) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     path = str(Path(database).resolve())
-    CHECKPOINTER.add(path)
-    event.listen(engine, "engine_disposed", lambda _engine: CHECKPOINTER.remove(path))
+    registered = False
+
+    # Registered while the engine has connections; dispose() (which may be called again, or followed by new
+    # connections) unregisters it once.
+    def _on_connect(_dbapi_connection: Any, _record: Any) -> None:
+        nonlocal registered
+        if not registered:
+            registered = True
+            CHECKPOINTER.add(path)
+
+    def _on_dispose(_engine: Engine) -> None:
+        nonlocal registered
+        if registered:
+            registered = False
+            CHECKPOINTER.remove(path)
+
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "engine_disposed", _on_dispose)
 
 
 def session_factories(engine: Engine) -> tuple[sessionmaker[Session], sessionmaker[Session]]:

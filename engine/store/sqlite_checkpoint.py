@@ -24,6 +24,7 @@ class Checkpointer:
         self._interval = interval_s
         self._paths: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._checkpointing = threading.Lock()  # one checkpoint at a time from this process
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -35,13 +36,16 @@ class Checkpointer:
                 self._thread.start()
 
     def remove(self, path: str) -> None:
-        """Called when an engine on `path` is disposed; the last one checkpoints the file one more time."""
+        """Called when an engine on `path` is disposed. After the last one, the whole WAL is in the database file
+        (TRUNCATE checkpoint, after any round of the thread in progress) and the thread no longer opens the file,
+        so it can be copied like any closed SQLite database."""
         with self._lock:
             self._paths[path] -= 1
             if self._paths[path] > 0:
                 return
             del self._paths[path]
-        checkpoint(path)
+        with self._checkpointing:
+            checkpoint(path, final=True)
 
     def _run(self) -> None:
         while True:
@@ -49,21 +53,27 @@ class Checkpointer:
             with self._lock:
                 paths = list(self._paths)
             for path in paths:
-                if not checkpoint(path):
+                with self._checkpointing:
                     with self._lock:
-                        self._paths.pop(path, None)  # the file is gone
+                        if path not in self._paths:
+                            continue  # its last engine was disposed meanwhile
+                    if not checkpoint(path):
+                        with self._lock:
+                            self._paths.pop(path, None)  # the file is gone
 
 
-def checkpoint(path: str) -> bool:
-    """One PASSIVE checkpoint; False when the file no longer exists."""
+def checkpoint(path: str, final: bool = False) -> bool:
+    """One PASSIVE checkpoint (or, `final`, a TRUNCATE one that waits up to 30 s for readers and writers);
+    False when the file no longer exists."""
     if not Path(path).exists():
         return False
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=0.1, isolation_level=None)
+        connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30 if final else 0.1,
+                                     isolation_level=None)
     except sqlite3.Error:
         return Path(path).exists()
     try:
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)" if final else "PRAGMA wal_checkpoint(PASSIVE)")
     except sqlite3.Error:
         pass  # busy or locked: the next round will do it
     finally:
