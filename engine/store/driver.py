@@ -33,6 +33,14 @@ class _Compiled:
         self.processors = processors
         self.literals = literals  # values written in the statement itself, e.g. status == "open"
 
+    @classmethod
+    def of(cls, c: Any) -> _Compiled:
+        """SQL, parameter order, bind processors and literal values of a statement compiled by SQLAlchemy."""
+        names = tuple(c.positiontup) if c.positional and c.positiontup is not None else None
+        processors = {k: v for k, v in c._bind_processors.items() if v is not None}
+        literals = {name: bind.value for name, bind in c.binds.items() if not bind.required}
+        return cls(c.string, names, processors, literals)
+
     def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         procs = self.processors
         if self.literals:
@@ -53,11 +61,8 @@ class DriverStatement:
     def _compiled(self, dialect: Dialect) -> _Compiled:
         compiled = self._by_dialect.get(dialect.name)
         if compiled is None:
-            c = self._statement.compile(dialect=dialect, column_keys=self._columns)
-            names = tuple(c.positiontup) if c.positional and c.positiontup is not None else None
-            processors = {k: v for k, v in c._bind_processors.items() if v is not None}
-            literals = {name: bind.value for name, bind in c.binds.items() if not bind.required}
-            compiled = self._by_dialect.setdefault(dialect.name, _Compiled(c.string, names, processors, literals))
+            compiled = self._by_dialect.setdefault(
+                dialect.name, _Compiled.of(self._statement.compile(dialect=dialect, column_keys=self._columns)))
         return compiled
 
     def execute(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -89,14 +94,10 @@ class DriverQuery:
         found = self._by_dialect.get(dialect.name)
         if found is None:
             c = self._statement.compile(dialect=dialect)
-            names = tuple(c.positiontup) if c.positional and c.positiontup is not None else None
-            processors = {k: v for k, v in c._bind_processors.items() if v is not None}
-            literals = {name: bind.value for name, bind in c.binds.items() if not bind.required}
             columns = c._result_columns
             row_class = namedtuple("Row", [column[0] for column in columns])  # type: ignore[misc]
             converters = [column[3]._cached_result_processor(dialect, None) for column in columns]
-            found = self._by_dialect.setdefault(
-                dialect.name, (_Compiled(c.string, names, processors, literals), row_class, converters))
+            found = self._by_dialect.setdefault(dialect.name, (_Compiled.of(c), row_class, converters))
         return found
 
     def one_or_none(self, session: Session, values: Mapping[str, Any]) -> Any:
