@@ -14,6 +14,7 @@ import click
 from engine.domain.actors import Actor
 from engine.errors import DefinitionRefused
 from web.config import Settings, SettingsError
+from web.heap import settle_startup_objects
 
 log = logging.getLogger("telerad")
 
@@ -64,6 +65,7 @@ def run(host: str | None, port: int | None, threads: int, workers: int, no_sched
         services = start_services(ext.ctx, settings.instance_path)
         ext.hl7 = services[0]
     click.echo(f"Telerad on http://{host}:{port}/ (database: {ext.ctx.engine.url.render_as_string()})")
+    settle_startup_objects()
     try:
         serve(app, host=host, port=port, threads=threads, ident="telerad")
     finally:
@@ -118,6 +120,7 @@ def worker(no_listeners: bool) -> None:
         signal.signal(sig, lambda *_: stop.set())
     scheduler.start()
     services = [] if no_listeners else start_services(ctx, settings.instance_path)
+    settle_startup_objects()
     click.echo(f"Telerad worker: firing due timers every {settings.scheduler_interval} s"
                f"{'' if no_listeners else ', HL7 and DICOM listeners on'} (Ctrl-C to stop)")
     stop.wait()

@@ -13,11 +13,14 @@ from flask import Flask
 
 from web.app import create_app as _create_app
 from web.config import Settings
+from web.heap import settle_startup_objects
 
 
 def create_app() -> Flask:
     """The app from the TELERAD_* environment (web only: timers and listeners run in `telerad worker`)."""
-    return _create_app(Settings.from_env())
+    app = _create_app(Settings.from_env())
+    settle_startup_objects()
+    return app
 
 
 class GunicornServer:
@@ -34,7 +37,9 @@ class GunicornServer:
                     self.cfg.set(key, value)
 
             def load(self) -> Flask:
-                return _create_app(settings)
+                app = _create_app(settings)
+                settle_startup_objects()
+                return app
 
         self._bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._workers, self._threads = workers, threads

@@ -34,6 +34,7 @@ from engine.errors import Forbidden, TeleradError
 from engine.services.context import EngineContext
 from engine.store import audit
 from engine.store.directory_models import ROLES, ApiToken, SiteRow, TerritoryRow, User, UserRole, UserSite
+from engine.store.driver import DriverQuery
 
 MAX_FAILURES = 5
 LOCK_DURATION = timedelta(minutes=15)
@@ -106,8 +107,15 @@ _GRANTS = union_all(
     select(literal("site"), UserSite.site_id).where(UserSite.username == bindparam("u")))
 
 
+_TOKEN_USER_ON_DRIVER = DriverQuery(_TOKEN_USER)
+_GRANTS_ON_DRIVER = DriverQuery(_GRANTS)
+
+
 def _profile(connection: Connection, user: Any) -> Profile:
-    grants = connection.execute(_GRANTS, {"u": user.username}).all()
+    return _profile_from(user, connection.execute(_GRANTS, {"u": user.username}).all())
+
+
+def _profile_from(user: Any, grants: Any) -> Profile:
     return Profile(user.username, user.display_name, frozenset(v for k, v in grants if k == "role"),
                    frozenset(v for k, v in grants if k == "site"), user.active, user.language,
                    user.totp_enrolled_at is not None)
@@ -428,12 +436,12 @@ def profile_for_token(ctx: EngineContext, token: str) -> Profile | None:
     """The active account a bearer token belongs to, or None (unknown, revoked, account deactivated)."""
     if not token or len(token) > 256:
         return None
-    with ctx.read() as session:
-        connection = session.connection()
-        row = connection.execute(_TOKEN_USER, {"token_hash": _token_hash(token)}).one_or_none()
+    # Every API call starts here: two reads on the driver's cursor (engine.store.driver), not a Session.
+    with ctx.driver_read() as reader:
+        row = _TOKEN_USER_ON_DRIVER.one_or_none(reader, {"token_hash": _token_hash(token)})
         if row is None or row.revoked or not row.active:
             return None
-        profile = _profile(connection, row)
+        profile = _profile_from(row, _GRANTS_ON_DRIVER.all(reader, {"u": row.username}))
     now = ctx.clock.now()
     if row.last_used_at is None or now - row.last_used_at >= TOKEN_USE_RESOLUTION:
         with ctx.write() as session:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.ports import Clock, Directory, SystemClock
 from engine.runtime import Bundle, LiveWorkflow, OperationRegistry, Runtime, Snapshot
 from engine.store.db import make_engine, session_factories
+from engine.store.driver import DriverReader
 from engine.store.form_store import sql_form_source
 from engine.store.sql_directory import SqlDirectory
 from forms import FormRegistry, default_registry
@@ -85,6 +86,18 @@ class EngineContext:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def driver_read(self) -> Iterator[DriverReader]:
+        """A read transaction on a pooled connection without a Session, for DriverQuery statements."""
+        connection = self.engine.raw_connection()
+        try:
+            driver_connection: Any = connection.driver_connection
+            if self.engine.dialect.name == "sqlite":  # autocommit driver mode: one snapshot for all the reads
+                driver_connection.execute("BEGIN")
+            yield DriverReader(driver_connection, self.engine.dialect)
+        finally:
+            connection.close()  # back to the pool, which rolls the transaction back
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -21,7 +21,7 @@ from engine.errors import Conflict, NotFound
 from engine.runtime import Bundle, LiveWorkflow, Snapshot
 from engine.services.context import CachedWorkflow, EngineContext
 from engine.store import audit
-from engine.store.driver import DriverQuery, DriverStatement
+from engine.store.driver import DriverQuery, DriverStatement, Source
 from engine.store.models import (
     MessageSubscription,
     ProcessDefinition,
@@ -37,7 +37,8 @@ _TASK = table_of(Task)
 _INSTANCE_COLUMNS = (_INSTANCE.c.id, _INSTANCE.c.definition_id, _INSTANCE.c.process_id, _INSTANCE.c.status,
                      _INSTANCE.c.site_id, _INSTANCE.c.version, _INSTANCE.c.audit_seq, _INSTANCE.c.audit_hash)
 _LOCK_INSTANCE = select(*_INSTANCE_COLUMNS).where(_INSTANCE.c.id == bindparam("id")).with_for_update()
-_STATE = select(_INSTANCE.c.state).where(_INSTANCE.c.id == bindparam("id"))
+_STATE = DriverQuery(select(_INSTANCE.c.state).where(_INSTANCE.c.id == bindparam("id")))
+_DEFINITION_SOURCE = DriverQuery(select(ProcessDefinition.source).where(ProcessDefinition.id == bindparam("id")))
 _SAVE = DriverStatement(
     update(_INSTANCE).where(_INSTANCE.c.id == bindparam("b_id"), _INSTANCE.c.version == bindparam("b_version"))
     .values(state=bindparam("state"), status=bindparam("status"), updated_at=bindparam("updated_at"),
@@ -81,14 +82,14 @@ def instance_row(row: object) -> InstanceRow:
     return InstanceRow(*(getattr(row, c.name) for c in _INSTANCE_COLUMNS))
 
 
-def bundle_of(ctx: EngineContext, session: Session, definition_id: int) -> Bundle:
+def bundle_of(ctx: EngineContext, session: Source, definition_id: int) -> Bundle:
     """Definitions are immutable, so their bundles are cached by id for the life of the context."""
     bundle = ctx.bundles.get(definition_id)
     if bundle is None:
-        source = session.connection().execute(
-            select(ProcessDefinition.source).where(ProcessDefinition.id == definition_id)
-        ).scalar_one()
-        bundle = ctx.bundles.setdefault(definition_id, Bundle.from_json(source))
+        row = _DEFINITION_SOURCE.one_or_none(session, {"id": definition_id})
+        if row is None:
+            raise NotFound(f"definition {definition_id} not found")
+        bundle = ctx.bundles.setdefault(definition_id, Bundle.from_json(row.source))
     return bundle
 
 
@@ -99,12 +100,14 @@ def lock_instance(session: Session, instance_id: int) -> InstanceRow:
     return instance_row(row)
 
 
-def load_workflow(ctx: EngineContext, session: Session, instance: InstanceRow) -> CachedWorkflow:
+def load_workflow(ctx: EngineContext, session: Source, instance: InstanceRow) -> CachedWorkflow:
     cached = ctx.live_cache.take(instance.id, instance.version)
     if cached is not None:
         return cached
-    state = session.connection().execute(_STATE, {"id": instance.id}).scalar_one()
-    live = ctx.runtime.load(state, bundle_of(ctx, session, instance.definition_id))
+    row = _STATE.one_or_none(session, {"id": instance.id})
+    if row is None:
+        raise NotFound(f"case {instance.id} not found")
+    live = ctx.runtime.load(row.state, bundle_of(ctx, session, instance.definition_id))
     return CachedWorkflow(instance.version, live, live.snapshot())
 
 
@@ -219,6 +222,9 @@ _TASK_AND_INSTANCE = (
     .where(_TASK.c.id == bindparam("task_id"))
 )
 _TASK_AND_INSTANCE_LOCKED = DriverQuery(_TASK_AND_INSTANCE.with_for_update())
+_TASK_AND_INSTANCE_ON_DRIVER = DriverQuery(_TASK_AND_INSTANCE)
+_OFFERED = DriverQuery(select(TaskCandidate.task_id).where(TaskCandidate.task_id == bindparam("task_id"),
+                                                           TaskCandidate.user_id == bindparam("user_id")))
 
 
 def lock_task_and_case(session: Session, task_id: str) -> tuple[object, InstanceRow] | None:
@@ -230,5 +236,10 @@ def lock_task_and_case(session: Session, task_id: str) -> tuple[object, Instance
     return row, instance
 
 
-def read_task(session: Session, task_id: str) -> object | None:
-    return session.connection().execute(_TASK_AND_INSTANCE, {"task_id": task_id}).one_or_none()
+def read_task(session: Source, task_id: str) -> object | None:
+    return _TASK_AND_INSTANCE_ON_DRIVER.one_or_none(session, {"task_id": task_id})
+
+
+def is_offered(session: Source, task_id: str, user_id: str) -> bool:
+    """Whether a restricted task is offered to this user (task_candidate row)."""
+    return _OFFERED.one_or_none(session, {"task_id": task_id, "user_id": user_id}) is not None

@@ -17,12 +17,14 @@ from engine.services.context import EngineContext
 from engine.services.persistence import (
     InstanceRow,
     append_case_events,
+    is_offered,
     load_workflow,
     lock_task_and_case,
     read_task,
     save_workflow,
 )
 from engine.store import audit
+from engine.store.driver import DriverQuery, Source
 from engine.store.models import ProcessInstance, Task, TaskCandidate, table_of
 
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
@@ -70,15 +72,16 @@ _INBOX = (
     .order_by(_TASK.c.urgency, _TASK.c.due_at.is_(None), _TASK.c.due_at, _TASK.c.created_at)
     .limit(bindparam("limit"))
 )
+_INBOX_ON_DRIVER = DriverQuery(_INBOX)
 
 
 def list_tasks(ctx: EngineContext, actor: Actor, limit: int = 200) -> list[TaskView]:
     """Open tasks this actor holds or may claim, most urgent first, then by due time and age."""
-    with ctx.read() as session:
-        rows = session.connection().execute(_INBOX, {
+    with ctx.driver_read() as reader:
+        rows = _INBOX_ON_DRIVER.all(reader, {
             "user": actor.user_id, "roles": sorted(actor.roles) or [""], "sites": sorted(actor.sites) or [""],
-            "limit": limit}).all()
-        return [_view(r) for r in rows]
+            "limit": limit})
+    return [_view(r) for r in rows]
 
 
 def get_task(ctx: EngineContext, actor: Actor, task_id: str) -> TaskView:
@@ -93,10 +96,10 @@ def task_data(ctx: EngineContext, actor: Actor, task_id: str) -> dict[str, Any]:
 
 def task_with_data(ctx: EngineContext, actor: Actor, task_id: str) -> tuple[TaskView, dict[str, Any]]:
     """A task and the data its form is pre-filled with, read together (one check, one read of the task)."""
-    with ctx.read() as session:
-        row = _check_open(session, actor, read_task(session, task_id))
+    with ctx.driver_read() as reader:
+        row = _check_open(reader, actor, read_task(reader, task_id))
         instance = _instance_of(row)
-        cached = load_workflow(ctx, session, instance)
+        cached = load_workflow(ctx, reader, instance)
         data = cached.live.task_data(task_id)
     ctx.live_cache.put(instance.id, cached)
     return _view(row), data
@@ -106,13 +109,13 @@ def _instance_of(row: Any) -> InstanceRow:
     return InstanceRow(*(getattr(row, f"case_{name}") for name in InstanceRow.__dataclass_fields__))
 
 
-def _offered(session: Session, row: Any, actor: Actor) -> bool | None:
+def _offered(session: Source, row: Any, actor: Actor) -> bool | None:
     if not row.restricted:
         return None
-    return session.get(TaskCandidate, (row.id, actor.user_id)) is not None
+    return is_offered(session, row.id, actor.user_id)
 
 
-def _check_open(session: Session, actor: Actor, row: Any) -> Any:
+def _check_open(session: Source, actor: Actor, row: Any) -> Any:
     """The task if this actor may see it and it is still open; NotFound hides other people's tasks."""
     if row is None or not may_see_task(actor, row.lane, row.site_id, row.assignee if row.status == "open" else None,
                                        _offered(session, row, actor)):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from engine.store.sqlite_writer_lock import WriterLock
 
 GENESIS_HASH = "0" * 64
 
@@ -43,11 +44,9 @@ def _tune_sqlite(engine: Engine) -> None:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
-    # Writers of this process queue on a Python lock before BEGIN IMMEDIATE: SQLite's busy handler polls with
-    # sleeps of up to 100 ms, so threads contending for the write lock inside SQLite waited far longer than the
-    # transactions they waited for (HTTP benchmark, 20 clients: completion p99 1.7 s). Other processes still
-    # wait in SQLite's busy handler (busy_timeout).
-    writer_lock = threading.Lock()
+    # Writers queue before BEGIN IMMEDIATE on a lock of their own (engine.store.sqlite_writer_lock says why).
+    writer_lock = WriterLock(_writer_lock_path(engine))
+    event.listen(engine, "engine_disposed", lambda _engine: writer_lock.close())
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -91,14 +90,25 @@ def _tune_sqlite(engine: Engine) -> None:
             writer_lock.release()
 
 
+def _database_file(engine: Engine) -> str | None:
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return str(Path(database).resolve())
+
+
+def _writer_lock_path(engine: Engine) -> str | None:
+    path = _database_file(engine)
+    return None if path is None else path + "-writer.lock"
+
+
 def _checkpoint_in_background(engine: Engine) -> None:
     """File databases only: their WAL is checkpointed by engine.store.sqlite_checkpoint (see there why)."""
     from engine.store.sqlite_checkpoint import CHECKPOINTER
 
-    database = engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
+    path = _database_file(engine)
+    if path is None:
         return
-    path = str(Path(database).resolve())
     registered = False
 
     # Registered while the engine has connections; dispose() (which may be called again, or followed by new

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.dml import UpdateBase
 
 
@@ -82,36 +82,97 @@ class DriverStatement:
             cursor.close()
 
 
+class DriverReader:
+    """A pooled DBAPI connection inside a read transaction (EngineContext.driver_read): for the reads every
+    API call makes (bearer token, inbox, task), where a Session and its Connection would cost more than the
+    statements themselves."""
+
+    __slots__ = ("driver_connection", "dialect")
+
+    def __init__(self, driver_connection: Any, dialect: Dialect):
+        self.driver_connection = driver_connection
+        self.dialect = dialect
+
+
+Source = Session | DriverReader
+
+
+def _driver_side(source: Source) -> tuple[Any, Dialect]:
+    if isinstance(source, DriverReader):
+        return source.driver_connection, source.dialect
+    connection = source.connection()
+    return connection.connection.driver_connection, connection.dialect
+
+
 class DriverQuery:
     """A SELECT compiled by SQLAlchemy once per dialect and run on the driver's cursor; each row comes back as a
-    named tuple of values converted by SQLAlchemy's own result processors (dates, booleans...)."""
+    named tuple of values converted by SQLAlchemy's own result processors (dates, booleans...).
 
-    def __init__(self, statement: Select[Any]):
+    Expanding parameters (`bindparam("roles", expanding=True)`, given a list) are compiled once per dialect
+    and list lengths, as `IN (?, ?)` with parameters roles_1, roles_2."""
+
+    def __init__(self, statement: Select[Any] | CompoundSelect):
         self._statement = statement
-        self._by_dialect: dict[str, tuple[_Compiled, Any, list[Any]]] = {}
+        self._by_key: dict[tuple[Any, ...], tuple[_Compiled, Any, list[Any]]] = {}
+        self._expanding: dict[str, tuple[str, ...]] = {}  # dialect -> names of its expanding parameters
+        self._required: dict[str, tuple[str, ...]] = {}
 
-    def _compiled(self, dialect: Dialect) -> tuple[_Compiled, Any, list[Any]]:
-        found = self._by_dialect.get(dialect.name)
+    def _compiled(self, dialect: Dialect, values: Mapping[str, Any]) -> tuple[_Compiled, Any, list[Any]]:
+        expanding = self._expanding.get(dialect.name)
+        if expanding is None:
+            plain = self._statement.compile(dialect=dialect)
+            expanding = self._expanding.setdefault(
+                dialect.name, tuple(sorted(n for n, b in plain.binds.items() if b.expanding)))
+            self._required[dialect.name] = tuple(n for n, b in plain.binds.items() if b.required and not b.expanding)
+        key = (dialect.name, *(len(values[name]) for name in expanding))
+        found = self._by_key.get(key)
         if found is None:
-            c = self._statement.compile(dialect=dialect)
-            columns = c._result_columns
-            row_class = namedtuple("Row", [column[0] for column in columns])  # type: ignore[misc]
-            converters = [column[3]._cached_result_processor(dialect, None) for column in columns]
-            found = self._by_dialect.setdefault(dialect.name, (_Compiled.of(c), row_class, converters))
+            found = self._by_key.setdefault(key, self._compile(dialect, expanding, values))
         return found
 
-    def one_or_none(self, session: Session, values: Mapping[str, Any]) -> Any:
-        connection = session.connection()
-        compiled, row_class, converters = self._compiled(connection.dialect)
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(compiled.sql, compiled.parameters(values))
-            rows = cursor.fetchmany(2)
-        finally:
-            cursor.close()
+    def _compile(self, dialect: Dialect, expanding: tuple[str, ...],
+                 values: Mapping[str, Any]) -> tuple[_Compiled, Any, list[Any]]:
+        if expanding:
+            placeholders: dict[str, Any] = {name: None for name in self._required[dialect.name]}
+            placeholders.update({name: [None] * len(values[name]) for name in expanding})
+            c = self._statement.params(placeholders).compile(dialect=dialect,
+                                                             compile_kwargs={"render_postcompile": True})
+            compiled = _Compiled.of(c)
+            compiled.literals = {k: v for k, v in compiled.literals.items() if k not in placeholders}
+        else:
+            c = self._statement.compile(dialect=dialect)
+            compiled = _Compiled.of(c)
+        columns = c._result_columns
+        row_class = namedtuple("Row", [column[0] for column in columns])  # type: ignore[misc]
+        converters = [column[3]._cached_result_processor(dialect, None) for column in columns]
+        return compiled, row_class, converters
+
+    def all(self, source: Source, values: Mapping[str, Any]) -> list[Any]:
+        return self._run(source, values, None)
+
+    def one_or_none(self, source: Source, values: Mapping[str, Any]) -> Any:
+        rows = self._run(source, values, 2)
         if not rows:
             return None
         if len(rows) > 1:
             raise ValueError("more than one row")
-        return row_class(*(convert(value) if convert is not None else value
-                           for convert, value in zip(converters, rows[0], strict=True)))
+        return rows[0]
+
+    def _run(self, source: Source, values: Mapping[str, Any], at_most: int | None) -> list[Any]:
+        driver_connection, dialect = _driver_side(source)
+        compiled, row_class, converters = self._compiled(dialect, values)
+        expanding = self._expanding[dialect.name]
+        if expanding:
+            values = dict(values)
+            for name in expanding:
+                values.update({f"{name}_{n}": item for n, item in enumerate(values.pop(name), start=1)})
+        cursor = driver_connection.cursor()
+        try:
+            cursor.execute(compiled.sql, compiled.parameters(values))
+            rows = cursor.fetchall() if at_most is None else cursor.fetchmany(at_most)
+        finally:
+            cursor.close()
+        if not any(converters):
+            return [row_class(*row) for row in rows]
+        return [row_class(*(convert(value) if convert is not None else value
+                            for convert, value in zip(converters, row, strict=True))) for row in rows]
