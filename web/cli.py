@@ -38,7 +38,7 @@ def main() -> None:
 @click.option("--port", default=None, type=int, help="Listen port (default TELERAD_PORT or 5000).")
 @click.option("--threads", default=8, show_default=True, help="Request threads (of each web process).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Web processes. Above 1: gunicorn with that many processes, and the timers and listeners in "
+              help="Web processes. Above 1: Granian with that many processes, and the timers and listeners in "
                    "one `telerad worker` process started beside them (unless --no-scheduler).")
 @click.option("--no-scheduler", is_flag=True,
               help="Web only: no timers, no HL7/DICOM listeners in this process (run `telerad worker`).")
@@ -76,11 +76,11 @@ def run(host: str | None, port: int | None, threads: int, workers: int, no_sched
 
 def _serve_processes(settings: Settings, host: str, port: int, threads: int, workers: int,
                      no_scheduler: bool) -> None:
-    """gunicorn (pre-fork, one app per process, `gthread` workers) and, unless told not to, one sibling
+    """Granian (N worker processes, one app per process) and, unless told not to, one sibling
     `telerad worker` for the timers and listeners, stopped with the web processes."""
     import subprocess
 
-    from web.wsgi import GunicornServer
+    from web.wsgi import GranianServer
 
     if settings.database_url.startswith("sqlite"):
         click.echo("warning: several web processes on SQLite share one file on this machine only; "
@@ -91,7 +91,7 @@ def _serve_processes(settings: Settings, host: str, port: int, threads: int, wor
     click.echo(f"Telerad on http://{host}:{port}/ with {workers} web processes x {threads} threads"
                f"{'' if sibling is None else f', timers and listeners in process {sibling.pid}'}")
     try:
-        GunicornServer(settings, host, port, workers, threads).run()
+        GranianServer(settings, host, port, workers, threads).run()
     finally:
         if sibling is not None:
             sibling.terminate()

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, insert, select
 
 from engine.domain.actors import Actor
 from engine.errors import Forbidden, NotFound
 from engine.runtime import using_clock
 from engine.services.context import EngineContext
-from engine.services.persistence import InstanceRow, bundle_of, save_workflow
+from engine.services.persistence import InstanceRow, bundle_of, prepare_save, save_workflow, write_save
 from engine.store import audit
 from engine.store.db import GENESIS_HASH
+from engine.store.driver import DriverQuery, Source
 from engine.store.models import ProcessDefinition, ProcessInstance, Task, table_of
 
 
@@ -27,11 +27,16 @@ def start_instance(ctx: EngineContext, actor: Actor, process_id: str, data: dict
     """
     # Every case has an accession number (its images correlate on it); a RIS order brings its own.
     start_data = {"accession_number": None, **(data or {}), "site_id": site_id}
+    # The engine steps and the encoding of the state run before the write transaction (a new case has nothing
+    # to lock), so the write lock is held for the inserts alone.
+    with ctx.driver_read() as reader:
+        definition_id = _latest_definition_id(reader, process_id)
+        bundle = bundle_of(ctx, reader, definition_id)
+    with using_clock(ctx.clock):
+        live = ctx.runtime.start(bundle, start_data)
+        submitted = _complete_first_task(ctx, actor, live, first_task) if first_task is not None else None
+    state = ctx.runtime.dump(live)
     with ctx.write() as session:
-        definition_id = _latest_definition_id(session, process_id)
-        with using_clock(ctx.clock):
-            live = ctx.runtime.start(bundle_of(ctx, session, definition_id), start_data)
-            submitted = _complete_first_task(ctx, actor, live, first_task) if first_task is not None else None
         now = ctx.clock.now()
         instance_id = session.execute(insert(table_of(ProcessInstance)).values(
             definition_id=definition_id, process_id=process_id, status="running", site_id=site_id, state="",
@@ -51,7 +56,8 @@ def start_instance(ctx: EngineContext, actor: Actor, process_id: str, data: dict
             events.append(audit.AuditEntry(actor.user_id, "task.completed", instance_id, {
                 "task_id": submitted.task_id, "task": submitted.spec_name, "title": submitted.title,
                 "fields": sorted(first_task or {})}))
-        cached = save_workflow(ctx, session, row, live, None, actor, events)
+        prepared = prepare_save(ctx, row, live, None, actor, events, state=state)
+        cached = write_save(ctx, session, prepared, actor)
         session.commit()
     ctx.live_cache.put(instance_id, cached)
     return instance_id
@@ -70,14 +76,15 @@ def _complete_first_task(ctx: EngineContext, actor: Actor, live: Any, data: dict
     return first
 
 
-def _latest_definition_id(session: Session, process_id: str) -> int:
-    definition_id = session.execute(
-        select(ProcessDefinition.id).where(ProcessDefinition.process_id == process_id)
-        .order_by(ProcessDefinition.version.desc()).limit(1)
-    ).scalar_one_or_none()
-    if definition_id is None:
+_LATEST_DEFINITION = DriverQuery(select(ProcessDefinition.id).where(ProcessDefinition.process_id == bindparam("p"))
+                                 .order_by(ProcessDefinition.version.desc()).limit(1))
+
+
+def _latest_definition_id(session: Source, process_id: str) -> int:
+    found = _LATEST_DEFINITION.one_or_none(session, {"p": process_id})
+    if found is None:
         raise NotFound(f"Aucun processus déployé ne s'appelle « {process_id} ».")
-    return definition_id
+    return int(found.id)
 
 
 def case_data(ctx: EngineContext, instance_id: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -40,7 +41,8 @@ _LOCK_INSTANCE = select(*_INSTANCE_COLUMNS).where(_INSTANCE.c.id == bindparam("i
 _STATE = DriverQuery(select(_INSTANCE.c.state).where(_INSTANCE.c.id == bindparam("id")))
 _DEFINITION_SOURCE = DriverQuery(select(ProcessDefinition.source).where(ProcessDefinition.id == bindparam("id")))
 _SAVE = DriverStatement(
-    update(_INSTANCE).where(_INSTANCE.c.id == bindparam("b_id"), _INSTANCE.c.version == bindparam("b_version"))
+    update(_INSTANCE).where(_INSTANCE.c.id == bindparam("b_id"), _INSTANCE.c.version == bindparam("b_version"),
+                            _INSTANCE.c.audit_seq == bindparam("b_audit_seq"))
     .values(state=bindparam("state"), status=bindparam("status"), updated_at=bindparam("updated_at"),
             ended_at=bindparam("ended_at"), version=bindparam("new_version"),
             audit_seq=bindparam("audit_seq"), audit_hash=bindparam("audit_hash"),
@@ -111,11 +113,24 @@ def load_workflow(ctx: EngineContext, session: Source, instance: InstanceRow) ->
     return CachedWorkflow(instance.version, live, live.snapshot())
 
 
-def save_workflow(ctx: EngineContext, session: Session, instance: InstanceRow, live: LiveWorkflow,
-                  before: Snapshot | None, actor: Actor, events: Iterable[audit.AuditEntry],
-                  completed_task_id: str | None = None, end_as: str | None = None) -> CachedWorkflow:
-    """Write state, index rows and audit events; raise Conflict if someone saved this case meanwhile.
-    `end_as` ends the case with that status (e.g. "cancelled") whatever the workflow says."""
+@dataclass(frozen=True)
+class PreparedSave:
+    """Everything a save writes that can be computed before taking the write lock: the new state, the case
+    columns and the audit rows, for an instance row as read (`write_save` refuses if it changed since)."""
+
+    instance: InstanceRow
+    live: LiveWorkflow
+    before: Snapshot | None
+    after: Snapshot
+    columns: dict[str, Any]
+    audit_rows: list[dict[str, Any]]
+    saved: InstanceRow
+
+
+def prepare_save(ctx: EngineContext, instance: InstanceRow, live: LiveWorkflow, before: Snapshot | None,
+                 actor: Actor, events: Iterable[audit.AuditEntry], end_as: str | None = None,
+                 state: str | None = None) -> PreparedSave:
+    """`state`: the workflow already encoded by the caller (ctx.runtime.dump), if it was."""
     now = ctx.clock.now()
     after = live.snapshot()
     events = list(events)
@@ -126,20 +141,39 @@ def save_workflow(ctx: EngineContext, session: Session, instance: InstanceRow, l
         status, ended_at = "completed", now
         events.append(audit.AuditEntry(actor.user_id, "instance.completed", instance.id))
     rows, head = audit.build_rows(instance.id, instance.audit_head, events, now)
-    saved_rows = _SAVE.execute(session, [{
-        "b_id": instance.id, "b_version": instance.version, "state": ctx.runtime.dump(live), "status": status,
-        "updated_at": now, "ended_at": ended_at, "new_version": instance.version + 1,
-        "audit_seq": head.seq, "audit_hash": head.hash, **asdict(case_summary(live.latest_data())),
-    }])
-    if saved_rows != 1:
-        raise Conflict("Le dossier a été modifié en même temps ; rechargez la page.")
+    columns = {
+        "b_id": instance.id, "b_version": instance.version, "b_audit_seq": instance.audit_seq,
+        "state": ctx.runtime.dump(live) if state is None else state, "status": status, "updated_at": now,
+        "ended_at": ended_at,
+        "new_version": instance.version + 1, "audit_seq": head.seq, "audit_hash": head.hash,
+        **asdict(case_summary(live.latest_data())),
+    }
     saved = replace(instance, status=status, version=instance.version + 1, audit_seq=head.seq, audit_hash=head.hash)
-    sync_index(session, saved, before, after, now, actor, completed_task_id)
-    audit.insert_rows(session, rows)
+    return PreparedSave(instance, live, before, after, columns, rows, saved)
+
+
+def write_save(ctx: EngineContext, session: Session, prepared: PreparedSave, actor: Actor,
+               completed_task_id: str | None = None) -> CachedWorkflow:
+    """Write a prepared save; raise Conflict if the case was saved, or its audit chain extended, meanwhile."""
+    if _SAVE.execute(session, [prepared.columns]) != 1:
+        raise Conflict("Le dossier a été modifié en même temps ; rechargez la page.")
+    saved = prepared.saved
+    sync_index(session, saved, prepared.before, prepared.after, prepared.columns["updated_at"], actor,
+               completed_task_id)
+    audit.insert_rows(session, prepared.audit_rows)
     if ctx.save_hooks:
         for hook in ctx.save_hooks:
-            hook(session, saved, live.latest_data())
-    return CachedWorkflow(saved.version, live, after)
+            hook(session, saved, prepared.live.latest_data())
+    return CachedWorkflow(saved.version, prepared.live, prepared.after)
+
+
+def save_workflow(ctx: EngineContext, session: Session, instance: InstanceRow, live: LiveWorkflow,
+                  before: Snapshot | None, actor: Actor, events: Iterable[audit.AuditEntry],
+                  completed_task_id: str | None = None, end_as: str | None = None) -> CachedWorkflow:
+    """Write state, index rows and audit events; raise Conflict if someone saved this case meanwhile.
+    `end_as` ends the case with that status (e.g. "cancelled") whatever the workflow says."""
+    prepared = prepare_save(ctx, instance, live, before, actor, events, end_as)
+    return write_save(ctx, session, prepared, actor, completed_task_id)
 
 
 def sync_index(session: Session, instance: InstanceRow, before: Snapshot | None, after: Snapshot,

@@ -20,8 +20,9 @@ from engine.services.persistence import (
     is_offered,
     load_workflow,
     lock_task_and_case,
+    prepare_save,
     read_task,
-    save_workflow,
+    write_save,
 )
 from engine.store import audit
 from engine.store.driver import DriverQuery, Source
@@ -163,30 +164,50 @@ def unclaim_task(ctx: EngineContext, actor: Actor, task_id: str) -> TaskView:
         return _view(row, assignee=None)
 
 
+_COMPLETE_ATTEMPTS = 3
+
+
 def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str, Any]) -> int:
     """Validate the form, run the task and every engine step after it, save everything atomically.
 
     Returns the instance id. Raises NotFound, Conflict (lost race, claimed by someone else) or
     FormValidationError; nothing is written unless everything succeeds.
+
+    Optimistic: the checks, the engine steps and the encoding of the new state run on a read of the task and
+    its case; the write transaction then locks both, and saves only if the case is still at the version and
+    audit head that were read (any change to a case or its tasks moves one of them). Otherwise the work is
+    thrown away and done again on a fresh read. The write lock (SQLite: one writer at a time) is so held
+    for the statements alone, not for the engine.
     """
     _check_field_names(data)
-    with ctx.write() as session:
-        row, instance = _locked_open_task(session, actor, task_id)
-        if not may_complete_task(actor, row.lane, row.site_id, row.assignee, _offered(session, row, actor)):
-            raise Conflict(f"Cette tâche a été prise par {row.assignee}.")
-        if row.form_key:
-            ctx.forms.validate(row.form_key, data)
-        cached = load_workflow(ctx, session, instance)
+    for _attempt in range(_COMPLETE_ATTEMPTS):
+        with ctx.driver_read() as reader:
+            row = _check_open(reader, actor, read_task(reader, task_id))
+            if not may_complete_task(actor, row.lane, row.site_id, row.assignee, _offered(reader, row, actor)):
+                raise Conflict(f"Cette tâche a été prise par {row.assignee}.")
+            if row.form_key:
+                ctx.forms.validate(row.form_key, data)
+            instance = _instance_of(row)
+            cached = load_workflow(ctx, reader, instance)
         with using_clock(ctx.clock):
             cached.live.complete_user_task(task_id, data, actor.user_id)
-        entry = save_workflow(ctx, session, instance, cached.live, cached.snapshot, actor, [
+        prepared = prepare_save(ctx, instance, cached.live, cached.snapshot, actor, [
             audit.AuditEntry(actor.user_id, "task.completed", instance.id,
-                             {"task_id": task_id, "task": row.spec_name, "title": row.title,
-                              "fields": sorted(data)}),
-        ], completed_task_id=task_id)
-        session.commit()
-    ctx.live_cache.put(instance.id, entry)
-    return instance.id
+                             {"task_id": task_id, "task": row.spec_name, "title": row.title, "fields": sorted(data)}),
+        ])
+        with ctx.write() as session:
+            found = lock_task_and_case(session, task_id)
+            if found is None or not _unchanged(found[1], instance):
+                continue  # saved by someone else since the read: the changed workflow is dropped, not cached
+            entry = write_save(ctx, session, prepared, actor, completed_task_id=task_id)
+            session.commit()
+        ctx.live_cache.put(instance.id, entry)
+        return instance.id
+    raise Conflict("Le dossier a été modifié plusieurs fois pendant l'enregistrement ; réessayez.")
+
+
+def _unchanged(locked: InstanceRow, read: InstanceRow) -> bool:
+    return locked.version == read.version and locked.audit_seq == read.audit_seq
 
 
 def _check_field_names(data: Any) -> None:

@@ -183,3 +183,56 @@ def test_two_threads_completing_one_task_exactly_one_wins(deployed, make_ctx):
             select(audit.AuditEvent).where(audit.AuditEvent.action == "task.completed")).all()
         assert len(completed) == 1
         assert audit.verify(session)[1] == []
+
+
+def _interleaved(monkeypatch, meanwhile):
+    """Run `meanwhile` once, between a completion's read and its write (after the engine steps)."""
+    from engine.services import tasks as task_service
+
+    original = task_service.prepare_save
+    calls = []
+
+    def prepare_then_interfere(*args, **kwargs):
+        prepared = original(*args, **kwargs)
+        if not calls:
+            calls.append(1)
+            meanwhile()
+        return prepared
+
+    monkeypatch.setattr(task_service, "prepare_save", prepare_then_interfere)
+    return calls
+
+
+def test_completion_redone_when_the_case_changed_between_read_and_write(deployed, make_ctx, monkeypatch):
+    # Another server claims and releases the task after this completion read it: the case's audit head moved,
+    # so the completion is worked out again on a fresh read and both changes are in one intact chain.
+    ctx, other = deployed, make_ctx()
+    instance_id = start_instance(ctx, REQUESTER, "engine_flow", {}, site_id="site-a")
+    task = only_task(ctx, REQUESTER)
+    calls = _interleaved(monkeypatch, lambda: (claim_task(other, REQUESTER, task.id),
+                                               unclaim_task(other, REQUESTER, task.id)))
+    assert complete_task(ctx, REQUESTER, task.id, dict(SUBMIT)) == instance_id
+    assert calls == [1]
+    with ctx.read() as session:
+        actions = session.execute(select(audit.AuditEvent.action).where(audit.AuditEvent.chain == instance_id)
+                                  .order_by(audit.AuditEvent.seq)).scalars().all()
+        assert actions[-3:] == ["task.claimed", "task.unclaimed", "task.completed"]
+        assert audit.verify(session)[1] == []
+        assert session.get(Task, task.id).status == "completed"
+    assert only_task(ctx, RADIOLOGIST).spec_name == "review"
+
+
+def test_completion_refused_when_the_task_was_completed_between_read_and_write(deployed, make_ctx, monkeypatch):
+    ctx, other = deployed, make_ctx()
+    start_instance(ctx, REQUESTER, "engine_flow", {}, site_id="site-a")
+    task = only_task(ctx, REQUESTER)
+    _interleaved(monkeypatch, lambda: complete_task(other, REQUESTER, task.id, dict(SUBMIT)))
+    with pytest.raises(Conflict, match="déjà terminée"):
+        complete_task(ctx, REQUESTER, task.id, dict(SUBMIT))
+    with ctx.read() as session:
+        completed = session.execute(
+            select(audit.AuditEvent).where(audit.AuditEvent.action == "task.completed")).all()
+        assert len(completed) == 1
+        assert len(session.execute(select(Task).where(Task.spec_name == "review")).all()) == 1
+        assert audit.verify(session)[1] == []
+    assert only_task(ctx, RADIOLOGIST).spec_name == "review"  # the dropped workflow was not cached
