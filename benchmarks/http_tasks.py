@@ -9,9 +9,12 @@ Not a test. Run from the project root:
 It prepares a fresh database (a SQLite file in a temporary folder; with TELERAD_DATABASE_URL, a new database
 created on that PostgreSQL server and dropped afterwards), deploys tests/data/bpmn/bench_ten_tasks.bpmn with
 its JSON Schema form stored as a designer form, creates one site and one requester per client with a bearer
-token, then starts `telerad run` on a free loopback port with TELERAD_SQL_STATS=1 and drives cases through
-/api/v1 with 1, then 4, then 20 concurrent clients (one keep-alive HTTP connection each): create (the request
-form completes the first task), then for each of the nine other tasks: list, fetch, complete.
+token, then starts `telerad run --workers 2 --threads 2` (two Granian web processes, one per core of the
+2-core reference machine, and the timer/listener worker beside them; `--workers 1` serves with waitress in
+one process, as `make run` does) on a free loopback port with TELERAD_SQL_STATS=1, and drives cases through
+/api/v1 with 1, then 4, then 20 concurrent clients (one keep-alive HTTP connection each, no think time):
+create (the request form completes the first task), then for each of the nine other tasks: list, fetch,
+complete. SQL counts and server CPU are summed over the web processes.
 """
 
 from __future__ import annotations
@@ -205,7 +208,7 @@ class Client:
         self.connection.close()
 
 
-def stats(port: int, admin_token: str) -> dict[str, Any]:
+def _stats_of_one_process(port: int, admin_token: str) -> dict[str, Any]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     connection.request("GET", "/debug/sql-stats", headers={"Authorization": f"Bearer {admin_token}"})
     response = connection.getresponse()
@@ -216,11 +219,33 @@ def stats(port: int, admin_token: str) -> dict[str, Any]:
     return dict(json.loads(body))
 
 
+def stats(port: int, admin_token: str, workers: int) -> dict[str, Any]:
+    """The counters of every web process, summed: each process answers for itself, and a new connection may
+    reach any of them, so it asks on new connections until it has heard from `workers` processes."""
+    by_pid: dict[int, dict[str, Any]] = {}
+    for _ in range(200 * workers):
+        answer = _stats_of_one_process(port, admin_token)
+        by_pid[answer["pid"]] = answer
+        if len(by_pid) == workers:
+            break
+    else:
+        raise RuntimeError(f"/debug/sql-stats: heard from {len(by_pid)} of {workers} web processes")
+    endpoints: dict[str, dict[str, float]] = {}
+    for answer in by_pid.values():
+        for name, values in answer["endpoints"].items():
+            total = endpoints.setdefault(name, {})
+            for key, value in values.items():
+                total[key] = total.get(key, 0) + value
+    return {"pids": sorted(by_pid), "cpu_ms": sum(a["cpu_ms"] for a in by_pid.values()), "endpoints": endpoints,
+            "rss_bytes": {pid: a["rss_bytes"] or 0 for pid, a in by_pid.items()}}
+
+
 @dataclass
 class Phase:
     clients: int
     cases: int
     wall_s: float = 0.0
+    client_cpu_s: float = 0.0  # CPU of the benchmark's own client threads, on the same cores as the server
     completions: int = 0
     timings: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -249,10 +274,11 @@ def drive(port: int, tokens: list[str], clients: int, cases: int) -> Phase:
     for thread in threads:
         thread.start()
     barrier.wait()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for thread in threads:
         thread.join()
     phase.wall_s = time.perf_counter() - t0
+    phase.client_cpu_s = time.process_time() - cpu0
     phase.completions = sum(done)
     for timings in per_thread:
         for kind, values in timings.items():
@@ -316,35 +342,35 @@ def run(cases: int, threads: int, workers: int, memory_completions: int) -> dict
             report: dict[str, Any] = {"database": "sqlite" if url.startswith("sqlite") else "postgresql",
                                       "cases_per_phase": cases, "server_threads": threads, "server_workers": workers}
             if memory_completions:
-                report.update(measure_memory(server.port, tokens, admin_token, memory_completions))
+                report.update(measure_memory(server.port, tokens, admin_token, memory_completions, workers))
             else:
                 report.update(measure_phases(url, server.port, tokens, admin_token, cases, workers))
         finally:
             stop_server(server)
+    server_name = "granian" if workers > 1 else "waitress"
     report["versions"] = {"python": platform.python_version(), "SQLAlchemy": version("SQLAlchemy"),
-                          "waitress": version("waitress")}
+                          "server": f"{server_name} {version(server_name)}"}
     return report
 
 
 def measure_phases(url: str, port: int, tokens: list[str], admin_token: str, cases: int,
                    workers: int) -> dict[str, Any]:
-    """With several web processes the counters are those of the process that answered /debug/sql-stats: ratios
-    per completion stay right, process-wide CPU does not, so it is left out."""
+    """Counters and CPU are summed over the web processes (`stats`)."""
     report: dict[str, Any] = {}
     bytes_before = database_bytes(url)
     total_cases = 0
     for clients in CLIENT_COUNTS:
-        before = stats(port, admin_token)
+        before = stats(port, admin_token, workers)
         phase = drive(port, tokens, clients, max(cases, clients))
-        after = stats(port, admin_token)
+        after = stats(port, admin_token, workers)
         total_cases += phase.cases
         report.update(latency_keys(phase))
         complete = endpoint_delta(before, after, COMPLETE_ENDPOINT)
         per = complete["requests"] or 1
         all_cpu_ms = after["cpu_ms"] - before["cpu_ms"]
         report[f"server_cpu_ms_per_completion_{clients}"] = round(complete["cpu_ms"] / per, 3)
-        if workers == 1:
-            report[f"server_cpu_ms_per_completion_all_calls_{clients}"] = round(all_cpu_ms / phase.completions, 3)
+        report[f"server_cpu_ms_per_completion_all_calls_{clients}"] = round(all_cpu_ms / phase.completions, 3)
+        report[f"client_cpu_ms_per_completion_{clients}"] = round(1000 * phase.client_cpu_s / phase.completions, 3)
         if clients == 1:  # one client: nothing else runs, so per-completion counts are exact
             report["sql_per_completion"] = round(complete["statements"] / per, 2)
             report["sqlalchemy_statements_per_completion"] = round(complete["sqlalchemy_statements"] / per, 2)
@@ -358,8 +384,8 @@ def measure_phases(url: str, port: int, tokens: list[str], admin_token: str, cas
         report[f"completions_{clients}"] = phase.completions
         report[f"wall_s_{clients}"] = round(phase.wall_s, 2)
     report["db_bytes_per_case"] = round((database_bytes(url) - bytes_before) / total_cases)
-    final = stats(port, admin_token)
-    report["server_rss_mb"] = round((final["rss_bytes"] or 0) / 2**20, 1)
+    final = stats(port, admin_token, workers)
+    report["server_rss_mb"] = round(max(final["rss_bytes"].values()) / 2**20, 1)  # the largest web process
     report["targets"] = {
         "complete_median_ms_1 < 10": report["complete_median_ms_1"] < 10,
         "complete_p99_ms_20 < 50": report["complete_p99_ms_20"] < 50,
@@ -369,17 +395,19 @@ def measure_phases(url: str, port: int, tokens: list[str], admin_token: str, cas
     return report
 
 
-def measure_memory(port: int, tokens: list[str], admin_token: str, completions: int) -> dict[str, Any]:
-    """Server RSS after a warm-up, then after `completions` more task completions by 4 clients."""
+def measure_memory(port: int, tokens: list[str], admin_token: str, completions: int, workers: int) -> dict[str, Any]:
+    """RSS of each web process after a warm-up, then after `completions` more task completions by 4 clients;
+    the ratio reported is that of the process that grew most."""
     drive(port, tokens, 4, 100)  # past the first allocations of every cache
-    start = stats(port, admin_token)
+    start = stats(port, admin_token, workers)["rss_bytes"]
     cases = -(-completions // (TASKS_PER_CASE - 1))
     t0 = time.perf_counter()
     phase = drive(port, tokens, 4, cases)
-    end = stats(port, admin_token)
-    ratio = end["rss_bytes"] / start["rss_bytes"]
+    end = stats(port, admin_token, workers)["rss_bytes"]
+    pid = max(start, key=lambda p: end[p] / start[p])
+    ratio = end[pid] / start[pid]
     return {"memory_completions": phase.completions, "memory_wall_s": round(time.perf_counter() - t0, 1),
-            "rss_start_mb": round(start["rss_bytes"] / 2**20, 1), "rss_end_mb": round(end["rss_bytes"] / 2**20, 1),
+            "rss_start_mb": round(start[pid] / 2**20, 1), "rss_end_mb": round(end[pid] / 2**20, 1),
             "rss_ratio": round(ratio, 3), "targets": {"rss_ratio <= 1.2": ratio <= 1.2}}
 
 
@@ -396,8 +424,9 @@ def print_table(report: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=60, help="cases per phase (1, 4 and 20 clients)")
-    parser.add_argument("--threads", type=int, default=8, help="request threads of the server (telerad run)")
-    parser.add_argument("--workers", type=int, default=1, help="web processes (telerad run --workers)")
+    parser.add_argument("--threads", type=int, default=2, help="request threads of each web process")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="web processes (telerad run --workers; 1: waitress in one process, as `make run`)")
     parser.add_argument("--memory", action="store_true", help="instead: server RSS over 10,000 completions")
     parser.add_argument("--completions", type=int, default=10_000, help="completions of --memory")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -4,7 +4,9 @@ Every statement is counted on the DBAPI cursor itself (a cursor subclass install
 opened), so statements that bypass SQLAlchemy's execution machinery (engine.store.driver runs the hot
 writes on the driver's cursor, and the SQLite BEGIN goes straight to the driver connection) are counted
 like the others. SQLAlchemy's own `before_cursor_execute` event is counted apart (`sqlalchemy_statements`),
-and its `begin`, `commit` and `rollback` events count transactions. Counts are kept per Flask endpoint of
+its `commit` and `rollback` events count commits and rollbacks, and connections taken from the pool count
+transactions (one each: a Session's, or a read on the driver's cursor, `EngineContext.driver_read`, which
+SQLAlchemy's `begin` event does not see). Counts are kept per Flask endpoint of
 the request that caused them (plus `(background)` for the scheduler and listener threads), with the CPU
 time of the request's thread.
 
@@ -159,7 +161,7 @@ def instrument(engine: Engine, stats: SqlStats) -> None:
         raise ValueError(f"TELERAD_SQL_STATS does not support the {engine.dialect.name} driver")
 
     event.listen(engine, "before_cursor_execute", lambda *_args: stats.count("sqlalchemy_statements"))
-    event.listen(engine, "begin", lambda _conn: stats.count("transactions"))
+    event.listen(engine, "checkout", lambda *_args: stats.count("transactions"))
     event.listen(engine, "commit", lambda _conn: stats.count("commits"))
     event.listen(engine, "rollback", lambda _conn: stats.count("rollbacks"))
     engine.dispose()

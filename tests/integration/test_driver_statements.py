@@ -92,3 +92,60 @@ def test_driver_query_gives_the_values_sqlalchemy_would(ctx):
         assert ours._asdict() == theirs._asdict()
         assert ours.due_at == due and ours.restricted is True
         assert DriverQuery(query).one_or_none(session, {"task_id": "nope"}) is None
+
+
+def test_driver_query_with_list_parameters_returns_what_sqlalchemy_returns(ctx):
+    from sqlalchemy import and_, or_
+
+    from engine.store.driver import DriverQuery
+
+    query = (select(_TASK.c.id, _TASK.c.due_at, _TASK.c.restricted)
+             .where(or_(_TASK.c.lane.in_(bindparam("lanes", expanding=True)),
+                        and_(_TASK.c.site_id.is_(None), _TASK.c.urgency.in_(bindparam("ranks", expanding=True)))),
+                    _TASK.c.status == "open")
+             .order_by(_TASK.c.id).limit(bindparam("limit")))
+    due = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    with ctx.write() as session:
+        instance_id = _case(session)
+        rows = [_row(name, instance_id, due if name in "ac" else None) for name in "abcde"]
+        rows[1]["lane"], rows[2]["lane"], rows[3]["urgency"], rows[4]["status"] = "radiologist", "tech", 5, "completed"
+        DriverStatement(insert(_TASK), COLUMNS).execute(session, rows)
+        session.commit()
+    on_driver = DriverQuery(query)
+    cases = [{"lanes": ["requester"], "ranks": [2], "limit": 10},
+             {"lanes": ["radiologist", "tech"], "ranks": [5, 7, 9], "limit": 10},
+             {"lanes": ["requester"], "ranks": [2], "limit": 1},  # same lengths: the compiled variant is reused
+             {"lanes": ["x", "y", "z"], "ranks": [1], "limit": 10}]
+    results = []
+    for values in cases:
+        with ctx.read() as session:
+            expected = [tuple(r) for r in session.execute(query, values)]
+        with ctx.driver_read() as reader:
+            found = [tuple(r) for r in on_driver.all(reader, values)]
+        assert found == expected, values
+        assert all(isinstance(r[2], bool) for r in found)  # SQLAlchemy's result processors applied
+        results.append([r[0] for r in found])
+    assert results == [["a", "b", "c", "d"], ["b", "c", "d"], ["a"], []]
+    assert found == [] and expected == []
+    with ctx.driver_read() as reader:
+        assert on_driver.all(reader, cases[1])[1].due_at == due  # dates come back as SQLAlchemy gives them
+
+
+def test_a_driver_read_on_sqlite_sees_one_snapshot(ctx):
+    # SQLite runs the driver in autocommit mode, so driver_read begins a transaction itself; PostgreSQL reads
+    # are READ COMMITTED there as in every Session.
+    from engine.store.driver import DriverQuery
+
+    count = DriverQuery(select(_TASK.c.id).where(_TASK.c.instance_id == bindparam("case")))
+    with ctx.write() as session:
+        instance_id = _case(session)
+        session.commit()
+    with ctx.driver_read() as reader:
+        assert count.all(reader, {"case": instance_id}) == []
+        with ctx.write() as session:  # another connection commits meanwhile
+            DriverStatement(insert(_TASK), COLUMNS).execute(session, [_row("a", instance_id, None)])
+            session.commit()
+        meanwhile = [r.id for r in count.all(reader, {"case": instance_id})]
+        assert meanwhile == ([] if ctx.engine.dialect.name == "sqlite" else ["a"])
+    with ctx.driver_read() as reader:
+        assert [r.id for r in count.all(reader, {"case": instance_id})] == ["a"]

@@ -1,4 +1,4 @@
-"""Scale-out on one PostgreSQL database: `telerad run --workers 2 --no-scheduler` (two gunicorn web processes)
+"""Scale-out on one PostgreSQL database: `telerad run --workers 2 --no-scheduler` (two Granian web processes)
 and two `telerad worker` processes (timers, HL7 listeners), while concurrent API clients create cases, post
 messages and race to accept offers, one-second escalation timers fire and HL7 orders arrive at both workers.
 
