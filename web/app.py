@@ -14,6 +14,7 @@ from flask_wtf.csrf import CSRFProtect
 from engine.services.context import EngineContext, build_context
 from web.config import Settings
 from web.extensions import TeleradExtension
+from web.sessions import PagesOnlySessionInterface
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
        "base-uri 'self'; frame-ancestors 'none'; form-action 'self'")
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, ctx: EngineContext | None = Non
         BOOTSTRAP_SERVE_LOCAL=True, BABEL_DEFAULT_LOCALE="fr", BABEL_DEFAULT_TIMEZONE="Europe/Paris",
         WTF_CSRF_TIME_LIMIT=None,
     )
+    app.session_interface = PagesOnlySessionInterface()
     app.extensions["telerad"] = TeleradExtension(settings, ctx or build_context(settings.database_url))
     from web.listeners import install_hooks
 

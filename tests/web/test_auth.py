@@ -14,7 +14,13 @@ from flask import Blueprint, Flask, render_template_string, url_for
 from flask_login import current_user, login_required
 
 from engine.domain.actors import Actor
-from engine.services.accounts import authenticate_password, create_user, load_profile, profile_for_token
+from engine.services.accounts import (
+    authenticate_password,
+    create_user,
+    issue_api_token,
+    load_profile,
+    profile_for_token,
+)
 from engine.store.directory_models import User
 from web.app import create_app
 from web.auth import safe_next
@@ -318,3 +324,27 @@ def test_users_command_creates_accounts_and_tokens(ctx, clock, database_url, tmp
                            env=env)
     assert result.exit_code == 0 and authenticate_password(ctx, "jdupont", "another passphrase")
     assert runner.invoke(users, ["unlock", "jdupont"], env=env).exit_code == 0
+
+
+def test_a_logged_in_browser_session_does_not_authenticate_api_calls_nor_is_rewritten_by_them(
+        client, ctx, clock, user, inbox_url):
+    login(client, ctx, clock)
+    assert client.get(inbox_url).status_code == 200  # the session cookie works for pages
+    refused = client.get("/api/v1/tasks")  # the same cookie jar, no bearer token
+    assert refused.status_code == 401 and "Set-Cookie" not in refused.headers
+    token = issue_api_token(ctx, "jdupont", "tests")
+    answered = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {token}"})
+    assert answered.status_code == 200 and "Set-Cookie" not in answered.headers
+    assert client.get(inbox_url).status_code == 200  # still logged in
+
+
+def test_api_requests_get_the_null_session_and_pages_the_signed_cookie_session(app):
+    interface = app.session_interface
+    with app.test_request_context("/api/v1/tasks"):
+        from flask import request
+
+        assert interface.is_null_session(interface.open_session(app, request))
+    with app.test_request_context("/login"):
+        from flask import request
+
+        assert not interface.is_null_session(interface.open_session(app, request))
