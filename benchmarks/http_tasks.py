@@ -377,10 +377,12 @@ def measure_phases(url: str, port: int, tokens: list[str], admin_token: str, cas
             report["commits_per_completion"] = round(complete["commits"] / per, 2)
             report["transactions_per_completion"] = round(complete["transactions"] / per, 2)
             report["server_cpu_ms_per_completion"] = report["server_cpu_ms_per_completion_1"]
-            report["sql_per_call_1"] = {
-                name.removeprefix("api."): round(values["statements"] / values["requests"], 2)
-                for name in ("api.create_case", "api.tasks", "api.task", "api.complete")
-                if (values := endpoint_delta(before, after, name))["requests"]}
+            calls = {name.removeprefix("api."): values for name in ("api.create_case", "api.tasks", "api.task",
+                                                                    "api.complete")
+                     if (values := endpoint_delta(before, after, name))["requests"]}
+            report["sql_per_call_1"] = {name: round(v["statements"] / v["requests"], 2) for name, v in calls.items()}
+            report["server_cpu_ms_per_call_1"] = {name: round(v["cpu_ms"] / v["requests"], 3)
+                                                  for name, v in calls.items()}
         report[f"completions_{clients}"] = phase.completions
         report[f"wall_s_{clients}"] = round(phase.wall_s, 2)
     report["db_bytes_per_case"] = round((database_bytes(url) - bytes_before) / total_cases)

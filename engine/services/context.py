@@ -93,7 +93,9 @@ class EngineContext:
         connection = self.engine.raw_connection()
         try:
             driver_connection: Any = connection.driver_connection
-            if self.engine.dialect.name == "sqlite":  # autocommit driver mode: one snapshot for all the reads
+            # SQLite (driver in autocommit mode): one snapshot for all the reads. PostgreSQL: READ COMMITTED,
+            # each statement sees what was committed before it, as in every Session.
+            if self.engine.dialect.name == "sqlite":
                 driver_connection.execute("BEGIN")
             yield DriverReader(driver_connection, self.engine.dialect)
         finally:

@@ -38,7 +38,9 @@ _TASK = table_of(Task)
 _INSTANCE_COLUMNS = (_INSTANCE.c.id, _INSTANCE.c.definition_id, _INSTANCE.c.process_id, _INSTANCE.c.status,
                      _INSTANCE.c.site_id, _INSTANCE.c.version, _INSTANCE.c.audit_seq, _INSTANCE.c.audit_hash)
 _LOCK_INSTANCE = select(*_INSTANCE_COLUMNS).where(_INSTANCE.c.id == bindparam("id")).with_for_update()
-_STATE = DriverQuery(select(_INSTANCE.c.state).where(_INSTANCE.c.id == bindparam("id")))
+# The version is read with the state: on PostgreSQL (READ COMMITTED) the row a use case read before may be
+# older than the state read here, and a cache entry must carry the version of its own state.
+_STATE = DriverQuery(select(_INSTANCE.c.state, _INSTANCE.c.version).where(_INSTANCE.c.id == bindparam("id")))
 _DEFINITION_SOURCE = DriverQuery(select(ProcessDefinition.source).where(ProcessDefinition.id == bindparam("id")))
 _SAVE = DriverStatement(
     update(_INSTANCE).where(_INSTANCE.c.id == bindparam("b_id"), _INSTANCE.c.version == bindparam("b_version"),
@@ -110,7 +112,7 @@ def load_workflow(ctx: EngineContext, session: Source, instance: InstanceRow) ->
     if row is None:
         raise NotFound(f"case {instance.id} not found")
     live = ctx.runtime.load(row.state, bundle_of(ctx, session, instance.definition_id))
-    return CachedWorkflow(instance.version, live, live.snapshot())
+    return CachedWorkflow(row.version, live, live.snapshot())
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class PreparedSave:
     before: Snapshot | None
     after: Snapshot
     columns: dict[str, Any]
+    events: list[audit.AuditEntry]
     audit_rows: list[dict[str, Any]]
     saved: InstanceRow
 
@@ -149,7 +152,19 @@ def prepare_save(ctx: EngineContext, instance: InstanceRow, live: LiveWorkflow, 
         **asdict(case_summary(live.latest_data())),
     }
     saved = replace(instance, status=status, version=instance.version + 1, audit_seq=head.seq, audit_hash=head.hash)
-    return PreparedSave(instance, live, before, after, columns, rows, saved)
+    return PreparedSave(instance, live, before, after, columns, events, rows, saved)
+
+
+def rechain(prepared: PreparedSave, locked: InstanceRow) -> PreparedSave:
+    """The same save with its audit events chained after `locked`'s audit head: for a case whose chain grew
+    (a view, a message, a claim) while its workflow stayed at the version the save was prepared from."""
+    if locked.version != prepared.instance.version:
+        raise ValueError("the workflow changed: prepare the save again")
+    at = prepared.columns["updated_at"]
+    rows, head = audit.build_rows(locked.id, locked.audit_head, prepared.events, at)
+    columns = {**prepared.columns, "b_audit_seq": locked.audit_seq, "audit_seq": head.seq, "audit_hash": head.hash}
+    saved = replace(prepared.saved, audit_seq=head.seq, audit_hash=head.hash)
+    return replace(prepared, instance=locked, columns=columns, audit_rows=rows, saved=saved)
 
 
 def write_save(ctx: EngineContext, session: Session, prepared: PreparedSave, actor: Actor,

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, or_, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor, may_complete_task, may_see_task
@@ -22,6 +23,7 @@ from engine.services.persistence import (
     lock_task_and_case,
     prepare_save,
     read_task,
+    rechain,
     write_save,
 )
 from engine.store import audit
@@ -165,6 +167,9 @@ def unclaim_task(ctx: EngineContext, actor: Actor, task_id: str) -> TaskView:
 
 
 _COMPLETE_ATTEMPTS = 3
+# PostgreSQL: deadlock detected, serialization failure. Two savers of one case can deadlock on its task rows;
+# the one PostgreSQL aborts is simply tried again.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
 def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str, Any]) -> int:
@@ -174,17 +179,17 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
     FormValidationError; nothing is written unless everything succeeds.
 
     Optimistic: the checks, the engine steps and the encoding of the new state run on a read of the task and
-    its case; the write transaction then locks both, and saves only if the case is still at the version and
-    audit head that were read (any change to a case or its tasks moves one of them). Otherwise the work is
-    thrown away and done again on a fresh read. The write lock (SQLite: one writer at a time) is so held
-    for the statements alone, not for the engine.
+    its case; the write transaction then locks both and saves if the case's workflow is still at the version
+    that was read (every change to a workflow, its tasks' status or offers moves it). If only the case's
+    audit chain grew meanwhile (a view, a message, a claim), the locked task is checked again and the events
+    are chained after the new head. Otherwise the work is thrown away and done again on a fresh read. The
+    write lock (SQLite: one writer at a time) is so held for the statements alone, not for the engine.
     """
     _check_field_names(data)
     for _attempt in range(_COMPLETE_ATTEMPTS):
         with ctx.driver_read() as reader:
             row = _check_open(reader, actor, read_task(reader, task_id))
-            if not may_complete_task(actor, row.lane, row.site_id, row.assignee, _offered(reader, row, actor)):
-                raise Conflict(f"Cette tâche a été prise par {row.assignee}.")
+            _check_may_complete(reader, actor, row)
             if row.form_key:
                 ctx.forms.validate(row.form_key, data)
             instance = _instance_of(row)
@@ -195,19 +200,28 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
             audit.AuditEntry(actor.user_id, "task.completed", instance.id,
                              {"task_id": task_id, "task": row.spec_name, "title": row.title, "fields": sorted(data)}),
         ])
-        with ctx.write() as session:
-            found = lock_task_and_case(session, task_id)
-            if found is None or not _unchanged(found[1], instance):
-                continue  # saved by someone else since the read: the changed workflow is dropped, not cached
-            entry = write_save(ctx, session, prepared, actor, completed_task_id=task_id)
-            session.commit()
+        try:
+            with ctx.write() as session:
+                found = lock_task_and_case(session, task_id)
+                if found is None or found[1].version != instance.version:
+                    continue  # the workflow changed since the read: the changed copy is dropped, not cached
+                if found[1].audit_seq != instance.audit_seq:
+                    _check_may_complete(session, actor, _check_open(session, actor, found[0]))
+                    prepared = rechain(prepared, found[1])
+                entry = write_save(ctx, session, prepared, actor, completed_task_id=task_id)
+                session.commit()
+        except DBAPIError as err:
+            if getattr(err.orig, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
+                raise
+            continue
         ctx.live_cache.put(instance.id, entry)
         return instance.id
     raise Conflict("Le dossier a été modifié plusieurs fois pendant l'enregistrement ; réessayez.")
 
 
-def _unchanged(locked: InstanceRow, read: InstanceRow) -> bool:
-    return locked.version == read.version and locked.audit_seq == read.audit_seq
+def _check_may_complete(session: Source, actor: Actor, row: Any) -> None:
+    if not may_complete_task(actor, row.lane, row.site_id, row.assignee, _offered(session, row, actor)):
+        raise Conflict(f"Cette tâche a été prise par {row.assignee}.")
 
 
 def _check_field_names(data: Any) -> None:

@@ -114,31 +114,46 @@ class DriverQuery:
     def __init__(self, statement: Select[Any] | CompoundSelect):
         self._statement = statement
         self._by_key: dict[tuple[Any, ...], tuple[_Compiled, Any, list[Any]]] = {}
-        self._expanding: dict[str, tuple[str, ...]] = {}  # dialect -> names of its expanding parameters
-        self._required: dict[str, tuple[str, ...]] = {}
+        # dialect -> (names of the expanding parameters, names of the other parameters given per call); one
+        # tuple, published at once, so a thread never sees half of it
+        self._parameters: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    def _expanding(self, dialect: Dialect) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        found = self._parameters.get(dialect.name)
+        if found is None:
+            plain = self._statement.compile(dialect=dialect)
+            if any(bind.literal_execute for bind in plain.binds.values()):
+                # rendered into the SQL: the cached variant would keep the first call's value
+                raise ValueError("DriverQuery does not support literal_execute parameters")
+            found = self._parameters.setdefault(dialect.name, (
+                tuple(sorted(n for n, b in plain.binds.items() if b.expanding)),
+                tuple(n for n, b in plain.binds.items() if b.required and not b.expanding)))
+        return found
 
     def _compiled(self, dialect: Dialect, values: Mapping[str, Any]) -> tuple[_Compiled, Any, list[Any]]:
-        expanding = self._expanding.get(dialect.name)
-        if expanding is None:
-            plain = self._statement.compile(dialect=dialect)
-            expanding = self._expanding.setdefault(
-                dialect.name, tuple(sorted(n for n, b in plain.binds.items() if b.expanding)))
-            self._required[dialect.name] = tuple(n for n, b in plain.binds.items() if b.required and not b.expanding)
+        expanding, required = self._expanding(dialect)
         key = (dialect.name, *(len(values[name]) for name in expanding))
         found = self._by_key.get(key)
         if found is None:
-            found = self._by_key.setdefault(key, self._compile(dialect, expanding, values))
+            found = self._by_key.setdefault(key, self._compile(dialect, expanding, required, values))
         return found
 
-    def _compile(self, dialect: Dialect, expanding: tuple[str, ...],
+    def _compile(self, dialect: Dialect, expanding: tuple[str, ...], required: tuple[str, ...],
                  values: Mapping[str, Any]) -> tuple[_Compiled, Any, list[Any]]:
         if expanding:
-            placeholders: dict[str, Any] = {name: None for name in self._required[dialect.name]}
+            placeholders: dict[str, Any] = {name: None for name in required}
             placeholders.update({name: [None] * len(values[name]) for name in expanding})
             c = self._statement.params(placeholders).compile(dialect=dialect,
                                                              compile_kwargs={"render_postcompile": True})
             compiled = _Compiled.of(c)
             compiled.literals = {k: v for k, v in compiled.literals.items() if k not in placeholders}
+            # each item of a list goes through its list's bind processor (dates, booleans...)
+            processors = dict(compiled.processors)
+            for name in expanding:
+                processor = processors.pop(name, None)
+                if processor is not None:
+                    processors.update({f"{name}_{n}": processor for n in range(1, len(values[name]) + 1)})
+            compiled.processors = processors
         else:
             c = self._statement.compile(dialect=dialect)
             compiled = _Compiled.of(c)
@@ -161,7 +176,7 @@ class DriverQuery:
     def _run(self, source: Source, values: Mapping[str, Any], at_most: int | None) -> list[Any]:
         driver_connection, dialect = _driver_side(source)
         compiled, row_class, converters = self._compiled(dialect, values)
-        expanding = self._expanding[dialect.name]
+        expanding = self._parameters[dialect.name][0]
         if expanding:
             values = dict(values)
             for name in expanding:

@@ -7,16 +7,23 @@ BEGIN IMMEDIATE instead: threads of one process on a Python lock, processes of o
 --workers N`, `telerad worker`) on `flock` of `<database>-writer.lock`, whose waiters the kernel wakes as
 soon as the holder lets go. SQLite's own busy handler still covers writers that do not take this lock
 (the sqlite3 shell, a backup tool).
+
+A writer waits as long as the transaction ahead of it lasts (there is no timeout: a write transaction holds
+SQLite's own write lock for the same time anyway). A process that exits, however it ends, lets go of the
+lock; a forked child closes its copy of the file and starts with a fresh thread lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import threading
+import weakref
 
 log = logging.getLogger(__name__)
+_LOCKS: weakref.WeakSet[WriterLock] = weakref.WeakSet()
 
 
 class WriterLock:
@@ -27,6 +34,16 @@ class WriterLock:
         self._path = path
         self._fd: int | None = None
         self._pid = 0  # the process that opened _fd: a forked child opens its own (flock is per open file)
+        _LOCKS.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The child's copy of the thread lock may have been taken by a parent thread that does not exist here,
+        # and its copy of the file would keep the parent's flock alive after the parent exits.
+        self._threads = threading.Lock()
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
     def acquire(self) -> None:
         self._threads.acquire()
@@ -69,3 +86,11 @@ class WriterLock:
             self._fd = None
         finally:
             self._threads.release()
+
+
+def _reset_in_forked_child() -> None:
+    for lock in list(_LOCKS):
+        lock._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reset_in_forked_child)

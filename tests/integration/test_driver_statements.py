@@ -149,3 +149,19 @@ def test_a_driver_read_on_sqlite_sees_one_snapshot(ctx):
         assert meanwhile == ([] if ctx.engine.dialect.name == "sqlite" else ["a"])
     with ctx.driver_read() as reader:
         assert [r.id for r in count.all(reader, {"case": instance_id})] == ["a"]
+
+
+def test_items_of_a_list_parameter_go_through_its_type_like_single_values(ctx):
+    from engine.store.driver import DriverQuery
+
+    due_first, due_second = datetime(2026, 3, 1, 9, 30, tzinfo=UTC), datetime(2026, 3, 2, 10, 0, 5, 7, tzinfo=UTC)
+    with ctx.write() as session:
+        instance_id = _case(session)
+        DriverStatement(insert(_TASK), COLUMNS).execute(session, [
+            _row("a", instance_id, due_first), _row("b", instance_id, due_second), _row("c", instance_id, None)])
+        session.commit()
+    query = DriverQuery(select(_TASK.c.id).where(_TASK.c.due_at.in_(bindparam("dues", expanding=True)))
+                        .order_by(_TASK.c.id))
+    with ctx.driver_read() as reader:
+        assert [r.id for r in query.all(reader, {"dues": [due_first, due_second]})] == ["a", "b"]
+        assert [r.id for r in query.all(reader, {"dues": [due_second]})] == ["b"]

@@ -186,7 +186,8 @@ def test_two_threads_completing_one_task_exactly_one_wins(deployed, make_ctx):
 
 
 def _interleaved(monkeypatch, meanwhile):
-    """Run `meanwhile` once, between a completion's read and its write (after the engine steps)."""
+    """Run `meanwhile` once, between a completion's read and its write (after the engine steps); the list
+    returned counts the saves prepared (one per attempt, those of `meanwhile` included)."""
     from engine.services import tasks as task_service
 
     original = task_service.prepare_save
@@ -194,8 +195,8 @@ def _interleaved(monkeypatch, meanwhile):
 
     def prepare_then_interfere(*args, **kwargs):
         prepared = original(*args, **kwargs)
-        if not calls:
-            calls.append(1)
+        calls.append(1)
+        if len(calls) == 1:
             meanwhile()
         return prepared
 
@@ -203,22 +204,59 @@ def _interleaved(monkeypatch, meanwhile):
     return calls
 
 
-def test_completion_redone_when_the_case_changed_between_read_and_write(deployed, make_ctx, monkeypatch):
-    # Another server claims and releases the task after this completion read it: the case's audit head moved,
-    # so the completion is worked out again on a fresh read and both changes are in one intact chain.
+def test_completion_chains_after_events_recorded_between_read_and_write(deployed, make_ctx, monkeypatch):
+    # Another server claims and releases the task after this completion read it: the workflow did not change,
+    # only the case's audit chain grew, so the completion is saved with its event chained after those.
     ctx, other = deployed, make_ctx()
     instance_id = start_instance(ctx, REQUESTER, "engine_flow", {}, site_id="site-a")
     task = only_task(ctx, REQUESTER)
     calls = _interleaved(monkeypatch, lambda: (claim_task(other, REQUESTER, task.id),
                                                unclaim_task(other, REQUESTER, task.id)))
     assert complete_task(ctx, REQUESTER, task.id, dict(SUBMIT)) == instance_id
-    assert calls == [1]
+    assert calls == [1]  # worked out once, not redone
     with ctx.read() as session:
         actions = session.execute(select(audit.AuditEvent.action).where(audit.AuditEvent.chain == instance_id)
                                   .order_by(audit.AuditEvent.seq)).scalars().all()
         assert actions[-3:] == ["task.claimed", "task.unclaimed", "task.completed"]
         assert audit.verify(session)[1] == []
         assert session.get(Task, task.id).status == "completed"
+    assert only_task(ctx, RADIOLOGIST).spec_name == "review"
+
+
+def test_completion_refused_when_a_colleague_claimed_the_task_between_read_and_write(deployed, make_ctx,
+                                                                                    monkeypatch):
+    ctx, other = deployed, make_ctx()
+    colleague = Actor("dr.durand", frozenset({"requester"}), frozenset({"site-a"}))
+    start_instance(ctx, REQUESTER, "engine_flow", {}, site_id="site-a")
+    task = only_task(ctx, REQUESTER)
+    _interleaved(monkeypatch, lambda: claim_task(other, colleague, task.id))
+    with pytest.raises(Conflict, match="prise par dr.durand"):
+        complete_task(ctx, REQUESTER, task.id, dict(SUBMIT))
+    with ctx.read() as session:
+        assert session.get(Task, task.id).status == "open"
+        assert audit.verify(session)[1] == []
+    complete_task(ctx, colleague, task.id, dict(SUBMIT))  # the copy changed by the refused attempt was dropped
+    assert only_task(ctx, RADIOLOGIST).spec_name == "review"
+
+
+def test_completion_redone_when_the_workflow_changed_between_read_and_write(deployed, make_ctx, monkeypatch):
+    from engine.services.instances import amend_case
+
+    ctx, other = deployed, make_ctx()
+    instance_id = start_instance(ctx, REQUESTER, "engine_flow", {}, site_id="site-a")
+    task = only_task(ctx, REQUESTER)
+    calls = _interleaved(monkeypatch, lambda: amend_case(other, Actor.system(), instance_id,
+                                                         {"accession_number": "ACC-AMENDED"}, "RIS"))
+    version_before = instance_row(ctx, instance_id).version
+    assert complete_task(ctx, REQUESTER, task.id, dict(SUBMIT)) == instance_id
+    assert calls == [1, 1]  # worked out twice
+    row = instance_row(ctx, instance_id)
+    assert row.version == version_before + 2  # the amendment, then the completion worked out again on it
+    with ctx.read() as session:
+        actions = session.execute(select(audit.AuditEvent.action).where(audit.AuditEvent.chain == instance_id)
+                                  .order_by(audit.AuditEvent.seq)).scalars().all()
+        assert actions[-2:] == ["case.amended", "task.completed"]
+        assert audit.verify(session)[1] == []
     assert only_task(ctx, RADIOLOGIST).spec_name == "review"
 
 

@@ -114,3 +114,37 @@ def test_a_forked_process_opens_its_own_lock_file_description(tmp_path):
     lock.release()
     assert time.monotonic() - started < 1
     lock.close()
+
+
+def _wait_then_take_in_child(lock: WriterLock, channel) -> None:  # runs in a forked child
+    got = threading.Event()
+
+    def take() -> None:
+        lock.acquire()
+        got.set()
+        lock.release()
+
+    threading.Thread(target=take, daemon=True).start()
+    channel.send(got.wait(0.5))  # while the parent holds the lock
+    channel.recv()  # the parent let go
+    channel.send(got.wait(10))
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_a_process_forked_while_the_lock_is_held_waits_for_the_holder_then_takes_it(tmp_path):
+    # The child's copy of the thread lock is taken (by a thread that does not exist in the child) and its copy
+    # of the file shares the parent's flock: both are replaced at fork, so the child queues like any process.
+    lock = WriterLock(str(tmp_path / "x.db-writer.lock"))
+    lock.acquire()
+    parent_end, child_end = multiprocessing.Pipe()
+    child = multiprocessing.get_context("fork").Process(target=_wait_then_take_in_child, args=(lock, child_end))
+    child.start()
+    try:
+        assert parent_end.poll(10) and parent_end.recv() is False
+        lock.release()
+        parent_end.send("released")
+        assert parent_end.poll(15) and parent_end.recv() is True
+    finally:
+        child.kill()
+        child.join()
+    lock.close()
