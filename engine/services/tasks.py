@@ -210,13 +210,21 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
                     prepared = rechain(prepared, found[1])
                 entry = write_save(ctx, session, prepared, actor, completed_task_id=task_id)
                 session.commit()
-        except DBAPIError as err:
-            if getattr(err.orig, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
+        except Exception as err:  # noqa: BLE001 - only a retryable database error is kept from propagating
+            if _sqlstate(err) not in _RETRYABLE_SQLSTATES:
                 raise
             continue
         ctx.live_cache.put(instance.id, entry)
         return instance.id
     raise Conflict("Le dossier a été modifié plusieurs fois pendant l'enregistrement ; réessayez.")
+
+
+def _sqlstate(err: Exception) -> str | None:
+    """The SQLSTATE of a database error: raised by psycopg itself on the driver's cursor (engine.store.driver),
+    or wrapped by SQLAlchemy (DBAPIError.orig)."""
+    origin = err.orig if isinstance(err, DBAPIError) else err
+    state = getattr(origin, "sqlstate", None)
+    return state if isinstance(state, str) else None
 
 
 def _check_may_complete(session: Source, actor: Actor, row: Any) -> None:

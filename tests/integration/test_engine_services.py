@@ -274,3 +274,40 @@ def test_completion_refused_when_the_task_was_completed_between_read_and_write(d
         assert len(session.execute(select(Task).where(Task.spec_name == "review")).all()) == 1
         assert audit.verify(session)[1] == []
     assert only_task(ctx, RADIOLOGIST).spec_name == "review"  # the dropped workflow was not cached
+
+
+def test_completion_tried_again_when_postgresql_reports_a_deadlock(deployed, monkeypatch):
+    # PostgreSQL aborts one of two savers of a case that lock its task rows in opposite orders (SQLSTATE
+    # 40P01); the completion is worked out again instead of failing. Other database errors propagate.
+    import psycopg
+
+    from engine.services import tasks as task_service
+
+    ctx = deployed
+    original = task_service.write_save
+    raised: list[Exception] = []
+
+    def deadlock_once(*args, **kwargs):
+        if not raised:
+            raised.append(psycopg.errors.DeadlockDetected("deadlock detected"))
+            raise raised[0]
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(task_service, "write_save", deadlock_once)
+    instance_id = start_instance(ctx, REQUESTER, "engine_flow", {}, site_id="site-a")
+    task = only_task(ctx, REQUESTER)
+    assert complete_task(ctx, REQUESTER, task.id, dict(SUBMIT)) == instance_id
+    assert len(raised) == 1 and raised[0].sqlstate == "40P01"
+    with ctx.read() as session:
+        assert len(session.execute(
+            select(audit.AuditEvent).where(audit.AuditEvent.action == "task.completed")).all()) == 1
+        assert audit.verify(session)[1] == []
+
+    def other_failure(*args, **kwargs):
+        raise psycopg.errors.UniqueViolation("duplicate key")
+
+    monkeypatch.setattr(task_service, "write_save", other_failure)
+    review = only_task(ctx, RADIOLOGIST)
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        complete_task(ctx, RADIOLOGIST, review.id, {})
+    assert only_task(ctx, RADIOLOGIST).id == review.id  # nothing written
