@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, bindparam, literal, select, union_all, update
+from sqlalchemy import bindparam, literal, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,7 @@ from engine.errors import Forbidden, TeleradError
 from engine.services.context import EngineContext
 from engine.store import audit
 from engine.store.directory_models import ROLES, ApiToken, SiteRow, TerritoryRow, User, UserRole, UserSite
-from engine.store.driver import DriverQuery
+from engine.store.driver import DriverQuery, DriverReader
 
 MAX_FAILURES = 5
 LOCK_DURATION = timedelta(minutes=15)
@@ -107,25 +107,24 @@ _GRANTS = union_all(
     select(literal("site"), UserSite.site_id).where(UserSite.username == bindparam("u")))
 
 
+# Every page (flask-login's user loader) and every API call (bearer token) loads a profile: on the driver's
+# cursor (engine.store.driver), not through a Session.
+_USER_ON_DRIVER = DriverQuery(_USER)
 _TOKEN_USER_ON_DRIVER = DriverQuery(_TOKEN_USER)
 _GRANTS_ON_DRIVER = DriverQuery(_GRANTS)
 
 
-def _profile(connection: Connection, user: Any) -> Profile:
-    return _profile_from(user, connection.execute(_GRANTS, {"u": user.username}).all())
-
-
-def _profile_from(user: Any, grants: Any) -> Profile:
+def _profile(reader: DriverReader, user: Any) -> Profile:
+    grants = _GRANTS_ON_DRIVER.all(reader, {"u": user.username})
     return Profile(user.username, user.display_name, frozenset(v for k, v in grants if k == "role"),
                    frozenset(v for k, v in grants if k == "site"), user.active, user.language,
                    user.totp_enrolled_at is not None)
 
 
 def load_profile(ctx: EngineContext, username: str) -> Profile | None:
-    with ctx.read() as session:
-        connection = session.connection()
-        user = connection.execute(_USER, {"username": username}).one_or_none()
-        return None if user is None else _profile(connection, user)
+    with ctx.driver_read() as reader:
+        user = _USER_ON_DRIVER.one_or_none(reader, {"username": username})
+        return None if user is None else _profile(reader, user)
 
 
 # --- administration -----------------------------------------------------------------------------------------
@@ -436,12 +435,11 @@ def profile_for_token(ctx: EngineContext, token: str) -> Profile | None:
     """The active account a bearer token belongs to, or None (unknown, revoked, account deactivated)."""
     if not token or len(token) > 256:
         return None
-    # Every API call starts here: two reads on the driver's cursor (engine.store.driver), not a Session.
     with ctx.driver_read() as reader:
         row = _TOKEN_USER_ON_DRIVER.one_or_none(reader, {"token_hash": _token_hash(token)})
         if row is None or row.revoked or not row.active:
             return None
-        profile = _profile_from(row, _GRANTS_ON_DRIVER.all(reader, {"u": row.username}))
+        profile = _profile(reader, row)
     now = ctx.clock.now()
     if row.last_used_at is None or now - row.last_used_at >= TOKEN_USE_RESOLUTION:
         with ctx.write() as session:

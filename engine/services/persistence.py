@@ -281,8 +281,12 @@ def lock_task_and_case(session: Session, task_id: str) -> tuple[object, Instance
     row = _TASK_AND_INSTANCE_LOCKED.one_or_none(session, {"task_id": task_id})
     if row is None:
         return None
-    instance = InstanceRow(*(getattr(row, f"case_{c.name}") for c in _INSTANCE_COLUMNS))
-    return row, instance
+    return row, case_of_task_row(row)
+
+
+def case_of_task_row(row: object) -> InstanceRow:
+    """The case columns (`case_*`) of a row read by read_task or lock_task_and_case."""
+    return InstanceRow(*(getattr(row, f"case_{c.name}") for c in _INSTANCE_COLUMNS))
 
 
 def read_task(session: Source, task_id: str) -> object | None:

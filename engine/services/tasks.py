@@ -18,6 +18,7 @@ from engine.services.context import EngineContext
 from engine.services.persistence import (
     InstanceRow,
     append_case_events,
+    case_of_task_row,
     is_offered,
     load_workflow,
     lock_task_and_case,
@@ -101,15 +102,11 @@ def task_with_data(ctx: EngineContext, actor: Actor, task_id: str) -> tuple[Task
     """A task and the data its form is pre-filled with, read together (one check, one read of the task)."""
     with ctx.driver_read() as reader:
         row = _check_open(reader, actor, read_task(reader, task_id))
-        instance = _instance_of(row)
+        instance = case_of_task_row(row)
         cached = load_workflow(ctx, reader, instance)
         data = cached.live.task_data(task_id)
     ctx.live_cache.put(instance.id, cached)
     return _view(row), data
-
-
-def _instance_of(row: Any) -> InstanceRow:
-    return InstanceRow(*(getattr(row, f"case_{name}") for name in InstanceRow.__dataclass_fields__))
 
 
 def _offered(session: Source, row: Any, actor: Actor) -> bool | None:
@@ -192,7 +189,7 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
             _check_may_complete(reader, actor, row)
             if row.form_key:
                 ctx.forms.validate(row.form_key, data)
-            instance = _instance_of(row)
+            instance = case_of_task_row(row)
             cached = load_workflow(ctx, reader, instance)
         with using_clock(ctx.clock):
             cached.live.complete_user_task(task_id, data, actor.user_id)

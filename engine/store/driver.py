@@ -1,4 +1,4 @@
-"""Write statements of the hot path, compiled by SQLAlchemy once and run on the driver's cursor.
+"""Statements of the hot path, compiled by SQLAlchemy once and run on the driver's cursor.
 
 Executing a cached Core statement through a SQLAlchemy Connection costs about 60-75 µs on this class
 of machine, against 5-10 µs for the same statement on the sqlite3 or psycopg cursor; a task completion
@@ -6,9 +6,10 @@ writes four to six statements. So the few writes of every save are compiled once
 SQLAlchemy (same SQL, same bind processors, so a value is stored exactly as SQLAlchemy would store it)
 and sent straight to the cursor of the connection the session is already using, inside its transaction.
 
-Only INSERT/UPDATE/DELETE statements whose values are all given as parameters belong here (Python-side
-column defaults are not applied; nothing is read back but the row count), plus the one locking read of a
-task and its case (DriverQuery), whose values go through SQLAlchemy's result processors.
+DriverStatement: INSERT/UPDATE/DELETE statements whose values are all given as parameters (Python-side
+column defaults are not applied; nothing is read back but the row count). DriverQuery: the reads every API
+call makes (bearer token, inbox, task, the locking read of a task and its case), whose values go through
+SQLAlchemy's result processors; they run in a Session's transaction or in EngineContext.driver_read.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class DriverQuery:
         # tuple, published at once, so a thread never sees half of it
         self._parameters: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
-    def _expanding(self, dialect: Dialect) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _parameter_names(self, dialect: Dialect) -> tuple[tuple[str, ...], tuple[str, ...]]:
         found = self._parameters.get(dialect.name)
         if found is None:
             plain = self._statement.compile(dialect=dialect)
@@ -131,7 +132,7 @@ class DriverQuery:
         return found
 
     def _compiled(self, dialect: Dialect, values: Mapping[str, Any]) -> tuple[_Compiled, Any, list[Any]]:
-        expanding, required = self._expanding(dialect)
+        expanding, required = self._parameter_names(dialect)
         key = (dialect.name, *(len(values[name]) for name in expanding))
         found = self._by_key.get(key)
         if found is None:
