@@ -1,0 +1,20 @@
+"""SQLite: the pool hands out the connection returned last, whose page cache is the warmest (engine.store.db)."""
+
+from __future__ import annotations
+
+from engine.store.db import make_engine
+
+
+def test_the_connection_returned_last_is_taken_first(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 't.db'}")
+    try:
+        first, second = engine.raw_connection(), engine.raw_connection()
+        first_driver, second_driver = first.driver_connection, second.driver_connection
+        assert first_driver is not second_driver
+        first.close()
+        second.close()  # returned last
+        again = engine.raw_connection()
+        assert again.driver_connection is second_driver  # first in, first out would give first_driver
+        again.close()
+    finally:
+        engine.dispose()
