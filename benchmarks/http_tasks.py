@@ -142,14 +142,76 @@ def start_server(url: str, instance: Path, threads: int, workers: int) -> Server
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server stopped: {log.read_text(errors='replace')}")
-        with suppress(OSError):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return server
+        # With --workers, timers and listeners run in a `telerad worker` process started beside the web
+        # processes; it is waited for too, so that its start-up (several seconds of CPU) is not measured.
+        worker_ready = workers == 1 or "Telerad worker:" in log.read_text(errors="replace")
+        if worker_ready and _answers(port, "/healthz"):
+            return server
         time.sleep(0.1)
     stop_server(server)
-    raise RuntimeError("the server did not answer /healthz within 60 s")
+    raise RuntimeError(f"the server was not ready within 60 s: {log.read_text(errors='replace')}")
+
+
+def start_baseline(instance: Path, threads: int, workers: int) -> Server:
+    """benchmarks/http_baseline_app.py behind the same server, processes and threads as `start_server`."""
+    port = free_port()
+    python = sys.executable
+    if workers > 1:
+        command = [python, "-m", "granian", "--interface", "wsgi", "--factory", "--workers", str(workers),
+                   "--blocking-threads", str(threads), "--host", "127.0.0.1", "--port", str(port),
+                   "--log-level", "warning", "http_baseline_app:create_app"]
+    else:
+        command = [python, "-m", "waitress", f"--threads={threads}", "--host=127.0.0.1", f"--port={port}",
+                   "--call", "http_baseline_app:create_app"]
+    log = instance / "baseline.log"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   cwd=Path(__file__).resolve().parent)
+    server = Server(process, port, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the baseline server stopped: {log.read_text(errors='replace')}")
+        if _answers(port, "/api/v1/tasks"):
+            return server
+        time.sleep(0.1)
+    stop_server(server)
+    raise RuntimeError("the baseline server did not answer within 60 s")
+
+
+def _answers(port: int, path: str) -> bool:
+    with suppress(OSError):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        try:
+            connection.request("GET", path)
+            return connection.getresponse().status == 200
+        finally:
+            connection.close()
+    return False
+
+
+def tree_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process and all its descendants (Linux /proc); None elsewhere."""
+    try:
+        parents: dict[int, int] = {}
+        times: dict[int, float] = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            with suppress(OSError), open(f"/proc/{entry}/stat", encoding="ascii") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+                parents[int(entry)] = int(fields[1])
+                times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    except (OSError, ValueError):
+        return None
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total
 
 
 def stop_server(server: Server) -> None:
@@ -331,38 +393,47 @@ def database_bytes(url: str) -> int:
         engine.dispose()
 
 
-def run(cases: int, threads: int, workers: int, memory_completions: int) -> dict[str, Any]:
+def run(cases: int, threads: int, workers: int, memory_completions: int, baseline: bool) -> dict[str, Any]:
     clients_needed = max(CLIENT_COUNTS)
     with tempfile.TemporaryDirectory(prefix="telerad-http-bench-") as tmp, fresh_database(Path(tmp)) as url:
         tokens, admin_token = prepare(url, clients_needed)
         server = start_server(url, Path(tmp), threads, workers)
+        floor = start_baseline(Path(tmp), threads, workers) if baseline and not memory_completions else None
         try:
-            drive(server.port, tokens, 1, 3)  # warm-up: spec and form caches, statement caches, pools
-            drive(server.port, tokens, 4, 4)
+            for port in (server.port, floor.port) if floor else (server.port,):
+                drive(port, tokens, 1, 3)  # warm-up: spec and form caches, statement caches, pools
+                drive(port, tokens, 4, 4)
             report: dict[str, Any] = {"database": "sqlite" if url.startswith("sqlite") else "postgresql",
                                       "cases_per_phase": cases, "server_threads": threads, "server_workers": workers}
             if memory_completions:
                 report.update(measure_memory(server.port, tokens, admin_token, memory_completions, workers))
             else:
-                report.update(measure_phases(url, server.port, tokens, admin_token, cases, workers))
+                report.update(measure_phases(url, server, floor, tokens, admin_token, cases, workers))
         finally:
             stop_server(server)
+            if floor:
+                stop_server(floor)
     server_name = "granian" if workers > 1 else "waitress"
     report["versions"] = {"python": platform.python_version(), "SQLAlchemy": version("SQLAlchemy"),
                           "server": f"{server_name} {version(server_name)}"}
     return report
 
 
-def measure_phases(url: str, port: int, tokens: list[str], admin_token: str, cases: int,
-                   workers: int) -> dict[str, Any]:
-    """Counters and CPU are summed over the web processes (`stats`)."""
+def measure_phases(url: str, server: Server, floor: Server | None, tokens: list[str], admin_token: str,
+                   cases: int, workers: int) -> dict[str, Any]:
+    """Counters and CPU are summed over the web processes (`stats`). With a baseline server (`floor`), each
+    Telerad phase comes right after the same phase on the baseline, so both meet the machine in one state."""
     report: dict[str, Any] = {}
     bytes_before = database_bytes(url)
     total_cases = 0
     for clients in CLIENT_COUNTS:
-        before = stats(port, admin_token, workers)
-        phase = drive(port, tokens, clients, max(cases, clients))
-        after = stats(port, admin_token, workers)
+        if floor is not None:
+            report.update(baseline_phase(floor, tokens, clients, max(cases, clients)))
+        before = stats(server.port, admin_token, workers)
+        tree_before = tree_cpu_s(server.process.pid)
+        phase = drive(server.port, tokens, clients, max(cases, clients))
+        tree_after = tree_cpu_s(server.process.pid)
+        after = stats(server.port, admin_token, workers)
         total_cases += phase.cases
         report.update(latency_keys(phase))
         complete = endpoint_delta(before, after, COMPLETE_ENDPOINT)
@@ -370,6 +441,9 @@ def measure_phases(url: str, port: int, tokens: list[str], admin_token: str, cas
         all_cpu_ms = after["cpu_ms"] - before["cpu_ms"]
         report[f"server_cpu_ms_per_completion_{clients}"] = round(complete["cpu_ms"] / per, 3)
         report[f"server_cpu_ms_per_completion_all_calls_{clients}"] = round(all_cpu_ms / phase.completions, 3)
+        if tree_before is not None and tree_after is not None:
+            report[f"server_tree_cpu_ms_per_completion_{clients}"] = round(
+                1000 * (tree_after - tree_before) / phase.completions, 3)
         report[f"client_cpu_ms_per_completion_{clients}"] = round(1000 * phase.client_cpu_s / phase.completions, 3)
         if clients == 1:  # one client: nothing else runs, so per-completion counts are exact
             report["sql_per_completion"] = round(complete["statements"] / per, 2)
@@ -385,8 +459,10 @@ def measure_phases(url: str, port: int, tokens: list[str], admin_token: str, cas
                                                   for name, v in calls.items()}
         report[f"completions_{clients}"] = phase.completions
         report[f"wall_s_{clients}"] = round(phase.wall_s, 2)
+        if floor is not None:
+            report.update(ratio_keys(report, clients))
     report["db_bytes_per_case"] = round((database_bytes(url) - bytes_before) / total_cases)
-    final = stats(port, admin_token, workers)
+    final = stats(server.port, admin_token, workers)
     report["server_rss_mb"] = round(max(final["rss_bytes"].values()) / 2**20, 1)  # the largest web process
     report["targets"] = {
         "complete_median_ms_1 < 10": report["complete_median_ms_1"] < 10,
@@ -395,6 +471,31 @@ def measure_phases(url: str, port: int, tokens: list[str], admin_token: str, cas
         "commits_per_completion == 1": report["commits_per_completion"] == 1,
     }
     return report
+
+
+def baseline_phase(floor: Server, tokens: list[str], clients: int, cases: int) -> dict[str, Any]:
+    """The phase on the baseline app: `baseline_`-prefixed latency keys and the CPU of its processes."""
+    cpu_before = tree_cpu_s(floor.process.pid)
+    phase = drive(floor.port, tokens, clients, cases)
+    cpu_after = tree_cpu_s(floor.process.pid)
+    keys = {f"baseline_{k}": v for k, v in latency_keys(phase).items()}
+    if cpu_before is not None and cpu_after is not None:
+        keys[f"baseline_server_tree_cpu_ms_per_completion_{clients}"] = round(
+            1000 * (cpu_after - cpu_before) / phase.completions, 3)
+    keys[f"baseline_client_cpu_ms_per_completion_{clients}"] = round(
+        1000 * phase.client_cpu_s / phase.completions, 3)
+    return keys
+
+
+def ratio_keys(report: dict[str, Any], clients: int) -> dict[str, float]:
+    """Telerad's figure divided by the baseline's, measured just before it."""
+    ratios = {}
+    for key in (f"complete_median_ms_{clients}", f"complete_p99_ms_{clients}", f"completions_per_s_{clients}",
+                f"server_tree_cpu_ms_per_completion_{clients}"):
+        ours, floor = report.get(key), report.get(f"baseline_{key}")
+        if ours is not None and floor:
+            ratios[f"ratio_{key}"] = round(ours / floor, 2)
+    return ratios
 
 
 def measure_memory(port: int, tokens: list[str], admin_token: str, completions: int, workers: int) -> dict[str, Any]:
@@ -431,9 +532,12 @@ def main() -> None:
                         help="web processes (telerad run --workers; 1: waitress in one process, as `make run`)")
     parser.add_argument("--memory", action="store_true", help="instead: server RSS over 10,000 completions")
     parser.add_argument("--completions", type=int, default=10_000, help="completions of --memory")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the baseline phases (benchmarks/http_baseline_app.py) and their ratios")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    report = run(args.cases, args.threads, args.workers, args.completions if args.memory else 0)
+    report = run(args.cases, args.threads, args.workers, args.completions if args.memory else 0,
+                 baseline=not args.no_baseline)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
