@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, literal, select, union_all, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,7 @@ from engine.errors import Forbidden, TeleradError
 from engine.services.context import EngineContext
 from engine.store import audit
 from engine.store.directory_models import ROLES, ApiToken, SiteRow, TerritoryRow, User, UserRole, UserSite
-from engine.store.driver import DriverQuery, DriverReader
+from engine.store.driver import DriverQuery
 
 MAX_FAILURES = 5
 LOCK_DURATION = timedelta(minutes=15)
@@ -96,35 +96,37 @@ INVALID_CODE = "Code incorrect ou expiré : saisissez le code à 6 chiffres affi
 REPLAYED_CODE = "Ce code a déjà servi : attendez le code suivant de votre application (30 secondes au plus)."
 
 
-# Every page and API call loads a profile: prebuilt Core statements (their cache keys are computed once), one
-# read of the account and one of its roles and sites together.
-_PROFILE_COLUMNS = (User.username, User.display_name, User.active, User.language, User.totp_enrolled_at)
-_USER = select(*_PROFILE_COLUMNS).where(User.username == bindparam("username"))
-_TOKEN_USER = (select(ApiToken.id.label("token_id"), ApiToken.revoked, ApiToken.last_used_at, *_PROFILE_COLUMNS)
-               .join(User, User.username == ApiToken.username).where(ApiToken.token_hash == bindparam("token_hash")))
-_GRANTS = union_all(
-    select(literal("role").label("kind"), UserRole.role.label("value")).where(UserRole.username == bindparam("u")),
-    select(literal("site"), UserSite.site_id).where(UserSite.username == bindparam("u")))
+# Every page (flask-login's user loader) and every API call (bearer token) loads a profile: one statement on the
+# driver's cursor (engine.store.driver), not through a Session, with the account's roles and sites aggregated
+# into one column each by correlated subqueries (their primary keys start with the username). The separator
+# cannot occur in either: roles are the fixed ROLES, site ids match directory.ID_PATTERN.
+_GRANT_SEPARATOR = ","
+_PROFILE_COLUMNS = (
+    User.username, User.display_name, User.active, User.language, User.totp_enrolled_at,
+    select(func.aggregate_strings(UserRole.role, _GRANT_SEPARATOR)).where(UserRole.username == User.username)
+    .scalar_subquery().label("roles"),
+    select(func.aggregate_strings(UserSite.site_id, _GRANT_SEPARATOR)).where(UserSite.username == User.username)
+    .scalar_subquery().label("sites"),
+)
+_USER_ON_DRIVER = DriverQuery(select(*_PROFILE_COLUMNS).where(User.username == bindparam("username")))
+_TOKEN_USER_ON_DRIVER = DriverQuery(
+    select(ApiToken.id.label("token_id"), ApiToken.revoked, ApiToken.last_used_at, *_PROFILE_COLUMNS)
+    .join(User, User.username == ApiToken.username).where(ApiToken.token_hash == bindparam("token_hash")))
 
 
-# Every page (flask-login's user loader) and every API call (bearer token) loads a profile: on the driver's
-# cursor (engine.store.driver), not through a Session.
-_USER_ON_DRIVER = DriverQuery(_USER)
-_TOKEN_USER_ON_DRIVER = DriverQuery(_TOKEN_USER)
-_GRANTS_ON_DRIVER = DriverQuery(_GRANTS)
+def _grants(joined: str | None) -> frozenset[str]:
+    return frozenset(joined.split(_GRANT_SEPARATOR)) if joined else frozenset()
 
 
-def _profile(reader: DriverReader, user: Any) -> Profile:
-    grants = _GRANTS_ON_DRIVER.all(reader, {"u": user.username})
-    return Profile(user.username, user.display_name, frozenset(v for k, v in grants if k == "role"),
-                   frozenset(v for k, v in grants if k == "site"), user.active, user.language,
-                   user.totp_enrolled_at is not None)
+def _profile(user: Any) -> Profile:
+    return Profile(user.username, user.display_name, _grants(user.roles), _grants(user.sites), user.active,
+                   user.language, user.totp_enrolled_at is not None)
 
 
 def load_profile(ctx: EngineContext, username: str) -> Profile | None:
     with ctx.driver_read() as reader:
         user = _USER_ON_DRIVER.one_or_none(reader, {"username": username})
-        return None if user is None else _profile(reader, user)
+    return None if user is None else _profile(user)
 
 
 # --- administration -----------------------------------------------------------------------------------------
@@ -439,7 +441,7 @@ def profile_for_token(ctx: EngineContext, token: str) -> Profile | None:
         row = _TOKEN_USER_ON_DRIVER.one_or_none(reader, {"token_hash": _token_hash(token)})
         if row is None or row.revoked or not row.active:
             return None
-        profile = _profile(reader, row)
+        profile = _profile(row)
     now = ctx.clock.now()
     if row.last_used_at is None or now - row.last_used_at >= TOKEN_USE_RESOLUTION:
         with ctx.write() as session:
