@@ -15,6 +15,11 @@ one process, as `make run` does) on a free loopback port with TELERAD_SQL_STATS=
 /api/v1 with 1, then 4, then 20 concurrent clients (one keep-alive HTTP connection each, no think time):
 create (the request form completes the first task), then for each of the nine other tasks: list, fetch,
 complete. SQL counts and server CPU are summed over the web processes.
+
+Just before each of those phases, the same phase runs against benchmarks/http_baseline_app.py (the same calls
+answered by a bare Flask app with no work behind them) behind the same server, processes and threads: the
+`baseline_` keys, and `ratio_` keys dividing Telerad's figures by the baseline's (--no-baseline skips it;
+--memory has none).
 """
 
 from __future__ import annotations
@@ -194,18 +199,20 @@ def _answers(port: int, path: str) -> bool:
 def tree_cpu_s(pid: int) -> float | None:
     """User + system CPU seconds of a process and all its descendants (Linux /proc); None elsewhere."""
     try:
-        parents: dict[int, int] = {}
-        times: dict[int, float] = {}
-        tick = os.sysconf("SC_CLK_TCK")
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            with suppress(OSError), open(f"/proc/{entry}/stat", encoding="ascii") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-                parents[int(entry)] = int(fields[1])
-                times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    except (OSError, ValueError):
+        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
         return None
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in entries:
+        try:  # a process may end while being read; its name may be any bytes
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            parents[int(entry)] = int(fields[1])
+            times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            continue
     total, todo = 0.0, [pid]
     while todo:
         current = todo.pop()
@@ -398,8 +405,10 @@ def run(cases: int, threads: int, workers: int, memory_completions: int, baselin
     with tempfile.TemporaryDirectory(prefix="telerad-http-bench-") as tmp, fresh_database(Path(tmp)) as url:
         tokens, admin_token = prepare(url, clients_needed)
         server = start_server(url, Path(tmp), threads, workers)
-        floor = start_baseline(Path(tmp), threads, workers) if baseline and not memory_completions else None
+        floor: Server | None = None
         try:
+            if baseline and not memory_completions:
+                floor = start_baseline(Path(tmp), threads, workers)
             for port in (server.port, floor.port) if floor else (server.port,):
                 drive(port, tokens, 1, 3)  # warm-up: spec and form caches, statement caches, pools
                 drive(port, tokens, 4, 4)
@@ -410,9 +419,11 @@ def run(cases: int, threads: int, workers: int, memory_completions: int, baselin
             else:
                 report.update(measure_phases(url, server, floor, tokens, admin_token, cases, workers))
         finally:
-            stop_server(server)
-            if floor:
-                stop_server(floor)
+            try:
+                stop_server(server)
+            finally:
+                if floor is not None:
+                    stop_server(floor)
     server_name = "granian" if workers > 1 else "waitress"
     report["versions"] = {"python": platform.python_version(), "SQLAlchemy": version("SQLAlchemy"),
                           "server": f"{server_name} {version(server_name)}"}

@@ -20,10 +20,11 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,6 +36,7 @@ from engine.services.context import EngineContext
 from engine.store import audit
 from engine.store.directory_models import ROLES, ApiToken, SiteRow, TerritoryRow, User, UserRole, UserSite
 from engine.store.driver import DriverQuery
+from engine.store.json_agg import json_array_agg
 
 MAX_FAILURES = 5
 LOCK_DURATION = timedelta(minutes=15)
@@ -97,16 +99,13 @@ REPLAYED_CODE = "Ce code a déjà servi : attendez le code suivant de votre appl
 
 
 # Every page (flask-login's user loader) and every API call (bearer token) loads a profile: one statement on the
-# driver's cursor (engine.store.driver), not through a Session, with the account's roles and sites aggregated
-# into one column each by correlated subqueries (their primary keys start with the username). The separator
-# cannot occur in either: roles are the fixed ROLES, site ids match directory.ID_PATTERN.
-_GRANT_SEPARATOR = ","
+# driver's cursor (engine.store.driver), not through a Session, with the account's roles and sites gathered into a
+# JSON array each by correlated subqueries (their primary keys start with the username).
 _PROFILE_COLUMNS = (
     User.username, User.display_name, User.active, User.language, User.totp_enrolled_at,
-    select(func.aggregate_strings(UserRole.role, _GRANT_SEPARATOR)).where(UserRole.username == User.username)
-    .scalar_subquery().label("roles"),
-    select(func.aggregate_strings(UserSite.site_id, _GRANT_SEPARATOR)).where(UserSite.username == User.username)
-    .scalar_subquery().label("sites"),
+    select(json_array_agg(UserRole.role)).where(UserRole.username == User.username).scalar_subquery().label("roles"),
+    select(json_array_agg(UserSite.site_id)).where(UserSite.username == User.username).scalar_subquery()
+    .label("sites"),
 )
 _USER_ON_DRIVER = DriverQuery(select(*_PROFILE_COLUMNS).where(User.username == bindparam("username")))
 _TOKEN_USER_ON_DRIVER = DriverQuery(
@@ -114,8 +113,8 @@ _TOKEN_USER_ON_DRIVER = DriverQuery(
     .join(User, User.username == ApiToken.username).where(ApiToken.token_hash == bindparam("token_hash")))
 
 
-def _grants(joined: str | None) -> frozenset[str]:
-    return frozenset(joined.split(_GRANT_SEPARATOR)) if joined else frozenset()
+def _grants(array: str | None) -> frozenset[str]:
+    return frozenset(orjson.loads(array)) if array else frozenset()  # PostgreSQL: NULL for none
 
 
 def _profile(user: Any) -> Profile:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import Pool, QueuePool
 
 from engine.store.sqlite_writer_lock import WriterLock
 
@@ -28,7 +29,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # other connection wrote since (SQLite drops a connection's cache after another's commit). With the
         # default first-in-first-out pool, the one-client HTTP benchmark made 35 page reads (pread calls,
         # counted with strace) per task completion; with LIFO, 2.
-        kwargs.setdefault("pool_use_lifo", True)
+        if _pool_class(url, kwargs) is QueuePool:  # file databases; in-memory ones keep one connection per thread
+            kwargs.setdefault("pool_use_lifo", True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         _tune_sqlite(engine)
         _checkpoint_in_background(engine)
@@ -36,6 +38,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     options: dict[str, Any] = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
     options.update(kwargs)
     return create_engine(url, **options)
+
+
+def _pool_class(url: str, kwargs: dict[str, Any]) -> type[Pool]:
+    parsed = make_url(url)
+    dialect: Any = parsed.get_dialect()  # the dialect class; get_pool_class is a classmethod of DefaultDialect
+    return kwargs.get("poolclass") or dialect.get_pool_class(parsed)
 
 
 def _tune_sqlite(engine: Engine) -> None:

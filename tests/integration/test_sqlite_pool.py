@@ -18,3 +18,16 @@ def test_the_connection_returned_last_is_taken_first(tmp_path):
         again.close()
     finally:
         engine.dispose()
+
+
+def test_in_memory_and_explicit_pools_are_left_as_sqlalchemy_makes_them(tmp_path):
+    from sqlalchemy.pool import NullPool, SingletonThreadPool
+
+    for engine in (make_engine("sqlite://"), make_engine("sqlite:///:memory:")):
+        assert isinstance(engine.pool, SingletonThreadPool)  # pool_use_lifo would be refused here
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT 1").scalar() == 1
+        engine.dispose()
+    engine = make_engine(f"sqlite:///{tmp_path / 't.db'}", poolclass=NullPool)
+    assert isinstance(engine.pool, NullPool)
+    engine.dispose()
