@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -136,25 +136,16 @@ def start_server(url: str, instance: Path, threads: int, workers: int) -> Server
     env = {**os.environ, "TELERAD_DATABASE_URL": url, "TELERAD_INSTANCE_PATH": str(instance),
            "TELERAD_SQL_STATS": "1", "TELERAD_LOG_LEVEL": "WARNING", "TELERAD_MLLP_PORT": str(free_port()),
            "TELERAD_DICOM_PORT": str(free_port())}
-    log = instance / "server.log"
     command = [str(Path(sys.executable).with_name("telerad")), "run", "--port", str(port), "--threads", str(threads)]
     if workers > 1:
         command += ["--workers", str(workers)]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    server = Server(process, port, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server stopped: {log.read_text(errors='replace')}")
+
+    def ready(log: str) -> bool:
         # With --workers, timers and listeners run in a `telerad worker` process started beside the web
         # processes; it is waited for too, so that its start-up (several seconds of CPU) is not measured.
-        worker_ready = workers == 1 or "Telerad worker:" in log.read_text(errors="replace")
-        if worker_ready and _answers(port, "/healthz"):
-            return server
-        time.sleep(0.1)
-    stop_server(server)
-    raise RuntimeError(f"the server was not ready within 60 s: {log.read_text(errors='replace')}")
+        return (workers == 1 or "Telerad worker:" in log) and _answers(port, "/healthz")
+
+    return _launch("the server", command, env, ROOT, instance / "server.log", port, ready)
 
 
 def start_baseline(instance: Path, threads: int, workers: int) -> Server:
@@ -168,21 +159,26 @@ def start_baseline(instance: Path, threads: int, workers: int) -> Server:
     else:
         command = [python, "-m", "waitress", f"--threads={threads}", "--host=127.0.0.1", f"--port={port}",
                    "--call", "http_baseline_app:create_app"]
-    log = instance / "baseline.log"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)}
+    here = Path(__file__).resolve().parent
+    return _launch("the baseline server", command, {**os.environ, "PYTHONPATH": str(here)}, here,
+                   instance / "baseline.log", port, lambda _log: _answers(port, "/api/v1/tasks"))
+
+
+def _launch(what: str, command: list[str], env: dict[str, str], cwd: Path, log: Path, port: int,
+            ready: Callable[[str], bool]) -> Server:
+    """Start a server with its output in `log`; return once `ready(output so far)` holds (60 s at most)."""
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   cwd=Path(__file__).resolve().parent)
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
     server = Server(process, port, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the baseline server stopped: {log.read_text(errors='replace')}")
-        if _answers(port, "/api/v1/tasks"):
+            raise RuntimeError(f"{what} stopped: {log.read_text(errors='replace')}")
+        if ready(log.read_text(errors="replace")):
             return server
         time.sleep(0.1)
     stop_server(server)
-    raise RuntimeError("the baseline server did not answer within 60 s")
+    raise RuntimeError(f"{what} was not ready within 60 s: {log.read_text(errors='replace')}")
 
 
 def _answers(port: int, path: str) -> bool:
