@@ -1,0 +1,62 @@
+"""The charter role of a diagram element: what a step *is* for the charter, whatever its id or name.
+
+A designer marks an element with the extension property ``charterRole`` (in ``spiffworkflow:properties``),
+for example ``<spiffworkflow:property name="charterRole" value="acquisition"/>``. The engine's hard gates
+(engine.domain.gates) and the deployment-time path analysis (engine.runtime.charter_paths) read these roles;
+a diagram of a charter family that lacks a required role, or whose paths skip one, is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROLE_PROPERTY = "charterRole"
+
+
+@dataclass(frozen=True)
+class CharterRole:
+    name: str
+    rules: tuple[str, ...]
+    label: str  # French, shown to designers and in refusals
+
+
+_ROLES = (
+    CharterRole("request", ("CH-4.1.1", "CH-4.1.8"), "demande"),
+    CharterRole("identity_check", ("CH-4.1.6",), "vérification d'identité"),
+    CharterRole("consent", ("CH-4.1.7", "CH-4.2.1"), "information et consentement du patient"),
+    CharterRole("justification", ("CH-4.1.2",), "justification de l'examen"),
+    CharterRole("radioprotection", ("CH-4.1.3",), "radioprotection"),
+    CharterRole("protocol", ("CH-4.1.9",), "choix du protocole"),
+    CharterRole("contraindication_check", ("CH-4.1.10",), "recherche des contre-indications"),
+    CharterRole("presence_attestation", ("CH-4.1.10",), "attestation de présence médicale"),
+    CharterRole("injection", ("CH-4.1.10",), "injection"),
+    CharterRole("acquisition", ("CH-4.1.4",), "acquisition"),
+    CharterRole("report", ("CH-4.1.12",), "interprétation et compte-rendu"),
+    CharterRole("announcement", ("CH-4.1.13",), "procédure d'annonce"),
+    CharterRole("report_release", ("CH-1.2",), "diffusion du compte-rendu"),
+    CharterRole("motivated_refusal", ("CH-1.2", "CH-4.1.14"), "refus motivé"),
+    CharterRole("acknowledgement", ("CH-4.1.15",), "prise de connaissance du compte-rendu"),
+    CharterRole("routing_alert", ("CH-3.3",), "alerte : aucun radiologue disponible"),
+    CharterRole("expert_opinion", ("CH-4.2.3",), "avis du télé-expert"),
+)
+ROLES: dict[str, CharterRole] = {role.name: role for role in _ROLES}
+
+# The charter families of CH-1.1, by process id, and the roles a diagram of that family must contain.
+FAMILY_REQUIRED_ROLES: dict[str, tuple[str, ...]] = {
+    "telediagnosis": ("request", "identity_check", "consent", "justification", "radioprotection", "protocol",
+                      "acquisition", "report", "report_release", "motivated_refusal"),
+    "teleexpertise": ("request", "consent", "expert_opinion", "report_release", "motivated_refusal"),
+}
+
+# Roles every path from a start event must pass before reaching an element of the key role.
+REQUIRED_BEFORE: dict[str, tuple[str, ...]] = {
+    "acquisition": ("identity_check", "consent", "justification", "radioprotection", "protocol"),
+    "injection": ("presence_attestation",),
+}
+# An end event of a charter family's top process must be preceded, on every path, by one of these.
+CLOSING_ROLES = ("report_release", "motivated_refusal")
+
+
+def label(role: str) -> str:
+    found = ROLES.get(role)
+    return found.label if found else role
