@@ -74,7 +74,8 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(health_bp)
     blueprints = ("web.auth", "web.inbox", "web.cases", "web.admin", "web.escalation_admin", "web.oncall_admin",
-                  "web.api", "web.hl7_admin", "web.dicom_pages", "web.designer")
+                  "web.api", "web.hl7_admin", "web.dicom_pages", "web.designer", "web.conformance_pages",
+                  "web.protocols_admin")
     for module_name in blueprints:
         try:
             module = __import__(module_name, fromlist=["bp"])

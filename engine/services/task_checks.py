@@ -1,0 +1,32 @@
+"""Service-level checks of a task's submitted data, run by every entry point that completes a task (page, API,
+service call) after the form's JSON Schema: what only the engine's data can tell (a tele-expert bound by an
+active convention, a protocol of the case's final modality, an INS with its key, no exam dated in the future).
+
+Each check returns problems keyed by field path with a French message; any problem refuses the completion
+with a FormValidationError, before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from engine.domain.data_checks import data_problems, paris_date
+from engine.services.context import EngineContext
+
+# (ctx, site_id, submitted data, case data) -> {field path: French message}
+TaskCheck = Callable[[EngineContext, str | None, Mapping[str, Any], Mapping[str, Any]], dict[str, str]]
+
+_BY_FORM: dict[str, list[TaskCheck]] = {}
+
+
+def register(form_key: str, check: TaskCheck) -> None:
+    _BY_FORM.setdefault(form_key, []).append(check)
+
+
+def task_data_problems(ctx: EngineContext, form_key: str | None, site_id: str | None, data: Mapping[str, Any],
+                       case: Mapping[str, Any]) -> dict[str, str]:
+    problems = data_problems(data, paris_date(ctx.clock.now()))
+    for check in _BY_FORM.get(form_key or "", ()):
+        problems.update(check(ctx, site_id, data, case))
+    return problems
