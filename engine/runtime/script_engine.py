@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
@@ -21,11 +21,22 @@ class OperationRegistry:
 
     def __init__(self) -> None:
         self._operations: dict[str, Operation] = {}
+        self._result_domains: dict[str, dict[str, tuple[Any, ...]]] = {}
 
-    def register(self, name: str, operation: Operation) -> None:
+    def register(self, name: str, operation: Operation,
+                 result_domains: Mapping[str, Iterable[Any]] | None = None) -> None:
+        """`result_domains` declares, for keys of the dict the operation returns, every value it can take
+        (e.g. ``{"contrast": (True, False)}``): the deployment-time charter checks use them to tell whether a
+        gateway condition on the result can ever be true. Undeclared keys can hold anything."""
         if name in self._operations:
             raise ValueError(f"operation {name!r} is already registered")
         self._operations[name] = operation
+        if result_domains:
+            self._result_domains[name] = {str(key): tuple(values) for key, values in result_domains.items()}
+
+    def result_domains(self, name: str) -> Mapping[str, tuple[Any, ...]]:
+        """The declared value domains of the result's keys (empty when nothing was declared)."""
+        return self._result_domains.get(name, {})
 
     def names(self) -> frozenset[str]:
         return frozenset(self._operations)
