@@ -22,21 +22,29 @@ class OperationRegistry:
     def __init__(self) -> None:
         self._operations: dict[str, Operation] = {}
         self._result_domains: dict[str, dict[str, tuple[Any, ...]]] = {}
+        self._result_values: dict[str, tuple[Any, ...]] = {}
 
-    def register(self, name: str, operation: Operation,
-                 result_domains: Mapping[str, Iterable[Any]] | None = None) -> None:
+    def register(self, name: str, operation: Operation, result_domains: Mapping[str, Iterable[Any]] | None = None,
+                 result_values: Iterable[Any] | None = None) -> None:
         """`result_domains` declares, for keys of the dict the operation returns, every value it can take
-        (e.g. ``{"contrast": (True, False)}``): the deployment-time charter checks use them to tell whether a
-        gateway condition on the result can ever be true. Undeclared keys can hold anything."""
+        (e.g. ``{"contrast": (True, False)}``); `result_values`, every value of a scalar result (e.g.
+        ``("inject", "change_protocol")``). The deployment-time charter checks use them to tell whether a
+        gateway condition on the result can ever be true. Whatever is not declared can hold anything."""
         if name in self._operations:
             raise ValueError(f"operation {name!r} is already registered")
         self._operations[name] = operation
         if result_domains:
             self._result_domains[name] = {str(key): tuple(values) for key, values in result_domains.items()}
+        if result_values is not None:
+            self._result_values[name] = tuple(result_values)
 
     def result_domains(self, name: str) -> Mapping[str, tuple[Any, ...]]:
         """The declared value domains of the result's keys (empty when nothing was declared)."""
         return self._result_domains.get(name, {})
+
+    def result_values(self, name: str) -> tuple[Any, ...] | None:
+        """The declared values of a scalar result, or None when any value is possible."""
+        return self._result_values.get(name)
 
     def names(self) -> frozenset[str]:
         return frozenset(self._operations)
