@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from engine.domain.actors import Actor
+from engine.domain.data_checks import paris_date
 from engine.services.accounts import create_user
 from engine.services.context import EngineContext
 from engine.services.directory import create_convention, create_site, create_territory, mark_totp_enrolled
@@ -39,6 +40,10 @@ USERS = (
              {"rpps": "10101010105", "territory_id": "morlaix", **VALID_UNTIL}),
     DemoUser("dr.kerbrat", "Dr Loïc Kerbrat (radiologue de proximité)", ("local_radiologist",), ("ch-morlaix",)),
     DemoUser("dr.guillou", "Dr Marie Guillou (médecin responsable du site)", ("site_lead",), ("ch-brest",)),
+    # CH-6.1: every site under an active convention has its medical lead (a convention cannot be activated without).
+    DemoUser("dr.riou", "Dr Gwenaëlle Riou (médecin responsable du site)", ("site_lead",), ("ch-morlaix",)),
+    DemoUser("dr.abgrall", "Dr Hervé Abgrall (médecin responsable de la clinique)", ("site_lead",),
+             ("clinique-landerneau",)),
     DemoUser("designer", "Sophie Tanguy (conceptrice de processus)", ("process_designer",)),
     DemoUser("admin", "Administrateur Telerad", ("administrator",)),
     DemoUser("auditor", "Auditeur", ("auditor",)),
@@ -81,11 +86,16 @@ def _actor(username: str) -> Actor:
     return Actor(username, frozenset(user.roles), frozenset(user.sites))
 
 
+# A clinical examination cannot be dated in the future (CH-4.1.1): the demo cases take the day they are created
+# (create_demo), other callers this fixed past day (the test clock's).
+DEMO_EXAM_DATE = "2026-01-05"
+
+
 def demo_request(**overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "patient": {"birth_name": "Kermarrec", "first_names": "Yann", "birth_date": "1948-05-17", "sex": "M",
                     "identity_status": "validated"},
-        "clinical_exam_done": True, "clinical_exam_date": "2026-11-27",
+        "clinical_exam_done": True, "clinical_exam_date": DEMO_EXAM_DATE,
         "clinical_context": "Chute de sa hauteur sous anticoagulant, céphalées.",
         "question": "Hématome intracrânien ?", "modality": "CT", "requested_exam": "Scanner cérébral sans injection",
         "urgency": "vital", "pregnancy_status": "not_applicable", "local_radiologist_on_duty": False,
@@ -102,14 +112,18 @@ def _complete(ctx: EngineContext, case_id: int, spec: str, who: str, data: dict[
 
 def _demo_cases(ctx: EngineContext) -> None:
     requester = _actor("dr.martin")
-    start_instance(ctx, requester, "telediagnosis", {}, site_id="ch-brest", first_task=demo_request())
+    today = paris_date(ctx.clock.now()).isoformat()
+    start_instance(ctx, requester, "telediagnosis", {}, site_id="ch-brest",
+                   first_task=demo_request(clinical_exam_date=today))
     second = start_instance(ctx, requester, "telediagnosis", {}, site_id="ch-brest", first_task=demo_request(
+        clinical_exam_date=today,
         patient={"birth_name": "Le Bihan", "first_names": "Nolwenn", "birth_date": "1979-02-03", "sex": "F",
                  "identity_status": "qualified"},
         question="Embolie pulmonaire ?", requested_exam="Angioscanner thoracique", urgency="urgent",
         pregnancy_status="not_pregnant", clinical_context="Dyspnée brutale, tachycardie."))
     _complete(ctx, second, "accept_case", "dr.legall", {"acceptance": "accept"})
     third = start_instance(ctx, requester, "telediagnosis", {}, site_id="ch-brest", first_task=demo_request(
+        clinical_exam_date=today,
         patient={"birth_name": "Quéré", "first_names": "Jean", "birth_date": "1960-09-21", "sex": "M",
                  "identity_status": "qualified"},
         question="Fracture du poignet ?", modality="XR", requested_exam="Radiographie du poignet droit",

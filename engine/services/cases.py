@@ -20,6 +20,7 @@ from engine.domain.cases import may_see_case
 from engine.errors import NotFound, TeleradError
 from engine.services.context import EngineContext
 from engine.services.persistence import append_case_events, bundle_of, load_workflow, lock_instance
+from engine.services.report_visibility import WITHHELD_KEY, facts_of, redact_report
 from engine.store import audit
 from engine.store.directory_models import Attachment, CaseMessage
 from engine.store.models import AuditEvent, ProcessDefinition, ProcessInstance, Task, TaskCandidate, table_of
@@ -95,7 +96,8 @@ def _line(row: Any) -> CaseLine:
 
 def list_cases(ctx: EngineContext, actor: Actor, *, status: str | None = None, query: str | None = None,
                limit: int = 100) -> list[CaseLine]:
-    """Cases this actor may see, newest activity first; `query` searches patient name and accession number."""
+    """Cases this actor may see, newest activity first; `query` searches patient name and accession number only:
+    never report text, which a poor-prognosis case withholds until its announcement plan (CH-4.1.13)."""
     instance = table_of(ProcessInstance)
     statement = select(instance).where(_visible(actor))
     if status:
@@ -127,7 +129,9 @@ def ensure_visible(ctx: EngineContext, actor: Actor, case_id: int) -> None:
 
 
 def case_record(ctx: EngineContext, actor: Actor, case_id: int) -> CaseRecord:
-    """The whole record of a case for its page; the read itself is audited."""
+    """The whole record of a case for its page; the read itself is audited. The data are those this actor may
+    read: a poor-prognosis report awaiting its announcement plan is withheld from all but the reporting
+    radiologist and the requester (CH-4.1.13)."""
     with ctx.write() as session:
         row = _check_visible(session, actor, case_id)
         instance = lock_instance(session, case_id)
@@ -137,14 +141,16 @@ def case_record(ctx: EngineContext, actor: Actor, case_id: int) -> CaseRecord:
                                   .where(ProcessDefinition.id == instance.definition_id)).scalar_one()
         done, current = cached.live.element_states()
         main_file = _main_file(bundle.files, bundle.process_id)
+        data = redact_report(actor, cached.live.case_data(), facts_of(cached.live), row.started_by)
         record = CaseRecord(
             line=_line(row), definition_version=version, main_file=main_file,
-            diagram_xml=bundle.files[main_file], data=cached.live.case_data(),
+            diagram_xml=bundle.files[main_file], data=data,
             done_elements=done, current_elements=current,
             timeline=_timeline(session, case_id), messages=_messages(session, case_id),
             attachments=_attachments(session, case_id), open_tasks=_open_tasks(session, case_id),
         )
-        append_case_events(session, instance, [audit.AuditEntry(actor.user_id, "case.viewed", case_id)],
+        viewed = {"report_withheld": True} if WITHHELD_KEY in data else {}
+        append_case_events(session, instance, [audit.AuditEntry(actor.user_id, "case.viewed", case_id, viewed)],
                            ctx.clock.now())
         session.commit()
     ctx.live_cache.put(case_id, type(cached)(instance.version, cached.live, cached.snapshot))

@@ -19,6 +19,7 @@ from engine.domain.credentials import RadiologistCredentials
 from engine.domain.identity import is_valid_rpps
 from engine.errors import Forbidden
 from engine.services.context import EngineContext
+from engine.services.eligibility import lead_loss_refusal, medical_lead_refusal
 from engine.store import audit
 from engine.store.directory_models import (
     ROLES,
@@ -133,6 +134,7 @@ def create_convention(ctx: EngineContext, actor: Actor, site_id: str, radiologis
         if session.get(SiteRow, site_id) is None:
             raise DirectoryError(f"Site inconnu : {site_id}.")
         _check_radiologists(session, radiologists)
+        _check_medical_lead(session, site_id, cme_validated and approved_by_g4 and approved_by_council)
         row = ConventionRow(site_id=site_id, cme_validated=cme_validated, approved_by_g4=approved_by_g4,
                             approved_by_council=approved_by_council, external_allowed=external_allowed, tiers=tiers)
         session.add(row)
@@ -260,6 +262,8 @@ def update_user_roles_sites(ctx: EngineContext, actor: Actor, username: str, rol
         session.execute(delete(UserSite).where(UserSite.username == username, UserSite.site_id.not_in(site_set)))
         session.add_all([UserRole(username=username, role=r) for r in sorted(role_set - before_roles)])
         session.add_all([UserSite(username=username, site_id=s) for s in sorted(site_set - before_sites)])
+        if "site_lead" in before_roles:  # the sites he stops leading keep a lead
+            _check_leads_kept(session, before_sites if "site_lead" not in role_set else before_sites - site_set)
         _audit(session, ctx, actor, "user.access_changed", username=username, roles=sorted(role_set),
                sites=sorted(site_set), roles_added=sorted(role_set - before_roles),
                roles_removed=sorted(before_roles - role_set), sites_added=sorted(site_set - before_sites),
@@ -315,6 +319,9 @@ def set_user_active(ctx: EngineContext, actor: Actor, username: str, active: boo
         if not active and admins == {username}:
             raise DirectoryError("Il doit rester au moins un administrateur actif : ce compte est le dernier.")
         user.active = active
+        if not active and session.get(UserRole, (username, "site_lead")) is not None:
+            _check_leads_kept(session, session.execute(select(UserSite.site_id)
+                                                       .where(UserSite.username == username)).scalars())
         _audit(session, ctx, actor, "user.reactivated" if active else "user.deactivated", username=username)
         session.commit()
     return True
@@ -341,6 +348,9 @@ def update_convention(ctx: EngineContext, actor: Actor, convention_id: int, radi
         if not changes and members == before:
             return False
         _check_radiologists(session, tuple(members - before))
+        was_active = row.cme_validated and row.approved_by_g4 and row.approved_by_council
+        _check_medical_lead(session, row.site_id,
+                            not was_active and cme_validated and approved_by_g4 and approved_by_council)
         for name, value in changes.items():
             setattr(row, name, value)
         session.execute(delete(ConventionRadiologist).where(ConventionRadiologist.convention_id == convention_id,
@@ -417,6 +427,21 @@ def _check_radiologists(session: Session, usernames: Iterable[str]) -> None:
     if wanted - radiologists:
         raise DirectoryError("Ces comptes n'ont pas le rôle de radiologue ou de télé-expert : "
                              f"{', '.join(sorted(wanted - radiologists))}.")
+
+
+def _check_medical_lead(session: Session, site_id: str, activating: bool) -> None:
+    """CH-6.1: a convention becomes active only for a site with a medical lead."""
+    refusal = medical_lead_refusal(session, site_id) if activating else None
+    if refusal:
+        raise DirectoryError(refusal)
+
+
+def _check_leads_kept(session: Session, sites: Iterable[str]) -> None:
+    """CH-6.1: no change of accounts leaves a site under an active convention without its medical lead."""
+    session.flush()
+    refusal = lead_loss_refusal(session, sites)
+    if refusal:
+        raise DirectoryError(refusal)
 
 
 def _check_sites(session: Session, sites: Collection[str]) -> None:

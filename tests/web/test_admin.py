@@ -247,10 +247,17 @@ def test_convention_without_every_approval_is_inactive_until_approved(app, demo_
     created = audit_events(demo_ctx, "convention.created")[-1]
     assert created[0] == "admin" and created[1]["active"] is False and created[1]["convention"] == convention_id
 
-    # the departmental Medical Council approves: the convention becomes active
-    response = client.post(f"/admin/directory/conventions/{convention_id}", data={
+    # the departmental Medical Council approves: refused while the site has no medical lead (CH-6.1)
+    approved = {
         "convention-radiologists": ["dr.legall"], "convention-cme_validated": "y", "convention-approved_by_g4": "y",
-        "convention-approved_by_council": "y", "convention-tiers": ["1", "2"], "convention-submit": "x"})
+        "convention-approved_by_council": "y", "convention-tiers": ["1", "2"], "convention-submit": "x"}
+    refused = text(client.post(f"/admin/directory/conventions/{convention_id}", data=approved))
+    assert "Le site « CH de Quimper » n'a pas de médecin responsable" in refused
+    assert SqlDirectory(demo_ctx.reader).conventions("ch-quimper")[0].active is False
+    update_user_roles_sites(demo_ctx, Actor("admin", frozenset({"administrator"})), "dr.guillou", ["site_lead"],
+                            ["ch-brest", "ch-quimper"])
+    # with its medical lead, the convention becomes active
+    response = client.post(f"/admin/directory/conventions/{convention_id}", data=approved)
     assert response.status_code == 302, text(response)
     (convention,) = SqlDirectory(demo_ctx.reader).conventions("ch-quimper")
     assert convention.active and convention.radiologist_ids == frozenset({"dr.legall"})
