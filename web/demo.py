@@ -133,4 +133,4 @@ def _demo_cases(ctx: EngineContext) -> None:
     _complete(ctx, third, "check_identity", "merm.leroy", {
         "identity_checked": True, "identity_status": "qualified", "identity_document": "id_card"})
     _complete(ctx, third, "justify", "dr.legall", {"justification": "validate"})
-    _complete(ctx, third, "choose_protocol", "dr.legall", {"protocol": "xr_limb", "contrast": False})
+    _complete(ctx, third, "choose_protocol", "dr.legall", {"protocol": "xr_limb"})
