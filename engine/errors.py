@@ -53,3 +53,14 @@ class ExpressionRefused(TeleradError):
     def __init__(self, message: str, explanation: str = ""):
         super().__init__(message)
         self.explanation = explanation or message
+
+
+class CharterRefused(Conflict):
+    """A change the charter forbids (a hard gate of engine.domain.gates): nothing of it is written.
+
+    `refusals` are (rule id, French reason) pairs; the message says what to do, in French.
+    """
+
+    def __init__(self, message: str, refusals: list[tuple[str, str]]):
+        super().__init__(message)
+        self.refusals = refusals

@@ -37,3 +37,8 @@ def using_clock(clock: Clock) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def current_time() -> datetime:
+    """Now, by the clock bound to the current use case (the system clock outside one)."""
+    return (_current.get() or _SYSTEM_CLOCK).now()

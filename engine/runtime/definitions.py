@@ -20,6 +20,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
 from engine.errors import DefinitionRefused, Finding
+from engine.runtime.charter_facts import install_hooks
 from engine.runtime.checks import check_specs, check_xml
 from engine.runtime.script_engine import OperationRegistry
 from engine.runtime.xml import BPMN_NS, NOT_A_DIAGRAM, SPIFF_NS, kind_of, read_xml
@@ -56,6 +57,7 @@ class ParsedDefinition:
     subprocess_specs: dict[str, Any]
     process_name: str
     lane_roles: dict[str, str] = field(default_factory=dict)  # lane name -> role
+    charter_roles: dict[str, str] = field(default_factory=dict)  # task spec name -> charter role
 
 
 def lane_roles(roots: Mapping[str, etree._Element]) -> dict[str, str]:
@@ -154,7 +156,9 @@ def parse_bundle(bundle: Bundle, operations: OperationRegistry) -> ParsedDefinit
     findings = check_specs([spec, *subprocess_specs.values()], operations)
     if findings:
         raise DefinitionRefused(findings)
-    return ParsedDefinition(bundle, spec, subprocess_specs, spec.description or bundle.process_id, lane_roles(roots))
+    charter_roles = install_hooks([spec, *subprocess_specs.values()])
+    return ParsedDefinition(bundle, spec, subprocess_specs, spec.description or bundle.process_id, lane_roles(roots),
+                            charter_roles)
 
 
 def _parse_failed(detail: str) -> str:

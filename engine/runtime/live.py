@@ -18,6 +18,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import TaskState
 
 from engine.errors import NotFound, TeleradError
+from engine.runtime.charter_facts import ACTOR_ATTRIBUTE, facts_of, withdraw
 from engine.runtime.definitions import ParsedDefinition
 from engine.runtime.script_engine import SafeScriptEngine
 
@@ -38,6 +39,7 @@ class UserTaskInfo:
     assignee: str | None = None
     candidates: tuple[str, ...] | None = None
     due_at: datetime | None = None  # the earliest timer attached to the task (boundary event)
+    charter_role: str | None = None  # engine.domain.charter_roles
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Snapshot:
     timers: tuple[TimerInfo, ...]
     subscriptions: tuple[SubscriptionInfo, ...]
     completed: bool
+    facts_seq: int = 0  # sequence number of the latest charter fact (engine.runtime.charter_facts)
 
 
 def correlation_key(values: dict[str, Any]) -> str:
@@ -112,6 +115,11 @@ class LiveWorkflow:
             raise NotFound("task not found or no longer open")
         return task
 
+    def task_role(self, task_id: str) -> str | None:
+        """The charter role of an open user task (engine.domain.charter_roles), if its element has one."""
+        role = _properties(self.ready_user_task(task_id).task_spec).get("charterRole")
+        return role if isinstance(role, str) and role else None
+
     def task_data(self, task_id: str) -> dict[str, Any]:
         return dict(self.ready_user_task(task_id).data)
 
@@ -121,11 +129,22 @@ class LiveWorkflow:
         record_as = _properties(task.task_spec).get("completedByVariable")
         if record_as and actor_id is not None:
             task.set_data(**{record_as: actor_id})
+        setattr(self.workflow, ACTOR_ATTRIBUTE, actor_id)  # who completed it, for the charter facts
         try:
             task.run()
         except SpiffWorkflowException as err:
             raise WorkflowFailed(_describe(err)) from err
+        finally:
+            setattr(self.workflow, ACTOR_ATTRIBUTE, None)
         self._advance()
+
+    def charter_facts(self) -> Mapping[str, Any]:
+        """What the case has done, by charter role (engine.runtime.charter_facts); read-only use."""
+        return facts_of(self.workflow)
+
+    def withdraw_facts(self, roles: list[str], reason: str) -> list[str]:
+        self._open_data = None
+        return withdraw(self.workflow, roles, reason)
 
     def catch_message(self, task_id: str, correlation: dict[str, Any], payload: dict[str, Any]) -> bool:
         task = self.workflow.event_manager.tasks.get(UUID(task_id))
@@ -185,9 +204,11 @@ class LiveWorkflow:
                 assignee=_text_or_none(task.data.get(properties.get("assigneeVariable", ""))),
                 candidates=_candidates(task.data, properties.get("candidatesVariable")),
                 due_at=due_by_split.get(_boundary_split(task)),
+                charter_role=properties.get("charterRole"),
             ))
         self._open_data = open_data
-        return Snapshot(tuple(user_tasks), tuple(t for t, _ in timers), tuple(subscriptions), self.workflow.completed)
+        return Snapshot(tuple(user_tasks), tuple(t for t, _ in timers), tuple(subscriptions), self.workflow.completed,
+                        int(facts_of(self.workflow).get("seq", 0)))
 
     def _waiting_events(self) -> tuple[list[tuple[TimerInfo, Any]], list[SubscriptionInfo]]:
         timers: list[tuple[TimerInfo, Any]] = []

@@ -74,6 +74,9 @@ class EngineContext:
     # Called inside the transaction of every case save with (session, saved InstanceRow, case data); must be
     # idempotent. Integrations use it to queue work atomically with the change (e.g. an HL7 report to send).
     save_hooks: list[Callable[..., None]] = field(default_factory=list)
+    # Read by the charter gates (engine.services.charter_gates): radiologists' credentials, protocol catalogue.
+    directory: Directory | None = None
+    protocol_catalogue: Callable[[], Any] | None = None
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -116,13 +119,29 @@ def build_context(database_url: str, *, clock: Clock | None = None, operations: 
     engine = make_engine(database_url, **engine_options)
     writer, reader = session_factories(engine)
     clock = clock or SystemClock()
+    directory = directory or SqlDirectory(reader)
     provided: dict[str, Mapping[str, str]] = {
         "escalation": MappingProxyType(dict(escalation)) if escalation is not None else _live_escalation(reader)}
-    return EngineContext(
+    built: list[EngineContext] = []
+
+    def catalogue() -> Any:
+        return _sql_catalogue(built[0])
+
+    ctx = EngineContext(
         engine=engine, writer=writer, reader=reader,
-        runtime=Runtime(operations or default_operations(directory or SqlDirectory(reader), clock), provided),
-        forms=(forms or default_registry()).with_source(sql_form_source(reader)), clock=clock,
+        runtime=Runtime(operations or default_operations(directory, clock, catalogue), provided),
+        forms=(forms or default_registry()).with_source(sql_form_source(reader)), clock=clock, directory=directory,
+        protocol_catalogue=catalogue,
     )
+    built.append(ctx)
+    return ctx
+
+
+def _sql_catalogue(ctx: EngineContext) -> Any:
+    """The administrators' protocol catalogue (engine.services.protocols), cached there."""
+    from engine.services.protocols import protocol_catalogue
+
+    return protocol_catalogue(ctx)
 
 
 def _live_escalation(reader: sessionmaker[Session]) -> Mapping[str, str]:
@@ -131,10 +150,15 @@ def _live_escalation(reader: sessionmaker[Session]) -> Mapping[str, str]:
     return LiveEscalation(reader)
 
 
-def default_operations(directory: Directory, clock: Clock) -> OperationRegistry:
-    """The service operations the shipped diagrams call (see engine.services.operations)."""
+def default_operations(directory: Directory, clock: Clock,
+                       catalogue: Callable[[], Any] | None = None) -> OperationRegistry:
+    """The service operations the shipped diagrams call (see engine.services.operations); `catalogue` reads the
+    protocol catalogue (the shipped default when not given)."""
     from engine.services.operations import register_all
 
     registry = OperationRegistry()
-    register_all(registry, directory, clock)
+    if catalogue is None:
+        register_all(registry, directory, clock)
+    else:
+        register_all(registry, directory, clock, catalogue)
     return registry

@@ -13,15 +13,18 @@ from typing import Any
 
 from engine.domain import radioprotection, routing
 from engine.domain.credentials import extraterritorial_notice, may_be_assigned
+from engine.domain.data_checks import paris_date
 from engine.domain.oncall import is_out_of_hours
+from engine.domain.protocols import DEFAULT_CATALOGUE, ProtocolCatalogue
 from engine.domain.teleexpertise import report_recipients
 from engine.ports import Clock, Directory
 from engine.runtime import OperationRegistry
 
 
-def register_all(registry: OperationRegistry, directory: Directory, clock: Clock) -> None:
+def register_all(registry: OperationRegistry, directory: Directory, clock: Clock,
+                 catalogue: Callable[[], ProtocolCatalogue] = lambda: DEFAULT_CATALOGUE) -> None:
     def today() -> date:
-        return clock.now().date()
+        return paris_date(clock.now())
 
     def new_accession_number(site_id: str | None = None, existing: str | None = None) -> str:
         """Keep the accession number a RIS order brought; otherwise number the request."""
@@ -78,6 +81,30 @@ def register_all(registry: OperationRegistry, directory: Directory, clock: Clock
                 "extraterritorial": creds.extraterritorial, "not_reimbursed": creds.extraterritorial,
                 "notice": extraterritorial_notice(creds)}
 
+    def protocol_facts(protocol: str, birth_date: str, sex: str | None = None,
+                       pregnancy_status: str | None = None) -> dict[str, Any]:
+        """What the chosen protocol implies (catalogue): modality, ionizing, contrast; and whether the pregnancy
+        status must still be stated before exposure on this final modality (CH-4.1.3)."""
+        found = catalogue().get(protocol)
+        if found is None:
+            return {"known": False, "protocol": protocol, "modality": None, "ionizing": True, "contrast": False,
+                    "agent_class": None, "label": str(protocol), "pregnancy_block": False}
+        flags = radioprotection.radioprotection_flags(found.modality, sex, date.fromisoformat(birth_date), today())
+        return {"known": True, "protocol": found.id, "modality": found.modality, "ionizing": found.ionizing,
+                "contrast": found.contrast, "agent_class": found.agent_class, "label": found.label,
+                "pregnancy_block": bool(flags.pregnancy_status_required
+                                        and pregnancy_status in (None, "", radioprotection.UNKNOWN))}
+
+    def contrast_outcome(contrast_decision: str | None, requester_contraindication: bool | None = None,
+                         joint_decision: str | None = None) -> str:
+        """Inject, or change the protocol: a contraindication retained by the radiologist, or flagged by the
+        requester and not overruled by a documented joint decision, changes the protocol (CH-4.1.10)."""
+        if contrast_decision != "cleared":
+            return "change_protocol"
+        if requester_contraindication is True and joint_decision != "maintain":
+            return "change_protocol"
+        return "inject"
+
     def notify_overdue(what: str) -> dict[str, Any]:
         return {"what": what, "overdue_at": clock.now().isoformat()}
 
@@ -99,6 +126,8 @@ def register_all(registry: OperationRegistry, directory: Directory, clock: Clock
         "telerad.radiologist_profile": radiologist_profile,
         "telerad.release_report": release_report,
         "telerad.notify_overdue": notify_overdue,
+        "telerad.protocol_facts": protocol_facts,
+        "telerad.contrast_outcome": contrast_outcome,
         "telerad.teleexpertise_recipients": teleexpertise_recipients,
     }
     for name, operation in operations.items():

@@ -20,6 +20,7 @@ from engine.domain.cases import case_summary
 from engine.domain.urgency import rank
 from engine.errors import Conflict, NotFound
 from engine.runtime import Bundle, LiveWorkflow, Snapshot
+from engine.services.charter_gates import check_save
 from engine.services.context import CachedWorkflow, EngineContext
 from engine.store import audit
 from engine.store.driver import DriverQuery, DriverStatement, Source
@@ -136,6 +137,8 @@ def prepare_save(ctx: EngineContext, instance: InstanceRow, live: LiveWorkflow, 
     """`state`: the workflow already encoded by the caller (ctx.runtime.dump), if it was."""
     now = ctx.clock.now()
     after = live.snapshot()
+    if end_as is None:
+        check_save(ctx, instance.process_id, live, before, after)
     events = list(events)
     status, ended_at = instance.status, None
     if end_as is not None:

@@ -30,3 +30,12 @@ def task_data_problems(ctx: EngineContext, form_key: str | None, site_id: str | 
     for check in _BY_FORM.get(form_key or "", ()):
         problems.update(check(ctx, site_id, data, case))
     return problems
+
+
+def _register_shipped_checks() -> None:
+    from engine.services.protocols import PROTOCOL_FORM, check_protocol_choice
+
+    register(PROTOCOL_FORM, check_protocol_choice)
+
+
+_register_shipped_checks()

@@ -12,8 +12,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor, may_complete_task, may_see_task
-from engine.errors import Conflict, Forbidden, NotFound
+from engine.errors import CharterRefused, Conflict, Forbidden, NotFound
 from engine.runtime import using_clock
+from engine.services.charter_gates import check_radiologist_step
 from engine.services.context import EngineContext
 from engine.services.persistence import (
     InstanceRow,
@@ -21,15 +22,19 @@ from engine.services.persistence import (
     case_of_task_row,
     is_offered,
     load_workflow,
+    lock_instance,
     lock_task_and_case,
     prepare_save,
     read_task,
     rechain,
     write_save,
 )
+from engine.services.refusals import record_refusal
+from engine.services.task_checks import task_data_problems
 from engine.store import audit
 from engine.store.driver import DriverQuery, Source
 from engine.store.models import ProcessInstance, Task, TaskCandidate, table_of
+from forms import FormValidationError
 
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _TASK = table_of(Task)
@@ -99,12 +104,21 @@ def task_data(ctx: EngineContext, actor: Actor, task_id: str) -> dict[str, Any]:
 
 
 def task_with_data(ctx: EngineContext, actor: Actor, task_id: str) -> tuple[TaskView, dict[str, Any]]:
-    """A task and the data its form is pre-filled with, read together (one check, one read of the task)."""
+    """A task and the data its form is pre-filled with, read together (one check, one read of the task).
+
+    The read is traced on the case's audit chain like a case view (CH-5.3): task data holds the patient's
+    identity and, for some steps, the report."""
     with ctx.driver_read() as reader:
         row = _check_open(reader, actor, read_task(reader, task_id))
         instance = case_of_task_row(row)
         cached = load_workflow(ctx, reader, instance)
         data = cached.live.task_data(task_id)
+    with ctx.write() as session:
+        locked = lock_instance(session, instance.id)
+        append_case_events(session, locked, [audit.AuditEntry(actor.user_id, "task.viewed", instance.id,
+                                                              {"task_id": task_id, "task": row.spec_name})],
+                           ctx.clock.now())
+        session.commit()
     ctx.live_cache.put(instance.id, cached)
     return _view(row), data
 
@@ -191,12 +205,14 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
                 ctx.forms.validate(row.form_key, data)
             instance = case_of_task_row(row)
             cached = load_workflow(ctx, reader, instance)
-        with using_clock(ctx.clock):
-            cached.live.complete_user_task(task_id, data, actor.user_id)
-        prepared = prepare_save(ctx, instance, cached.live, cached.snapshot, actor, [
-            audit.AuditEntry(actor.user_id, "task.completed", instance.id,
-                             {"task_id": task_id, "task": row.spec_name, "title": row.title, "fields": sorted(data)}),
-        ])
+        _check_case_rules(ctx, actor, cached, task_id, row, data)
+        try:
+            with using_clock(ctx.clock):
+                cached.live.complete_user_task(task_id, data, actor.user_id)
+            prepared = _prepare_completion(ctx, instance, cached, actor, task_id, row, data)
+        except CharterRefused as refused:
+            record_refusal(ctx, instance.id, actor, refused, row.spec_name)
+            raise
         try:
             with ctx.write() as session:
                 found = lock_task_and_case(session, task_id)
@@ -214,6 +230,30 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
         ctx.live_cache.put(instance.id, entry)
         return instance.id
     raise Conflict("Le dossier a été modifié plusieurs fois pendant l'enregistrement ; réessayez.")
+
+
+def _check_case_rules(ctx: EngineContext, actor: Actor, cached: Any, task_id: str, row: Any,
+                      data: dict[str, Any]) -> None:
+    """What only the case and the directory can tell: charter data checks and the form's own service checks
+    (FormValidationError), and a radiologist's credentials for his steps (CharterRefused, traced)."""
+    problems = task_data_problems(ctx, row.form_key, row.site_id, data, cached.live.latest_data())
+    if problems:
+        ctx.live_cache.put(case_of_task_row(row).id, cached)
+        raise FormValidationError(problems)
+    try:
+        check_radiologist_step(ctx, actor, cached.live.task_role(task_id))
+    except CharterRefused as refused:
+        ctx.live_cache.put(case_of_task_row(row).id, cached)
+        record_refusal(ctx, case_of_task_row(row).id, actor, refused, row.spec_name)
+        raise
+
+
+def _prepare_completion(ctx: EngineContext, instance: InstanceRow, cached: Any, actor: Actor, task_id: str,
+                        row: Any, data: dict[str, Any]) -> Any:
+    return prepare_save(ctx, instance, cached.live, cached.snapshot, actor, [
+        audit.AuditEntry(actor.user_id, "task.completed", instance.id,
+                         {"task_id": task_id, "task": row.spec_name, "title": row.title, "fields": sorted(data)}),
+    ])
 
 
 def _sqlstate(err: Exception) -> str | None:
@@ -234,6 +274,4 @@ def _check_field_names(data: Any) -> None:
         raise Forbidden("task data must be an object")
     bad = [k for k in data if not isinstance(k, str) or not _FIELD_NAME.fullmatch(k)]
     if bad:
-        from forms import FormValidationError
-
         raise FormValidationError({str(k): "Nom de champ non autorisé." for k in bad})

@@ -63,7 +63,8 @@ def directory() -> InMemoryDirectory:
 
 @pytest.fixture
 def charter_ctx(make_ctx, directory, clock):
-    ctx = make_ctx(operations=default_operations(directory, clock), forms=default_registry(), escalation=None)
+    ctx = make_ctx(operations=default_operations(directory, clock), forms=default_registry(), escalation=None,
+                   directory=directory)
     deploy_library(ctx, Actor("designer"), WORKFLOWS)
     return ctx
 
@@ -99,7 +100,7 @@ class Case:
 def request_form(**overrides: Any) -> dict[str, Any]:
     data = {
         "patient": {"birth_name": "KERMARREC", "first_names": "Yann", "birth_date": "1950-03-02", "sex": "M",
-                    "identity_status": "qualified", "ins": "150032912345678"},
+                    "identity_status": "qualified", "ins": "150032912345688"},
         "clinical_exam_done": True, "clinical_exam_date": "2026-01-05",
         "clinical_context": "Chute sous anticoagulants, céphalées", "question": "Hématome intracrânien ?",
         "modality": "CT", "requested_exam": "Scanner cérébral sans injection", "urgency": "scheduled",

@@ -29,7 +29,7 @@ def through_protocol(case, contrast=False, protocol="ct_head_plain"):
     rad = accept(case)
     consent_and_identity(case)
     case.complete("justify", rad, justification="validate")
-    case.complete("choose_protocol", rad, protocol=protocol, contrast=contrast)
+    case.complete("choose_protocol", rad, protocol=protocol)
     return rad
 
 
@@ -79,7 +79,7 @@ def test_CH4_1_10_contraindication_sends_the_radiologist_back_to_the_protocol(ne
                   requester_contraindication=True)
     case.complete("check_contraindications_radiologist", rad, contrast_decision="contraindicated")
     assert case.open_tasks() == ["choose_protocol"]
-    case.complete("choose_protocol", rad, protocol="ct_head_plain", contrast=False)
+    case.complete("choose_protocol", rad, protocol="ct_head_plain")
     assert case.open_tasks() == ["acquire_images"]
 
 
@@ -91,6 +91,8 @@ def test_CH4_1_12_urgent_ct_report_due_timer_and_recorded_phone_call(new_case, c
                                {"accession_number": case.data["accession_number"]}, {"instances": 32},
                                source="dicom")
     assert delivery.delivered_to == (case.id,)
+    assert case.open_tasks() == ["acquire_images"]  # the technologist still attests the acquisition
+    acquire(case)
     assert case.open_tasks() == ["interpret"]
     with charter_ctx.read() as session:
         timer = session.execute(select(Timer).where(Timer.instance_id == case.id)).scalar_one()
@@ -131,7 +133,7 @@ def test_CH4_1_3_child_ct_is_flagged_and_substituted_by_ultrasound(new_case):
     rad = accept(case)
     consent_and_identity(case)
     case.complete("justify", rad, justification="substitute", substitute_modality="US")
-    case.complete("choose_protocol", rad, protocol="us_abdomen", contrast=False)
+    case.complete("choose_protocol", rad, protocol="us_abdomen")
     assert case.open_tasks() == ["acquire_images"]
     assert case.data["substitute_modality"] == "US"
 
@@ -322,8 +324,8 @@ def test_CH4_1_9_only_the_assigned_radiologist_chooses_the_protocol_from_the_lis
     other = radiologist("rad.neighbour")
     assert [t for t in list_tasks(case.ctx, other) if t.instance_id == case.id] == []
     with pytest.raises(FormValidationError):
-        case.complete("choose_protocol", rad, protocol="my_own_protocol", contrast=False)
-    case.complete("choose_protocol", rad, protocol="ct_head_plain", contrast=False)
+        case.complete("choose_protocol", rad, protocol="my_own_protocol")
+    case.complete("choose_protocol", rad, protocol="ct_head_plain")
 
 
 @pytest.mark.charter("CH-4.1.6")
@@ -338,7 +340,7 @@ def test_CH4_1_6_identity_is_checked_before_acquisition(new_case):
     case.complete("check_identity", TECHNOLOGIST, identity_checked=True, identity_status="provisional",
                   identity_document="none")
     case.complete("justify", rad, justification="validate")
-    case.complete("choose_protocol", rad, protocol="ct_head_plain", contrast=False)
+    case.complete("choose_protocol", rad, protocol="ct_head_plain")
     assert case.open_tasks() == ["acquire_images"]
 
 
@@ -362,7 +364,24 @@ def test_CH4_1_11_images_received_message_moves_the_case_only_for_its_accession_
     assert not wrong.delivered and case.open_tasks() == ["acquire_images"]
     deliver_message(charter_ctx, "images_received", {"accession_number": case.data["accession_number"]}, {},
                     source="dicom")
+    assert case.open_tasks() == ["acquire_images"]
+    acquire(case)
     assert case.open_tasks() == ["interpret"]
+
+
+@pytest.mark.charter("CH-4.1.4", negative=True)
+def test_CH4_1_4_images_by_dicom_do_not_skip_the_technologists_attestation(new_case, charter_ctx):
+    case = new_case()
+    through_protocol(case)
+    deliver_message(charter_ctx, "images_received", {"accession_number": case.data["accession_number"]},
+                    {"instances": 12}, source="dicom")
+    assert case.open_tasks() == ["acquire_images"]
+    with pytest.raises(FormValidationError):
+        case.complete("acquire_images", TECHNOLOGIST, images_sent=True, protocol_followed=False,
+                      technical_difficulty=False)
+    case.complete("acquire_images", TECHNOLOGIST, images_sent=True, protocol_followed=True,
+                  technical_difficulty=True, difficulty_description="Patient agité, artefacts de mouvement.")
+    assert case.open_tasks() == ["review_difficulty"]
 
 
 @pytest.mark.charter("CH-1.2")
@@ -371,6 +390,8 @@ def test_CH1_2_images_alone_never_close_a_case_and_the_report_is_acknowledged(ne
     case = new_case()
     rad = through_protocol(case)
     deliver_message(charter_ctx, "images_received", {"accession_number": case.data["accession_number"]}, {})
+    assert case.status == "running" and case.open_tasks() == ["acquire_images"]
+    acquire(case)
     assert case.status == "running" and case.open_tasks() == ["interpret"]
     case.complete("interpret", rad, **REPORT)
     assert case.status == "running" and case.open_tasks() == ["acknowledge_report"]

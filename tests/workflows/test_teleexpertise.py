@@ -32,7 +32,7 @@ REPORT = {"opinion": "Lésion kystique simple, sans critère de malignité.", "c
 def te_request_form(**overrides: Any) -> dict[str, Any]:
     data = {
         "patient": {"birth_name": "KERMARREC", "first_names": "Yann", "birth_date": "1950-03-02", "sex": "M",
-                    "identity_status": "qualified", "ins": "150032912345678"},
+                    "identity_status": "qualified", "ins": "150032912345688"},
         "expert_id": "rad.region",
         "question": "Lésion rénale gauche : kyste simple ou lésion tissulaire ?",
         "clinical_context": "Découverte fortuite, créatinine normale, pas d'hématurie.",
