@@ -16,6 +16,9 @@ from engine.domain.radioprotection import is_ionizing, normalise_modality
 AGENT_CLASSES = {"iodine": "produit de contraste iodé", "gadolinium": "chélate de gadolinium",
                  "ultrasound": "produit de contraste ultrasonore"}
 PATIENT_GROUPS = {"adult": "adulte", "child": "enfant", "pregnant": "femme enceinte"}
+MODALITY_LABELS = {"CT": "scanner", "MR": "IRM", "US": "échographie", "XR": "radiographie", "CR": "radiographie",
+                   "DX": "radiographie", "MG": "mammographie", "XA": "angiographie", "RF": "radioscopie",
+                   "NM": "scintigraphie", "PT": "TEP"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,10 @@ def check_protocol(protocol: Protocol) -> Protocol:
         raise InvalidProtocol("Identifiant de protocole invalide : lettres, chiffres et « _ » (64 au plus).")
     if not protocol.label.strip():
         raise InvalidProtocol("Le libellé du protocole est obligatoire.")
+    if len(protocol.label.strip()) > 200:
+        raise InvalidProtocol("Le libellé du protocole compte 200 caractères au plus.")
+    if not protocol.body_region.strip() or len(protocol.body_region.strip()) > 64:
+        raise InvalidProtocol("La région anatomique est obligatoire (64 caractères au plus).")
     try:
         modality = normalise_modality(protocol.modality)
     except ValueError as err:
@@ -89,6 +96,26 @@ class ProtocolCatalogue:
                       key=lambda p: p.label)
 
 
+def modality_label(modality: str | None) -> str:
+    """The French name of a modality code ("CT" -> "scanner"); an unknown code is shown as it is."""
+    return MODALITY_LABELS.get(modality or "", modality or "modalité non précisée")
+
+
+def final_modality(case: Mapping[str, object]) -> str | None:
+    """The modality the exam will use: the radiologist's substitution or modification when the justification
+    decided so, else the requested one; None when none is known (or the code is not a modality)."""
+    decision = case.get("justification")
+    candidates = (case.get("substitute_modality") if decision == "substitute" else None,
+                  case.get("modified_modality") if decision == "modify" else None, case.get("modality"))
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate.strip():
+            try:
+                return normalise_modality(candidate)
+            except ValueError:
+                return None
+    return None
+
+
 DEFAULT_PROTOCOLS = (
     Protocol("ct_head_plain", "Scanner cérébral sans injection", "CT", "tête"),
     Protocol("ct_head_contrast", "Scanner cérébral avec injection", "CT", "tête", "iodine"),
@@ -103,5 +130,6 @@ DEFAULT_PROTOCOLS = (
     Protocol("us_pelvis", "Échographie pelvienne", "US", "pelvis", None, ("adult", "child", "pregnant")),
     Protocol("xr_chest", "Radiographie thoracique", "XR", "thorax"),
     Protocol("xr_limb", "Radiographie de membre", "XR", "membres"),
+    Protocol("mg_bilateral", "Mammographie bilatérale", "MG", "sein", None, ("adult",)),
 )
 DEFAULT_CATALOGUE = ProtocolCatalogue.of(DEFAULT_PROTOCOLS)
