@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,12 @@ from forms.validation import FormValidationError, collect_errors
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 _KEY = re.compile(r"^[A-Za-z0-9_.-]+\.json$")
 _FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
+#: Dynamic option sources a string property may name with ``"x-options": "<source>"`` instead of a static
+#: ``enum``. This package never reads them (it imports nothing from Telerad): the layer that shows or checks the
+#: form resolves each source from the case (e.g. "protocols": the active catalogue protocols of the case's final
+#: modality, engine.services.protocols) and passes the choices in (``with_options``, ``set_choices``).
+OPTION_SOURCES = frozenset({"protocols"})
+OPTIONS_KEY = "x-options"
 
 
 class UnknownForm(LookupError):
@@ -100,6 +107,49 @@ def check_schema(schema: Any, key: str = "") -> None:
         raise UnknownForm(f"schema {key} is not a valid JSON Schema: {err.message}") from err
     if not isinstance(schema, dict) or schema.get("type") != "object":
         raise UnknownForm(f"schema {key} must describe an object")
+    _check_options(schema, key)
+
+
+def _check_options(schema: Mapping[str, Any], key: str, prefix: str = "") -> None:
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return
+    for name, prop in properties.items():
+        if not isinstance(prop, Mapping):
+            continue
+        source = prop.get(OPTIONS_KEY)
+        if source is not None and (source not in OPTION_SOURCES or prop.get("type") != "string"):
+            raise UnknownForm(f"schema {key}: {prefix}{name}: {OPTIONS_KEY} names a string property's option "
+                              f"source, one of {', '.join(sorted(OPTION_SOURCES))}")
+        _check_options(prop, key, f"{prefix}{name}.")
+
+
+def option_fields(schema: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Field path -> option source, for every property whose choices come from ``x-options``."""
+    found: dict[str, str] = {}
+    properties = schema.get("properties")
+    for name, prop in (properties.items() if isinstance(properties, Mapping) else ()):
+        if not isinstance(prop, Mapping):
+            continue
+        if isinstance(prop.get(OPTIONS_KEY), str):
+            found[f"{prefix}{name}"] = prop[OPTIONS_KEY]
+        found.update(option_fields(prop, f"{prefix}{name}."))
+    return found
+
+
+def with_options(schema: Mapping[str, Any], options: Mapping[str, Sequence[tuple[str, str]]]) -> dict[str, Any]:
+    """A copy of the schema where each ``x-options`` field named in ``options`` (by path) lists its choices as an
+    ``enum`` with their ``x-labels``: what a client is shown. The stored schema keeps no such enum; the service's
+    own check of the value stays the authority."""
+    resolved = copy.deepcopy(dict(schema))
+    for path, choices in options.items():
+        prop: Any = resolved
+        for part in path.split("."):
+            prop = prop.get("properties", {}).get(part) if isinstance(prop, dict) else None
+        if isinstance(prop, dict) and OPTIONS_KEY in prop:
+            prop["enum"] = [value for value, _label in choices]
+            prop["x-labels"] = {value: label for value, label in choices}
+    return resolved
 
 
 _default: FormRegistry | None = None

@@ -20,6 +20,10 @@ Typical view::
             json_errors_to_form(form, err.errors)              # re-render: typed text is kept
 
 CSRF is checked by the application's ``CSRFProtect``; nested forms carry no CSRF token of their own.
+
+A string property with ``"x-options": "<source>"`` (see ``forms.registry.OPTION_SOURCES``) becomes a select whose
+choices depend on the case: the class has the placeholder only, and the view gives each form its choices with
+``set_choices(form, {"field": [(value, label), ...]})``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from __future__ import annotations
 import math
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -47,6 +51,8 @@ from wtforms.fields import (
     StringField,
     TextAreaField,
 )
+
+from forms.registry import OPTIONS_KEY
 
 DATE_FORMAT = "%Y-%m-%d"
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -103,6 +109,8 @@ def _kind(name: str, prop: Mapping[str, Any]) -> str:
     enum = prop.get("enum")
     if kind in (None, "string") and isinstance(enum, list) and enum and all(isinstance(v, str) for v in enum):
         return "enum"
+    if kind == "string" and isinstance(prop.get(OPTIONS_KEY), str):
+        return "options"
     if kind == "string":
         if prop.get("format") == "date":
             return "date"
@@ -131,6 +139,9 @@ def _field(name: str, prop: Mapping[str, Any], required: bool, class_name: str) 
         # A placeholder first option even when required: the browser then refuses to submit the first value
         # by default (a required <select> whose first option has an empty value).
         return SelectField(choices=[SelectChoice("", EMPTY_CHOICE_LABEL), *choices], **common)
+    if kind == "options":
+        # Never validated by WTForms (the choices are the case's): the service checks the value.
+        return SelectField(choices=[SelectChoice("", EMPTY_CHOICE_LABEL)], validate_choice=False, **common)
     if kind == "date":
         return DateField(format=DATE_FORMAT, **common)
     if kind == "datetime":
@@ -213,7 +224,7 @@ def _json_value(field: Field, prop: Mapping[str, Any], kind: str, required: bool
         if data:
             return True
         return _OMIT if prop.get("const") is True and not required else False
-    if kind in ("text", "textarea", "enum"):
+    if kind in ("text", "textarea", "enum", "options"):
         if not isinstance(data, str) or not data.strip():
             return _OMIT
         return data.replace("\r\n", "\n")  # browsers send CRLF; maxLength counts one character per newline
@@ -228,6 +239,15 @@ def _json_value(field: Field, prop: Mapping[str, Any], kind: str, required: bool
     # Not coercible (or not finite): give the schema what was typed so its French message names the field.
     raw = field.raw_data[0] if field.raw_data else None
     return raw if isinstance(raw, str) and raw.strip() else _OMIT
+
+
+def set_choices(form: Any, options: Mapping[str, Sequence[tuple[str, str]]]) -> None:
+    """Give the ``x-options`` selects of a form their choices (field path -> [(value, label)]), after the
+    placeholder. A value the form holds that is no longer among the choices shows as the placeholder."""
+    for path, choices in options.items():
+        field = _resolve(form, path)
+        if isinstance(field, SelectField):
+            field.choices = [SelectChoice("", EMPTY_CHOICE_LABEL), *(SelectChoice(v, label) for v, label in choices)]
 
 
 def json_errors_to_form(form: Any, errors: Mapping[str, str]) -> list[str]:
