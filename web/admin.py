@@ -46,6 +46,7 @@ from engine.services.directory import (
     update_user_roles_sites,
     user_summary,
 )
+from engine.services.eligibility import medical_leads
 from engine.store.directory_models import ROLES
 from web.extensions import telerad
 from web.security import current_actor, roles_required
@@ -537,6 +538,7 @@ def _directory_page(forms: dict[str, Any], errors: dict[str, str]) -> Any:
     accounts = {u.username: u.display_name for u in list_users_with_roles(_ctx(), actor)}
     return render_template("admin/directory.html", forms=forms, errors=errors, neighbours=territory_neighbours(
         _ctx(), actor), territory_rows=list_territories(_ctx()), site_rows=list_sites(_ctx()),
+        leads=medical_leads(_ctx()),
         conventions=list_conventions(_ctx(), actor), accounts=accounts, tier_labels=TIER_LABELS,
         **_display_context())
 

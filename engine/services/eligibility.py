@@ -145,3 +145,17 @@ def lead_loss_refusal(session: Session, site_ids: Iterable[str]) -> str | None:
 def _site_name(session: Session, site_id: str) -> str:
     site = session.get(SiteRow, site_id)
     return site.name if site is not None else site_id
+
+
+def medical_leads(ctx: EngineContext) -> dict[str, tuple[str, ...]]:
+    """Each site's medical leads (display names of active accounts with the site lead role), for administrators."""
+    leads: dict[str, list[str]] = {}
+    with ctx.read() as session:
+        rows = session.execute(
+            select(UserSite.site_id, User.display_name).join(UserRole, UserRole.username == UserSite.username)
+            .join(User, User.username == UserSite.username)
+            .where(UserRole.role == MEDICAL_LEAD_ROLE, User.active.is_(True))
+            .order_by(UserSite.site_id, User.display_name)).tuples()
+        for site_id, name in rows:
+            leads.setdefault(site_id, []).append(name)
+    return {site_id: tuple(names) for site_id, names in leads.items()}

@@ -113,6 +113,10 @@ def test_admin_pages_refuse_in_french_and_keep_the_convention_inactive(app, demo
         "convention-cme_validated": "y", "convention-approved_by_g4": "y", "convention-approved_by_council": "y",
         "convention-tiers": ["1"], "convention-submit": "x"}).get_data(as_text=True))
     assert NO_LEAD in shown and "« Médecin responsable du site » à un médecin de ce site" in shown
+    site_row = shown.split('<tr id="site-clinique-brest">', 1)[1].split("</tr>", 1)[0]
+    assert "Aucun : une convention ne peut pas être activée pour ce site." in site_row
+    led_row = shown.split('<tr id="site-ch-morlaix">', 1)[1].split("</tr>", 1)[0]
+    assert "Dr Gwenaëlle Riou" in led_row
     assert counts(demo_ctx) == before
     number = create_convention(demo_ctx, ADMIN, unled_site, ("dr.legall",), cme_validated=True,
                                approved_by_g4=True, approved_by_council=False)
