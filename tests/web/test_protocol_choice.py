@@ -17,6 +17,7 @@ from forms import FormValidationError
 from tests.integration.test_protocol_catalogue import reset_catalogue
 from tests.web import test_pages
 from web.demo import _actor, demo_request
+from web.taskforms import TaskForm
 
 app, demo_ctx = test_pages.app, test_pages.demo_ctx
 login, open_task = test_pages.login, test_pages.open_task
@@ -132,3 +133,19 @@ def test_contrast_is_no_separate_tick_it_follows_from_the_protocol(app, catalogu
     # The injected protocol alone sends the case to the joint contraindication check, not to acquisition
     complete_task(catalogue, _actor("dr.legall"), task_id, {"protocol": "ct_head_contrast"})
     assert open_task(catalogue, case_id, "check_contraindications_radiologist")
+
+
+@pytest.mark.charter("CH-4.1.9")
+def test_a_form_bound_to_a_submission_draws_its_choices_from_the_case(app, catalogue):
+    case = {"modality": "CT", "justification": "substitute", "substitute_modality": "US"}
+    with app.test_request_context("/tasks/x", method="POST", data={"protocol": "us_pelvis"}):
+        form = TaskForm(catalogue.forms, "td_protocol.schema.json", None, case=case, ctx=catalogue)
+        page = str(form.form.protocol())
+        assert form.data_for_engine() == {"protocol": "us_pelvis"}
+    assert options(page) == ["Échographie abdominale", "Échographie pelvienne"]
+    assert "selected" in page.split("us_pelvis")[0].rsplit("<option", 1)[1]
+    set_active(catalogue, ADMIN, "us_abdomen", False)
+    set_active(catalogue, ADMIN, "us_pelvis", False)
+    with app.test_request_context("/tasks/x"):
+        form = TaskForm(catalogue.forms, "td_protocol.schema.json", case, ctx=catalogue)
+    assert "Aucun protocole actif pour la modalité retenue" in str(form.form.protocol.description)
