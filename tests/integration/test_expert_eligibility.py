@@ -18,7 +18,7 @@ from engine.services.directory import create_convention, mark_totp_enrolled, upd
 from engine.services.eligibility import Expert, check_expert, eligible_experts
 from engine.services.instances import start_instance
 from engine.services.tasks import complete_task, list_tasks
-from engine.store.models import Task
+from engine.store.models import ProcessInstance, Task
 from forms import FormValidationError
 from tests.web import test_pages
 from tests.web.test_pages import login
@@ -155,3 +155,25 @@ def test_api_and_task_page_refuse_an_unbound_expert_in_french(app, experts, cloc
     shown = html.unescape(client.post(f"/tasks/{choose}", data={"expert_id": "dr.unbound"}).get_data(as_text=True))
     assert UNBOUND in shown
     assert open_task(experts, case_id, "te_choose_expert") == choose
+
+
+@pytest.mark.charter("CH-3.4", negative=True)
+@pytest.mark.charter("CH-4.2.1", negative=True)
+def test_a_new_request_naming_an_unbound_expert_creates_no_case(app, experts):
+    def cases() -> int:
+        with experts.read() as session:
+            return len(session.execute(select(ProcessInstance.id)).all())
+
+    before = cases()
+    with pytest.raises(FormValidationError) as refused:
+        start_instance(experts, LOCAL, "teleexpertise", {}, site_id="ch-morlaix",
+                       first_task=expertise_request(expert_id="dr.unbound"))
+    assert UNBOUND in refused.value.errors["expert_id"]
+    token = issue_api_token(experts, LOCAL.user_id, "tests")
+    response = app.test_client().post("/api/v1/cases", headers={"Authorization": f"Bearer {token}"}, json={
+        "process": "teleexpertise", "site_id": "ch-morlaix", "request": expertise_request(expert_id="dr.unbound")})
+    assert response.status_code == 422 and UNBOUND in response.get_json()["fields"]["expert_id"]
+    assert cases() == before
+    created = app.test_client().post("/api/v1/cases", headers={"Authorization": f"Bearer {token}"}, json={
+        "process": "teleexpertise", "site_id": "ch-morlaix", "request": expertise_request(expert_id="dr.legall")})
+    assert created.status_code == 201 and cases() == before + 1
