@@ -42,6 +42,7 @@ SETTING_LABELS = {
     "report_scheduled": _l("Compte-rendu — programmé"),
     "teleexpertise_answer": _l("Avis du télé-expert"),
     "reminder": _l("Rappel"),
+    "no_radiologist_alert": _l("Aucun radiologue disponible — rappel aux responsables"),
 }
 MODE_LABELS = {
     "future": _l("Pour les délais armés à partir de maintenant"),

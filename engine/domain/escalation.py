@@ -16,6 +16,7 @@ DEFAULT_ESCALATION: dict[str, str] = {
     "report_scheduled": "P2D",
     "teleexpertise_answer": "P3D",
     "reminder": "PT30M",
+    "no_radiologist_alert": "PT15M",
 }
 
 _DURATION = re.compile(

@@ -170,10 +170,19 @@ def before_injection(facts: Mapping[str, Any], data: Mapping[str, Any]) -> list[
     return contrast_refusals(facts, data)
 
 
+def handled_locally(facts: Mapping[str, Any]) -> bool:
+    """The site's medical lead closed the teleradiology case because it was handled on site, with the reason."""
+    alert = fact(facts, "routing_alert")
+    values = alert.get("values", {}) if alert else {}
+    return values.get("alert_outcome") == "handled_locally" and bool(str(values.get("action_taken") or "").strip())
+
+
 @enforces("CH-1.2")
 def before_closing(facts: Mapping[str, Any]) -> list[Refusal]:
-    """A case ends only with a released report or a motivated refusal."""
-    if fact(facts, "report_release") is None and fact(facts, "motivated_refusal") is None:
+    """A case ends only with a released report or a motivated refusal (or, when no radiologist was left, a
+    documented local handling decided by the site's medical lead)."""
+    if fact(facts, "report_release") is None and fact(facts, "motivated_refusal") is None \
+            and not handled_locally(facts):
         return [Refusal("CH-1.2", "un dossier ne peut se terminer que par un compte-rendu diffusé ou un refus "
                                   "motivé")]
     return []

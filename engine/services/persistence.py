@@ -22,6 +22,7 @@ from engine.errors import Conflict, NotFound
 from engine.runtime import Bundle, LiveWorkflow, Snapshot
 from engine.services.charter_gates import check_save
 from engine.services.context import CachedWorkflow, EngineContext
+from engine.services.notices import NoticeChanges, notice_changes, write_notices
 from engine.store import audit
 from engine.store.driver import DriverQuery, DriverStatement, Source
 from engine.store.models import (
@@ -129,6 +130,7 @@ class PreparedSave:
     events: list[audit.AuditEntry]
     audit_rows: list[dict[str, Any]]
     saved: InstanceRow
+    notices: NoticeChanges = NoticeChanges()
 
 
 def prepare_save(ctx: EngineContext, instance: InstanceRow, live: LiveWorkflow, before: Snapshot | None,
@@ -155,7 +157,10 @@ def prepare_save(ctx: EngineContext, instance: InstanceRow, live: LiveWorkflow, 
         **asdict(case_summary(live.latest_data())),
     }
     saved = replace(instance, status=status, version=instance.version + 1, audit_seq=head.seq, audit_hash=head.hash)
-    return PreparedSave(instance, live, before, after, columns, events, rows, saved)
+    notices = notice_changes(ctx, instance.site_id, live, before, after)
+    if end_as is not None:
+        notices = NoticeChanges(notices.new, ("report_overdue", "no_radiologist"))
+    return PreparedSave(instance, live, before, after, columns, events, rows, saved, notices)
 
 
 def rechain(prepared: PreparedSave, locked: InstanceRow) -> PreparedSave:
@@ -179,6 +184,8 @@ def write_save(ctx: EngineContext, session: Session, prepared: PreparedSave, act
     sync_index(session, saved, prepared.before, prepared.after, prepared.columns["updated_at"], actor,
                completed_task_id)
     audit.insert_rows(session, prepared.audit_rows)
+    if prepared.notices:
+        write_notices(session, saved.id, prepared.notices, prepared.columns["updated_at"])
     if ctx.save_hooks:
         for hook in ctx.save_hooks:
             hook(session, saved, prepared.live.latest_data())

@@ -224,3 +224,18 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class CaseNotice(Base):
+    """An alert shown in the inboxes of the people who must act (a report past its due time, no radiologist left),
+    written with the save that raised it and resolved by the save that ends it (engine.services.notices)."""
+
+    __tablename__ = "case_notice"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    site_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    audience: Mapped[str] = mapped_column(Text)  # JSON {"users": [...], "roles": [...]}
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from engine.domain.actors import Actor
 from engine.errors import NotFound
 from engine.services.messages import deliver_message
+from engine.services.notices import list_notices
 from engine.services.tasks import complete_task, list_tasks
 from engine.services.timers import fire_due_timers
 from engine.store.models import Timer
@@ -269,8 +271,35 @@ def test_CH3_3_case_moves_to_the_next_tier_only_when_nobody_accepts_in_time(new_
     fire_due_timers(charter_ctx)
     assert case.open_tasks() == ["no_radiologist_alert"]  # no tier left: the site's medical lead is alerted
     assert [t for t in list_tasks(charter_ctx, REQUESTER) if t.instance_id == case.id] == []
-    case.complete("no_radiologist_alert", SITE_LEAD, action_taken="Radiologue d'astreinte joint par téléphone.")
+    notices = list_notices(charter_ctx, SITE_LEAD)
+    assert [(n.case_id, n.kind) for n in notices] == [(case.id, "no_radiologist")]
+    assert list_notices(charter_ctx, Actor("admin", frozenset({"administrator"}), frozenset()))[0].case_id == case.id
+    assert list_notices(charter_ctx, REQUESTER) == []
+    with charter_ctx.read() as session:
+        due = session.execute(select(Timer).where(Timer.instance_id == case.id)).scalar_one()
+    assert due.setting == "no_radiologist_alert" and (due.due_at - clock.now()).total_seconds() == 15 * 60
+    clock.advance(minutes=16)
+    assert fire_due_timers(charter_ctx).fired == 1  # the reminder: the alert stays open and is raised again
+    assert case.open_tasks() == ["no_radiologist_alert"] and len(list_notices(charter_ctx, SITE_LEAD)) == 2
+    with pytest.raises(FormValidationError):
+        case.complete("no_radiologist_alert", SITE_LEAD, action_taken="Radiologue d'astreinte joint.")
+    case.complete("no_radiologist_alert", SITE_LEAD, alert_outcome="retry",
+                  action_taken="Radiologue d'astreinte joint par téléphone.")
     assert case.data["offer"]["tier"] == 1 and case.open_tasks() == ["accept_case"]
+    assert list_notices(charter_ctx, SITE_LEAD) == []  # handled: the notices are resolved
+
+
+@pytest.mark.charter("CH-3.3")
+@pytest.mark.charter("CH-1.2")
+def test_CH3_3_no_radiologist_left_can_be_closed_as_handled_locally_with_its_reason(new_case, charter_ctx, clock):
+    case = new_case()
+    for minutes in (16, 16, 31, 31):
+        clock.advance(minutes=minutes)
+        fire_due_timers(charter_ctx)
+    assert case.open_tasks() == ["no_radiologist_alert"]
+    case.complete("no_radiologist_alert", SITE_LEAD, alert_outcome="handled_locally",
+                  action_taken="Patient transféré au CHU de Brest, scanner réalisé sur place.")
+    assert case.status == "completed" and case.open_tasks() == []
 
 
 @pytest.mark.charter("CH-2.1")

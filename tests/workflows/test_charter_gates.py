@@ -1,0 +1,215 @@
+"""The engine's hard gates (engine.domain.gates, engine.services.charter_gates) hold whatever the deployed diagram:
+a defeated diagram that slipped past deployment checks still cannot expose a patient, inject, release or close a
+case against the charter. Each refusal is traced on the case's audit chain and nothing of the refused step is
+written."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.domain.credentials import RadiologistCredentials
+from engine.domain.routing import Radiologist
+from engine.errors import CharterRefused
+from engine.runtime import Bundle, bundles_from_library
+from engine.runtime.definitions import read_library
+from engine.store import audit
+from engine.store.models import AuditEvent, ProcessDefinition, ProcessInstance
+from tests.workflows.conftest import (
+    REQUESTER,
+    TECHNOLOGIST,
+    WORKFLOWS,
+    accept,
+    consent_and_identity,
+)
+
+pytestmark = pytest.mark.charter("CH-1.2")
+
+
+def deploy_defeated(ctx, edit) -> None:
+    """Store a changed telediagnosis directly, as if a deployment check had missed it (the runtime gates are the
+    last line of defence)."""
+    files = read_library(sorted([*WORKFLOWS.glob("*.bpmn"), *WORKFLOWS.glob("*.dmn")]))
+    bundle = next(b for b in bundles_from_library(files) if b.process_id == "telediagnosis")
+    changed = {name: edit(text) if name == "telediagnosis.bpmn" else text for name, text in bundle.files.items()}
+    defeated = Bundle("telediagnosis", changed)
+    ctx.runtime.definition(defeated)
+    with ctx.write() as session:
+        latest = session.execute(select(func.max(ProcessDefinition.version)).where(
+            ProcessDefinition.process_id == "telediagnosis")).scalar()
+        session.add(ProcessDefinition(process_id="telediagnosis", version=latest + 1, name="défait",
+                                      content_hash=defeated.content_hash, source=defeated.to_json(),
+                                      deployed_at=ctx.clock.now(), deployed_by="designer"))
+        session.commit()
+
+
+def refusals_of(ctx, case_id: int) -> list[dict]:
+    with ctx.read() as session:
+        rows = session.execute(select(AuditEvent.detail).where(AuditEvent.chain == case_id,
+                                                               AuditEvent.action == "charter.refused")).scalars()
+        return [json.loads(detail) for detail in rows]
+
+
+def version_of(ctx, case_id: int) -> int:
+    with ctx.read() as session:
+        return session.get(ProcessInstance, case_id).version
+
+
+def to_protocol(case):
+    """Accepted, informed, identified and justified: the radiologist is about to choose `protocol`."""
+    rad = accept(case)
+    consent_and_identity(case)
+    case.complete("justify", rad, justification="validate")
+    return rad
+
+
+NO_CONTRAST_BRANCH = ('protocol_facts["contrast"] == True', 'protocol_facts["contrast"] == "oui"')
+
+
+@pytest.mark.charter("CH-4.1.10", negative=True)
+def test_CH4_1_10_injected_protocol_never_reaches_acquisition_without_presence_even_on_a_defeated_diagram(
+        charter_ctx, new_case):
+    deploy_defeated(charter_ctx, lambda text: text.replace(*NO_CONTRAST_BRANCH))
+    case = new_case()
+    rad = to_protocol(case)
+    before = version_of(charter_ctx, case.id)
+    with pytest.raises(CharterRefused) as refused:
+        case.complete("choose_protocol", rad, protocol="ct_head_contrast")
+    assert "présence d'un médecin" in str(refused.value) and "CH-4.1.10" in str(refused.value)
+    assert case.open_tasks() == ["choose_protocol"] and version_of(charter_ctx, case.id) == before
+    assert "protocol" not in case.data  # nothing of the refused step was written
+    assert refusals_of(charter_ctx, case.id)
+    case.complete("choose_protocol", rad, protocol="ct_head_plain")  # a protocol without injection goes on
+    assert case.open_tasks() == ["acquire_images"]
+
+
+@pytest.mark.charter("CH-4.1.10", negative=True)
+def test_CH4_1_10_requester_contraindication_needs_a_documented_joint_decision(new_case):
+    case = new_case()
+    rad = to_protocol(case)
+    case.complete("choose_protocol", rad, protocol="ct_head_contrast")
+    case.complete("check_contraindications_requester", REQUESTER, allergy_history=True, metformin=False,
+                  requester_contraindication=True, requester_comment="Urticaire après injection iodée en 2019.")
+    case.complete("check_contraindications_radiologist", rad, contrast_decision="cleared")
+    assert case.open_tasks() == ["decide_jointly"]  # never silently on to the injection
+    case.complete("decide_jointly", rad, joint_decision="maintain", requester_consulted="Dr Requester",
+                  joint_reason="Urgence vitale, prémédication par antihistaminique.")
+    assert case.open_tasks() == ["attest_physician_presence"]
+
+
+@pytest.mark.charter("CH-4.1.10")
+def test_CH4_1_10_joint_decision_to_change_the_protocol_goes_back_to_the_protocol(new_case):
+    case = new_case()
+    rad = to_protocol(case)
+    case.complete("choose_protocol", rad, protocol="ct_head_contrast")
+    case.complete("check_contraindications_requester", REQUESTER, allergy_history=True, metformin=False,
+                  requester_contraindication=True)
+    case.complete("check_contraindications_radiologist", rad, contrast_decision="cleared")
+    case.complete("decide_jointly", rad, joint_decision="change_protocol", requester_consulted="Dr Requester",
+                  joint_reason="Allergie documentée : scanner sans injection.")
+    assert case.open_tasks() == ["choose_protocol"]
+
+
+@pytest.mark.charter("CH-4.1.3", negative=True)
+def test_CH4_1_3_substitution_to_an_ionizing_modality_asks_the_pregnancy_status_again(new_case):
+    case = new_case(patient={"birth_name": "LE BRIS", "first_names": "Anne", "birth_date": "1994-05-01",
+                             "sex": "F", "identity_status": "qualified"},
+                    modality="MR", requested_exam="IRM cérébrale", pregnancy_status="unknown")
+    rad = accept(case)
+    consent_and_identity(case)
+    case.complete("justify", rad, justification="modify", modified_exam="Scanner cérébral",
+                  modified_modality="CT")
+    case.complete("choose_protocol", rad, protocol="ct_head_plain")
+    assert case.open_tasks() == ["state_pregnancy_final"]  # exposure blocked while the status is unknown
+    case.complete("state_pregnancy_final", REQUESTER, pregnancy_status="not_pregnant")
+    assert case.open_tasks() == ["acquire_images"]
+
+
+@pytest.mark.charter("CH-4.1.3", negative=True)
+def test_CH4_1_3_a_diagram_without_the_final_pregnancy_question_cannot_expose(charter_ctx, new_case):
+    deploy_defeated(charter_ctx, lambda text: text.replace('protocol_facts["pregnancy_block"] == True',
+                                                           'protocol_facts["pregnancy_block"] == "jamais"'))
+    case = new_case(patient={"birth_name": "LE BRIS", "first_names": "Anne", "birth_date": "1994-05-01",
+                             "sex": "F", "identity_status": "qualified"},
+                    modality="MR", requested_exam="IRM cérébrale", pregnancy_status="unknown")
+    rad = accept(case)
+    consent_and_identity(case)
+    case.complete("justify", rad, justification="modify", modified_exam="Scanner", modified_modality="CT")
+    with pytest.raises(CharterRefused) as refused:
+        case.complete("choose_protocol", rad, protocol="ct_head_plain")
+    assert "grossesse" in str(refused.value) and "CH-4.1.3" in str(refused.value)
+
+
+@pytest.mark.charter("CH-4.1.9", negative=True)
+def test_CH4_1_9_a_protocol_of_another_modality_is_refused(new_case):
+    from forms import FormValidationError
+
+    case = new_case()
+    rad = to_protocol(case)
+    with pytest.raises(FormValidationError) as refused:
+        case.complete("choose_protocol", rad, protocol="mr_brain")
+    assert "protocol" in refused.value.errors
+
+
+@pytest.mark.charter("CH-1.2", negative=True)
+def test_CH1_2_a_shortcut_to_an_end_event_cannot_close_the_case(charter_ctx, new_case):
+    deploy_defeated(charter_ctx, lambda text: text.replace(
+        'sourceRef="interpret" targetRef="interpretation_outcome"', 'sourceRef="interpret" targetRef="images_noted"'))
+    case = new_case()
+    rad = to_protocol(case)
+    case.complete("choose_protocol", rad, protocol="ct_head_plain")
+    case.complete("acquire_images", TECHNOLOGIST, images_sent=True, protocol_followed=True,
+                  technical_difficulty=False)
+    with pytest.raises(CharterRefused) as refused:
+        case.complete("interpret", rad, outcome="report", findings="Normal.", conclusion="Normal.",
+                      certainty="certain", urgent_finding=False, poor_prognosis=False)
+    assert "CH-1.2" in str(refused.value)
+    assert case.status == "running" and case.open_tasks() == ["interpret"]
+
+
+@pytest.mark.charter("CH-4.1.13", negative=True)
+def test_CH4_1_13_a_poor_prognosis_report_is_not_released_before_the_announcement_plan(charter_ctx, new_case):
+    deploy_defeated(charter_ctx, lambda text: text.replace("poor_prognosis == True", 'poor_prognosis == "oui"'))
+    case = new_case()
+    rad = to_protocol(case)
+    case.complete("choose_protocol", rad, protocol="ct_head_plain")
+    case.complete("acquire_images", TECHNOLOGIST, images_sent=True, protocol_followed=True,
+                  technical_difficulty=False)
+    with pytest.raises(CharterRefused) as refused:
+        case.complete("interpret", rad, outcome="report", findings="Masse.", conclusion="Tumeur.",
+                      certainty="certain", urgent_finding=False, poor_prognosis=True)
+    assert "CH-4.1.13" in str(refused.value)
+    assert "release" not in case.data
+
+
+@pytest.mark.charter("CH-3.1", negative=True)
+@pytest.mark.charter("CH-3.2", negative=True)
+def test_CH3_1_a_radiologist_whose_insurance_lapsed_after_acceptance_cannot_go_on(charter_ctx, new_case, clock,
+                                                                                    directory):
+    case = new_case()
+    rad = accept(case, "rad.local")
+    consent_and_identity(case)
+    lapsed = RadiologistCredentials("10003456786", date(2030, 1, 1), date(2026, 1, 5))
+    directory._radiologists["rad.local"] = Radiologist("rad.local", "Dr Le Gall", "brest", lapsed)
+    clock.advance(days=1)  # 6 January: expired the day before (Paris date)
+    with pytest.raises(CharterRefused) as refused:
+        case.complete("justify", rad, justification="validate")
+    assert "CH-3.1" in str(refused.value) and "autre radiologue" in str(refused.value)
+    assert case.open_tasks() == ["justify"]
+    assert refusals_of(charter_ctx, case.id)[0]["refusals"][0]["rule"] == "CH-3.1"
+
+
+def test_a_refusal_is_traced_on_a_valid_audit_chain(charter_ctx, new_case):
+    deploy_defeated(charter_ctx, lambda text: text.replace(*NO_CONTRAST_BRANCH))
+    case = new_case()
+    rad = to_protocol(case)
+    with pytest.raises(CharterRefused):
+        case.complete("choose_protocol", rad, protocol="ct_head_contrast")
+    (traced,) = refusals_of(charter_ctx, case.id)
+    assert traced["step"] == "choose_protocol" and {r["rule"] for r in traced["refusals"]} == {"CH-4.1.10"}
+    with charter_ctx.read() as session:
+        checked, problems = audit.verify(session)
+    assert checked > 0 and problems == []
