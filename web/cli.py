@@ -205,28 +205,54 @@ def _require_migrated(settings: Settings) -> None:
         raise click.ClickException("the database has no schema yet: run `telerad db upgrade` first")
 
 
-@main.command(help="Print the charter conformance matrix: where each rule is enforced and which tests prove it.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"rules": [{"id", "enforced_by", "tests", "scope"}]}.')
-def conformance(as_json: bool) -> None:
-    from engine.services.conformance import conformance_matrix
+@main.command(help="Print the charter conformance matrix: for each rule, what enforces it in the product (diagram "
+                   "elements of the deployed versions, forms their user tasks use, code reached from a route, a "
+                   "command, a listener or an operation a diagram calls) and which tests prove it. Exit 1 when a "
+                   "rule is only declared (marks that nothing in the product reaches).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"rules": [{"id", "title", "scope", "status", "enforced_by": [{"where", "kind", '
+                   '"reached_from"}], "tests", "negative_tests", ...}]}.')
+@click.option("--repo", is_flag=True, help="Analyse the repository's diagrams (workflows/bpmn/) and form schemas "
+                                           "instead of the deployed versions (no database needed).")
+def conformance(as_json: bool, repo: bool) -> None:
+    from engine.services.conformance import STATUS_LABELS, conformance_matrix, summary
     from web.config import PROJECT_ROOT
 
-    rules = conformance_matrix(PROJECT_ROOT)
+    if repo:
+        rules = conformance_matrix(PROJECT_ROOT)
+    else:
+        from engine.services.conformance_sources import deployed_diagrams, registry_forms
+        from engine.services.context import build_context
+
+        settings = _settings()
+        _require_migrated(settings)
+        ctx = build_context(settings.database_url)
+        rules = conformance_matrix(PROJECT_ROOT, deployed_diagrams(ctx), registry_forms(ctx))
+    declared_only = [r.id for r in rules if r.status == "declared_only"]
     if as_json:
         click.echo(json.dumps({"rules": [r.as_dict() for r in rules]}, ensure_ascii=False, indent=2))
-        return
+        sys.exit(1 if declared_only else 0)
     for rule in rules:
-        state = "hors périmètre" if rule.scope == "outside" else ("OK" if rule.covered else "À COUVRIR")
-        click.echo(f"{rule.id:<10} {state:<15} {len(rule.enforced_by):>3} appliquée(s)  {len(rule.tests):>3} test(s)"
-                   f"  {rule.title[:60]}")
-        for where in rule.enforced_by:
-            click.echo(f"{'':<12}appliquée : {where}")
+        click.echo(f"{rule.id:<10} {rule.status_label:<19} {len(rule.enforced_by):>3} application(s) atteinte(s) "
+                   f"{len(rule.negative_tests):>3}/{len(rule.tests):<3} test(s) négatif(s)  {rule.title[:60]}")
+        for enforcement in rule.enforced_by:
+            origins = list(enforcement.reached_from)
+            more = f" … et {len(origins) - 3} autre(s)" if len(origins) > 3 else ""
+            click.echo(f"{'':<12}appliquée : {enforcement.where} ← {' ; '.join(origins[:3])}{more}")
+        for unreached in rule.unreached:
+            click.echo(f"{'':<12}non atteinte : {unreached.where} ({unreached.reason})")
         for test in rule.tests:
-            click.echo(f"{'':<12}prouvée   : {test}")
+            click.echo(f"{'':<12}{'test négatif' if test in rule.negative_tests else 'test'} : {test}")
+        if rule.status in ("missing", "declared_only"):
+            lacks = (["une application atteinte"] if not rule.enforced_by else []) + (
+                ["un test négatif"] if rule.missing_negative_test else [])
+            click.echo(f"{'':<12}manque : {' et '.join(lacks)}")
         if rule.scope == "outside":
-            click.echo(f"{'':<12}motif     : {rule.reason}")
-    missing = [r.id for r in rules if not r.covered]
-    click.echo(f"\n{len(rules)} règles, {len(missing)} à couvrir" + (f" : {', '.join(missing)}" if missing else ""))
+            click.echo(f"{'':<12}motif : {rule.reason}")
+    counts = summary(rules)
+    click.echo(f"\n{len(rules)} règles : " + ", ".join(f"{counts[s]} {STATUS_LABELS[s]}" for s in counts)
+               + (f"\ndéclarées seulement : {', '.join(declared_only)}" if declared_only else ""))
+    sys.exit(1 if declared_only else 0)
 
 
 @main.command(help="Create demo data (territories, sites, one user per role, cases) in an empty database.")

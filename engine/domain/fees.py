@@ -28,7 +28,6 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 
-from engine.domain.charter import enforces
 from engine.domain.radioprotection import CR, CT, DX, MG, MR, XR
 
 CT_FAMILY, MRI_FAMILY, CONVENTIONAL_FAMILY = "scanner", "irm", "radiologie"
@@ -163,7 +162,6 @@ def _act_lines(act: CcamAct) -> list[FeeLine]:
     )
 
 
-@enforces("CH-7.1", "CH-7.2", "CH-7.3", "CH-7.4", "CH-7.5", "CH-7.6")
 def split_fee(
     act: CcamAct,
     *,
@@ -217,7 +215,6 @@ def _read_table(path: str | Path | None) -> tuple[str, str]:
         raise CcamTableError(f"table CCAM illisible ({file}) : {error}") from error
 
 
-@enforces("CH-7.1")
 def load_ccam(path: str | Path | None = None) -> dict[str, CcamAct]:
     """Load a CCAM table (UTF-8 CSV with CCAM_COLUMNS) keyed by code; the shipped SAMPLE table by default.
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from engine.domain.charter import enforces
-
 DEFAULT_SITE_VISIT_INTERVAL = timedelta(days=365)
 
 
-@enforces("CH-6.3")
 def turnaround_minutes(requested_at: datetime, released_at: datetime) -> float:
     """Minutes from request to released report; the basic turnaround indicator."""
     if released_at < requested_at:
@@ -18,7 +15,6 @@ def turnaround_minutes(requested_at: datetime, released_at: datetime) -> float:
     return (released_at - requested_at).total_seconds() / 60
 
 
-@enforces("CH-6.3", "CH-4.1.12")
 def share_within_delay(turnarounds_minutes: Sequence[float], delay_minutes: float) -> float | None:
     """Share of reports released within the delay of their urgency level (None when there is none)."""
     if not turnarounds_minutes:
@@ -26,7 +22,6 @@ def share_within_delay(turnarounds_minutes: Sequence[float], delay_minutes: floa
     return sum(1 for t in turnarounds_minutes if t <= delay_minutes) / len(turnarounds_minutes)
 
 
-@enforces("CH-3.5")
 def teleradiology_share(teleradiology_acts: int, all_acts: int) -> float | None:
     """Share of a radiologist's acts done by teleradiology, shown to administrators (teleradiology must
     stay a complement to local practice)."""
@@ -35,14 +30,12 @@ def teleradiology_share(teleradiology_acts: int, all_acts: int) -> float | None:
     return None if all_acts == 0 else teleradiology_acts / all_acts
 
 
-@enforces("CH-5.6")
 def next_site_visit(last_visit: date | None, today: date,
                     interval: timedelta = DEFAULT_SITE_VISIT_INTERVAL) -> date:
     """When the radiologist must next visit the requesting site (at once if never visited)."""
     return today if last_visit is None else last_visit + interval
 
 
-@enforces("CH-5.6")
 def site_visit_overdue(last_visit: date | None, today: date,
                        interval: timedelta = DEFAULT_SITE_VISIT_INTERVAL) -> bool:
     return next_site_visit(last_visit, today, interval) < today or last_visit is None

@@ -5,12 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from engine.domain.charter import enforces
-
 MIN_SECRET_BYTES = 32
 
 
-@enforces("CH-8.2")
 def pseudonymise(identifier: str, secret: bytes) -> str:
     """A stable pseudonym for a patient or case identifier: the same input and secret always give the same
     pseudonym (exports stay linkable), and without the secret it cannot be traced back."""

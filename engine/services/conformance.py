@@ -1,28 +1,67 @@
-"""The charter conformance matrix: for every rule, where it is enforced and which tests prove it.
+"""The charter conformance matrix: for every rule, what enforces it *in the product* and which tests prove it.
 
-Sources: the catalogue (docs/charter/REQUIREMENTS.md) and its scope file, rule ids cited in diagram
-element documentation, ``x-charter`` annotations of form schemas, ``@enforces`` marks on engine rules,
-and ``@pytest.mark.charter`` marks on tests (read with ast, never imported).
+An enforcement counts only when the product can reach it:
+- a diagram element citing the rule (name, documentation, or charter role) of the analysed diagrams: the
+  latest deployed version of each process, or the repository's library (``workflows/bpmn/``) with ``--repo``;
+- an ``x-charter`` form field, only if a user task of those diagrams uses the form;
+- an ``@enforces`` function, only if the static call graph (conformance_graph) reaches it from an entry point
+  (conformance_entries): a web route, a ``telerad`` command, a listener or scheduled job, or a service
+  operation that one of those diagrams calls.
+
+Each software-scope rule gets a status: ``enforced`` (a reachable enforcement and a negative test, i.e. the
+violating path tried and refused), ``declared_only`` (marks or citations exist, none reachable), ``missing``
+(nothing reachable, or no negative test) or ``outside`` (docs/charter/scope.toml).
 """
 
 from __future__ import annotations
 
-import ast
-import importlib
-import json
-import pkgutil
-import re
-import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from engine.domain.charter import ENFORCED_BY
-from engine.runtime.xml import read_xml
+from engine.services.conformance_entries import entry_points
+from engine.services.conformance_graph import PRODUCT_PACKAGES, CodeGraph, build_graph
+from engine.services.conformance_sources import (
+    Citation,
+    DiagramFile,
+    TestRef,
+    form_citations,
+    read_catalogue,
+    read_diagrams,
+    read_tests,
+    repository_diagrams,
+    repository_forms,
+)
 
-RULE_ID = re.compile(r"CH-\d+(?:\.\d+)*")
-_CATALOGUE_LINE = re.compile(r"^- (CH-\d+(?:\.\d+)*) (.*)$")
+STATUSES = ("enforced", "declared_only", "missing", "outside")
+STATUS_LABELS = {"enforced": "appliquée", "declared_only": "déclarée seulement", "missing": "manquante",
+                 "outside": "hors logiciel"}
+KIND_LABELS = {"diagram": "élément de diagramme", "charter_role": "rôle de charte d'un élément",
+               "form": "champ de formulaire", "code": "règle du code"}
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    where: str
+    kind: str  # diagram, charter_role, form, code
+    reached_from: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"where": self.where, "kind": self.kind, "reached_from": list(self.reached_from)}
+
+
+@dataclass(frozen=True)
+class Unreached:
+    """A mark or citation that nothing in the product reaches."""
+
+    where: str
+    kind: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"where": self.where, "kind": self.kind, "reason": self.reason}
 
 
 @dataclass
@@ -31,120 +70,105 @@ class RuleCoverage:
     title: str
     scope: str = "software"
     reason: str = ""
-    enforced_by: list[str] = field(default_factory=list)
+    enforced_by: list[Enforcement] = field(default_factory=list)
+    unreached: list[Unreached] = field(default_factory=list)
     tests: list[str] = field(default_factory=list)
+    negative_tests: list[str] = field(default_factory=list)
 
     @property
-    def covered(self) -> bool:
-        return self.scope == "outside" or bool(self.enforced_by and self.tests)
+    def status(self) -> str:
+        if self.scope == "outside":
+            return "outside"
+        if self.enforced_by and self.negative_tests:
+            return "enforced"
+        if not self.enforced_by and self.unreached:
+            return "declared_only"
+        return "missing"
+
+    @property
+    def missing_enforcement(self) -> bool:
+        return self.status == "missing" and not self.enforced_by
+
+    @property
+    def missing_negative_test(self) -> bool:
+        return self.status in ("missing", "declared_only") and not self.negative_tests
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS[self.status]
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "scope": self.scope, "reason": self.reason,
-                "enforced_by": self.enforced_by, "tests": self.tests}
+                "status": self.status, "missing_enforcement": self.missing_enforcement,
+                "missing_negative_test": self.missing_negative_test,
+                "enforced_by": [e.as_dict() for e in self.enforced_by],
+                "unreached": [u.as_dict() for u in self.unreached],
+                "tests": self.tests, "negative_tests": self.negative_tests}
 
 
-def read_catalogue(charter_dir: Path) -> list[RuleCoverage]:
+@dataclass(frozen=True)
+class _CodeFacts:
+    graph: CodeGraph
+    marks: dict[str, list[str]]  # function key -> rule ids
+    tests: dict[str, list[TestRef]]
+
+
+def conformance_matrix(project_root: Path, diagrams: list[DiagramFile] | None = None,
+                       forms: dict[str, Any] | None = None) -> list[RuleCoverage]:
+    """The matrix for these diagrams and forms (by default the repository's library and schema files)."""
+    if diagrams is None:
+        diagrams = repository_diagrams(project_root / "workflows" / "bpmn")
+    if forms is None:
+        forms = repository_forms(project_root / "forms" / "schemas")
+    code = _code_facts(project_root.resolve(), _fingerprint(project_root))
+    facts = read_diagrams(diagrams)
+    form_used, form_unused = form_citations(forms, facts.forms)
+    entries = entry_points(code.graph, facts.operations)
+    reached = code.graph.reached_by(entries, set(code.marks))
+    enforced: dict[str, list[Enforcement]] = defaultdict(list)
+    unreached: dict[str, list[Unreached]] = defaultdict(list)
+    for source in (facts.citations, form_used):
+        for rule_id, citations in source.items():
+            enforced[rule_id] += [_enforcement(c) for c in citations]
+    for rule_id, places in form_unused.items():
+        unreached[rule_id] += [Unreached(p, "form", "formulaire utilisé par aucune tâche des procédures analysées")
+                               for p in places]
+    for key, rule_ids in code.marks.items():
+        labels = tuple(sorted(reached.get(key, ())))
+        for rule_id in rule_ids:
+            if labels:
+                enforced[rule_id].append(Enforcement(key, "code", labels))
+            else:
+                unreached[rule_id].append(Unreached(key, "code", "fonction atteinte par aucun point d'entrée"))
     rules = []
-    for line in (charter_dir / "REQUIREMENTS.md").read_text(encoding="utf-8").splitlines():
-        match = _CATALOGUE_LINE.match(line.strip())
-        if match:
-            rules.append(RuleCoverage(match.group(1), match.group(2)))
-    scope_file = charter_dir / "scope.toml"
-    scopes = tomllib.loads(scope_file.read_text(encoding="utf-8")).get("rules", {}) if scope_file.exists() else {}
+    for entry in read_catalogue(project_root / "docs" / "charter"):
+        tests = code.tests.get(entry.id, [])
+        rules.append(RuleCoverage(
+            entry.id, entry.title, entry.scope, entry.reason,
+            sorted(set(enforced.get(entry.id, [])), key=lambda e: (e.kind, e.where)),
+            sorted(set(unreached.get(entry.id, [])), key=lambda u: (u.kind, u.where)),
+            sorted({t.name for t in tests}), sorted({t.name for t in tests if t.negative})))
+    return rules
+
+
+def _enforcement(citation: Citation) -> Enforcement:
+    return Enforcement(citation.where, citation.kind, citation.reached_from)
+
+
+def summary(rules: list[RuleCoverage]) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
     for rule in rules:
-        entry = scopes.get(rule.id, {})
-        rule.scope, rule.reason = entry.get("scope", "software"), entry.get("reason", "")
-    return rules
+        counts[rule.status] += 1
+    return counts
 
 
-def diagram_references(workflows_dir: Path) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = defaultdict(list)
-    for path in sorted([*workflows_dir.glob("*.bpmn"), *workflows_dir.glob("*.dmn")]):
-        root = read_xml(path.read_bytes(), path.name)
-        for element in root.iter():
-            if not isinstance(element.tag, str) or not element.get("id"):
-                continue
-            texts = [element.get("name") or ""]
-            texts += [child.text or "" for child in element if isinstance(child.tag, str)
-                      and child.tag.rsplit("}", 1)[-1] in ("documentation", "description")]
-            for rule_id in sorted(set(RULE_ID.findall(" ".join(texts)))):
-                found[rule_id].append(f"{path.name}#{element.get('id')}")
-    return found
+def _fingerprint(root: Path) -> tuple[tuple[str, int], ...]:
+    """Modification times of the code and tests: the analysis is redone only when one changes."""
+    paths = [path for folder in (*PRODUCT_PACKAGES, "tests") for path in (root / folder).rglob("*.py")]
+    return tuple(sorted((str(path), path.stat().st_mtime_ns) for path in paths))
 
 
-def form_references(forms_dir: Path) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = defaultdict(list)
-    for path in sorted(forms_dir.glob("*.json")):
-        _walk_schema(json.loads(path.read_text(encoding="utf-8")), path.name, "", found)
-    return found
-
-
-def _walk_schema(node: Any, form: str, where: str, found: dict[str, list[str]]) -> None:
-    if not isinstance(node, dict):
-        return
-    for rule_id in node.get("x-charter", []):
-        found[rule_id].append(f"{form}#{where or '(form)'}")
-    for name, child in node.get("properties", {}).items():
-        _walk_schema(child, form, f"{where}.{name}" if where else name, found)
-
-
-def engine_references() -> dict[str, list[str]]:
-    import engine.domain
-
-    for module in pkgutil.iter_modules(engine.domain.__path__, "engine.domain."):
-        importlib.import_module(module.name)
-    for module_name in ("engine.store.audit", "engine.services.definitions"):
-        importlib.import_module(module_name)
-    return {rule: sorted(set(names)) for rule, names in ENFORCED_BY.items()}
-
-
-def proving_tests(tests_dir: Path) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = defaultdict(list)
-    if not tests_dir.is_dir():
-        return found
-    for path in sorted(tests_dir.rglob("test_*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        relative = path.relative_to(tests_dir.parent).as_posix()
-        module_rules = _module_marks(tree)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test"):
-                for rule_id in sorted(set(_charter_marks(node.decorator_list)) | module_rules):
-                    found[rule_id].append(f"{relative}::{node.name}")
-    return found
-
-
-def _charter_marks(decorators: list[ast.expr]) -> list[str]:
-    rules = []
-    for decorator in decorators:
-        if (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute)
-                and decorator.func.attr == "charter"):
-            rules += [arg.value for arg in decorator.args
-                      if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
-    return rules
-
-
-def _module_marks(tree: ast.Module) -> set[str]:
-    for statement in tree.body:
-        if (isinstance(statement, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark"
-                                                      for t in statement.targets)):
-            value = statement.value
-            items = value.elts if isinstance(value, ast.List | ast.Tuple) else [value]
-            return set(_charter_marks(list(items)))
-    return set()
-
-
-def conformance_matrix(project_root: Path) -> list[RuleCoverage]:
-    rules = read_catalogue(project_root / "docs" / "charter")
-    sources = [diagram_references(project_root / "workflows" / "bpmn"),
-               form_references(project_root / "forms" / "schemas"), engine_references()]
-    tests = proving_tests(project_root / "tests")
-    for rule in rules:
-        for source in sources:
-            rule.enforced_by += _matching(source, rule.id)
-        rule.tests = _matching(tests, rule.id)
-    return rules
-
-
-def _matching(index: dict[str, list[str]], rule_id: str) -> list[str]:
-    """References to a rule, and to its sub-rules when the catalogue cites a group (none here yet)."""
-    return sorted(set(index.get(rule_id, [])))
+@lru_cache(maxsize=4)
+def _code_facts(root: Path, fingerprint: tuple[tuple[str, int], ...]) -> _CodeFacts:
+    graph = build_graph(root)
+    return _CodeFacts(graph, graph.marks(), read_tests(root / "tests"))
