@@ -36,7 +36,11 @@ class Expert:
 # --- tele-experts -----------------------------------------------------------------------------------------------
 
 def _directory(ctx: EngineContext, directory: Directory | None) -> Directory:
-    return directory if directory is not None else SqlDirectory(ctx.reader)
+    """The directory given, else the context's (the one the engine's operations and gates read), else the
+    database's."""
+    if directory is not None:
+        return directory
+    return ctx.directory if ctx.directory is not None else SqlDirectory(ctx.reader)
 
 
 def _bound(directory: Directory, site_id: str | None) -> frozenset[str]:
