@@ -45,7 +45,10 @@ ROLES: dict[str, CharterRole] = {role.name: role for role in _ROLES}
 FAMILY_REQUIRED_ROLES: dict[str, tuple[str, ...]] = {
     "telediagnosis": ("request", "identity_check", "consent", "justification", "radioprotection", "protocol",
                       "acquisition", "report", "report_release", "motivated_refusal"),
-    "teleexpertise": ("request", "consent", "expert_opinion", "report_release", "motivated_refusal"),
+    # No motivated refusal required here: a tele-expert who lacks data says what and why and the local
+    # radiologist completes the file (CH-4.2.3); the case always ends with the expert's report, and the closing
+    # invariant (CLOSING_ROLES before every end) still proves CH-1.2.
+    "teleexpertise": ("request", "consent", "expert_opinion", "report_release"),
 }
 
 # Roles every path from a start event must pass before reaching an element of the key role.
@@ -55,6 +58,23 @@ REQUIRED_BEFORE: dict[str, tuple[str, ...]] = {
 }
 # An end event of a charter family's top process must be preceded, on every path, by one of these.
 CLOSING_ROLES = ("report_release", "motivated_refusal")
+# A path from a `protocol` element to `acquisition` (or `injection`) must pass `presence_attestation` unless the
+# gateway conditions taken on it cannot hold together with this fact: the chosen protocol injects contrast
+# (result of the service operation telerad.protocol_facts, called right after the protocol task).
+INJECTION_FACT = 'protocol_facts["contrast"] == True'
+# Every waiting state (user task, receive task, intermediate catch event) should have a due time (a timer).
+DUE_TIME_RULE = "CH-4.1.12"
+
+
+def rule_of(role: str, family: str = "telediagnosis") -> str:
+    """The charter rule a finding about `role` cites: the family's own rule where the role has one per family
+    (consent: CH-4.1.7 in telediagnosis, CH-4.2.1 in teleexpertise)."""
+    found = ROLES.get(role)
+    if found is None:
+        return "CH-1.1"
+    own = [r for r in found.rules if r.startswith("CH-4.2")] if family == "teleexpertise" else \
+        [r for r in found.rules if not r.startswith("CH-4.2")]
+    return (own or list(found.rules))[0]
 
 
 def label(role: str) -> str:

@@ -2,7 +2,8 @@
 
 Errors make a diagram undeployable: unsafe XML, BPMN schema, SpiffWorkflow parse, scripts, unsafe
 expressions, unregistered service operations, user tasks without a known role or an existing form,
-timer durations that cannot be resolved, incomplete diagram interchange (DI). Warnings come from a
+timer durations that cannot be resolved, incomplete diagram interchange (DI), and, for the charter families,
+the charter invariants proven by path analysis (engine.runtime.charter_paths; rule ids CH-x.y). Warnings come from a
 soundness check of each process: unreachable elements, elements from which no end event can be reached,
 and parallel joins fed by an exclusive choice (they would wait forever).
 
@@ -15,12 +16,14 @@ import ast
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.spiff.parser.process import VALIDATOR
 
 from engine.domain.escalation import DEFAULT_ESCALATION, InvalidDuration, parse_duration
 from engine.errors import DefinitionRefused, Finding
+from engine.runtime.charter_paths import check_charter, is_charter_process
 from engine.runtime.checks import check_xml, expression_refused
 from engine.runtime.definitions import bundles_from_library, lane_roles, parse_bundle
 from engine.runtime.expressions import parse_expression
@@ -51,9 +54,14 @@ def _finding(f: Finding) -> dict[str, str]:
     return {"element_id": f.element_id, "rule": f.rule, "message": f.message}
 
 
-def validate_library(files: Mapping[str, str], operations: OperationRegistry,
-                     form_exists: Callable[[str], bool]) -> list[FileReport]:
-    """Validate a set of .bpmn/.dmn files together (call activities and decisions resolve among them)."""
+def validate_library(files: Mapping[str, str], operations: OperationRegistry, form_exists: Callable[[str], bool],
+                     form_schema: Callable[[str], Mapping[str, Any]] | None = None) -> list[FileReport]:
+    """Validate a set of .bpmn/.dmn files together (call activities and decisions resolve among them).
+
+    `form_schema` gives the form schemas the charter checks read value domains from; by default, the
+    registry `form_exists` belongs to (a FormRegistry's bound method)."""
+    if form_schema is None:
+        form_schema = getattr(getattr(form_exists, "__self__", None), "schema", None)
     reports = {name: FileReport(name) for name in files}
     roots = {}
     for name, text in files.items():
@@ -85,7 +93,26 @@ def validate_library(files: Mapping[str, str], operations: OperationRegistry,
         except DefinitionRefused as err:
             for finding in err.findings:
                 reports[finding.file].errors.append(finding)
+    _charter(files, roots, reports, operations, form_schema)
     return list(reports.values())
+
+
+def _charter(files: Mapping[str, str], roots: Mapping[str, etree._Element], reports: Mapping[str, FileReport],
+             operations: OperationRegistry, form_schema: Callable[[str], Mapping[str, Any]] | None) -> None:
+    """Charter path analysis of every charter-family bundle; findings go to the file of their element."""
+    try:
+        bundles = bundles_from_library({n: files[n] for n in roots})
+    except DefinitionRefused:
+        return
+    for bundle in bundles:
+        if not is_charter_process(bundle.process_id):
+            continue
+        charter = check_charter(bundle.files, bundle.process_id, operations, form_schema)
+        for target, found in ((lambda r: r.errors, charter.errors), (lambda r: r.warnings, charter.warnings)):
+            for finding in found:
+                report = reports.get(finding.file) or reports[_main_file(bundle.files, bundle.process_id)]
+                if finding not in target(report):
+                    target(report).append(finding)
 
 
 def _main_file(files: Mapping[str, str], process_id: str) -> str:

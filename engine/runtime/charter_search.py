@@ -1,0 +1,160 @@
+"""Graph searches of the charter checks (engine.runtime.charter_paths): reachability, must-pass role sets,
+witness paths, and the path-sensitive search for injected protocols reaching acquisition without presence."""
+
+from __future__ import annotations
+
+import ast
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from engine.domain.charter_roles import ROLES
+from engine.runtime.charter_domains import Atom, Domains, atoms_of
+from engine.runtime.charter_graph import CharterGraph, Edge
+
+MAX_SEARCH_STATES = 50_000
+PASSING = ("flow", "call")  # leaving a node by these edges means it completed
+
+
+class InjectionSearch:
+    """Paths from one protocol element to acquisition/injection that skip presence attestation and whose
+    conditions can hold with the injection fact. A state is (node, conditions taken and still valid)."""
+
+    def __init__(self, graph: CharterGraph, live: list[Edge], domains: Domains, fact: ast.expr, fact_atom: Atom,
+                 origin: str):
+        self.graph, self.domains, self.fact, self.fact_atom = graph, domains, fact, fact_atom
+        self.origin = origin
+        self.out: dict[str, list[Edge]] = {}
+        for edge in live:
+            self.out.setdefault(edge.source, []).append(edge)
+        self.roots_of = {e: {atom[0] for atom in atoms_of(e.condition)} for e in live if e.condition is not None}
+        self.cache: dict[frozenset[Edge], bool] = {}
+
+    def run(self) -> list[tuple[str, list[str]]]:
+        found: dict[str, list[str]] = {}
+        start = (self.origin, frozenset[Edge]())
+        parent: dict[tuple[str, frozenset[Edge]], tuple[str, frozenset[Edge]] | None] = {start: None}
+        queue = deque([start])
+        while queue and len(parent) < MAX_SEARCH_STATES:
+            state = queue.popleft()
+            key, taken = state
+            node = self.graph.nodes[key]
+            for edge in self.out.get(key, ()):
+                if node.role == "presence_attestation" and edge.kind in PASSING:
+                    continue  # the attestation completed: this path is safe
+                kept = taken
+                if edge.kind in PASSING and node.writes:
+                    kept = frozenset(e for e in taken if not self.roots_of[e] & node.writes)
+                if edge.condition is not None:
+                    kept = kept | {edge}
+                    if not self._possible(kept):
+                        continue
+                target = self.graph.nodes[edge.target]
+                following = (edge.target, kept)
+                if following in parent:
+                    continue
+                parent[following] = state
+                if target.role in ("acquisition", "injection"):
+                    found.setdefault(edge.target, trail(parent, following))
+                if target.role != "protocol":
+                    queue.append(following)
+        return sorted(found.items())
+
+    def _possible(self, taken: frozenset[Edge]) -> bool:
+        if taken not in self.cache:
+            conditions = [self.fact, *(e.condition for e in taken if e.condition is not None)]
+            self.cache[taken] = self.domains.satisfiable(conditions, {self.fact_atom: (True, False)})
+        return self.cache[taken]
+
+
+def trail(parent: Mapping[Any, Any], state: Any) -> list[str]:
+    keys = []
+    while state is not None:
+        keys.append(state[0])
+        state = parent[state]
+    return list(reversed(keys))
+
+
+def reachable(starts: Iterable[str], edges: Iterable[Edge]) -> set[str]:
+    out: dict[str, list[str]] = {}
+    for edge in edges:
+        out.setdefault(edge.source, []).append(edge.target)
+    seen, pending = set(), list(starts)
+    while pending:
+        key = pending.pop()
+        if key not in seen:
+            seen.add(key)
+            pending.extend(out.get(key, ()))
+    return seen
+
+
+def must_pass(graph: CharterGraph, edges: list[Edge], reach: set[str]) -> dict[str, frozenset[str]]:
+    """For each reachable node, the roles passed on every path from a start event to it (before it)."""
+    everything = frozenset(ROLES)
+    incoming: dict[str, list[Edge]] = {}
+    for edge in edges:
+        if edge.source in reach:
+            incoming.setdefault(edge.target, []).append(edge)
+    before = {key: everything for key in reach}
+    for start in graph.starts:
+        before[start] = frozenset()
+    changed = True
+    while changed:
+        changed = False
+        for key in reach:
+            feeds = incoming.get(key)
+            if not feeds or key in graph.starts:
+                continue
+            parts = [before[e.source] | ({graph.nodes[e.source].role} - {None}) if e.kind in PASSING
+                     else before[e.source] for e in feeds]
+            joined = (frozenset().union(*parts) if graph.nodes[key].kind == "parallelGateway" and len(parts) > 1
+                      else frozenset.intersection(*parts))
+            if joined != before[key]:
+                before[key] = joined  # type: ignore[assignment]
+                changed = True
+    return before
+
+
+def witness(graph: CharterGraph, edges: list[Edge], target: str, avoid: set[str]) -> list[str]:
+    """A shortest path from a start event to `target` that completes no element of the `avoid` roles."""
+    out: dict[str, list[Edge]] = {}
+    for edge in edges:
+        out.setdefault(edge.source, []).append(edge)
+    parent: dict[str, str | None] = {s: None for s in graph.starts}
+    queue = deque(graph.starts)
+    while queue:
+        key = queue.popleft()
+        if key == target:
+            trail = []
+            current: str | None = key
+            while current is not None:
+                trail.append(current)
+                current = parent[current]
+            return list(reversed(trail))
+        for edge in out.get(key, ()):
+            if graph.nodes[key].role in avoid and edge.kind in PASSING:
+                continue
+            if edge.target not in parent:
+                parent[edge.target] = key
+                queue.append(edge.target)
+    return []
+
+
+def nearest_roles(graph: CharterGraph, edges: list[Edge], start: str) -> list[str]:
+    """The charter roles met first (fewest steps) downstream of `start`."""
+    out: dict[str, list[str]] = {}
+    for edge in edges:
+        out.setdefault(edge.source, []).append(edge.target)
+    layer, seen = [start], {start}
+    while layer:
+        roles = sorted({r for k in layer if (r := graph.nodes[k].role)})
+        if roles:
+            return roles
+        following = []
+        for key in layer:
+            for target in out.get(key, ()):
+                if target not in seen:
+                    seen.add(target)
+                    following.append(target)
+        layer = following
+    return []

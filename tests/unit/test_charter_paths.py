@@ -1,0 +1,228 @@
+"""Deployment-time charter checks: path analysis over charter diagrams (engine.runtime.charter_paths).
+
+The diagrams of tests/data/bpmn/charter/ are copies of the shipped ones, tagged with charter roles; each
+DEFEATED variant changes them in one way that breaks an invariant, and must be refused naming the rule id
+and the element.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.ports import InMemoryDirectory, SystemClock
+from engine.runtime import OperationRegistry
+from engine.runtime.charter_domains import Domains
+from engine.runtime.charter_paths import check_charter
+from engine.runtime.validation import validate_library
+from engine.runtime.xml import read_xml
+from engine.services.context import default_operations
+from forms import default_registry
+from tests.conftest import DATA
+
+CHARTER = DATA / "bpmn" / "charter"
+SHORTCUT_FLOW = ('<bpmn:sequenceFlow id="f_shortcut" sourceRef="choose_protocol" targetRef="acquisition_merge"/>\n'
+                 '    <bpmn:sequenceFlow id="f_protocol_contrast"')
+SHORTCUT_DI = ('<bpmndi:BPMNEdge id="f_shortcut_di" bpmnElement="f_shortcut"><di:waypoint x="3600" y="632"/>'
+               '<di:waypoint x="4560" y="313"/></bpmndi:BPMNEdge>\n'
+               '      <bpmndi:BPMNEdge id="f_protocol_facts_pregnancy_di"')
+
+# name -> (edits (file, old, new), findings that must be among the errors (rule, element id, file))
+VARIANTS: dict[str, tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]] = {
+    "contrast_gateway_never_true": (
+        [("telediagnosis.bpmn", 'protocol_facts["contrast"] == True</bpmn:conditionExpression>',
+          "contrast_agent == True</bpmn:conditionExpression>")],
+        [("CH-4.1.10", "f_contrast_yes", "telediagnosis.bpmn")]),
+    "refusal_condition_outside_the_enum": (
+        [("telediagnosis.bpmn", 'justification == "refuse"', 'justification == "refused"')],
+        [("CH-1.2", "f_refuse_request", "telediagnosis.bpmn")]),
+    "presence_attestation_removed": (
+        [("contrast_safety.bpmn", 'sourceRef="cs_inject" targetRef="attest_physician_presence"',
+          'sourceRef="cs_inject" targetRef="record_injection"')],
+        [("CH-4.1.10", "record_injection", "contrast_safety.bpmn"),
+         ("CH-4.1.10", "acquire_images", "telediagnosis.bpmn")]),
+    "shortcut_from_protocol_to_acquisition": (
+        [("telediagnosis.bpmn", '<bpmn:sequenceFlow id="f_protocol_contrast"', SHORTCUT_FLOW),
+         ("telediagnosis.bpmn", '<bpmndi:BPMNEdge id="f_protocol_facts_pregnancy_di"', SHORTCUT_DI)],
+        [("CH-4.1.10", "acquire_images", "telediagnosis.bpmn")]),
+    "identity_check_removed": (
+        [("telediagnosis.bpmn", 'sourceRef="inform_patient" targetRef="check_identity"',
+          'sourceRef="inform_patient" targetRef="justify_merge"')],
+        [("CH-4.1.6", "acquire_images", "telediagnosis.bpmn"), ("CH-4.1.6", "telediagnosis", "telediagnosis.bpmn")]),
+    "end_without_release_or_refusal": (
+        [("telediagnosis.bpmn", 'sourceRef="justification_outcome" targetRef="call_refusal_on_request"',
+          'sourceRef="justification_outcome" targetRef="end_refused"')],
+        [("CH-1.2", "end_refused", "telediagnosis.bpmn")]),
+    "required_role_removed": (
+        [("telediagnosis.bpmn", '<spiffworkflow:property name="charterRole" value="report_release"/>', "")],
+        [("CH-1.2", "telediagnosis", "telediagnosis.bpmn"),
+         ("CH-1.2", "end_report_acknowledged", "telediagnosis.bpmn")]),
+    "called_process_lost_its_role": (
+        [("contrast_safety.bpmn", '<spiffworkflow:property name="charterRole" value="presence_attestation"/>', "")],
+        [("CH-4.1.10", "record_injection", "contrast_safety.bpmn"),
+         ("CH-4.1.10", "acquire_images", "telediagnosis.bpmn")]),
+}
+
+
+def charter_files() -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(CHARTER.iterdir()) if p.suffix in (".bpmn", ".dmn")}
+
+
+def defeated(name: str) -> dict[str, str]:
+    files = charter_files()
+    for file, old, new in VARIANTS[name][0]:
+        assert files[file].count(old) == 1, f"{name}: {old!r} is not once in {file}"
+        files[file] = files[file].replace(old, new)
+    return files
+
+
+def write_variant(name: str, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for file, text in defeated(name).items():
+        (folder / file).write_text(text, encoding="utf-8")
+    return folder
+
+
+def operations() -> OperationRegistry:
+    return default_operations(InMemoryDirectory(), SystemClock())
+
+
+def analyse(files: dict[str, str], process_id: str = "telediagnosis"):
+    return check_charter(files, process_id, operations(), default_registry().schema)
+
+
+def found(findings) -> set[tuple[str, str, str]]:
+    return {(f.rule, f.element_id, f.file) for f in findings}
+
+
+def test_the_tagged_diagrams_pass_with_due_time_warnings_only():
+    for process_id in ("telediagnosis", "teleexpertise"):
+        files = charter_files()
+        report = analyse(files, process_id)
+        assert [(f.rule, f.element_id, f.message) for f in report.errors] == []
+        assert all(f.rule == "CH-4.1.12" or f.rule == "condition.dead" for f in report.warnings)
+    report = analyse(charter_files())
+    assert ("CH-4.1.12", "check_identity", "telediagnosis.bpmn") in found(report.warnings)
+    # interpret has a (non-interrupting) report timer: it is not a waiting state without due time
+    assert "interpret" not in {f.element_id for f in report.warnings}
+    # the overdue branch of a non-interrupting timer ends without release: a side branch does not end the case
+    assert "end_overdue_handled" not in {f.element_id for f in report.errors}
+
+
+@pytest.mark.charter("CH-1.2", negative=True)
+@pytest.mark.charter("CH-4.1.6", negative=True)
+@pytest.mark.charter("CH-4.1.10", negative=True)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_defeated_telediagnosis_is_refused_naming_rule_and_element(variant):
+    report = analyse(defeated(variant))
+    assert set(VARIANTS[variant][1]) <= found(report.errors), [(f.rule, f.element_id) for f in report.errors]
+    for finding in report.errors:
+        assert finding.message and "CH-" not in finding.message  # French, no internal code in the message
+
+
+@pytest.mark.charter("CH-1.2", negative=True)
+@pytest.mark.charter("CH-4.1.6", negative=True)
+@pytest.mark.charter("CH-4.1.10", negative=True)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_telerad_validation_reports_the_charter_errors_in_their_file(variant):
+    registry = default_registry()
+    reports = {r.file: r for r in validate_library(defeated(variant), operations(), registry.exists)}
+    for rule, element, file in VARIANTS[variant][1]:
+        assert (rule, element) in {(f.rule, f.element_id) for f in reports[file].errors}
+
+
+@pytest.mark.charter("CH-4.1.10", negative=True)
+def test_a_shortcut_message_shows_the_path_taken():
+    report = analyse(defeated("shortcut_from_protocol_to_acquisition"))
+    finding = next(f for f in report.errors if f.element_id == "acquire_images")
+    assert "« Choisir le protocole » → « Réaliser l'acquisition" in finding.message
+
+
+@pytest.mark.charter("CH-4.1.10", negative=True)
+def test_the_contraindication_loop_back_to_the_protocol_is_not_a_path_to_acquisition():
+    """After a change of protocol decided in contrast_safety, the case goes back to the protocol choice: the
+    default flow to acquisition cannot follow `contrast_outcome == "change_protocol"` (same value)."""
+    files = charter_files()
+    assert not [f for f in analyse(files).errors if f.element_id == "acquire_images"]
+    # the same diagram, where the caller's gateway no longer looks at the outcome: acquisition without presence
+    files["telediagnosis.bpmn"] = files["telediagnosis.bpmn"].replace(
+        'contrast_outcome == "change_protocol"', 'contrast_decision == "contraindicated"')
+    assert ("CH-4.1.10", "acquire_images", "telediagnosis.bpmn") in found(analyse(files).errors)
+
+
+def test_a_process_outside_the_charter_families_is_not_analysed():
+    files = {"flow.bpmn": (DATA / "bpmn" / "engine_flow.bpmn").read_text(encoding="utf-8")}
+    report = check_charter(files, "engine_flow", operations(), default_registry().schema)
+    assert report.errors == [] and report.warnings == []
+
+
+@pytest.mark.charter("CH-4.1.9", negative=True)
+def test_an_unknown_charter_role_is_an_error():
+    files = charter_files()
+    files["telediagnosis.bpmn"] = files["telediagnosis.bpmn"].replace('value="protocol"/>', 'value="protocole"/>', 1)
+    errors = found(analyse(files).errors)
+    assert ("charter.role", "choose_protocol", "telediagnosis.bpmn") in errors
+    assert ("CH-4.1.9", "telediagnosis", "telediagnosis.bpmn") in errors
+
+
+# ------------------------------------------------------------------------------------------ domains
+
+
+def domains(operations_registry: OperationRegistry | None = None) -> Domains:
+    roots = {name: read_xml(text, name) for name, text in charter_files().items()}
+    return Domains(roots, operations_registry or operations(), default_registry().schema)
+
+
+def cond(text: str) -> ast.expr:
+    return ast.parse(text, mode="eval").body
+
+
+@pytest.mark.parametrize(("condition", "possible"), [
+    ('justification == "more_info"', True),          # enum of td_justify
+    ('justification == "validatee"', False),         # not in the enum
+    ('justification in ("refuse", "more_info")', True),
+    ('justification not in ("validate", "modify", "substitute", "more_info", "refuse")', False),
+    ("urgent_finding == True", True),                 # boolean field of td_report
+    ("urgent_finding == 'yes'", False),
+    ("contrast_agent == True", False),                # produced by nothing
+    ("not (contrast_agent == True)", False),          # reading it fails: never true either
+    ("pregnancy_block == True", True),                # DMN output entries
+    ("pregnancy_block == 'maybe'", False),
+    ('offer["candidates"] == [] and offer["exhausted"] == False', True),  # operation result, undeclared
+    ("expert_id == local_radiologist_id", True),      # two open values: not understood, possible
+    ('site_id == "ch-brest"', True),                  # start data: anything
+    ('justification == "refuse" and justification == "more_info"', False),
+    ("urgent_finding > 3", True),                     # outside the understood language: possible
+])
+def test_condition_satisfiability_over_value_domains(condition, possible):
+    assert domains().satisfiable([cond(condition)]) is possible
+
+
+def test_declared_result_domains_of_an_operation_bound_its_conditions():
+    registry = OperationRegistry()
+    for name in operations().names():
+        if name == "telerad.protocol_facts":
+            registry.register(name, lambda **kw: {}, result_domains={"contrast": (True, False)})
+        elif name == "telerad.contrast_outcome":
+            registry.register(name, lambda **kw: "", result_values=("inject", "change_protocol"))
+        else:
+            registry.register(name, lambda **kw: {})
+    assert registry.result_domains("telerad.protocol_facts") == {"contrast": (True, False)}
+    assert registry.result_values("telerad.contrast_outcome") == ("inject", "change_protocol")
+    known = domains(registry)
+    assert known.satisfiable([cond('protocol_facts["contrast"] == True')])
+    assert not known.satisfiable([cond('protocol_facts["contrast"] == "yes"')])
+    assert known.satisfiable([cond('protocol_facts["modality"] == "CT"')])  # undeclared key: anything
+    assert not known.satisfiable([cond('contrast_outcome == "cancel"')])
+    assert domains().satisfiable([cond('protocol_facts["contrast"] == "yes"')])  # nothing declared
+
+
+def test_shipped_folder_copy_is_current_enough_to_be_a_fixture(tmp_path):
+    """The fixture is a copy: it stays valid on its own (parse, forms, operations), whatever the lead changes."""
+    for path in CHARTER.iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    reports = validate_library(charter_files(), operations(), default_registry().exists)
+    assert [(r.file, f.rule, f.element_id) for r in reports for f in r.errors] == []
