@@ -6,10 +6,12 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from engine.domain.urgency import LEVELS, rank
 from engine.errors import Conflict, Forbidden, NotFound
+from engine.services.notices import list_notices
 from engine.services.tasks import claim_task, complete_task, get_task, list_tasks, task_data, unclaim_task
 from forms import FormValidationError
 from web.extensions import telerad
@@ -17,6 +19,7 @@ from web.security import current_actor
 from web.taskforms import TaskForm
 
 bp = Blueprint("inbox", __name__)
+NOTICE_TITLES = {"report_overdue": _l("Compte-rendu en retard"), "no_radiologist": _l("Aucun radiologue disponible")}
 
 
 @bp.get("/")
@@ -40,8 +43,17 @@ def index() -> Any:
     if kind:
         tasks = [t for t in tasks if t.spec_name == kind]
     kinds = sorted({(t.spec_name, t.title) for t in tasks})
+    notices = list_notices(telerad(current_app).ctx, actor)
     return render_template("inbox/index.html", tasks=tasks, me=actor.user_id, sites=sorted(actor.sites),
-                           kinds=kinds, filters={"site": site, "urgency": urgency, "type": kind})
+                           kinds=kinds, filters={"site": site, "urgency": urgency, "type": kind},
+                           notices=notices, notice_titles=NOTICE_TITLES,
+                           notice_sites=_site_names(telerad(current_app).ctx, {n.site_id for n in notices}))
+
+
+def _site_names(ctx: Any, site_ids: set[str | None]) -> dict[str | None, str]:
+    directory = ctx.directory
+    found = {site_id: directory.site(site_id) if directory is not None and site_id else None for site_id in site_ids}
+    return {site_id: site.name for site_id, site in found.items() if site is not None}
 
 
 @bp.post("/tasks/<task_id>/claim")

@@ -103,6 +103,9 @@ def test_CH4_1_12_urgent_ct_report_due_timer_and_recorded_phone_call(new_case, c
     clock.advance(hours=4, seconds=1)
     assert fire_due_timers(charter_ctx).fired == 1
     assert case.open_tasks() == ["interpret"]  # non-interrupting: the radiologist goes on, the delay is recorded
+    for who in (rad, REQUESTER, SITE_LEAD):  # the delay reaches the inboxes of those who must act
+        assert [(n.case_id, n.kind) for n in list_notices(charter_ctx, who)] == [(case.id, "report_overdue")]
+    assert list_notices(charter_ctx, TECHNOLOGIST) == []
     case.complete("interpret", rad, **{**REPORT, "urgent_finding": True, "conclusion": "Hématome sous-dural."})
     assert "acknowledge_report" not in case.open_tasks()  # no release before the call is recorded
     with pytest.raises(FormValidationError):
@@ -111,6 +114,7 @@ def test_CH4_1_12_urgent_ct_report_due_timer_and_recorded_phone_call(new_case, c
                   called_at="2026-01-05T12:05", summary="Hématome sous-dural aigu, avis neurochirurgical.")
     assert "acknowledge_report" in case.open_tasks()
     assert case.data["release"]["released_by"] == "rad.local"
+    assert list_notices(charter_ctx, SITE_LEAD) == []  # the report is written: the notice is resolved
 
 
 @pytest.mark.charter("CH-4.1.12")
