@@ -14,11 +14,10 @@ from engine.domain.report_visibility import (
     WITHHELD_KEY,
     WITHHELD_MESSAGE,
     announcement_pending,
-    may_read_report,
 )
 from engine.domain.report_visibility import redact_report as _redact
 
-__all__ = ["WITHHELD_KEY", "WITHHELD_MESSAGE", "facts_of", "may_read", "redact_report", "report_embargoed"]
+__all__ = ["WITHHELD_KEY", "WITHHELD_MESSAGE", "facts_of", "redact_report", "report_embargoed"]
 
 
 def facts_of(live: Any) -> Mapping[str, Any] | None:
@@ -32,11 +31,6 @@ def redact_report(actor: Actor, data: Mapping[str, Any], facts: Mapping[str, Any
     """The case or task data this actor may read; ``facts`` is ``LiveWorkflow.charter_facts()``, ``started_by``
     the case's ``process_instance.started_by`` when at hand (the request data name the requester anyway)."""
     return _redact(actor.user_id, data, facts, started_by)
-
-
-def may_read(actor: Actor, data: Mapping[str, Any], facts: Mapping[str, Any] | None = None,
-             started_by: str | None = None) -> bool:
-    return may_read_report(actor.user_id, data, facts, started_by)
 
 
 def report_embargoed(data: Mapping[str, Any], facts: Mapping[str, Any] | None = None) -> bool:
