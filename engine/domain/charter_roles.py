@@ -37,6 +37,8 @@ _ROLES = (
     CharterRole("motivated_refusal", ("CH-1.2", "CH-4.1.14"), "refus motivé"),
     CharterRole("acknowledgement", ("CH-4.1.15",), "prise de connaissance du compte-rendu"),
     CharterRole("routing_alert", ("CH-3.3",), "alerte : aucun radiologue disponible"),
+    CharterRole("routing_alert_reminder", ("CH-3.3",), "relance de l'alerte : aucun radiologue disponible"),
+    CharterRole("report_overdue", ("CH-4.1.12",), "signalement du retard du compte-rendu"),
     CharterRole("expert_opinion", ("CH-4.2.3",), "avis du télé-expert"),
 )
 ROLES: dict[str, CharterRole] = {role.name: role for role in _ROLES}
@@ -58,6 +60,10 @@ REQUIRED_BEFORE: dict[str, tuple[str, ...]] = {
 }
 # An end event of a charter family's top process must be preceded, on every path, by one of these.
 CLOSING_ROLES = ("report_release", "motivated_refusal")
+# ... or by a local handling: when no radiologist was left, the routing alert (role) decided, with its reason,
+# that the site handles the case itself, and the path takes a flow whose condition holds only then
+# (engine.domain.gates.handled_locally).
+LOCAL_CLOSURE = ("routing_alert", 'alert_outcome == "handled_locally"')
 # A path from a `protocol` element to `acquisition` (or `injection`) must pass `presence_attestation` unless the
 # gateway conditions taken on it cannot hold together with this fact: the chosen protocol injects contrast
 # (result of the service operation telerad.protocol_facts, called right after the protocol task).

@@ -133,7 +133,23 @@ class _Builder:
         self._flows(container, children, file, prefix, exit_of)
         self._boundaries(children, prefix)
         self._event_gateway_timers(children, prefix)
+        if prefix:  # a called process completes with its main paths: a side branch's end does not complete it
+            main = self._main_reach(starts)
+            ends = [end for end in ends if end in main]
         return starts, ends
+
+    def _main_reach(self, starts: list[str]) -> set[str]:
+        out: dict[str, list[str]] = {}
+        for edge in self.graph.edges:
+            if edge.kind != "side":
+                out.setdefault(edge.source, []).append(edge.target)
+        seen, pending = set(), list(starts)
+        while pending:
+            key = pending.pop()
+            if key not in seen:
+                seen.add(key)
+                pending.extend(out.get(key, ()))
+        return seen
 
     def _role(self, element: etree._Element, file: str) -> str | None:
         role = role_of(element)

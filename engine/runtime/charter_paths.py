@@ -26,6 +26,7 @@ from engine.domain.charter_roles import (
     DUE_TIME_RULE,
     FAMILY_REQUIRED_ROLES,
     INJECTION_FACT,
+    LOCAL_CLOSURE,
     REQUIRED_BEFORE,
     ROLES,
     label,
@@ -171,13 +172,17 @@ class _Analysis:
     def _closing(self) -> None:
         main = [e for e in self.live if e.kind != "side"]
         reach = reachable(self.graph.starts, main)
-        must = must_pass(self.graph, main, reach)
-        closing = set(CLOSING_ROLES)
+        alert, handled = LOCAL_CLOSURE
+        handled_fact = parse_expression(handled).body
+        local = {e: (alert, "local_closure") for e in main if e.condition is not None
+                 and not self.domains.satisfiable([e.condition, ast.UnaryOp(ast.Not(), handled_fact)])}
+        must = must_pass(self.graph, main, reach, local)
+        closing = {*CLOSING_ROLES, "local_closure"}
         for key in sorted(reach):
             node = self.graph.nodes[key]
             if not node.top_end or closing & (must[key] | {node.role}):
                 continue
-            trail = witness(self.graph, main, key, closing)
+            trail = witness(self.graph, [e for e in main if e not in local], key, closing)
             example = f" Par exemple : {self._path(trail)}." if trail else ""
             self._error(node.file, node.element_id, "CH-1.2",
                         f"Le dossier peut se terminer en {self._show(node)} sans diffusion du compte-rendu ni refus "

@@ -88,9 +88,14 @@ def reachable(starts: Iterable[str], edges: Iterable[Edge]) -> set[str]:
     return seen
 
 
-def must_pass(graph: CharterGraph, edges: list[Edge], reach: set[str]) -> dict[str, frozenset[str]]:
-    """For each reachable node, the roles passed on every path from a start event to it (before it)."""
-    everything = frozenset(ROLES)
+def must_pass(graph: CharterGraph, edges: list[Edge], reach: set[str],
+              edge_roles: Mapping[Edge, tuple[str, str]] | None = None) -> dict[str, frozenset[str]]:
+    """For each reachable node, the roles passed on every path from a start event to it (before it).
+
+    `edge_roles` maps an edge to (role, pseudo role): taking the edge after passing the role passes the pseudo
+    role too (e.g. a routing alert, then the flow taken only when the case is handled locally)."""
+    edge_roles = edge_roles or {}
+    everything = frozenset(ROLES) | {pseudo for _, pseudo in edge_roles.values()}
     incoming: dict[str, list[Edge]] = {}
     for edge in edges:
         if edge.source in reach:
@@ -105,14 +110,23 @@ def must_pass(graph: CharterGraph, edges: list[Edge], reach: set[str]) -> dict[s
             feeds = incoming.get(key)
             if not feeds or key in graph.starts:
                 continue
-            parts = [before[e.source] | ({graph.nodes[e.source].role} - {None}) if e.kind in PASSING
-                     else before[e.source] for e in feeds]
+            parts = [_through(graph, e, before[e.source], edge_roles) for e in feeds]
             joined = (frozenset().union(*parts) if graph.nodes[key].kind == "parallelGateway" and len(parts) > 1
                       else frozenset.intersection(*parts))
             if joined != before[key]:
                 before[key] = joined  # type: ignore[assignment]
                 changed = True
     return before
+
+
+def _through(graph: CharterGraph, edge: Edge, before: frozenset[str],
+             edge_roles: Mapping[Edge, tuple[str, str]]) -> frozenset[str]:
+    if edge.kind not in PASSING:
+        return before  # a boundary event: the host did not complete
+    role = graph.nodes[edge.source].role
+    passed = before | {role} if role else before
+    needed, pseudo = edge_roles.get(edge, ("", ""))
+    return passed | {pseudo} if needed and needed in passed else passed
 
 
 def witness(graph: CharterGraph, edges: list[Edge], target: str, avoid: set[str]) -> list[str]:

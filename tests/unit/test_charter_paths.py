@@ -56,6 +56,10 @@ VARIANTS: dict[str, tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]
         [("telediagnosis.bpmn", 'sourceRef="justification_outcome" targetRef="call_refusal_on_request"',
           'sourceRef="justification_outcome" targetRef="end_refused"')],
         [("CH-1.2", "end_refused", "telediagnosis.bpmn")]),
+    "local_end_without_local_handling": (
+        [("telediagnosis.bpmn", 'sourceRef="alert_outcome" targetRef="open_routing"',
+          'sourceRef="alert_outcome" targetRef="end_handled_locally"')],
+        [("CH-1.2", "end_handled_locally", "telediagnosis.bpmn")]),
     "required_role_removed": (
         [("telediagnosis.bpmn", '<spiffworkflow:property name="charterRole" value="report_release"/>', "")],
         [("CH-1.2", "telediagnosis", "telediagnosis.bpmn"),
@@ -202,8 +206,9 @@ def test_condition_satisfiability_over_value_domains(condition, possible):
 
 
 def test_declared_result_domains_of_an_operation_bound_its_conditions():
-    registry = OperationRegistry()
+    registry, undeclared = OperationRegistry(), OperationRegistry()
     for name in operations().names():
+        undeclared.register(name, lambda **kw: {})
         if name == "telerad.protocol_facts":
             registry.register(name, lambda **kw: {}, result_domains={"contrast": (True, False)})
         elif name == "telerad.contrast_outcome":
@@ -217,7 +222,7 @@ def test_declared_result_domains_of_an_operation_bound_its_conditions():
     assert not known.satisfiable([cond('protocol_facts["contrast"] == "yes"')])
     assert known.satisfiable([cond('protocol_facts["modality"] == "CT"')])  # undeclared key: anything
     assert not known.satisfiable([cond('contrast_outcome == "cancel"')])
-    assert domains().satisfiable([cond('protocol_facts["contrast"] == "yes"')])  # nothing declared
+    assert domains(undeclared).satisfiable([cond('protocol_facts["contrast"] == "yes"')])  # nothing declared
 
 
 def test_shipped_folder_copy_is_current_enough_to_be_a_fixture(tmp_path):
@@ -226,3 +231,26 @@ def test_shipped_folder_copy_is_current_enough_to_be_a_fixture(tmp_path):
         shutil.copy(path, tmp_path / path.name)
     reports = validate_library(charter_files(), operations(), default_registry().exists)
     assert [(r.file, f.rule, f.element_id) for r in reports for f in r.errors] == []
+
+
+SIDE_BRANCH = ('<bpmn:boundaryEvent id="cs_late" cancelActivity="false" '
+               'attachedToRef="check_contraindications_requester">'
+               '<bpmn:timerEventDefinition><bpmn:timeDuration>"PT1H"</bpmn:timeDuration></bpmn:timerEventDefinition>'
+               '</bpmn:boundaryEvent><bpmn:sequenceFlow id="cs_late_flow" sourceRef="cs_late" targetRef="cs_late_end"/>'
+               '<bpmn:endEvent id="cs_late_end"/>\n    <bpmn:sequenceFlow id="cs_f_requester_join"')
+
+
+def test_a_side_branch_ending_inside_a_called_process_does_not_complete_the_call():
+    """A non-interrupting timer's branch that ends in contrast_safety leaves the main token there: the case
+    does not go on to acquisition through it (and the timer is the waiting task's due time)."""
+    files = charter_files()
+    files["contrast_safety.bpmn"] = files["contrast_safety.bpmn"].replace(
+        '<bpmn:sequenceFlow id="cs_f_requester_join"', SIDE_BRANCH, 1)
+    report = analyse(files)
+    assert report.errors == []
+    assert "check_contraindications_requester" not in {f.element_id for f in report.warnings}
+    # an interrupting timer on the presence attestation: cancelled, the call completes without it
+    files["contrast_safety.bpmn"] = files["contrast_safety.bpmn"].replace(
+        'cancelActivity="false" attachedToRef="check_contraindications_requester"',
+        'attachedToRef="attest_physician_presence"', 1)
+    assert ("CH-4.1.10", "acquire_images", "telediagnosis.bpmn") in found(analyse(files).errors)
