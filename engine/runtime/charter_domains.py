@@ -74,6 +74,7 @@ class Domains:
                  form_schema: Callable[[str], Mapping[str, Any]] | None):
         self.operations = operations
         self.form_schema = form_schema
+        self.opaque = form_schema is None  # some task's fields are unknown: no variable can be called absent
         self.sources: dict[str, list[Domain]] = {name: [ANY] for name in (*START_DATA, *PROVIDED)}
         self._outputs = _decision_outputs(roots)
         for root in roots.values():
@@ -115,7 +116,8 @@ class Domains:
             return
         try:
             schema = self.form_schema(key)
-        except Exception:  # noqa: BLE001 - a missing form has its own finding; its fields produce nothing
+        except Exception:  # noqa: BLE001 - a missing form has its own finding; its fields could be anything
+            self.opaque = True
             return
         yield from _object_fields(schema).items()
 
@@ -131,7 +133,7 @@ class Domains:
         """Every value the atom can take (ABSENT included when it may not exist), or None for any value."""
         sources = self.sources.get(str(atom[0]))
         if not sources:
-            return (ABSENT,)
+            return None if self.opaque else (ABSENT,)
         found: list[Any] = []
         for domain in sources:
             for key in atom[1:]:

@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
 from engine.domain.charter import enforces
+from engine.errors import DefinitionRefused
 from engine.runtime import Bundle, bundles_from_library
+from engine.runtime.charter_paths import check_charter
 from engine.runtime.definitions import read_library
 from engine.services.context import EngineContext
 from engine.store import audit
@@ -27,8 +29,17 @@ class Deployed:
 
 @enforces("CH-9.1")
 def deploy_definition(ctx: EngineContext, actor: Actor, bundle: Bundle) -> Deployed:
-    """Validate and store a bundle; the same content deployed twice gives back the existing version."""
-    ctx.runtime.definition(bundle)  # raises DefinitionRefused with findings
+    """Validate and store a bundle; the same content deployed twice gives back the existing version.
+
+    Raises DefinitionRefused with every finding: the parse and safety checks, and for a charter family the
+    charter path analysis (a diagram that defeats an invariant is never deployed)."""
+    charter = check_charter(bundle.files, bundle.process_id, ctx.runtime.operations, ctx.forms.schema).errors
+    try:
+        ctx.runtime.definition(bundle)
+    except DefinitionRefused as err:
+        raise DefinitionRefused([*err.findings, *charter]) from err
+    if charter:
+        raise DefinitionRefused(charter)
     with ctx.write() as session:
         deployed = store_definition(ctx, session, actor, bundle)
         session.commit()

@@ -146,7 +146,7 @@ def validate_files(ctx: EngineContext, files: Mapping[str, str]) -> list[FileRep
     problems = _file_problems(files)
     if problems:
         return problems
-    return validate_library(files, ctx.runtime.operations, ctx.forms.exists)
+    return validate_library(files, ctx.runtime.operations, ctx.forms.exists, ctx.forms.schema)
 
 
 def _file_problems(files: Mapping[str, str]) -> list[FileReport]:
