@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 
 import engine.store.designer_models  # noqa: F401  (registers the designer tables in the metadata)
 import engine.store.directory_models  # noqa: F401  (registers the directory tables in the metadata)
+import engine.store.protocol_models  # noqa: F401  (registers the protocol catalogue table in the metadata)
 import integrations.dicom.models  # noqa: F401
 import integrations.hl7.models  # noqa: F401
 from engine.ports import FakeClock
@@ -25,6 +26,7 @@ from engine.services.context import EngineContext, build_context
 from engine.store.db import normalise_url
 from engine.store.migrate import upgrade
 from engine.store.models import Base
+from engine.store.protocol_models import seed_default_protocols
 from forms import FormRegistry
 
 DATA = Path(__file__).parent / "data"
@@ -86,6 +88,7 @@ def _reset_postgres(url: str) -> None:
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
         connection.execute(text("UPDATE audit_head SET seq = 0, last_hash = :h"), {"h": "0" * 64})
+        seed_default_protocols(connection)  # the catalogue the migration seeds
     engine.dispose()
 
 

@@ -43,6 +43,11 @@ SETTING_LABELS = {
     "teleexpertise_answer": _l("Avis du télé-expert"),
     "reminder": _l("Rappel"),
     "no_radiologist_alert": _l("Aucun radiologue disponible — rappel aux responsables"),
+    "step_vital": _l("Autres étapes — urgence vitale"),
+    "step_urgent": _l("Autres étapes — urgent"),
+    "step_scheduled": _l("Autres étapes — programmé"),
+    "teleexpertise_step": _l("Étapes de la téléexpertise"),
+    "identity_reconciliation": _l("Rapprochement d'identité des images"),
 }
 MODE_LABELS = {
     "future": _l("Pour les délais armés à partir de maintenant"),

@@ -100,7 +100,7 @@ def task(task_id: str) -> Any:
         flash(str(err), "warning")
         return redirect(url_for("inbox.index"))
     known = task_data(ctx, actor, task_id)
-    form = TaskForm(ctx.forms, view.form_key, known if request.method == "GET" else None)
+    form = TaskForm(ctx.forms, view.form_key, known if request.method == "GET" else None, case=known, ctx=ctx)
     if request.method == "POST" and form.validate_submission():
         try:
             complete_task(ctx, actor, task_id, form.data_for_engine())

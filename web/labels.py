@@ -41,7 +41,24 @@ def coded(value: Any, field: str) -> Any:
     """The French label of a coded value (e.g. protocol "ct_head_plain"), or the value itself."""
     if not isinstance(value, str):
         return value
+    if field == "protocol":
+        found = _protocol(value)
+        if found is not None:
+            return found
     return _code_labels().get(field, {}).get(value, value)
+
+
+def _protocol(protocol_id: str) -> str | None:
+    """Protocols come from the administrators' catalogue, not from a form's labels."""
+    from flask import current_app, has_app_context
+
+    from engine.services.protocols import protocol_catalogue
+    from web.extensions import telerad
+
+    if not has_app_context():
+        return None
+    found = protocol_catalogue(telerad(current_app).ctx).get(protocol_id)
+    return found.label if found is not None else None
 
 
 def role_label(role: str | None) -> str:

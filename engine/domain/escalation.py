@@ -17,6 +17,12 @@ DEFAULT_ESCALATION: dict[str, str] = {
     "teleexpertise_answer": "P3D",
     "reminder": "PT30M",
     "no_radiologist_alert": "PT15M",
+    # Due time of every other step of a case, by urgency (telediagnosis) or for a teleexpertise / a reconciliation.
+    "step_vital": "PT30M",
+    "step_urgent": "PT2H",
+    "step_scheduled": "P1D",
+    "teleexpertise_step": "P2D",
+    "identity_reconciliation": "PT1H",
 }
 
 _DURATION = re.compile(

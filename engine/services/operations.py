@@ -130,5 +130,17 @@ def register_all(registry: OperationRegistry, directory: Directory, clock: Clock
         "telerad.contrast_outcome": contrast_outcome,
         "telerad.teleexpertise_recipients": teleexpertise_recipients,
     }
+    booleans = (True, False)
+    # What the deployment-time charter checks may assume of these results (engine.runtime.charter_paths).
+    result_domains: dict[str, dict[str, tuple[Any, ...]]] = {
+        "telerad.protocol_facts": {"known": booleans, "ionizing": booleans, "contrast": booleans,
+                                   "pregnancy_block": booleans},
+        "telerad.patient_facts": {"ionizing": booleans, "minor": booleans, "childbearing_age": booleans},
+        "telerad.candidate_pool": {"exhausted": booleans},
+        "telerad.radiologist_profile": {"known": booleans, "assignable": booleans, "extraterritorial": booleans,
+                                        "not_reimbursed": booleans},
+    }
+    result_values = {"telerad.contrast_outcome": ("inject", "change_protocol")}
     for name, operation in operations.items():
-        registry.register(name, operation)
+        registry.register(name, operation, result_domains=result_domains.get(name),
+                          result_values=result_values.get(name))
