@@ -21,12 +21,15 @@ reachable only when a deployed diagram calls it (see conformance_entries.operati
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 PRODUCT_PACKAGES = ("engine", "integrations", "web", "forms")
 _OPERATION_MODULES = "engine.services.operations"
+_TEMPLATE_ATTRIBUTE = re.compile(r"\.([A-Za-z_]\w*)")
+TEMPLATES = "web:<templates>"
 Symbol = tuple[str, str]  # ("module" | "func" | "class", key)
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -132,7 +135,21 @@ def build_graph(root: Path) -> CodeGraph:
 
     for scope in list(graph.scopes.values()):
         link_scope(graph, scope, skipped)
+    _link_templates(graph, root / "web" / "templates")
     return graph
+
+
+def _link_templates(graph: CodeGraph, templates: Path) -> None:
+    """Methods and properties that page templates use (``obj.name``) run when the web application renders a
+    page: by name, from the application factory."""
+    if "web.app.create_app" not in graph.scopes or not templates.is_dir():
+        return
+    names: set[str] = set()
+    for path in templates.rglob("*.html"):
+        names.update(_TEMPLATE_ATTRIBUTE.findall(path.read_text(encoding="utf-8")))
+    graph.edges.setdefault(TEMPLATES, set()).update(
+        method for name in names for method in graph.by_name.get(name, ()))
+    graph.edges.setdefault("web.app.create_app", set()).add(TEMPLATES)
 
 
 def _collect_module(graph: CodeGraph, module: Module) -> None:

@@ -104,6 +104,8 @@ class _Linker:
             if isinstance(node, ast.Attribute) and _chain(node) is None:
                 self._visit(node.value)  # a store: only the object's expression runs
             return
+        if isinstance(node, ast.Call) and _name(node.func) == "getattr" and len(node.args) >= 2:
+            self._getattr(node.args[0], node.args[1])
         if isinstance(node, ast.Attribute) and _is_super(node.value):
             self._super(node.attr)
             return
@@ -130,8 +132,11 @@ class _Linker:
             if symbol[0] == "external":
                 return
             member = self._member(symbol, attr)
-            if member is None and symbol[0] in ("class", "instance"):
-                self._by_name(attr)
+            if symbol[0] in ("class", "instance"):
+                if member is None:
+                    self._by_name(attr)
+                elif member[0] == "func":
+                    self._overrides(symbol[1], attr)
             symbol = member
         if symbol is not None and symbol[0] in ("func", "class"):
             self.targets.add(symbol[1])
@@ -139,6 +144,59 @@ class _Linker:
     def _by_name(self, attr: str) -> None:
         if not (attr.startswith("__") and attr.endswith("__")):  # dunders run through their class
             self.targets.update(self.graph.by_name.get(attr, ()))
+
+    def _getattr(self, target: ast.expr, name: ast.expr) -> None:
+        """``getattr(obj, "x")`` is ``obj.x``; ``getattr(self, computed)`` may be any method of the class."""
+        if isinstance(name, ast.Constant) and isinstance(name.value, str):
+            self._by_name(name.value)
+        elif isinstance(target, ast.Name) and target.id == "self" and self.scope.class_key:
+            for key in (self.scope.class_key, *self._descendants(self.scope.class_key)):
+                self.targets.update(self.graph.classes[key].methods.values())
+
+    def _overrides(self, class_key: str, attr: str) -> None:
+        """A method called on a class may run its subclasses' overrides; on a Protocol, any implementation."""
+        if self._is_protocol(class_key, set()):
+            self._by_name(attr)
+            return
+        for descendant in self._descendants(class_key):
+            method = self.graph.classes[descendant].methods.get(attr)
+            if method:
+                self.targets.add(method)
+
+    def _bases(self, class_key: str) -> list[str]:
+        cache_key = ("bases", class_key)
+        if cache_key not in self.graph.cache:
+            info = self.graph.classes[class_key]
+            base_linker = _Linker(self.graph, self.graph.scopes[module_body(info.module)], set())
+            self.graph.cache[cache_key] = [s[1] for s in map(base_linker._resolve, info.node.bases)
+                                           if s is not None and s[0] == "class"]
+        return self.graph.cache[cache_key]  # type: ignore[no-any-return]
+
+    def _is_protocol(self, class_key: str, seen: set[str]) -> bool:
+        info = self.graph.classes.get(class_key)
+        if info is None or class_key in seen:
+            return False
+        seen.add(class_key)
+        if any(_name(base) in ("Protocol", "ABC") for base in info.node.bases):
+            return True
+        return any(self._is_protocol(base, seen) for base in self._bases(class_key))
+
+    def _descendants(self, class_key: str) -> set[str]:
+        children = self.graph.cache.get(("children",))
+        if children is None:
+            children = {}
+            for key in self.graph.classes:
+                for base in self._bases(key):
+                    children.setdefault(base, set()).add(key)
+            self.graph.cache[("children",)] = children
+        found: set[str] = set()
+        pending = [class_key]
+        while pending:
+            for child in children.get(pending.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    pending.append(child)
+        return found
 
     def _super(self, attr: str) -> None:
         """``super().attr``: the method of a base of the enclosing class (none when the base is external)."""

@@ -269,3 +269,20 @@ def test_outside_scope_needs_the_scope_file(tmp_path):
                                          encoding="utf-8")
     (rule,) = read_catalogue(tmp_path)
     assert (rule.scope, rule.reason) == ("outside", "hardware")
+
+
+def test_a_call_through_a_protocol_reaches_its_implementations_but_a_library_object_does_not(tmp_path):
+    ports = ('from typing import Protocol\n\n\nclass Directory(Protocol):\n    def on_call(self) -> str: ...\n')
+    adapter = ('from engine.domain.rules import gate\n\n\nclass SqlDirectory:\n    def on_call(self):\n'
+               '        return gate(1)\n')
+    marked_method = ('from engine.domain.charter import enforces\n\n\nclass Catalogue:\n    @enforces("CH-99.2")\n'
+                     '    def execute(self):\n        return True\n')
+    view = ('from flask import Blueprint\nfrom sqlalchemy.orm import Session\n\nfrom engine.ports import Directory\n\n'
+            'bp = Blueprint("things", __name__)\n\n\n@bp.get("/things")\n'
+            'def things(directory: Directory, session: Session):\n    session.execute("select 1")\n'
+            '    return directory.on_call()\n')
+    files = {"engine/domain/rules.py": MARKED, "engine/ports.py": ports, "engine/store/adapter.py": adapter,
+             "engine/domain/catalogue.py": marked_method, "web/things.py": view}
+    matrix = by_id(conformance_matrix(project(tmp_path, "- CH-99.1 A gate.\n- CH-99.2 Another.\n", files)))
+    assert [e.reached_from for e in matrix["CH-99.1"].enforced_by] == [("route GET /things",)]
+    assert matrix["CH-99.2"].status == "declared_only"
