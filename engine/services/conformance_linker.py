@@ -18,6 +18,7 @@ from engine.services.conformance_graph import FUNCTIONS, CodeGraph, Scope, absol
 
 Symbol = tuple[str, str]  # ("module" | "func" | "class" | "instance" | "external", key)
 _BUILTINS = frozenset(dir(builtins))
+_ROUTE_OR_COMMAND = {"get", "post", "put", "patch", "delete", "route", "command", "group"}
 _LITERALS = (ast.List, ast.Dict, ast.Set, ast.Tuple, ast.ListComp, ast.DictComp, ast.SetComp, ast.Constant,
              ast.JoinedStr, ast.GeneratorExp)
 _WRAPPERS = {"Iterator", "Generator", "ContextManager", "AbstractContextManager", "Iterable", "AsyncIterator"}
@@ -51,6 +52,8 @@ class _Linker:
                 self._defaults(statement.args)
                 if statement.decorator_list and not in_class and not isinstance(self.scope.node, ast.Module):
                     self.targets.add(self.scope.nested.get(statement.name, f"{self.scope.key}.{statement.name}"))
+                elif isinstance(self.scope.node, ast.Module) and not in_class and self._registers(statement):
+                    self.targets.add(self.module.functions.get(statement.name, ""))
             elif isinstance(statement, ast.ClassDef):
                 for expression in [*statement.bases, *statement.decorator_list]:
                     self._visit(expression)
@@ -60,6 +63,19 @@ class _Linker:
                 self._import(statement)
             else:
                 self._visit(statement)
+
+    def _registers(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        """A module-level function decorated by a project function (``@register("key")``), which may keep it in
+        a registry; routes and commands (``@bp.get``, ``@main.command``) are entry points, not registrations."""
+        project = False
+        for decorator in function.decorator_list:
+            called = decorator.func if isinstance(decorator, ast.Call) else decorator
+            chain = _chain(called)
+            if chain is None or len(chain) > 1 and chain[-1] in _ROUTE_OR_COMMAND:
+                return False
+            symbol = self._resolve(called)
+            project = project or (symbol is not None and symbol[0] == "func" and chain[-1] != "enforces")
+        return project
 
     def _defaults(self, arguments: ast.arguments) -> None:
         for default in [*arguments.defaults, *arguments.kw_defaults]:

@@ -286,3 +286,16 @@ def test_a_call_through_a_protocol_reaches_its_implementations_but_a_library_obj
     matrix = by_id(conformance_matrix(project(tmp_path, "- CH-99.1 A gate.\n- CH-99.2 Another.\n", files)))
     assert [e.reached_from for e in matrix["CH-99.1"].enforced_by] == [("route GET /things",)]
     assert matrix["CH-99.2"].status == "declared_only"
+
+
+def test_a_function_a_decorator_registers_runs_once_its_module_is_imported(tmp_path):
+    registry = ('_CHECKS = []\n\n\ndef register(key):\n    def keep(check):\n        _CHECKS.append(check)\n'
+                '        return check\n    return keep\n\n\ndef run_checks():\n    return [c() for c in _CHECKS]\n')
+    checks = ('from engine.domain.charter import enforces\nfrom engine.services.registry import register\n\n\n'
+              '@register("form.json")\n@enforces("CH-99.1")\ndef refuse():\n    return False\n')
+    view = ('from flask import Blueprint\n\nimport engine.services.checks  # noqa: F401\n'
+            'from engine.services.registry import run_checks\n\nbp = Blueprint("things", __name__)\n\n\n'
+            '@bp.post("/things")\ndef create():\n    return str(run_checks())\n')
+    files = {"engine/services/registry.py": registry, "engine/services/checks.py": checks, "web/things.py": view}
+    (rule,) = conformance_matrix(project(tmp_path, "- CH-99.1 A check.\n", files))
+    assert [e.reached_from for e in rule.enforced_by] == [("route POST /things",)]
