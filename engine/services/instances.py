@@ -6,15 +6,21 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select
 
+from engine.domain import gates
 from engine.domain.actors import Actor
-from engine.errors import Forbidden, NotFound
+from engine.domain.data_checks import data_problems, paris_date
+from engine.errors import CharterRefused, Forbidden, NotFound
 from engine.runtime import using_clock
+from engine.services.case_changes import amendment_refusals, cancel_refusals, images_attached
 from engine.services.context import EngineContext
 from engine.services.persistence import InstanceRow, bundle_of, prepare_save, save_workflow, write_save
+from engine.services.refusals import record_refusal
+from engine.services.task_checks import task_data_problems
 from engine.store import audit
 from engine.store.db import GENESIS_HASH
 from engine.store.driver import DriverQuery, Source
 from engine.store.models import ProcessDefinition, ProcessInstance, Task, table_of
+from forms import FormValidationError
 
 
 def start_instance(ctx: EngineContext, actor: Actor, process_id: str, data: dict[str, Any] | None = None,
@@ -27,6 +33,9 @@ def start_instance(ctx: EngineContext, actor: Actor, process_id: str, data: dict
     """
     # Every case has an accession number (its images correlate on it); a RIS order brings its own.
     start_data = {"accession_number": None, **(data or {}), "site_id": site_id}
+    problems = data_problems(start_data, paris_date(ctx.clock.now()))  # e.g. an INS whose key is wrong
+    if problems:
+        raise FormValidationError(problems)
     # The engine steps and the encoding of the state run before the write transaction (a new case has nothing
     # to lock), so the write lock is held for the inserts alone.
     with ctx.driver_read() as reader:
@@ -72,6 +81,9 @@ def _complete_first_task(ctx: EngineContext, actor: Actor, live: Any, data: dict
         raise Forbidden("Votre rôle ne permet pas de faire cette demande.")
     if first.form_key:
         ctx.forms.validate(first.form_key, data)
+    problems = task_data_problems(ctx, first.form_key, live.latest_data().get("site_id"), data, live.case_data())
+    if problems:
+        raise FormValidationError(problems)
     live.complete_user_task(first.task_id, data, actor.user_id)
     return first
 
@@ -100,37 +112,97 @@ def case_data(ctx: EngineContext, instance_id: int) -> dict[str, Any]:
 
 
 def cancel_instance(ctx: EngineContext, actor: Actor, case_id: int, reason: str) -> None:
-    """Cancel a running case (e.g. the RIS cancelled the order): tasks, timers and subscriptions end."""
+    """Cancel a running case (e.g. the RIS cancelled the order): tasks, timers and subscriptions end.
+
+    Once the case has reached the acquisition step (acquisition recorded or its task opened, or images attached),
+    it ends only with a released report or a motivated refusal (CH-1.2): CharterRefused, traced on the case.
+    """
     from engine.services.persistence import load_workflow, lock_instance
 
+    refused: CharterRefused | None = None
     with ctx.write() as session:
         instance = lock_instance(session, case_id)
         if instance.status != "running":
             return
         cached = load_workflow(ctx, session, instance)
-        cached.live.cancel()
-        saved = save_workflow(ctx, session, instance, cached.live, cached.snapshot, actor,
-                              [audit.AuditEntry(actor.user_id, "instance.cancelled", case_id, {"reason": reason})],
-                              end_as="cancelled")
-        session.commit()
+        refusals = cancel_refusals(cached.live.charter_facts(), cached.snapshot,
+                                   _acquisition_task_seen(session, case_id, cached.live),
+                                   images_attached(session, case_id))
+        if refusals:
+            refused = _refusal(refusals, "annulation du dossier")
+        else:
+            cached.live.cancel()
+            saved = save_workflow(ctx, session, instance, cached.live, cached.snapshot, actor, [
+                audit.AuditEntry(actor.user_id, "instance.cancelled", case_id, {"reason": reason})],
+                end_as="cancelled")
+            session.commit()
+    if refused is not None:
+        ctx.live_cache.put(case_id, cached)  # unchanged by the refused attempt
+        record_refusal(ctx, case_id, actor, refused, "cancel")
+        raise refused
     ctx.live_cache.put(case_id, saved)
 
 
+def _acquisition_task_seen(session: Any, case_id: int, live: Any) -> bool:
+    specs = [name for name, role in getattr(live.definition, "charter_roles", {}).items() if role == "acquisition"]
+    return bool(specs) and session.execute(select(Task.id).where(
+        Task.instance_id == case_id, Task.spec_name.in_(specs)).limit(1)).first() is not None
+
+
+def _refusal(refusals: list[gates.Refusal], step: str) -> CharterRefused:
+    return CharterRefused(gates.describe(refusals, step), [(r.rule, r.message) for r in refusals])
+
+
 def amend_case(ctx: EngineContext, actor: Actor, case_id: int, values: dict[str, Any], reason: str) -> bool:
-    """Update what a running case knows (e.g. patient traits corrected by the RIS); False if it has ended."""
+    """Update what a running case knows (e.g. patient traits corrected by the RIS); False if it has ended.
+
+    Identity traits after the identity check (or the justification), modality or indication after the
+    justification, cannot be changed from outside any more: CharterRefused with the reason, traced on the case
+    (engine.services.case_changes). An INS with a wrong key is refused (FormValidationError, by field)."""
     from engine.services.persistence import load_workflow, lock_instance
 
+    problems = data_problems(values, paris_date(ctx.clock.now()))
+    if problems:
+        raise FormValidationError(problems)
+    refused: CharterRefused | None = None
     with ctx.write() as session:
         instance = lock_instance(session, case_id)
         if instance.status != "running":
             return False
         cached = load_workflow(ctx, session, instance)
-        cached.live.update_data(values)
-        saved = save_workflow(ctx, session, instance, cached.live, cached.snapshot, actor, [
-            audit.AuditEntry(actor.user_id, "case.amended", case_id, {"fields": sorted(values), "reason": reason})])
-        session.commit()
+        refusals = amendment_refusals(cached.live.charter_facts(), cached.live.latest_data(), values)
+        if refusals:
+            refused = _refusal(refusals, "modification du dossier")
+        else:
+            cached.live.update_data(values)
+            saved = save_workflow(ctx, session, instance, cached.live, cached.snapshot, actor, [
+                audit.AuditEntry(actor.user_id, "case.amended", case_id, {"fields": sorted(values),
+                                                                          "reason": reason})])
+            session.commit()
+    if refused is not None:
+        ctx.live_cache.put(case_id, cached)  # unchanged by the refused attempt
+        record_refusal(ctx, case_id, actor, refused, "amend")
+        raise refused
     ctx.live_cache.put(case_id, saved)
     return True
+
+
+def check_amendment(ctx: EngineContext, actor: Actor, case_id: int, values: dict[str, Any]) -> None:
+    """Refuse (CharterRefused, traced) an amendment amend_case would refuse, without writing anything: lets a
+    message that amends several cases be refused whole before any of them is changed."""
+    from engine.services.persistence import load_workflow, lock_instance
+
+    with ctx.read() as session:
+        instance = lock_instance(session, case_id)
+        if instance.status != "running":
+            return
+        cached = load_workflow(ctx, session, instance)
+        refusals = amendment_refusals(cached.live.charter_facts(), cached.live.latest_data(), values)
+    ctx.live_cache.put(case_id, cached)
+    if refusals:
+        refused = _refusal(refusals, "modification du dossier")
+        record_refusal(ctx, case_id, actor, refused, "amend")
+        raise refused
 
 
 def cases_for_patient(ctx: EngineContext, site_id: str, patient_ref: str) -> list[int]:

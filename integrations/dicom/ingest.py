@@ -3,28 +3,31 @@
 The same path serves the C-STORE SCP and the web upload. The file is written first (content-addressed,
 atomically); the instance row and the series and study upserts follow in ONE transaction, so a refused or
 failed instance leaves nothing half-indexed, and a resent instance is recognised by its SOP Instance UID.
+
+Identity vigilance (CH-4.1.6, CH-8.1), for EVERY instance: one naming a known study must come from the study's
+site, carry the study's patient and (web upload) be sent to the study's case; otherwise it is held out of the
+study (integrations.dicom.holds). A study is attached to its case only after the case's identity check and when
+its traits match the case's (integrations.dicom.matching); each attach and hold is on the case's audit chain.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.domain.actors import Actor
 from engine.services.context import EngineContext
-from engine.services.instances import cancel_instance, case_data, start_instance
-from engine.services.persistence import append_case_events, lock_instance
-from engine.store import audit
+from engine.services.images import record_image_events
 from engine.store.db import is_postgres
-from engine.store.models import ProcessInstance, table_of
-from integrations.dicom.matching import Decision, DicomPatient, decide
+from engine.store.models import table_of
+from integrations.dicom.holds import hold_instance, open_identity_check, reevaluate_held, study_patient
+from integrations.dicom.matching import Decision, DicomPatient, decide, same_patient
 from integrations.dicom.models import DicomInstance, DicomSeries, DicomStudy
 from integrations.dicom.storage import InvalidDicom, ParsedInstance, StoredFile, parse_instance, store_bytes
 
@@ -33,12 +36,11 @@ log = logging.getLogger(__name__)
 STUDY = table_of(DicomStudy)
 SERIES = table_of(DicomSeries)
 INSTANCE = table_of(DicomInstance)
-IDENTITY_PROCESS = "image_identity_check"
 
 
 @dataclass(frozen=True)
 class IngestResult:
-    status: str  # stored, duplicate, refused
+    status: str  # stored, duplicate, held (kept out of the study it names), refused
     reason: str | None = None
     study_uid: str | None = None
     sop_instance_uid: str | None = None
@@ -46,6 +48,19 @@ class IngestResult:
 
 class StorageFailure(OSError):
     """The file could not be written (disk full, permissions): the sender should retry later."""
+
+
+@dataclass(frozen=True)
+class _Held:
+    reason: str
+    case_id: int | None
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    status: str  # stored or duplicate
+    transition: str | None  # the study's new status when this instance attached or held it
+    waiting: bool  # the study is held without a reconciliation task (e.g. until the identity check)
 
 
 def ingest_file(ctx: EngineContext, path_or_bytes: Path | bytes, site_id: str | None, source: str, *,
@@ -71,26 +86,45 @@ def ingest_file(ctx: EngineContext, path_or_bytes: Path | bytes, site_id: str | 
             outcome = _index(ctx, parsed, stored, site_id, source, calling_ae, decision, case_id)
         except IntegrityError:  # another association indexed the same study, series or instance first
             continue
+        if isinstance(outcome, _Held):
+            held = hold_instance(ctx, parsed, stored, site_id, source, calling_ae, outcome.reason, outcome.case_id)
+            return IngestResult("held" if held else "duplicate", outcome.reason, parsed.study_uid,
+                                parsed.sop_instance_uid)
         if outcome is not None:
             break
         # A study seen for the first time (or given a case by the person uploading): find its case, then index.
         decision = decide(ctx, site_id, parsed.accession_number, parsed.study_uid, _patient(parsed), case_id)
     else:
         raise RuntimeError(f"DICOM instance {parsed.sop_instance_uid} could not be indexed")
-    status, transition = outcome
-    if transition == "held":
+    if outcome.transition == "held" and decision is not None and not decision.awaiting_check:
         open_identity_check(ctx, parsed.study_uid)
-    return IngestResult(status, None, parsed.study_uid, parsed.sop_instance_uid)
+    elif outcome.waiting and outcome.transition is None:  # the next image after the identity check decides
+        reevaluate_held(ctx, parsed.study_uid, ctx.clock.now())
+    return IngestResult(outcome.status, None, parsed.study_uid, parsed.sop_instance_uid)
 
 
 def _patient(parsed: ParsedInstance) -> DicomPatient:
-    return DicomPatient(parsed.patient_id, parsed.patient_name, parsed.patient_birth_date)
+    return DicomPatient(parsed.patient_id, parsed.patient_name, parsed.patient_birth_date, parsed.patient_sex)
+
+
+def instance_mismatch(study: Any, parsed: ParsedInstance, site_id: str | None, chosen_case: int | None) -> str | None:
+    """Why an instance naming a known study may not be indexed into it (None: it may)."""
+    if study.site_id != site_id:
+        return "instance envoyée par un autre site que celui de l'étude déjà reçue"
+    if chosen_case is not None and study.case_id is not None and study.case_id != chosen_case:
+        return "l'étude de cette instance est rattachée à un autre dossier"
+    differences = same_patient(study_patient(study), _patient(parsed))
+    if differences:
+        return "patient différent de celui de l'étude déjà reçue : " + ", ".join(differences)
+    return None
 
 
 # Prebuilt statements (the per-instance hot path). SQLite: INSERT OR IGNORE, which SQLAlchemy caches compiled
 # (its ON CONFLICT constructs are recompiled at every call); PostgreSQL: ON CONFLICT DO NOTHING.
-_TOUCH_STUDY = (update(STUDY).where(STUDY.c.uid == bindparam("b_uid"))
-                .values(last_received_at=bindparam("b_now")).returning(STUDY.c.status))
+_KNOWN_STUDY = select(STUDY.c.status, STUDY.c.site_id, STUDY.c.case_id, STUDY.c.identity_case_id,
+                      STUDY.c.patient_id, STUDY.c.patient_name, STUDY.c.patient_birth_date,
+                      STUDY.c.patient_sex).where(STUDY.c.uid == bindparam("b_uid"))
+_TOUCH_STUDY = update(STUDY).where(STUDY.c.uid == bindparam("b_uid")).values(last_received_at=bindparam("b_now"))
 _INSERT_IGNORE = {
     # RETURNING tells whether the instance row was new: rowcount is not reliable for ON CONFLICT on every driver
     "sqlite": (insert(SERIES).prefix_with("OR IGNORE", dialect="sqlite"),
@@ -102,16 +136,22 @@ _INSERT_IGNORE = {
 
 
 def _index(ctx: EngineContext, parsed: ParsedInstance, stored: StoredFile, site_id: str | None, source: str,
-           calling_ae: str | None, decision: Decision | None,
-           chosen_case: int | None) -> tuple[str, str | None] | None:
-    """Index the instance with its series and study in one transaction: (stored or duplicate, the study's
-    new status when this instance attached or held it), or None when the study first needs a decision."""
+           calling_ae: str | None, decision: Decision | None, chosen_case: int | None) -> _Indexed | _Held | None:
+    """Index the instance with its series and study in one transaction, or say why it is held out of the study
+    it names; None when the study first needs a decision."""
     now = ctx.clock.now()
     with ctx.write() as session:
         connection = session.connection()
-        known = connection.execute(_TOUCH_STUDY, {"b_uid": parsed.study_uid, "b_now": now}).scalar_one_or_none()
+        # The update first: on PostgreSQL it locks the study row until this instance is indexed.
+        touched = connection.execute(_TOUCH_STUDY, {"b_uid": parsed.study_uid, "b_now": now}).rowcount
+        known = connection.execute(_KNOWN_STUDY, {"b_uid": parsed.study_uid}).first() if touched else None
+        if known is not None:
+            reason = instance_mismatch(known, parsed, site_id, chosen_case)
+            if reason is not None:
+                return _Held(reason, known.case_id)  # rolled back by the session's close: nothing indexed
         transition = None
-        if known is None or (known == "receiving" and chosen_case is not None):
+        status = known.status if known is not None else None
+        if known is None or (known.status == "receiving" and chosen_case is not None):
             if decision is None:
                 return None  # rolled back by the session's close
             if known is None:
@@ -119,11 +159,12 @@ def _index(ctx: EngineContext, parsed: ParsedInstance, stored: StoredFile, site_
                     uid=parsed.study_uid, case_id=decision.case_id, site_id=site_id,
                     accession_number=parsed.accession_number, patient_id=parsed.patient_id,
                     patient_name=parsed.patient_name, patient_birth_date=parsed.patient_birth_date,
-                    description=parsed.study_description, status=decision.status, hold_reason=decision.reason,
-                    first_received_at=now, last_received_at=now))
+                    patient_sex=parsed.patient_sex, description=parsed.study_description, status=decision.status,
+                    hold_reason=decision.reason, first_received_at=now, last_received_at=now))
                 transition = decision.status if decision.status != "receiving" else None
             elif decision.status != "receiving":
-                transition = apply_decision(session, parsed.study_uid, decision, now)
+                transition = apply_decision(session, parsed.study_uid, decision)
+            status = transition or status
         insert_series, insert_instance = _INSERT_IGNORE["postgresql" if is_postgres(ctx.engine) else "sqlite"]
         connection.execute(insert_series, {
             "uid": parsed.series_uid, "study_uid": parsed.study_uid, "modality": parsed.modality,
@@ -134,6 +175,7 @@ def _index(ctx: EngineContext, parsed: ParsedInstance, stored: StoredFile, site_
             "sha256": stored.sha256, "size": stored.size, "transfer_syntax": parsed.transfer_syntax,
             "rows": parsed.rows, "columns": parsed.columns, "frames": parsed.frames, "source": source,
             "calling_ae": calling_ae, "received_at": now}).first() is not None
+        waiting = status == "held" and (known is None or known.identity_case_id is None)
         if not inserted:  # a resend changes nothing (the study's last reception time is rolled back too)...
             existing = connection.execute(select(INSTANCE.c.sha256).where(
                 INSTANCE.c.sop_instance_uid == parsed.sop_instance_uid)).scalar_one_or_none()
@@ -141,57 +183,18 @@ def _index(ctx: EngineContext, parsed: ParsedInstance, stored: StoredFile, site_
                 log.warning("DICOM instance %s resent with different content: the first one is kept",
                             parsed.sop_instance_uid)
             if transition is None:
-                return "duplicate", None
+                return _Indexed("duplicate", None, waiting)
         if transition is not None and decision is not None and decision.case_id is not None:
-            record_on_case(session, decision.case_id, f"dicom.study_{transition}", now, {
+            record_image_events(session, decision.case_id, [(f"dicom.study_{transition}", {
                 "study_uid": parsed.study_uid, "accession_number": parsed.accession_number,
-                "source": source, "reason": decision.reason})
+                "source": source, "calling_ae": calling_ae, "reason": decision.reason})], now)
         session.commit()  # ...unless it is the upload that gives a study still without a case its case
-    return ("stored" if inserted else "duplicate"), transition
+    return _Indexed("stored" if inserted else "duplicate", transition, waiting)
 
 
-def apply_decision(session: Session, study_uid: str, decision: Decision, now: datetime) -> str | None:
+def apply_decision(session: Session, study_uid: str, decision: Decision) -> str | None:
     """Move a study still without a case to its decision; None when someone else decided first."""
     result = session.connection().execute(update(STUDY).where(
         STUDY.c.uid == study_uid, STUDY.c.status == "receiving").values(
         status=decision.status, case_id=decision.case_id, hold_reason=decision.reason))
     return decision.status if result.rowcount == 1 else None  # type: ignore[attr-defined]
-
-
-def record_on_case(session: Session, case_id: int, action: str, now: datetime, detail: dict[str, object]) -> None:
-    """An event in the case's own audit chain (CH-5.3), in the caller's transaction."""
-    instance = lock_instance(session, case_id)
-    append_case_events(session, instance, [audit.AuditEntry("dicom", action, case_id, detail)], now)
-
-
-def open_identity_check(ctx: EngineContext, study_uid: str) -> int | None:
-    """Give a held study to the technologists of the case's site (CH-4.1.6); idempotent."""
-    with ctx.read() as session:
-        study = session.execute(select(STUDY).where(STUDY.c.uid == study_uid)).first()
-    if study is None or study.status != "held" or study.identity_case_id is not None or study.case_id is None:
-        return None
-    try:
-        patient = case_data(ctx, study.case_id).get("patient")
-        case_patient = {k: v for k, v in (patient if isinstance(patient, dict) else {}).items()
-                        if k in ("birth_name", "used_name", "first_names", "birth_date", "site_patient_id")}
-        with ctx.read() as session:
-            site_id = session.execute(select(ProcessInstance.site_id).where(
-                ProcessInstance.id == study.case_id)).scalar_one()
-        actor = Actor("dicom", frozenset({"technologist"}), frozenset({site_id} if site_id else set()))
-        identity_case = start_instance(ctx, actor, IDENTITY_PROCESS, {
-            "case_id": study.case_id, "study_uid": study_uid, "hold_reason": study.hold_reason,
-            "dicom_patient": {"patient_id": study.patient_id, "patient_name": study.patient_name,
-                              "birth_date": study.patient_birth_date},
-            "case_patient": case_patient}, site_id=site_id)
-    except Exception:
-        log.exception("identity check for held study %s could not be opened; retried by the next tick", study_uid)
-        return None
-    with ctx.write() as session:
-        result = session.execute(update(STUDY).where(STUDY.c.uid == study_uid, STUDY.c.identity_case_id.is_(None))
-                                 .values(identity_case_id=identity_case))
-        session.commit()
-    if result.rowcount != 1:  # type: ignore[attr-defined]  # opened twice at the same moment: keep one
-        cancel_instance(ctx, Actor("dicom"), identity_case, "doublon de vérification d'identité")
-        return None
-    log.info("study %s held (%s): identity check case %s", study_uid, study.hold_reason, identity_case)
-    return identity_case

@@ -1,9 +1,10 @@
 """Which case a study belongs to, and whether the patient of the images is the patient of the case.
 
 A study attaches to its case by accession number, then by Study Instance UID (as recorded on the case, e.g.
-by the RIS order), and only to a case of the site that sent it. When the DICOM patient (id, name, birth date)
-disagrees with the case's patient, the study is held for the technologist instead (identity vigilance,
-CH-4.1.6).
+by the RIS order), and only to a case of the site that sent it. Images are used only after the case's identity
+check (CH-4.1.6, CH-8.1): before it, the study is held; after it, its traits are compared with the case's (name,
+birth date, sex, IPP): at least two must match and none may contradict, else it is held for the technologist's
+reconciliation. A study carrying only a Patient ID therefore never attaches (one trait at most).
 """
 
 from __future__ import annotations
@@ -15,9 +16,15 @@ from typing import Any
 
 from sqlalchemy import select
 
+from engine.domain.charter import enforces
 from engine.services.context import EngineContext
-from engine.services.instances import case_by_accession, case_by_study_uid, case_data
+from engine.services.images import case_identity
+from engine.services.instances import case_by_accession, case_by_study_uid
 from engine.store.models import ProcessInstance
+
+MIN_MATCHING_TRAITS = 2
+AWAITING_CHECK = ("identité du patient pas encore vérifiée dans le dossier : images retenues jusqu'à la "
+                  "vérification d'identité")
 
 
 @dataclass(frozen=True)
@@ -25,19 +32,29 @@ class DicomPatient:
     patient_id: str | None
     patient_name: str | None  # DICOM PN: FAMILY^GIVEN^MIDDLE^PREFIX^SUFFIX
     birth_date: str | None  # YYYY-MM-DD
+    sex: str | None = None  # M, F, O
 
     def as_dict(self) -> dict[str, Any]:
-        return {"patient_id": self.patient_id, "patient_name": self.patient_name, "birth_date": self.birth_date}
+        return {"patient_id": self.patient_id, "patient_name": self.patient_name, "birth_date": self.birth_date,
+                "sex": self.sex}
 
 
 @dataclass(frozen=True)
 class Decision:
-    """Where a study goes: status 'attached' or 'held' with its case, or 'receiving' (no case yet)."""
+    """Where a study goes: status 'attached' or 'held' with its case, or 'receiving' (no case yet).
+    `awaiting_check`: held only because the case's identity is not checked yet (no reconciliation yet)."""
 
     status: str
     case_id: int | None = None
     reason: str | None = None
     case_patient: dict[str, Any] = field(default_factory=dict)
+    awaiting_check: bool = False
+
+
+@dataclass(frozen=True)
+class Comparison:
+    matching: tuple[str, ...]  # French labels of the traits both sides give alike
+    contradicting: tuple[str, ...]  # ... and of those they give differently
 
 
 def normalise(text: str | None) -> str:
@@ -49,31 +66,70 @@ def normalise(text: str | None) -> str:
     return " ".join(re.sub(r"[^A-Z0-9]+", " ", plain.upper()).split())
 
 
-def identity_differences(dicom: DicomPatient, patient: dict[str, Any]) -> list[str]:
-    """The identity traits on which the images and the case disagree (French labels); empty when they agree.
+def _names(patient_name: str | None) -> tuple[str, str]:
+    components = (patient_name or "").split("=")[0].split("^")
+    return normalise(components[0]), normalise(" ".join(components[1:3]))
 
-    Only traits present on both sides are compared; images carrying no identity at all are not attached.
-    """
-    differences: list[str] = []
-    site_id = str(patient.get("site_patient_id") or "").strip()
-    if dicom.patient_id and site_id and dicom.patient_id.strip() != site_id:
-        differences.append("identifiant patient (IPP)")
-    components = (dicom.patient_name or "").split("=")[0].split("^")
-    family = normalise(components[0])
-    given = normalise(" ".join(components[1:3]))
-    if family:
-        names = {normalise(patient.get("birth_name")), normalise(patient.get("used_name"))} - {""}
-        if names and family not in names:
-            differences.append("nom")
-    if given:
-        first_names = set(normalise(patient.get("first_names")).split())
-        if first_names and not set(given.split()) <= first_names:
-            differences.append("prénom")
-    birth_date = str(patient.get("birth_date") or "")
-    if dicom.birth_date and birth_date and dicom.birth_date != birth_date:
-        differences.append("date de naissance")
-    if not (dicom.patient_id or family or dicom.birth_date):
+
+def _sex(value: Any) -> str:
+    text = str(value or "").strip().upper()
+    return text if text in ("M", "F") else ""  # O, U, empty: not a trait one can compare
+
+
+def compare(dicom: DicomPatient, patient: dict[str, Any]) -> Comparison:
+    """Compare the traits the images carry with the case's patient (only traits present on both sides count)."""
+    matching: list[str] = []
+    contradicting: list[str] = []
+
+    def weigh(label: str, present: bool, same: bool) -> None:
+        if present:
+            (matching if same else contradicting).append(label)
+
+    ipp = str(patient.get("site_patient_id") or "").strip()
+    weigh("identifiant patient (IPP)", bool(dicom.patient_id and ipp), (dicom.patient_id or "").strip() == ipp)
+    family, given = _names(dicom.patient_name)
+    names = {normalise(patient.get("birth_name")), normalise(patient.get("used_name"))} - {""}
+    first_names = set(normalise(patient.get("first_names")).split())
+    if family and names:
+        if family not in names:
+            contradicting.append("nom")
+        elif given and first_names and not set(given.split()) <= first_names:
+            contradicting.append("prénom")
+        else:
+            matching.append("nom")
+    birth_date = str(patient.get("birth_date") or "")[:10]
+    weigh("date de naissance", bool(dicom.birth_date and birth_date), dicom.birth_date == birth_date)
+    weigh("sexe", bool(_sex(dicom.sex) and _sex(patient.get("sex"))), _sex(dicom.sex) == _sex(patient.get("sex")))
+    return Comparison(tuple(matching), tuple(contradicting))
+
+
+@enforces("CH-4.1.6", "CH-8.1")
+def identity_differences(dicom: DicomPatient, patient: dict[str, Any]) -> list[str]:
+    """Why the images cannot be taken as the case patient's (French); empty when at least two traits match and
+    none contradicts."""
+    found = compare(dicom, patient)
+    differences = list(found.contradicting)
+    if not (dicom.patient_id or dicom.patient_name or dicom.birth_date):
         differences.append("aucune identité dans les images")
+    elif not differences and len(found.matching) < MIN_MATCHING_TRAITS:
+        agreed = ", ".join(found.matching) or "aucun"
+        differences.append(f"moins de deux traits concordants (nom, date de naissance, sexe, IPP ; concordant : "
+                           f"{agreed})")
+    return differences
+
+
+def same_patient(first: DicomPatient, second: DicomPatient) -> list[str]:
+    """The traits on which two instances disagree (only traits present in both are compared)."""
+    differences = []
+    if first.patient_id and second.patient_id and first.patient_id.strip() != second.patient_id.strip():
+        differences.append("identifiant patient")
+    (family1, given1), (family2, given2) = _names(first.patient_name), _names(second.patient_name)
+    if (family1 and family2 and family1 != family2) or (given1 and given2 and given1 != given2):
+        differences.append("nom")
+    if first.birth_date and second.birth_date and first.birth_date != second.birth_date:
+        differences.append("date de naissance")
+    if _sex(first.sex) and _sex(second.sex) and _sex(first.sex) != _sex(second.sex):
+        differences.append("sexe")
     return differences
 
 
@@ -109,11 +165,12 @@ def decide(ctx: EngineContext, site_id: str | None, accession_number: str | None
         case_id, reason = find_case(ctx, site_id, accession_number, study_uid)
     if case_id is None:
         return Decision("receiving", reason=reason)
-    patient = case_data(ctx, case_id).get("patient")
-    patient = patient if isinstance(patient, dict) else {}
-    case_patient = {k: patient[k] for k in ("birth_name", "used_name", "first_names", "birth_date",
-                                            "site_patient_id") if patient.get(k)}
-    differences = identity_differences(dicom, case_patient)
+    case = case_identity(ctx, case_id)
+    if site_id is not None and case.site_id != site_id:
+        return Decision("receiving", reason="le dossier correspondant appartient à un autre site")
+    if not case.identity_checked:
+        return Decision("held", case_id, AWAITING_CHECK, case.patient, awaiting_check=True)
+    differences = identity_differences(dicom, case.patient)
     if differences:
-        return Decision("held", case_id, "identité différente : " + ", ".join(differences), case_patient)
-    return Decision("attached", case_id, None, case_patient)
+        return Decision("held", case_id, ("identité différente : " + ", ".join(differences))[:300], case.patient)
+    return Decision("attached", case_id, None, case.patient)

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.store.models import Base, BigId, UTCDateTime
 
-# Study status: no case found yet / identity differs, waiting for the technologist (CH-4.1.6) / part of its
-# case / refused by the technologist.
+# Study status: no case found yet / held (the case's identity not checked yet, or the images' identity differs:
+# waiting for the technologist, CH-4.1.6) / part of its case / refused by the technologist.
 STUDY_STATUSES = ("receiving", "held", "attached", "rejected")
 
 
@@ -41,6 +41,7 @@ class DicomStudy(Base):
     patient_id: Mapped[str | None] = mapped_column(String(64))
     patient_name: Mapped[str | None] = mapped_column(String(324))
     patient_birth_date: Mapped[str | None] = mapped_column(String(10))
+    patient_sex: Mapped[str | None] = mapped_column(String(16))
     description: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))
     hold_reason: Mapped[str | None] = mapped_column(String(300))
@@ -76,4 +77,30 @@ class DicomInstance(Base):
     frames: Mapped[int | None] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(16))  # dicom (C-STORE) or upload (web)
     calling_ae: Mapped[str | None] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DicomHeldInstance(Base):
+    """An instance naming a known study but sent by another site, carrying another patient's traits or sent to
+    another case than the study's: stored (its file is kept) but never indexed into that study (CH-4.1.6,
+    CH-8.1), with the reason, for reconciliation."""
+
+    __tablename__ = "dicom_held_instance"
+
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_uid: Mapped[str] = mapped_column(String(64), index=True)
+    series_uid: Mapped[str] = mapped_column(String(64))
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    transfer_syntax: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id"), index=True)  # the study's case
+    site_id: Mapped[str | None] = mapped_column(String(64))  # the sender's
+    source: Mapped[str] = mapped_column(String(16))
+    calling_ae: Mapped[str | None] = mapped_column(String(16))
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    patient_name: Mapped[str | None] = mapped_column(String(324))
+    patient_birth_date: Mapped[str | None] = mapped_column(String(10))
+    patient_sex: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(300))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -18,12 +18,14 @@ from sqlalchemy.orm import Session
 from engine.domain.actors import Actor
 from engine.runtime import correlation_key
 from engine.services.context import EngineContext
+from engine.services.images import record_image_events
 from engine.services.instances import case_data
 from engine.services.messages import deliver_message
 from engine.store.db import is_postgres
 from engine.store.models import MessageSubscription, ProcessInstance
-from integrations.dicom.ingest import SERIES, STUDY, apply_decision, open_identity_check, record_on_case
-from integrations.dicom.matching import DicomPatient, decide
+from integrations.dicom.holds import open_identity_check, reevaluate_held, study_patient
+from integrations.dicom.ingest import SERIES, STUDY, apply_decision
+from integrations.dicom.matching import decide
 from integrations.dicom.models import DicomInstance, DicomSeries
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,9 @@ class StabilityReport:
 
 def notify_stable_studies(ctx: EngineContext, now: datetime | None = None, delay: float = 30.0,
                           batch: int = 100) -> StabilityReport:
-    """One tick: match studies still without a case, apply the technologists' identity decisions, then send
-    images_received for every attached study that has been stable for `delay` seconds."""
+    """One tick: match studies still without a case, decide on the studies held until their case's identity
+    check, apply the technologists' identity decisions, then send images_received for every attached study
+    that has been stable for `delay` seconds."""
     now = now or ctx.clock.now()
     report = StabilityReport()
     _match_waiting(ctx, now, min(batch, 20), report)
@@ -73,21 +76,23 @@ def _match_waiting(ctx: EngineContext, now: datetime, batch: int, report: Stabil
             or_(STUDY.c.match_checked_at.is_(None), STUDY.c.match_checked_at <= now - REMATCH_EVERY))
             .order_by(STUDY.c.match_checked_at.is_not(None), STUDY.c.match_checked_at).limit(batch)).all()
     for study in waiting:
-        decision = decide(ctx, study.site_id, study.accession_number, study.uid,
-                          DicomPatient(study.patient_id, study.patient_name, study.patient_birth_date))
+        decision = decide(ctx, study.site_id, study.accession_number, study.uid, study_patient(study))
         if decision.status == "receiving":
             with ctx.write() as session:
                 session.execute(update(STUDY).where(STUDY.c.uid == study.uid).values(match_checked_at=now))
                 session.commit()
             continue
         with ctx.write() as session:
-            transition = apply_decision(session, study.uid, decision, now)
+            transition = apply_decision(session, study.uid, decision)
             if transition is not None and decision.case_id is not None:
-                record_on_case(session, decision.case_id, f"dicom.study_{transition}", now, {
-                    "study_uid": study.uid, "accession_number": study.accession_number, "reason": decision.reason})
+                record_image_events(session, decision.case_id, [(f"dicom.study_{transition}", {
+                    "study_uid": study.uid, "accession_number": study.accession_number,
+                    "reason": decision.reason})], now)
             session.commit()
         if transition is not None:
             report.matched.append(study.uid)
+            if transition == "held" and not decision.awaiting_check:
+                open_identity_check(ctx, study.uid)
 
 
 def _resolve_held(ctx: EngineContext, now: datetime, batch: int, report: StabilityReport) -> None:
@@ -96,8 +101,9 @@ def _resolve_held(ctx: EngineContext, now: datetime, batch: int, report: Stabili
                                .outerjoin(ProcessInstance, ProcessInstance.id == STUDY.c.identity_case_id)
                                .where(STUDY.c.status == "held").limit(batch)).all()
     for uid, case_id, identity_case_id, identity_status in held:
-        if identity_case_id is None:
-            open_identity_check(ctx, uid)  # its first opening failed: try again
+        if identity_case_id is None:  # waiting for the case's identity check (or its task failed to open)
+            if reevaluate_held(ctx, uid, now) == "attached":
+                report.released.append(uid)
             continue
         if identity_status != "completed":
             continue
@@ -109,8 +115,8 @@ def _resolve_held(ctx: EngineContext, now: datetime, batch: int, report: Stabili
             changed = session.execute(update(STUDY).where(STUDY.c.uid == uid, STUDY.c.status == "held")
                                       .values(status=status))
             if changed.rowcount == 1 and case_id is not None:  # type: ignore[attr-defined]
-                record_on_case(session, case_id, f"dicom.study_{status}", now, {
-                    "study_uid": uid, "identity_case_id": identity_case_id, "decision": decision})
+                record_image_events(session, case_id, [(f"dicom.study_{status}", {
+                    "study_uid": uid, "identity_case_id": identity_case_id, "decision": decision})], now)
             session.commit()
         if changed.rowcount == 1:  # type: ignore[attr-defined]
             (report.released if status == "attached" else report.rejected).append(uid)

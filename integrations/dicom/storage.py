@@ -50,6 +50,7 @@ class ParsedInstance:
     patient_id: str | None
     patient_name: str | None
     patient_birth_date: str | None  # YYYY-MM-DD
+    patient_sex: str | None
     study_description: str | None
     modality: str | None
     series_description: str | None
@@ -155,6 +156,7 @@ def _describe(dataset: Dataset) -> ParsedInstance:
         patient_id=_text(dataset, "PatientID", 64),
         patient_name=_text(dataset, "PatientName", 324),
         patient_birth_date=_birth_date(dataset),
+        patient_sex=_text(dataset, "PatientSex", 16),
         study_description=_text(dataset, "StudyDescription", 200),
         modality=_text(dataset, "Modality", 16),
         series_description=_text(dataset, "SeriesDescription", 200),

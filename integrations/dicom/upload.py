@@ -19,8 +19,9 @@ from engine.domain.actors import Actor
 from engine.errors import Forbidden
 from engine.services.cases import ensure_visible
 from engine.services.context import EngineContext
+from engine.services.images import record_image_event
 from engine.store.models import ProcessInstance
-from integrations.dicom.ingest import ingest_file, record_on_case
+from integrations.dicom.ingest import ingest_file
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +36,21 @@ SKIPPED_NAMES = {"DICOMDIR", "README", "README.TXT", "AUTORUN.INF"}
 class UploadSummary:
     stored: int = 0
     duplicate: int = 0
+    held: list[tuple[str, str]] = field(default_factory=list)  # (file name, French reason): kept out of a study
     refused: list[tuple[str, str]] = field(default_factory=list)  # (file name, French reason)
 
     @property
     def total(self) -> int:
-        return self.stored + self.duplicate + len(self.refused)
+        return self.stored + self.duplicate + len(self.held) + len(self.refused)
 
     def french(self) -> str:
         parts = [f"{self.stored} image(s) enregistrée(s)"]
         if self.duplicate:
             parts.append(f"{self.duplicate} déjà reçue(s)")
+        if self.held:
+            shown = "; ".join(f"{name} : {reason}" for name, reason in self.held[:10])
+            more = f" (et {len(self.held) - 10} autre(s))" if len(self.held) > 10 else ""
+            parts.append(f"{len(self.held)} retenue(s) pour vérification d'identité — {shown}{more}")
         if self.refused:
             shown = "; ".join(f"{name} : {reason}" for name, reason in self.refused[:10])
             more = f" (et {len(self.refused) - 10} autre(s))" if len(self.refused) > 10 else ""
@@ -67,13 +73,13 @@ def upload_files(ctx: EngineContext, actor: Actor, case_id: int, files: Iterable
             summary.stored += 1
         elif result.status == "duplicate":
             summary.duplicate += 1
+        elif result.status == "held":
+            summary.held.append((name, result.reason or "retenue"))
         else:
             summary.refused.append((name, result.reason or "refusé"))
-    with ctx.write() as session:
-        record_on_case(session, case_id, "dicom.uploaded", ctx.clock.now(), {
-            "by": actor.user_id, "stored": summary.stored, "duplicate": summary.duplicate,
-            "refused": len(summary.refused)})
-        session.commit()
+    record_image_event(ctx, case_id, "dicom.uploaded", {
+        "by": actor.user_id, "stored": summary.stored, "duplicate": summary.duplicate,
+        "held": len(summary.held), "refused": len(summary.refused)}, actor=actor.user_id)
     log.info("DICOM upload to case %s by %s: %s", case_id, actor.user_id, summary.french())
     return summary
 

@@ -18,7 +18,7 @@ from hl7apy.parser import parse_message
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine.errors import Conflict, TeleradError
+from engine.errors import CharterRefused, Conflict, TeleradError
 from engine.services.context import EngineContext
 from forms import FormValidationError
 from integrations.hl7 import codec, orders
@@ -173,6 +173,8 @@ class InboundHandler:
             return Result("AE", refused.error)
         except FormValidationError as err:
             return Result("AE", AckError(102, f"Données refusées : {err}"))
+        except CharterRefused as err:  # a charter gate: resending will not help, the reason says what to do
+            return Result("AE", AckError(207, str(err)))
         except Conflict as err:
             return Result("AE", AckError(206, f"{err} Renvoyez le message."))
         except TeleradError as err:

@@ -14,8 +14,10 @@ from typing import Any
 from sqlalchemy import select
 
 from engine.domain.actors import Actor
+from engine.domain.data_checks import data_problems, paris_date
+from engine.errors import CharterRefused
 from engine.services.context import EngineContext
-from engine.services.instances import amend_case, cancel_instance, cases_for_patient, start_instance
+from engine.services.instances import amend_case, cancel_instance, cases_for_patient, check_amendment, start_instance
 from engine.store.models import ProcessInstance
 from forms.validation import field_path, french_message
 from integrations.hl7.codec import AckError
@@ -87,7 +89,10 @@ def _cancel(ctx: EngineContext, sender: Sender, f: Fields, control: str, control
     if status == "completed":
         raise OrderRefused(AckError(207, "Dossier déjà terminé (compte rendu rendu) : la commande ne peut plus "
                                          "être annulée.", ("ORC", 1)))
-    cancel_instance(ctx, sender.actor, case_id, f"commande annulée par le RIS ({control}, message {control_id})")
+    try:
+        cancel_instance(ctx, sender.actor, case_id, f"commande annulée par le RIS ({control}, message {control_id})")
+    except CharterRefused as err:  # reached the acquisition: ends with a report or a motivated refusal (CH-1.2)
+        raise OrderRefused(AckError(207, str(err), ("ORC", 1))) from err
     return Outcome(case_id, "dossier annulé" if status == "running" else "dossier déjà annulé")
 
 
@@ -98,8 +103,12 @@ def _change(ctx: EngineContext, sender: Sender, f: Fields, control_id: str) -> O
     if patient:
         values["patient"] = patient
     check(ctx, values, complete=False)
-    if status != "running" or not amend_case(ctx, sender.actor, case_id, values,
-                                             f"commande modifiée par le RIS (XO, message {control_id})"):
+    try:
+        amended = status == "running" and amend_case(ctx, sender.actor, case_id, values,
+                                                     f"commande modifiée par le RIS (XO, message {control_id})")
+    except CharterRefused as err:  # identity checked or exam justified: refused with the reason (CH-4.1.6, 4.1.2)
+        raise OrderRefused(AckError(207, str(err), _location(err))) from err
+    if not amended:
         raise OrderRefused(AckError(207, "Dossier terminé ou annulé : la commande ne peut plus être modifiée.",
                                     ("ORC", 1)))
     return Outcome(case_id, "dossier modifié")
@@ -111,9 +120,15 @@ def _update_patient(ctx: EngineContext, sender: Sender, f: Fields, control_id: s
     if not patient_id:
         raise OrderRefused(AckError(101, "Identifiant patient de l'établissement manquant (PID-3).", ("PID", 3)))
     check(ctx, {"patient": traits}, complete=False)
-    updated = [case_id for case_id in cases_for_patient(ctx, sender.site_id, patient_id)
-               if traits and amend_case(ctx, sender.actor, case_id, {"patient": traits},
-                                        f"identité mise à jour par le SIH (ADT^A08, message {control_id})")]
+    cases = cases_for_patient(ctx, sender.site_id, patient_id) if traits else []
+    try:
+        for case_id in cases:  # every case is checked first: a refused message changes none of them
+            check_amendment(ctx, sender.actor, case_id, {"patient": traits})
+        updated = [case_id for case_id in cases
+                   if amend_case(ctx, sender.actor, case_id, {"patient": traits},
+                                 f"identité mise à jour par le SIH (ADT^A08, message {control_id})")]
+    except CharterRefused as err:
+        raise OrderRefused(AckError(207, str(err), ("PID", 5))) from err
     return Outcome(updated[0] if updated else None, f"{len(updated)} dossier(s) en cours mis à jour")
 
 
@@ -133,13 +148,18 @@ def _case_of_order(ctx: EngineContext, sender: Sender, f: Fields) -> tuple[int, 
     return found[0], found[2]
 
 
+def _location(err: CharterRefused) -> tuple[str, int]:
+    """Where the refused change came from: the patient (PID-5) or the order's exam (OBR-4)."""
+    return ("PID", 5) if any(rule == "CH-4.1.6" for rule, _ in err.refusals) else ("OBR", 4)
+
+
 def check(ctx: EngineContext, data: dict[str, Any], complete: bool) -> None:
     """Validate what the message gives against the request form (only the fields it gives; for a new order the
-    patient must be complete). Refused fields are answered AE with the French message of the form."""
-    if not ctx.forms.exists(REQUEST_FORM):
-        return
-    problems: dict[str, str] = {}
-    for error in ctx.forms.validator(REQUEST_FORM).iter_errors(data):
+    patient must be complete) and the charter's data checks (INS key, no date in the future: CH-4.1.6, CH-8.1,
+    CH-4.1.1). Refused fields are answered AE with the French message."""
+    problems: dict[str, str] = dict(data_problems(data, paris_date(ctx.clock.now())))
+    errors = ctx.forms.validator(REQUEST_FORM).iter_errors(data) if ctx.forms.exists(REQUEST_FORM) else ()
+    for error in errors:
         path = field_path(error)
         if error.validator == "additionalProperties" and not list(error.absolute_path):
             continue  # order details beyond the form (accession number, RIS order...) are kept in the case

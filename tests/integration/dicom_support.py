@@ -27,7 +27,7 @@ from web.demo import create_demo
 WORKFLOWS = PROJECT_ROOT / "workflows" / "bpmn"
 STORESCU, ECHOSCU = "/usr/bin/storescu", "/usr/bin/echoscu"
 # The demo case of Jean Quéré (CH de Brest) waits at acquire_images for its images.
-QUERE = {"PatientName": "QUERE^JEAN", "PatientBirthDate": "19600921", "PatientID": "IPP-BREST-1"}
+QUERE = {"PatientName": "QUERE^JEAN", "PatientBirthDate": "19600921", "PatientID": "IPP-BREST-1", "PatientSex": "M"}
 # pydicom test files with a compressed transfer syntax, and the DCMTK storescu option proposing it.
 COMPRESSED = [
     ("MR_small_RLE.dcm", "-xr", "1.2.840.10008.1.2.5"),
@@ -108,6 +108,37 @@ def echoscu(port: int, calling: str = "CT_BREST", called: str = "TELERAD") -> su
     require_dcmtk()
     return subprocess.run([ECHOSCU, "-aet", calling, "-aec", called, "127.0.0.1", str(port)],
                           capture_output=True, text=True, timeout=60, check=False)
+
+
+DEMO_ACTORS = {
+    "dr.martin": Actor("dr.martin", frozenset({"requester"}), frozenset({"ch-brest"})),
+    "merm.leroy": Actor("merm.leroy", frozenset({"technologist"}), frozenset({"ch-brest"})),
+}
+IDENTITY_CHECKED = {"identity_checked": True, "identity_status": "qualified", "identity_document": "id_card"}
+
+
+def complete_step(ctx, case_id: int, spec: str, who: str, data: dict[str, Any]) -> None:
+    """Complete the open task `spec` of a case as a demo user (e.g. the identity check by the technologist)."""
+    from engine.services.tasks import complete_task, list_tasks
+
+    actor = DEMO_ACTORS[who]
+    task = next(t for t in list_tasks(ctx, actor) if t.instance_id == case_id and t.spec_name == spec)
+    complete_task(ctx, actor, task.id, data)
+
+
+def check_identity(ctx, case_id: int) -> None:
+    """Inform the patient (requester) then check the identity (technologist): the case's identity_check fact."""
+    complete_step(ctx, case_id, "inform_patient", "dr.martin", {"patient_informed": True, "consent": "given"})
+    complete_step(ctx, case_id, "check_identity", "merm.leroy", IDENTITY_CHECKED)
+
+
+def audit_actions(ctx, case_id: int) -> list[str]:
+    """The actions of a case's audit chain, in order."""
+    from engine.store.models import AuditEvent
+
+    with ctx.read() as session:
+        return list(session.execute(select(AuditEvent.action).where(AuditEvent.chain == case_id)
+                                    .order_by(AuditEvent.seq)).scalars())
 
 
 def counts(ctx) -> tuple[int, int, int]:

@@ -19,6 +19,8 @@ from integrations.dicom.stability import notify_stable_studies
 from tests.integration import dicom_support
 from tests.integration.dicom_support import (
     QUERE,
+    audit_actions,
+    check_identity,
     counts,
     demo_case,
     echoscu,
@@ -34,7 +36,7 @@ storage = dicom_support.storage  # fixture
 
 TECHNOLOGIST = Actor("merm.leroy", frozenset({"technologist"}), frozenset({"ch-brest"}))
 DELAY = 30
-CASE_PATIENT = {"birth_name": "Quéré", "first_names": "Jean Marie", "birth_date": "1960-09-21",
+CASE_PATIENT = {"birth_name": "Quéré", "first_names": "Jean Marie", "birth_date": "1960-09-21", "sex": "M",
                 "site_patient_id": "IPP-BREST-1"}
 
 
@@ -48,25 +50,45 @@ def identity_task(ctx, identity_case):
 
 # Identity comparison (pure)
 
+FEWER = "moins de deux traits concordants"
+
+
+def _short(differences):
+    return [FEWER if d.startswith(FEWER) else d for d in differences]
+
+
 @pytest.mark.charter("CH-4.1.6")
 @pytest.mark.parametrize(("dicom", "differences"), [
-    (DicomPatient("IPP-BREST-1", "QUERE^JEAN", "1960-09-21"), []),
-    (DicomPatient(None, "quéré^jean^marie", None), []),  # case, accents, middle name among the first names
+    (DicomPatient("IPP-BREST-1", "QUERE^JEAN", "1960-09-21", "M"), []),
     (DicomPatient(None, "QUERE", "1960-09-21"), []),  # no given name in the images: the family name suffices
-    (DicomPatient("IPP-BREST-2", "QUERE^JEAN", "1960-09-21"), ["identifiant patient (IPP)"]),
-    (DicomPatient(None, "KERMARREC^JEAN", None), ["nom"]),
-    (DicomPatient(None, "QUERE^PAUL", None), ["prénom"]),
-    (DicomPatient(None, "QUERE^JEAN", "1960-09-12"), ["date de naissance"]),
-    (DicomPatient(None, None, None), ["aucune identité dans les images"]),
+    (DicomPatient(None, "quéré^jean^marie", None, "M"), []),  # case, accents, middle name among the first names
 ])
-def test_identity_differences(dicom, differences):
+def test_identity_matches_on_at_least_two_traits(dicom, differences):
     assert identity_differences(dicom, CASE_PATIENT) == differences
+
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+@pytest.mark.charter("CH-8.1", negative=True)
+@pytest.mark.parametrize(("dicom", "patient", "differences"), [
+    (DicomPatient(None, "quéré^jean^marie", None), CASE_PATIENT, [FEWER]),  # one trait is not enough
+    (DicomPatient("IPP-BREST-1", None, None), CASE_PATIENT, [FEWER]),  # a Patient ID alone never attaches...
+    (DicomPatient("IPP-BREST-1", None, None), {k: v for k, v in CASE_PATIENT.items() if k != "site_patient_id"},
+     [FEWER]),  # ... least of all to a case with no IPP
+    (DicomPatient("IPP-BREST-2", "QUERE^JEAN", "1960-09-21"), CASE_PATIENT, ["identifiant patient (IPP)"]),
+    (DicomPatient(None, "KERMARREC^JEAN", "1960-09-21"), CASE_PATIENT, ["nom"]),
+    (DicomPatient(None, "QUERE^PAUL", "1960-09-21"), CASE_PATIENT, ["prénom"]),
+    (DicomPatient(None, "QUERE^JEAN", "1960-09-12"), CASE_PATIENT, ["date de naissance"]),
+    (DicomPatient("IPP-BREST-1", "QUERE^JEAN", "1960-09-21", "F"), CASE_PATIENT, ["sexe"]),  # 3 match, 1 differs
+    (DicomPatient(None, None, None), CASE_PATIENT, ["aucune identité dans les images"]),
+])
+def test_identity_mismatches_and_too_few_traits(dicom, patient, differences):
+    assert _short(identity_differences(dicom, patient)) == differences
 
 
 def test_used_name_and_normalisation():
     assert normalise("Le Bihan-Quéré") == "LE BIHAN QUERE"
     married = {**CASE_PATIENT, "birth_name": "Le Bihan", "used_name": "Quéré"}
-    assert identity_differences(DicomPatient(None, "QUERE^JEAN", None), married) == []
+    assert identity_differences(DicomPatient(None, "QUERE^JEAN", "1960-09-21"), married) == []
 
 
 # Damaged files
@@ -130,21 +152,57 @@ def test_images_before_their_order_are_matched_by_a_later_tick(dicom_ctx, storag
     clock.advance(seconds=30)
     report = notify_stable_studies(dicom_ctx, clock.now(), DELAY)
     assert report.matched == [uid] and report.notified == [uid]
-    assert "interpret" in open_tasks(dicom_ctx, case_id)
+    # The images are there; the technologist still attests the acquisition (CH-4.1.4).
+    assert open_tasks(dicom_ctx, case_id) == ["acquire_images"]
+    assert case_data(dicom_ctx, case_id)["images"]["study_uid"] == uid
 
 
 @pytest.mark.charter("CH-4.1.11")
-def test_images_reach_a_case_only_when_it_waits_for_them(dicom_ctx, storage, tmp_path, clock):
-    case_id, accession = demo_case(dicom_ctx, "LE BIHAN")  # accepted, not yet at the acquisition step
+@pytest.mark.charter("CH-4.1.6", negative=True)
+def test_images_before_the_identity_check_are_held_then_attached_and_reach_the_case_only_when_it_waits(
+        dicom_ctx, storage, tmp_path, clock):
+    case_id, accession = demo_case(dicom_ctx, "LE BIHAN")  # accepted: identity not checked, not at acquisition
     uid = generate_uid()
     ingest(dicom_ctx, rewrite(tmp_path, "CT_small.dcm", study=uid, PatientName="LE BIHAN^NOLWENN",
-                              PatientBirthDate="19790203", PatientID="", AccessionNumber=accession), storage)
-    assert study(dicom_ctx, uid).status == "attached"
+                              PatientBirthDate="19790203", PatientSex="F", PatientID="", AccessionNumber=accession),
+           storage)
+    held = study(dicom_ctx, uid)
+    assert (held.status, held.case_id, held.identity_case_id) == ("held", case_id, None)
+    assert "pas encore vérifiée" in held.hold_reason
+    assert "dicom.study_held" in audit_actions(dicom_ctx, case_id)
     clock.advance(seconds=DELAY + 1)
-    assert notify_stable_studies(dicom_ctx, clock.now(), DELAY).notified == []
-    with dicom_ctx.read() as session:  # nothing sent: no undelivered message piles up tick after tick
+    report = notify_stable_studies(dicom_ctx, clock.now(), DELAY)
+    assert (report.released, report.notified) == ([], [])  # still held: nothing moves the case
+    assert study(dicom_ctx, uid).status == "held"
+
+    check_identity(dicom_ctx, case_id)  # the technologist checks the identity: the next tick compares the traits
+    report = notify_stable_studies(dicom_ctx, clock.now(), DELAY)
+    assert report.released == [uid] and study(dicom_ctx, uid).status == "attached"
+    assert audit_actions(dicom_ctx, case_id).count("dicom.study_attached") == 1
+    assert report.notified == []  # attached, but the case is not at the acquisition step: nothing sent
+    with dicom_ctx.read() as session:  # no undelivered message piles up tick after tick
         assert session.execute(select(InboundMessage)).first() is None
     assert study(dicom_ctx, uid).notified_at is None
+
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+def test_a_study_held_before_the_check_whose_traits_differ_stays_held_for_reconciliation(
+        dicom_ctx, storage, tmp_path, clock):
+    case_id, accession = demo_case(dicom_ctx, "LE BIHAN")
+    uid = generate_uid()
+    first = rewrite(tmp_path, "CT_small.dcm", study=uid, PatientName="LE BIHAN^NOLWENN", PatientBirthDate="19790302",
+                    PatientSex="F", PatientID="", AccessionNumber=accession)
+    ingest(dicom_ctx, first, storage)
+    check_identity(dicom_ctx, case_id)
+    # The next image after the check decides (before any tick): the birth date contradicts the case's.
+    ingest(dicom_ctx, rewrite(tmp_path, "CT_small.dcm", study=uid, PatientName="LE BIHAN^NOLWENN",
+                              PatientBirthDate="19790302", PatientSex="F", PatientID="", AccessionNumber=accession),
+           storage)
+    held = study(dicom_ctx, uid)
+    assert held.status == "held" and "date de naissance" in held.hold_reason
+    assert held.identity_case_id is not None  # the technologists reconcile
+    assert audit_actions(dicom_ctx, case_id).count("dicom.study_held") == 2  # before the check, then mismatch
+    assert "dicom.study_attached" not in audit_actions(dicom_ctx, case_id)
 
 
 # Identity vigilance
@@ -179,7 +237,8 @@ def test_a_patient_mismatch_holds_the_study_for_the_technologist(dicom_ctx, stor
     report = notify_stable_studies(dicom_ctx, clock.now(), DELAY)
     if decision == "attach":
         assert report.released == [uid] and report.notified == [uid]
-        assert "interpret" in open_tasks(dicom_ctx, case_id)
+        assert open_tasks(dicom_ctx, case_id) == ["acquire_images"]  # the technologist still attests it
+        assert case_data(dicom_ctx, case_id)["images"]["study_uid"] == uid
     else:
         assert report.rejected == [uid] and report.notified == []
         assert study(dicom_ctx, uid).status == "rejected"

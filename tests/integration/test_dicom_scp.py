@@ -23,6 +23,7 @@ from tests.integration import dicom_support
 from tests.integration.dicom_support import (
     COMPRESSED,
     STORESCU,
+    complete_step,
     counts,
     demo_case,
     echoscu,
@@ -76,6 +77,10 @@ def test_storescu_study_is_stored_indexed_attached_and_moves_the_case_on(scp, di
     assert open_tasks(dicom_ctx, case_id) == ["acquire_images"]
     clock.advance(seconds=2)
     assert notify_stable_studies(dicom_ctx, clock.now(), DELAY).notified == [uid]
+    # The images do not stand for the technologist's attestation (CH-4.1.4): the task stays until it is given.
+    assert open_tasks(dicom_ctx, case_id) == ["acquire_images"]
+    complete_step(dicom_ctx, case_id, "acquire_images", "merm.leroy", {
+        "images_sent": True, "protocol_followed": True, "technical_difficulty": False})
     assert "interpret" in open_tasks(dicom_ctx, case_id)
     with dicom_ctx.read() as session:
         message = session.execute(select(InboundMessage).where(InboundMessage.source == "dicom")).scalar_one()
