@@ -153,7 +153,7 @@ class _Analysis:
                 trail = witness(self.graph, self.live, key.removesuffix(EXIT), {role})
                 example = f" Par exemple : {self._path(trail)}." if trail else ""
                 self._error(node.file, node.element_id, self._rule(role),
-                            f"L'étape {self._show(node)} ({label(node.role)}) peut être atteinte sans passer par "
+                            f"{self._show(node)}, étape « {label(node.role)} », peut être atteinte sans passer par "
                             f"l'étape « {label(role)} ».{example} Faites passer chaque chemin qui y mène par "
                             f"cette étape (propriété charterRole = {role}), ou supprimez le raccourci.")
 
@@ -163,7 +163,7 @@ class _Analysis:
             for target, trail in search.run():
                 node = self.graph.nodes[target]
                 self._error(node.file, node.element_id, self._rule("presence_attestation"),
-                            f"Avec un protocole injecté, l'étape {self._show(node)} ({label(node.role or '')}) peut "
+                            f"Avec un protocole injecté, {self._show(node)}, étape « {label(node.role or '')} », peut "
                             f"être atteinte après le choix du protocole sans attestation de présence d'un médecin. "
                             f"Par exemple : {self._path(trail)}. Faites passer ce chemin par l'étape "
                             "« attestation de présence médicale » (charterRole = presence_attestation), ou gardez-le "

@@ -24,9 +24,11 @@ from forms import default_registry
 from tests.conftest import DATA
 
 CHARTER = DATA / "bpmn" / "charter"
-SHORTCUT_FLOW = ('<bpmn:sequenceFlow id="f_shortcut" sourceRef="choose_protocol" targetRef="acquisition_merge"/>\n'
-                 '    <bpmn:sequenceFlow id="f_protocol_contrast"')
-SHORTCUT_DI = ('<bpmndi:BPMNEdge id="f_shortcut_di" bpmnElement="f_shortcut"><di:waypoint x="3600" y="632"/>'
+# a designer's "vital emergency: straight to acquisition" flow, after the protocol and its facts
+SHORTCUT_FLOW = ('<bpmn:sequenceFlow id="f_shortcut" name="urgence vitale" sourceRef="final_pregnancy_known" '
+                 'targetRef="acquisition_merge"><bpmn:conditionExpression>urgency == "vital"'
+                 '</bpmn:conditionExpression></bpmn:sequenceFlow>\n    <bpmn:sequenceFlow id="f_final_pregnancy_ok"')
+SHORTCUT_DI = ('<bpmndi:BPMNEdge id="f_shortcut_di" bpmnElement="f_shortcut"><di:waypoint x="3920" y="647"/>'
                '<di:waypoint x="4560" y="313"/></bpmndi:BPMNEdge>\n'
                '      <bpmndi:BPMNEdge id="f_protocol_facts_pregnancy_di"')
 
@@ -45,7 +47,7 @@ VARIANTS: dict[str, tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]
         [("CH-4.1.10", "record_injection", "contrast_safety.bpmn"),
          ("CH-4.1.10", "acquire_images", "telediagnosis.bpmn")]),
     "shortcut_from_protocol_to_acquisition": (
-        [("telediagnosis.bpmn", '<bpmn:sequenceFlow id="f_protocol_contrast"', SHORTCUT_FLOW),
+        [("telediagnosis.bpmn", '<bpmn:sequenceFlow id="f_final_pregnancy_ok"', SHORTCUT_FLOW),
          ("telediagnosis.bpmn", '<bpmndi:BPMNEdge id="f_protocol_facts_pregnancy_di"', SHORTCUT_DI)],
         [("CH-4.1.10", "acquire_images", "telediagnosis.bpmn")]),
     "identity_check_removed": (
@@ -142,7 +144,8 @@ def test_telerad_validation_reports_the_charter_errors_in_their_file(variant):
 def test_a_shortcut_message_shows_the_path_taken():
     report = analyse(defeated("shortcut_from_protocol_to_acquisition"))
     finding = next(f for f in report.errors if f.element_id == "acquire_images")
-    assert "« Choisir le protocole » → « Réaliser l'acquisition" in finding.message
+    assert ("« Choisir le protocole » → « Radioprotection du protocole retenu » → « Réaliser l'acquisition"
+            in finding.message)
 
 
 @pytest.mark.charter("CH-4.1.10", negative=True)
