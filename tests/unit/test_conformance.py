@@ -77,9 +77,13 @@ def test_the_product_entry_points_are_found_in_the_source():
 
 
 def test_the_matrix_is_fast_enough_for_the_suite():
-    started = time.perf_counter()
+    """The whole analysis, without the per-process cache; CPU time, so that other processes' load does not count."""
+    from engine.services import conformance
+
+    conformance._code_facts.cache_clear()
+    started = time.process_time()
     conformance_matrix(PROJECT_ROOT)
-    assert time.perf_counter() - started < 3
+    assert time.process_time() - started < 3
 
 
 def test_cli_json_shape():
