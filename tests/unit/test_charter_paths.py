@@ -257,3 +257,28 @@ def test_a_side_branch_ending_inside_a_called_process_does_not_complete_the_call
         'cancelActivity="false" attachedToRef="check_contraindications_requester"',
         'attachedToRef="attest_physician_presence"', 1)
     assert ("CH-4.1.10", "acquire_images", "telediagnosis.bpmn") in found(analyse(files).errors)
+
+
+@pytest.mark.charter("CH-4.1.2", negative=True)
+@pytest.mark.charter("CH-4.1.3", negative=True)
+@pytest.mark.charter("CH-4.1.6", negative=True)
+@pytest.mark.charter("CH-4.1.7", negative=True)
+@pytest.mark.charter("CH-4.1.9", negative=True)
+@pytest.mark.parametrize(("role", "rule"), [("identity_check", "CH-4.1.6"), ("consent", "CH-4.1.7"),
+                                            ("justification", "CH-4.1.2"), ("radioprotection", "CH-4.1.3"),
+                                            ("protocol", "CH-4.1.9")])
+def test_acquisition_without_each_step_required_before_it_is_refused(role, rule):
+    files = charter_files()
+    tag = f'<spiffworkflow:property name="charterRole" value="{role}"/>'
+    assert tag in files["telediagnosis.bpmn"]
+    files["telediagnosis.bpmn"] = files["telediagnosis.bpmn"].replace(tag, "")
+    errors = found(analyse(files).errors)
+    assert {(rule, "acquire_images", "telediagnosis.bpmn"), (rule, "telediagnosis", "telediagnosis.bpmn")} <= errors
+
+
+@pytest.mark.charter("CH-4.1.13", negative=True)
+def test_a_poor_prognosis_gateway_that_can_never_be_true_is_refused():
+    files = charter_files()
+    files["telediagnosis.bpmn"] = files["telediagnosis.bpmn"].replace("poor_prognosis == True", 'poor_prognosis == "oui"')
+    finding = next(f for f in analyse(files).errors if f.element_id == "f_bad_news")
+    assert finding.rule == "CH-4.1.13" and "« poor_prognosis » ne peut valoir que True, False" in finding.message
