@@ -279,6 +279,7 @@ def test_acquisition_without_each_step_required_before_it_is_refused(role, rule)
 @pytest.mark.charter("CH-4.1.13", negative=True)
 def test_a_poor_prognosis_gateway_that_can_never_be_true_is_refused():
     files = charter_files()
-    files["telediagnosis.bpmn"] = files["telediagnosis.bpmn"].replace("poor_prognosis == True", 'poor_prognosis == "oui"')
+    text = files["telediagnosis.bpmn"]
+    files["telediagnosis.bpmn"] = text.replace("poor_prognosis == True", 'poor_prognosis == "oui"')
     finding = next(f for f in analyse(files).errors if f.element_id == "f_bad_news")
     assert finding.rule == "CH-4.1.13" and "« poor_prognosis » ne peut valoir que True, False" in finding.message
