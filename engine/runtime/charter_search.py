@@ -28,6 +28,9 @@ class InjectionSearch:
         for edge in live:
             self.out.setdefault(edge.source, []).append(edge)
         self.roots_of = {e: {atom[0] for atom in atoms_of(e.condition)} for e in live if e.condition is not None}
+        # nodes every path from the origin reaches after a presence attestation (parallel joins included)
+        from_origin = must_pass(graph, live, reachable([origin], live), starts=[origin])
+        self.safe = {key for key, roles in from_origin.items() if "presence_attestation" in roles}
         self.cache: dict[frozenset[Edge], bool] = {}
 
     def run(self) -> list[tuple[str, list[str]]]:
@@ -49,6 +52,8 @@ class InjectionSearch:
                     kept = kept | {edge}
                     if not self._possible(kept):
                         continue
+                if edge.target in self.safe:
+                    continue
                 target = self.graph.nodes[edge.target]
                 following = (edge.target, kept)
                 if following in parent:
@@ -89,8 +94,10 @@ def reachable(starts: Iterable[str], edges: Iterable[Edge]) -> set[str]:
 
 
 def must_pass(graph: CharterGraph, edges: list[Edge], reach: set[str],
-              edge_roles: Mapping[Edge, tuple[str, str]] | None = None) -> dict[str, frozenset[str]]:
-    """For each reachable node, the roles passed on every path from a start event to it (before it).
+              edge_roles: Mapping[Edge, tuple[str, str]] | None = None,
+              starts: list[str] | None = None) -> dict[str, frozenset[str]]:
+    """For each reachable node, the roles passed on every path from a start event (or from `starts`) to it,
+    before it.
 
     `edge_roles` maps an edge to (role, pseudo role): taking the edge after passing the role passes the pseudo
     role too (e.g. a routing alert, then the flow taken only when the case is handled locally)."""
@@ -100,15 +107,16 @@ def must_pass(graph: CharterGraph, edges: list[Edge], reach: set[str],
     for edge in edges:
         if edge.source in reach:
             incoming.setdefault(edge.target, []).append(edge)
+    starts = graph.starts if starts is None else starts
     before = {key: everything for key in reach}
-    for start in graph.starts:
+    for start in starts:
         before[start] = frozenset()
     changed = True
     while changed:
         changed = False
         for key in reach:
             feeds = incoming.get(key)
-            if not feeds or key in graph.starts:
+            if not feeds or key in starts:
                 continue
             parts = [_through(graph, e, before[e.source], edge_roles) for e in feeds]
             joined = (frozenset().union(*parts) if graph.nodes[key].kind == "parallelGateway" and len(parts) > 1

@@ -283,3 +283,27 @@ def test_a_poor_prognosis_gateway_that_can_never_be_true_is_refused():
     files["telediagnosis.bpmn"] = text.replace("poor_prognosis == True", 'poor_prognosis == "oui"')
     finding = next(f for f in analyse(files).errors if f.element_id == "f_bad_news")
     assert finding.rule == "CH-4.1.13" and "« poor_prognosis » ne peut valoir que True, False" in finding.message
+
+
+def test_a_presence_attestation_in_a_parallel_branch_covers_the_acquisition_after_the_join():
+    """split -> (presence | difficulty briefing) -> join -> acquisition: every path passes the presence."""
+    files = charter_files()
+    text = files["telediagnosis.bpmn"]
+    text = text.replace('sourceRef="contrast_needed" targetRef="call_contrast_safety"',
+                        'sourceRef="contrast_needed" targetRef="split"')
+    text = text.replace('<bpmn:sequenceFlow id="f_final_pregnancy_ok"', (
+        '<bpmn:parallelGateway id="split"/><bpmn:parallelGateway id="join"/>'
+        '<bpmn:sequenceFlow id="p1" sourceRef="split" targetRef="presence"/>'
+        '<bpmn:sequenceFlow id="p2" sourceRef="split" targetRef="briefing"/>'
+        '<bpmn:userTask id="presence"><bpmn:extensionElements><spiffworkflow:properties>'
+        '<spiffworkflow:property name="charterRole" value="presence_attestation"/></spiffworkflow:properties>'
+        '</bpmn:extensionElements></bpmn:userTask><bpmn:userTask id="briefing"/>'
+        '<bpmn:sequenceFlow id="p3" sourceRef="presence" targetRef="join"/>'
+        '<bpmn:sequenceFlow id="p4" sourceRef="briefing" targetRef="join"/>'
+        '<bpmn:sequenceFlow id="p5" sourceRef="join" targetRef="acquisition_merge"/>'
+        '\n    <bpmn:sequenceFlow id="f_final_pregnancy_ok"'), 1)
+    files["telediagnosis.bpmn"] = text
+    assert [f for f in analyse(files).errors if f.rule == "CH-4.1.10"] == []
+    # without the attestation in the branch: refused
+    files["telediagnosis.bpmn"] = text.replace('targetRef="presence"/>', 'targetRef="briefing"/>')
+    assert ("CH-4.1.10", "acquire_images", "telediagnosis.bpmn") in found(analyse(files).errors)
