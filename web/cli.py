@@ -215,7 +215,7 @@ def _require_migrated(settings: Settings) -> None:
 @click.option("--repo", is_flag=True, help="Analyse the repository's diagrams (workflows/bpmn/) and form schemas "
                                            "instead of the deployed versions (no database needed).")
 def conformance(as_json: bool, repo: bool) -> None:
-    from engine.services.conformance import STATUS_LABELS, conformance_matrix, summary
+    from engine.services.conformance import conformance_matrix, summary
     from web.config import PROJECT_ROOT
 
     if repo:
@@ -234,11 +234,11 @@ def conformance(as_json: bool, repo: bool) -> None:
         sys.exit(1 if declared_only else 0)
     for rule in rules:
         click.echo(f"{rule.id:<10} {rule.status_label:<19} {len(rule.enforced_by):>3} application(s) atteinte(s) "
-                   f"{len(rule.negative_tests):>3}/{len(rule.tests):<3} test(s) négatif(s)  {rule.title[:60]}")
+                   f"{len(rule.tests):>3} test(s) dont {len(rule.negative_tests)} négatif(s)  {rule.title[:60]}")
         for enforcement in rule.enforced_by:
             origins = list(enforcement.reached_from)
             more = f" … et {len(origins) - 3} autre(s)" if len(origins) > 3 else ""
-            click.echo(f"{'':<12}appliquée : {enforcement.where} ← {' ; '.join(origins[:3])}{more}")
+            click.echo(f"{'':<12}application : {enforcement.where} — atteinte depuis : {' ; '.join(origins[:3])}{more}")
         for unreached in rule.unreached:
             click.echo(f"{'':<12}non atteinte : {unreached.where} ({unreached.reason})")
         for test in rule.tests:
@@ -250,7 +250,9 @@ def conformance(as_json: bool, repo: bool) -> None:
         if rule.scope == "outside":
             click.echo(f"{'':<12}motif : {rule.reason}")
     counts = summary(rules)
-    click.echo(f"\n{len(rules)} règles : " + ", ".join(f"{counts[s]} {STATUS_LABELS[s]}" for s in counts)
+    plural = {"enforced": "appliquée(s)", "declared_only": "déclarée(s) seulement", "missing": "manquante(s)",
+              "outside": "hors logiciel"}
+    click.echo(f"\n{len(rules)} règles : " + ", ".join(f"{counts[s]} {plural[s]}" for s in counts)
                + (f"\ndéclarées seulement : {', '.join(declared_only)}" if declared_only else ""))
     sys.exit(1 if declared_only else 0)
 

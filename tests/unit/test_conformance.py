@@ -303,3 +303,20 @@ def test_a_function_a_decorator_registers_runs_once_its_module_is_imported(tmp_p
     files = {"engine/services/registry.py": registry, "engine/services/checks.py": checks, "web/things.py": view}
     (rule,) = conformance_matrix(project(tmp_path, "- CH-99.1 A check.\n", files))
     assert [e.reached_from for e in rule.enforced_by] == [("route POST /things",)]
+
+
+def test_the_command_reads_the_deployed_versions_by_default(make_ctx, database_url, tmp_path, monkeypatch):
+    from engine.services.definitions import deploy_library
+    from forms import default_registry
+
+    ctx = make_ctx(operations=None, forms=default_registry(), escalation=None)
+    deploy_library(ctx, Actor("designer"), PROJECT_ROOT / "workflows" / "bpmn")
+    monkeypatch.setenv("TELERAD_DATABASE_URL", database_url)
+    monkeypatch.setenv("TELERAD_INSTANCE_PATH", str(tmp_path / "instance"))
+    result = CliRunner().invoke(main, ["conformance", "--json"])
+    rules = json.loads(result.output)["rules"]
+    assert result.exit_code == (1 if any(r["status"] == "declared_only" for r in rules) else 0)
+    origins = {o for r in rules if r["id"] == "CH-3.3" for e in r["enforced_by"] for o in e["reached_from"]}
+    assert "procédure déployée telediagnosis v1" in origins
+    assert any(o.startswith("opération telerad.candidate_pool ← telediagnosis.bpmn#") for o in origins)
+    assert not any("(dépôt)" in o for o in origins)
