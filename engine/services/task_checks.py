@@ -33,9 +33,13 @@ def task_data_problems(ctx: EngineContext, form_key: str | None, site_id: str | 
 
 
 def _register_shipped_checks() -> None:
+    from engine.services.eligibility import check_expert
     from engine.services.protocols import PROTOCOL_FORM, check_protocol_choice
 
     register(PROTOCOL_FORM, check_protocol_choice)
+    # The tele-expert must be bound to the site by an active convention and hold valid credentials (CH-3.4).
+    register("te_request.schema.json", check_expert)
+    register("te_choose_expert.schema.json", check_expert)
 
 
 _register_shipped_checks()

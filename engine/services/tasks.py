@@ -30,6 +30,7 @@ from engine.services.persistence import (
     write_save,
 )
 from engine.services.refusals import record_refusal
+from engine.services.report_visibility import facts_of, redact_report
 from engine.services.task_checks import task_data_problems
 from engine.store import audit
 from engine.store.driver import DriverQuery, Source
@@ -112,11 +113,14 @@ def task_with_data(ctx: EngineContext, actor: Actor, task_id: str) -> tuple[Task
         row = _check_open(reader, actor, read_task(reader, task_id))
         instance = case_of_task_row(row)
         cached = load_workflow(ctx, reader, instance)
-        data = cached.live.task_data(task_id)
+        # A poor-prognosis report is read only by its radiologist and the requester until the announcement plan
+        # is confirmed (CH-4.1.13), in task data as on the case page.
+        data = redact_report(actor, cached.live.task_data(task_id), facts_of(cached.live))
     with ctx.write() as session:
         locked = lock_instance(session, instance.id)
         append_case_events(session, locked, [audit.AuditEntry(actor.user_id, "task.viewed", instance.id,
-                                                              {"task_id": task_id, "task": row.spec_name})],
+                                                              {"task_id": task_id, "task": row.spec_name,
+                                                               "title": row.title})],
                            ctx.clock.now())
         session.commit()
     ctx.live_cache.put(instance.id, cached)

@@ -193,7 +193,6 @@ def test_telediagnosis_from_request_to_acknowledged_report(login, server, shoot,
     title = "Choisir le protocole"
     open_task(radiologist, server, case_id, "choose_protocol", title, patient)
     choose(radiologist, "protocol", "ct_head_plain")
-    expect(radiologist.locator('input[type="checkbox"][name="contrast"]')).not_to_be_checked()
     fill(radiologist, "instructions", "Coupes fines de la fosse postérieure.")
     shoot(radiologist, "choose_protocol")
     submit_task(radiologist, server, title)

@@ -131,17 +131,20 @@ def test_CH4_2_1_only_the_named_tele_expert_gets_the_file(new_expertise):
     assert mine(case, EXPERT) == ["te_report"] and mine(case, SITE_EXPERT) == []
 
 
-@pytest.mark.charter("CH-4.2.1")
-@pytest.mark.charter("CH-3.1")
+@pytest.mark.charter("CH-4.2.1", negative=True)
+@pytest.mark.charter("CH-3.1", negative=True)
+@pytest.mark.charter("CH-3.4", negative=True)
 @pytest.mark.parametrize("expert_id", ["rad.expired", "nobody", "dr.local"],
                          ids=["expired-insurance", "unknown-id", "the-local-radiologist-himself"])
 def test_CH4_2_1_and_CH3_1_only_a_valid_tele_expert_can_be_named(charter_ctx, expert_id):
     case = Case(charter_ctx, start_instance(charter_ctx, LOCAL_RADIOLOGIST, "teleexpertise", {},
                                             site_id="ch-brest"))
-    case.complete("te_request", LOCAL_RADIOLOGIST, **te_request_form(expert_id=expert_id))
-    assert case.open_tasks() == ["te_choose_expert"]  # no consent, no file shared with an unfit expert
+    with pytest.raises(FormValidationError) as refused:  # no consent, no file shared with an unfit expert
+        case.complete("te_request", LOCAL_RADIOLOGIST, **te_request_form(expert_id=expert_id))
+    assert "expert_id" in refused.value.errors
+    assert case.open_tasks() == ["te_request"]
     assert "te_check" not in mine(case, radiologist(expert_id))
-    case.complete("te_choose_expert", LOCAL_RADIOLOGIST, expert_id=EXPERT.user_id)
+    case.complete("te_request", LOCAL_RADIOLOGIST, **te_request_form(expert_id=EXPERT.user_id))
     assert case.open_tasks() == ["te_consent"]
     assert case.data["expert"]["assignable"] is True
 
