@@ -39,8 +39,8 @@ IMAGES_ATTACHED = "dicom.study_attached"
 
 
 def _differs(old: Any, new: Any) -> bool:
-    if isinstance(old, str) and isinstance(new, str):
-        return old.strip() != new.strip()
+    if isinstance(old, str) and isinstance(new, str):  # 'QUÉRÉ' from the RIS is the 'Quéré' of the case
+        return " ".join(old.split()).casefold() != " ".join(new.split()).casefold()
     return bool(old != new)
 
 

@@ -22,7 +22,7 @@ from integrations.dicom.demo import configure_demo_dicom
 from integrations.dicom.models import DicomInstance, DicomSeries, DicomStudy
 from integrations.dicom.scp import StorageSCP
 from web.config import PROJECT_ROOT
-from web.demo import create_demo
+from web.demo import USERS, create_demo
 
 WORKFLOWS = PROJECT_ROOT / "workflows" / "bpmn"
 STORESCU, ECHOSCU = "/usr/bin/storescu", "/usr/bin/echoscu"
@@ -110,10 +110,7 @@ def echoscu(port: int, calling: str = "CT_BREST", called: str = "TELERAD") -> su
                           capture_output=True, text=True, timeout=60, check=False)
 
 
-DEMO_ACTORS = {
-    "dr.martin": Actor("dr.martin", frozenset({"requester"}), frozenset({"ch-brest"})),
-    "merm.leroy": Actor("merm.leroy", frozenset({"technologist"}), frozenset({"ch-brest"})),
-}
+DEMO_ACTORS = {user.username: Actor(user.username, frozenset(user.roles), frozenset(user.sites)) for user in USERS}
 IDENTITY_CHECKED = {"identity_checked": True, "identity_status": "qualified", "identity_document": "id_card"}
 
 

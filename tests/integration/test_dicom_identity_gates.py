@@ -1,0 +1,193 @@
+"""Identity vigilance of received images (CH-4.1.6, CH-8.1), through every entry point that brings images: the
+real C-STORE SCP (DCMTK's storescu), the web upload, and the reception service called directly.
+
+Images are used only after the case's identity check; at least two traits (name, birth date, sex, IPP) must
+match the case's and none contradict; every instance is matched to the study's site and patient; every attach
+and hold is an event on the case's audit chain."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+from sqlalchemy import select
+
+from integrations.dicom.ingest import ingest_file
+from integrations.dicom.models import DicomHeldInstance
+from integrations.dicom.stability import notify_stable_studies
+from integrations.dicom.studies import case_images
+from tests.integration import dicom_support
+from tests.integration.dicom_support import (
+    QUERE,
+    audit_actions,
+    check_identity,
+    counts,
+    demo_case,
+    for_case,
+    open_tasks,
+    rewrite,
+    storescu,
+    study,
+)
+from tests.integration.test_dicom_web import app  # noqa: F401 - fixture
+from tests.web.test_pages import login
+
+dicom_ctx = dicom_support.dicom_ctx  # fixture
+scp = dicom_support.scp  # fixture
+storage = dicom_support.storage  # fixture
+
+DELAY = 30
+LE_BIHAN = {"PatientName": "LE BIHAN^NOLWENN", "PatientBirthDate": "19790203", "PatientSex": "F", "PatientID": ""}
+
+
+def held_instances(ctx) -> list[DicomHeldInstance]:
+    with ctx.read() as session:
+        return list(session.execute(select(DicomHeldInstance).order_by(DicomHeldInstance.received_at)).scalars())
+
+
+def attached_quere_study(ctx, port, folder) -> tuple[int, str, str]:
+    """The Quéré case (identity checked, at acquisition) with one CT instance attached: (case, accession, uid)."""
+    case_id, accession = demo_case(ctx)
+    uid = generate_uid()
+    sent = storescu(port, rewrite(folder, "CT_small.dcm", study=uid, **for_case(accession)))
+    assert sent.returncode == 0, sent.stderr
+    assert study(ctx, uid).status == "attached" and counts(ctx) == (1, 1, 1)
+    return case_id, accession, uid
+
+
+# Through the SCP (storescu)
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+def test_scp_images_before_the_identity_check_are_held_and_move_nothing(scp, dicom_ctx, tmp_path, clock):
+    case_id, accession = demo_case(dicom_ctx, "LE BIHAN")  # accepted, identity not checked yet
+    uid = generate_uid()
+    sent = storescu(scp.port, rewrite(tmp_path, "CT_small.dcm", study=uid, AccessionNumber=accession, **LE_BIHAN))
+    assert sent.returncode == 0, sent.stderr  # kept safely: the sender need not resend
+    held = study(dicom_ctx, uid)
+    assert (held.status, held.case_id, held.identity_case_id) == ("held", case_id, None)
+    assert "pas encore vérifiée" in held.hold_reason
+    assert case_images(dicom_ctx, case_id).series == [] and case_images(dicom_ctx, case_id).held_studies == 1
+    assert audit_actions(dicom_ctx, case_id)[-1] == "dicom.study_held"
+    clock.advance(seconds=DELAY + 1)
+    assert notify_stable_studies(dicom_ctx, clock.now(), DELAY).notified == []
+    assert open_tasks(dicom_ctx, case_id) == ["inform_patient"]
+
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+@pytest.mark.charter("CH-8.1", negative=True)
+def test_scp_an_instance_of_an_attached_study_sent_by_another_site_is_held_out_of_it(scp, dicom_ctx, tmp_path,
+                                                                                    clock):
+    case_id, accession, uid = attached_quere_study(dicom_ctx, scp.port, tmp_path / "first")
+    intruder = rewrite(tmp_path / "morlaix", "CT_small.dcm", study=uid, **for_case(accession))
+    sent = storescu(scp.port, intruder, calling="CT_MORLAIX")
+    assert sent.returncode == 0, sent.stderr
+    assert counts(dicom_ctx) == (1, 1, 1)  # never indexed into the study
+    [held] = held_instances(dicom_ctx)
+    assert (held.study_uid, held.site_id, held.calling_ae, held.case_id) == (uid, "ch-morlaix", "CT_MORLAIX",
+                                                                            case_id)
+    assert "autre site" in held.reason
+    assert held.sop_instance_uid == str(pydicom.dcmread(intruder).SOPInstanceUID)
+    assert audit_actions(dicom_ctx, case_id)[-1] == "dicom.instance_held"
+    assert sum(line.images for line in case_images(dicom_ctx, case_id).series) == 1
+
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+def test_scp_an_instance_of_an_attached_study_with_another_patient_is_held_out_of_it(scp, dicom_ctx, tmp_path):
+    case_id, accession, uid = attached_quere_study(dicom_ctx, scp.port, tmp_path / "first")
+    other = rewrite(tmp_path / "other", "CT_small.dcm", study=uid, AccessionNumber=accession,
+                    PatientName="KERMARREC^YANN", PatientBirthDate="19480517", PatientID="IPP0042", PatientSex="M")
+    sent = storescu(scp.port, other)
+    assert sent.returncode == 0, sent.stderr
+    assert counts(dicom_ctx) == (1, 1, 1)
+    [held] = held_instances(dicom_ctx)
+    assert held.site_id == "ch-brest" and "patient différent" in held.reason and "date de naissance" in held.reason
+    assert audit_actions(dicom_ctx, case_id).count("dicom.instance_held") == 1
+    # The same patient again from the same site is indexed into the study.
+    same = rewrite(tmp_path / "same", "MR_small.dcm", study=uid, **for_case(accession))
+    assert storescu(scp.port, same).returncode == 0
+    assert counts(dicom_ctx) == (1, 2, 2) and len(held_instances(dicom_ctx)) == 1
+
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+@pytest.mark.charter("CH-8.1", negative=True)
+def test_scp_a_study_with_only_a_patient_id_never_attaches_to_a_case_without_ipp(scp, dicom_ctx, tmp_path, clock):
+    case_id, accession = demo_case(dicom_ctx)  # identity checked; the case records no IPP
+    uid = generate_uid()
+    bare = rewrite(tmp_path, "CT_small.dcm", study=uid, AccessionNumber=accession, PatientID=QUERE["PatientID"],
+                   PatientName="", PatientBirthDate="", PatientSex="")
+    assert storescu(scp.port, bare).returncode == 0
+    held = study(dicom_ctx, uid)
+    assert held.status == "held" and "moins de deux traits concordants" in held.hold_reason
+    assert held.identity_case_id is not None  # the technologists reconcile; the case is not told
+    clock.advance(seconds=DELAY + 1)
+    assert notify_stable_studies(dicom_ctx, clock.now(), DELAY).notified == []
+    assert "dicom.study_attached" not in audit_actions(dicom_ctx, case_id)
+
+
+# The reception service called directly
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+def test_service_held_study_is_compared_at_the_identity_check(dicom_ctx, storage, tmp_path, clock):
+    case_id, accession = demo_case(dicom_ctx, "LE BIHAN")
+    uid = generate_uid()
+    result = ingest_file(dicom_ctx, rewrite(tmp_path, "CT_small.dcm", study=uid, AccessionNumber=accession,
+                                            **LE_BIHAN), "ch-brest", "dicom", storage=storage, calling_ae="CT_BREST")
+    assert result.status == "stored" and study(dicom_ctx, uid).status == "held"
+    assert notify_stable_studies(dicom_ctx, clock.now() + timedelta(minutes=5), DELAY).released == []
+    check_identity(dicom_ctx, case_id)
+    assert notify_stable_studies(dicom_ctx, clock.now(), DELAY).released == [uid]
+    actions = audit_actions(dicom_ctx, case_id)
+    assert actions.index("dicom.study_held") < actions.index("dicom.study_attached")
+
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+def test_service_an_instance_of_another_site_never_joins_a_study_waiting_for_its_case(dicom_ctx, storage, tmp_path):
+    uid = generate_uid()  # a study no case claims yet (no order): its site is the first sender's
+    first = ingest_file(dicom_ctx, rewrite(tmp_path, "CT_small.dcm", study=uid, **QUERE, AccessionNumber="NONE"),
+                        "ch-brest", "dicom", storage=storage, calling_ae="CT_BREST")
+    assert first.status == "stored" and study(dicom_ctx, uid).status == "receiving"
+    second = ingest_file(dicom_ctx, rewrite(tmp_path, "CT_small.dcm", study=uid, **QUERE, AccessionNumber="NONE"),
+                         "ch-morlaix", "dicom", storage=storage, calling_ae="CT_MORLAIX")
+    assert second.status == "held" and "autre site" in (second.reason or "")
+    assert counts(dicom_ctx) == (1, 1, 1) and held_instances(dicom_ctx)[0].case_id is None
+
+
+# Through the web upload
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+def test_upload_before_the_identity_check_is_held(app, dicom_ctx, clock, tmp_path):  # noqa: F811
+    case_id, accession = demo_case(dicom_ctx, "LE BIHAN")
+    path = rewrite(tmp_path, "CT_small.dcm", AccessionNumber=accession, **LE_BIHAN)
+    client = login(app, dicom_ctx, clock, "merm.leroy")
+    client.post(f"/cases/{case_id}/dicom", data={"dicom_files": (io.BytesIO(path.read_bytes()), "ct.dcm")},
+                content_type="multipart/form-data")
+    uploaded = study(dicom_ctx, str(pydicom.dcmread(path).StudyInstanceUID))
+    assert (uploaded.status, uploaded.case_id, uploaded.identity_case_id) == ("held", case_id, None)
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "Des images reçues pour ce dossier sont retenues" in page and "thumbnail.png" not in page
+    assert "dicom.study_held" in audit_actions(dicom_ctx, case_id)
+
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+def test_upload_of_an_instance_of_another_cases_study_is_held_out_of_it(app, dicom_ctx, clock, tmp_path,  # noqa: F811
+                                                                       storage):
+    quere, accession = demo_case(dicom_ctx)
+    uid = generate_uid()
+    ingest_file(dicom_ctx, rewrite(tmp_path / "a", "CT_small.dcm", study=uid, **for_case(accession)), "ch-brest",
+                "dicom", storage=storage, calling_ae="CT_BREST")
+    assert study(dicom_ctx, uid).status == "attached"
+    le_bihan, _ = demo_case(dicom_ctx, "LE BIHAN")
+    path = rewrite(tmp_path / "b", "MR_small.dcm", study=uid, **for_case(accession))
+    client = login(app, dicom_ctx, clock, "merm.leroy")
+    response = client.post(f"/cases/{le_bihan}/dicom",
+                           data={"dicom_files": (io.BytesIO(path.read_bytes()), "mr.dcm")},
+                           content_type="multipart/form-data", follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert "1 retenue(s) pour vérification d&#39;identité" in page and "autre dossier" in page
+    assert counts(dicom_ctx) == (1, 1, 1)
+    [held] = held_instances(dicom_ctx)
+    assert held.case_id == quere and held.source == "upload"
+    assert "dicom.instance_held" in audit_actions(dicom_ctx, quere)
