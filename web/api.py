@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 
 from engine.domain.actors import Actor
-from engine.errors import Conflict, Forbidden, NotFound
+from engine.errors import CharterRefused, Conflict, Forbidden, NotFound
 from engine.services import accounts
 from engine.services.cases import InvalidInput, case_record, list_cases, post_message
 from engine.services.instances import start_instance
@@ -43,6 +43,9 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
             return _error(404, "not_found", str(err) or "Introuvable.")
         except Forbidden as err:
             return _error(403, "forbidden", str(err))
+        except CharterRefused as err:
+            return _error(409, "charter_refused", str(err),
+                          refusals=[{"rule": rule, "reason": reason} for rule, reason in err.refusals])
         except Conflict as err:
             return _error(409, "conflict", str(err))
         except FormValidationError as err:

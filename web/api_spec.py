@@ -9,7 +9,9 @@ _ERROR = {"$ref": "#/components/schemas/Error"}
 
 def _responses(ok: dict[str, Any], *codes: int) -> dict[str, Any]:
     described = {401: "Jeton absent ou invalide", 403: "Interdit", 404: "Introuvable ou non visible",
-                 409: "Conflit (tâche déjà prise ou terminée)", 422: "Données refusées (erreurs par champ)"}
+                 409: "Conflit (tâche déjà prise ou terminée) ou étape refusée au titre de la charte "
+                      "(error = charter_refused, refusals = règles et motifs)",
+                 422: "Données refusées (erreurs par champ)"}
     responses: dict[str, Any] = {"200": ok}
     for code in codes:
         responses[str(code)] = {"description": described[code], "content": {"application/json": {"schema": _ERROR}}}

@@ -58,7 +58,9 @@ def test_CH3_1_lapsed_radiologist_is_refused_through_the_api(app, demo_ctx):  # 
     response = app.test_client().post(f"/api/v1/tasks/{task_id}/complete", json={"justification": "validate"},
                                       headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 409
-    assert "Assurance RCP expirée" in response.get_json()["message"]
+    body = response.get_json()
+    assert body["error"] == "charter_refused" and "Assurance RCP expirée" in body["message"]
+    assert [r["rule"] for r in body["refusals"]] == ["CH-3.1"]
     assert _refusals(demo_ctx, case_id)[0]["refusals"][0]["rule"] == "CH-3.1"
     with demo_ctx.read() as session:
         assert session.get(Task, task_id).status == "open"
