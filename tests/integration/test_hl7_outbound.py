@@ -69,7 +69,7 @@ def order_and_report(ctx, findings=FINDINGS):
     complete(ctx, case_id, "check_identity", TECHNOLOGIST, identity_checked=True, identity_status="qualified",
              identity_document="id_card")
     complete(ctx, case_id, "justify", RADIOLOGIST, justification="validate")
-    complete(ctx, case_id, "choose_protocol", RADIOLOGIST, protocol="ct_head_plain", contrast=False)
+    complete(ctx, case_id, "choose_protocol", RADIOLOGIST, protocol="ct_head_plain")
     complete(ctx, case_id, "acquire_images", TECHNOLOGIST, images_sent=True, protocol_followed=True,
              technical_difficulty=False)
     complete(ctx, case_id, "interpret", RADIOLOGIST, outcome="report", technique="Acquisition sans injection.",
