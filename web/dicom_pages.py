@@ -18,7 +18,7 @@ from engine.errors import Forbidden, NotFound
 from engine.services.cases import ensure_visible
 from engine.services.directory import list_sites
 from integrations.dicom.callers import CallerError, add_calling_ae, list_calling_aes, remove_calling_ae
-from integrations.dicom.studies import case_images, preview_source, studies_to_watch
+from integrations.dicom.studies import case_images, held_instances, preview_source, studies_to_watch
 from integrations.dicom.thumbnails import series_preview
 from integrations.dicom.upload import UPLOAD_ROLES, upload_files
 from web.extensions import telerad
@@ -109,7 +109,8 @@ def admin() -> Any:
             flash(_("Titre AE %(title)s autorisé.", title=typed["ae_title"].strip()), "success")
             return redirect(url_for("dicom.admin"))
     return render_template("dicom/admin.html", callers=list_calling_aes(_ctx()), sites=list_sites(_ctx()),
-                           studies=studies_to_watch(_ctx()), error=error, typed=typed), 400 if error else 200
+                           studies=studies_to_watch(_ctx()), held=held_instances(_ctx()), error=error,
+                           typed=typed), 400 if error else 200
 
 
 @bp.post("/admin/dicom/callers/<int:caller_id>/delete")

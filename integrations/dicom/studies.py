@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, or_, select
 
 from engine.services.context import EngineContext
-from integrations.dicom.models import DicomInstance, DicomSeries, DicomStudy
+from integrations.dicom.models import DicomHeldInstance, DicomInstance, DicomSeries, DicomStudy
 
 
 @dataclass(frozen=True)
@@ -103,3 +103,25 @@ def studies_to_watch(ctx: EngineContext, limit: int = 100) -> list[StudyLine]:
         return [StudyLine(s.uid, s.status, s.site_id, s.case_id, s.identity_case_id, s.accession_number,
                           s.patient_name, s.patient_birth_date, s.hold_reason, int(n or 0), int(i or 0),
                           s.first_received_at, s.last_received_at, s.notified_at) for s, n, i in rows]
+
+
+@dataclass(frozen=True)
+class HeldInstanceLine:
+    sop_instance_uid: str
+    study_uid: str
+    case_id: int | None
+    site_id: str | None
+    calling_ae: str | None
+    source: str
+    reason: str
+    received_at: datetime
+
+
+def held_instances(ctx: EngineContext, limit: int = 100) -> list[HeldInstanceLine]:
+    """Instances kept out of the study they name (another site, another patient, another case), newest first
+    (administrators: reconciliation with the sites)."""
+    with ctx.read() as session:
+        rows = session.execute(select(DicomHeldInstance).order_by(DicomHeldInstance.received_at.desc())
+                               .limit(limit)).scalars().all()
+        return [HeldInstanceLine(r.sop_instance_uid, r.study_uid, r.case_id, r.site_id, r.calling_ae, r.source,
+                                 r.reason, r.received_at) for r in rows]

@@ -191,3 +191,7 @@ def test_upload_of_an_instance_of_another_cases_study_is_held_out_of_it(app, dic
     [held] = held_instances(dicom_ctx)
     assert held.case_id == quere and held.source == "upload"
     assert "dicom.instance_held" in audit_actions(dicom_ctx, quere)
+    # Administrators see it for reconciliation with the site.
+    admin = login(app, dicom_ctx, clock, "admin").get("/admin/dicom").get_data(as_text=True)
+    section = admin.split("Images retenues hors de leur examen")[1]
+    assert "rattachée à un autre dossier" in section and f"n° {quere}" in section and "envoi web" in section
