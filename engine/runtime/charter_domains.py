@@ -26,6 +26,7 @@ from engine.runtime.xml import BPMN_NS, SPIFF_NS, kind_of
 
 Atom = tuple[Any, ...]  # a variable and its literal keys: ("protocol_facts", "contrast")
 MAX_ASSIGNMENTS = 4096
+WORK_BUDGET = 2_000_000  # condition evaluations per analysis; beyond, conditions are taken as possible
 # What a case is started with (engine.services.instances.start_instance; RIS orders in integrations.hl7.orders
 # also bring request fields, which the request form's schema checks).
 START_DATA = ("accession_number", "site_id", "hl7", "patient", "ris_order", "study_instance_uid")
@@ -75,6 +76,8 @@ class Domains:
         self.operations = operations
         self.form_schema = form_schema
         self.opaque = form_schema is None  # some task's fields are unknown: no variable can be called absent
+        self.work = 0
+        self.exhausted = False
         self.sources: dict[str, list[Domain]] = {name: [ANY] for name in (*START_DATA, *PROVIDED)}
         self._outputs = _decision_outputs(roots)
         for root in roots.values():
@@ -159,6 +162,10 @@ class Domains:
         for options in candidates:
             size *= max(len(options), 1)
         if size > MAX_ASSIGNMENTS:
+            return True
+        self.work += size * len(conditions)
+        if self.work > WORK_BUDGET:
+            self.exhausted = True
             return True
         for assignment in itertools.product(*candidates):
             env = dict(zip(atoms, assignment, strict=True))

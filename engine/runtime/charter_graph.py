@@ -94,6 +94,8 @@ def build_graph(roots: Mapping[str, etree._Element], process_id: str,
     builder = _Builder(graph, index, writes, known_roles)
     starts, ends = builder.inline(process, main_file, "", (process_id,))
     graph.starts = starts
+    # flows naming no element of their process are reported by the parser; here they lead nowhere
+    graph.edges = [e for e in graph.edges if e.source in graph.nodes and e.target in graph.nodes]
     for key in ends:
         graph.nodes[key].top_end = True
     return graph

@@ -80,6 +80,7 @@ class _Analysis:
     def __init__(self, graph: CharterGraph, domains: Domains, family: str):
         self.graph, self.domains, self.family = graph, domains, family
         self.report = CharterReport()
+        self.incomplete = False  # a path search stopped at its bound: nothing is proven
         self.fact = parse_expression(INJECTION_FACT).body
         fact_atom = atom_of(self.fact.left) if isinstance(self.fact, ast.Compare) else None
         self.fact_atom: Atom = fact_atom or ("protocol_facts", "contrast")
@@ -98,6 +99,11 @@ class _Analysis:
         self._closing()
         self._dead_guards()
         self._due_times()
+        if self.incomplete or self.domains.exhausted:
+            self._error(self.graph.main_file, self.family, "CH-4.1.10",
+                        "Ce diagramme est trop complexe pour que Telerad prouve qu'aucun chemin n'expose le patient "
+                        "sans les étapes de la charte (trop de chemins ou de combinaisons de conditions). "
+                        "Simplifiez-le, par exemple en regroupant des étapes dans un sous-processus appelé.")
         return self.report
 
     # ------------------------------------------------------------------------------------------ findings
@@ -160,7 +166,9 @@ class _Analysis:
     def _presence_after_protocol(self) -> None:
         for origin in sorted(k for k in self.reach if self.graph.nodes[k].role == "protocol"):
             search = InjectionSearch(self.graph, self.live, self.domains, self.fact, self.fact_atom, origin)
-            for target, trail in search.run():
+            results = search.run()
+            self.incomplete = self.incomplete or search.truncated
+            for target, trail in results:
                 node = self.graph.nodes[target]
                 self._error(node.file, node.element_id, self._rule("presence_attestation"),
                             f"Avec un protocole injecté, {self._show(node)}, étape « {label(node.role or '')} », peut "

@@ -24,10 +24,13 @@ class InjectionSearch:
                  origin: str):
         self.graph, self.domains, self.fact, self.fact_atom = graph, domains, fact, fact_atom
         self.origin = origin
+        self.truncated = False
         self.out: dict[str, list[Edge]] = {}
         for edge in live:
             self.out.setdefault(edge.source, []).append(edge)
-        self.roots_of = {e: {atom[0] for atom in atoms_of(e.condition)} for e in live if e.condition is not None}
+        self.atoms_of = {e: frozenset(atoms_of(e.condition)) for e in live if e.condition is not None}
+        self.roots_of = {e: {atom[0] for atom in atoms} for e, atoms in self.atoms_of.items()}
+        self.future = future_atoms(live, self.atoms_of)
         # nodes every path from the origin reaches after a presence attestation (parallel joins included)
         from_origin = must_pass(graph, live, reachable([origin], live), starts=[origin])
         self.safe = {key for key, roles in from_origin.items() if "presence_attestation" in roles}
@@ -38,7 +41,10 @@ class InjectionSearch:
         start = (self.origin, frozenset[Edge]())
         parent: dict[tuple[str, frozenset[Edge]], tuple[str, frozenset[Edge]] | None] = {start: None}
         queue = deque([start])
-        while queue and len(parent) < MAX_SEARCH_STATES:
+        while queue:
+            if len(parent) >= MAX_SEARCH_STATES:
+                self.truncated = True
+                break
             state = queue.popleft()
             key, taken = state
             node = self.graph.nodes[key]
@@ -54,6 +60,7 @@ class InjectionSearch:
                         continue
                 if edge.target in self.safe:
                     continue
+                kept = self._relevant(kept, self.future.get(edge.target, frozenset()))
                 target = self.graph.nodes[edge.target]
                 following = (edge.target, kept)
                 if following in parent:
@@ -65,11 +72,44 @@ class InjectionSearch:
                     queue.append(following)
         return sorted(found.items())
 
+    def _relevant(self, taken: frozenset[Edge], future: frozenset[Atom]) -> frozenset[Edge]:
+        """Drop the groups of conditions (linked by the variables they share) that no condition ahead reads:
+        they were satisfiable together, and nothing ahead can contradict them. Keeps the states few."""
+        if not taken:
+            return taken
+        groups: list[tuple[set[Atom], set[Edge]]] = []
+        for edge in taken:
+            atoms, members = set(self.atoms_of[edge]), {edge}
+            for group in [g for g in groups if g[0] & atoms]:
+                groups.remove(group)
+                atoms |= group[0]
+                members |= group[1]
+            groups.append((atoms, members))
+        return frozenset(e for atoms, members in groups if atoms & future for e in members)
+
     def _possible(self, taken: frozenset[Edge]) -> bool:
         if taken not in self.cache:
             conditions = [self.fact, *(e.condition for e in taken if e.condition is not None)]
             self.cache[taken] = self.domains.satisfiable(conditions, {self.fact_atom: (True, False)})
         return self.cache[taken]
+
+
+def future_atoms(edges: list[Edge], atoms_of: Mapping[Edge, frozenset[Atom]]) -> dict[str, frozenset[Atom]]:
+    """For each node, the variables read by the conditions of the flows reachable from it."""
+    incoming: dict[str, list[Edge]] = {}
+    ahead: dict[str, frozenset[Atom]] = {}
+    for edge in edges:
+        incoming.setdefault(edge.target, []).append(edge)
+        ahead[edge.source] = ahead.get(edge.source, frozenset()) | atoms_of.get(edge, frozenset())
+    pending = deque(ahead)
+    while pending:
+        key = pending.popleft()
+        for edge in incoming.get(key, ()):
+            grown = ahead[edge.source] | ahead[key]
+            if grown != ahead[edge.source]:
+                ahead[edge.source] = grown
+                pending.append(edge.source)
+    return ahead
 
 
 def trail(parent: Mapping[Any, Any], state: Any) -> list[str]:
@@ -104,26 +144,33 @@ def must_pass(graph: CharterGraph, edges: list[Edge], reach: set[str],
     edge_roles = edge_roles or {}
     everything = frozenset(ROLES) | {pseudo for _, pseudo in edge_roles.values()}
     incoming: dict[str, list[Edge]] = {}
+    outgoing: dict[str, list[str]] = {}
     for edge in edges:
         if edge.source in reach:
             incoming.setdefault(edge.target, []).append(edge)
+            outgoing.setdefault(edge.source, []).append(edge.target)
     starts = graph.starts if starts is None else starts
     before = {key: everything for key in reach}
     for start in starts:
         before[start] = frozenset()
-    changed = True
-    while changed:
-        changed = False
-        for key in reach:
-            feeds = incoming.get(key)
-            if not feeds or key in starts:
-                continue
-            parts = [_through(graph, e, before[e.source], edge_roles) for e in feeds]
-            joined = (frozenset().union(*parts) if graph.nodes[key].kind == "parallelGateway" and len(parts) > 1
-                      else frozenset.intersection(*parts))
-            if joined != before[key]:
-                before[key] = joined  # type: ignore[assignment]
-                changed = True
+    # worklist: a node's set only shrinks, so each node is updated at most len(everything) times
+    pending = deque(sorted(reach))
+    queued = set(pending)
+    while pending:
+        key = pending.popleft()
+        queued.discard(key)
+        feeds = incoming.get(key)
+        if not feeds or key in starts:
+            continue
+        parts = [_through(graph, e, before[e.source], edge_roles) for e in feeds]
+        joined = (frozenset().union(*parts) if graph.nodes[key].kind == "parallelGateway" and len(parts) > 1
+                  else frozenset.intersection(*parts))
+        if joined != before[key]:
+            before[key] = joined
+            for following in outgoing.get(key, ()):
+                if following not in queued:
+                    queued.add(following)
+                    pending.append(following)
     return before
 
 

@@ -307,3 +307,11 @@ def test_a_presence_attestation_in_a_parallel_branch_covers_the_acquisition_afte
     # without the attestation in the branch: refused
     files["telediagnosis.bpmn"] = text.replace('targetRef="presence"/>', 'targetRef="briefing"/>')
     assert ("CH-4.1.10", "acquire_images", "telediagnosis.bpmn") in found(analyse(files).errors)
+
+
+@pytest.mark.charter("CH-4.1.10", negative=True)
+def test_a_diagram_too_complex_to_prove_is_refused(monkeypatch):
+    monkeypatch.setattr("engine.runtime.charter_search.MAX_SEARCH_STATES", 3)
+    errors = analyse(charter_files()).errors
+    assert [(f.rule, f.element_id) for f in errors] == [("CH-4.1.10", "telediagnosis")]
+    assert "trop complexe" in errors[0].message
