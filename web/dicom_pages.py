@@ -72,7 +72,7 @@ def upload(case_id: int) -> Any:
             flash(_("Choisissez un ou plusieurs fichiers DICOM, ou une archive ZIP."), "warning")
         else:
             summary = upload_files(_ctx(), actor, case_id, uploads, dicom_storage())
-            category = "success" if summary.stored and not summary.refused else "warning"
+            category = "success" if summary.stored and not (summary.refused or summary.held) else "warning"
             flash(_("Images DICOM : %(summary)s", summary=summary.french()), category)
     except NotFound:
         abort(404)
