@@ -16,7 +16,11 @@ from engine.services.definitions import deploy_library
 from engine.store.models import ProcessDefinition
 from forms import default_registry
 from tests.unit.test_charter_paths import CHARTER, VARIANTS, defeated, write_variant
+from tests.web import test_pages
+from tests.web.test_pages import login
 from web.cli import main
+
+app, demo_ctx = test_pages.app, test_pages.demo_ctx  # the web app on the demo data (shipped diagrams deployed)
 
 DESIGNER = Actor("sophie", frozenset({"process_designer"}))
 # one mark per rule the variants defeat: each test below tries every variant, through its entry point
@@ -107,3 +111,18 @@ def test_telerad_deploy_accepts_the_tagged_diagrams(charter_ctx, database_url, t
     assert result.exit_code == 0, result.output
     assert "telediagnosis v1: deployed" in result.output
     assert versions(charter_ctx) == [1]
+
+
+@CH4_1_10
+@pytest.mark.parametrize("variant", ["contrast_gateway_never_true", "shortcut_from_protocol_to_acquisition",
+                                     "called_process_lost_its_role"])
+def test_designer_pages_show_the_findings_and_refuse_the_deployment(app, demo_ctx, clock, variant):
+    client = login(app, demo_ctx, clock, "designer")
+    draft = client.get("/designer/processes/telediagnosis/draft.json").get_json()
+    files = {**draft["files"], **{name: text for name, text in defeated(variant).items() if name.endswith(".bpmn")}}
+    saved = client.post("/designer/processes/telediagnosis/draft", json={"files": files, "revision": 0}).get_json()
+    shown = {(f["rule"], f["element_id"], report["file"]) for report in saved["reports"] for f in report["errors"]}
+    assert expected(variant) <= shown, shown
+    refused = client.post("/designer/processes/telediagnosis/deploy", data={"revision": saved["revision"]})
+    assert refused.status_code == 302 and refused.headers["Location"].endswith("/edit")
+    assert versions(demo_ctx) == [1]
