@@ -17,6 +17,7 @@ from tests.workflows.conftest import (
     REQUESTER,
     SITE_LEAD,
     TECHNOLOGIST,
+    Case,
     accept,
     consent_and_identity,
     radiologist,
@@ -117,7 +118,7 @@ def test_CH4_1_12_urgent_ct_report_due_timer_and_recorded_phone_call(new_case, c
     assert list_notices(charter_ctx, SITE_LEAD) == []  # the report is written: the notice is resolved
 
 
-@pytest.mark.charter("CH-4.1.12")
+@pytest.mark.charter("CH-4.1.12", negative=True)
 def test_CH4_1_12_uncertain_diagnosis_requires_a_complementary_strategy(new_case):
     case = new_case()
     rad = through_protocol(case)
@@ -125,6 +126,7 @@ def test_CH4_1_12_uncertain_diagnosis_requires_a_complementary_strategy(new_case
     with pytest.raises(FormValidationError) as refused:
         case.complete("interpret", rad, **{**REPORT, "certainty": "uncertain"})
     assert refused.value.errors == {"complementary_strategy": "Ce champ est obligatoire."}
+    assert case.open_tasks() == ["interpret"] and "release" not in case.data  # nothing released
     finish(case, rad, certainty="uncertain", complementary_strategy="IRM à 48 h.")
     assert case.status == "completed"
 
@@ -306,7 +308,7 @@ def test_CH3_3_no_radiologist_left_can_be_closed_as_handled_locally_with_its_rea
     assert case.status == "completed" and case.open_tasks() == []
 
 
-@pytest.mark.charter("CH-2.1")
+@pytest.mark.charter("CH-2.1", negative=True)
 def test_CH2_1_local_radiologist_on_duty_requires_a_reason(new_case, charter_ctx):
     from engine.services.instances import start_instance
 
@@ -315,12 +317,14 @@ def test_CH2_1_local_radiologist_on_duty_requires_a_reason(new_case, charter_ctx
     with pytest.raises(FormValidationError) as refused:
         complete_task(charter_ctx, REQUESTER, task.id, request_form(local_radiologist_on_duty=True))
     assert "teleradiology_reason" in refused.value.errors
+    case = Case(charter_ctx, case_id)
+    assert case.open_tasks() == ["request"] and "offer" not in case.data  # offered to no radiologist
     complete_task(charter_ctx, REQUESTER, task.id, request_form(
         local_radiologist_on_duty=True, teleradiology_reason="Radiologue de garde mobilisé au bloc."))
 
 
-@pytest.mark.charter("CH-4.1.1")
-@pytest.mark.charter("CH-4.1.8")
+@pytest.mark.charter("CH-4.1.1", negative=True)
+@pytest.mark.charter("CH-4.1.8", negative=True)
 def test_CH4_1_1_and_CH4_1_8_request_needs_attested_clinical_exam_and_content(charter_ctx):
     from engine.services.instances import start_instance
 
@@ -331,6 +335,8 @@ def test_CH4_1_1_and_CH4_1_8_request_needs_attested_clinical_exam_and_content(ch
     with pytest.raises(FormValidationError) as refused:
         complete_task(charter_ctx, REQUESTER, task.id, incomplete)
     assert {"clinical_exam_done", "clinical_exam_date", "question"} <= set(refused.value.errors)
+    case = Case(charter_ctx, case_id)
+    assert case.open_tasks() == ["request"] and "question" not in case.data and "offer" not in case.data
 
 
 @pytest.mark.charter("CH-4.1.2")
@@ -388,7 +394,7 @@ def test_CH4_1_4_technical_difficulty_is_reported_to_the_radiologist(new_case):
     assert case.open_tasks() == ["interpret"]
 
 
-@pytest.mark.charter("CH-4.1.11")
+@pytest.mark.charter("CH-4.1.11", negative=True)
 @pytest.mark.charter("CH-5.1")
 def test_CH4_1_11_images_received_message_moves_the_case_only_for_its_accession_number(new_case, charter_ctx):
     case = new_case()
@@ -418,7 +424,7 @@ def test_CH4_1_4_images_by_dicom_do_not_skip_the_technologists_attestation(new_c
 
 
 @pytest.mark.charter("CH-1.2")
-@pytest.mark.charter("CH-4.1.15")
+@pytest.mark.charter("CH-4.1.15", negative=True)
 def test_CH1_2_images_alone_never_close_a_case_and_the_report_is_acknowledged(new_case, charter_ctx):
     case = new_case()
     rad = through_protocol(case)
@@ -430,6 +436,7 @@ def test_CH1_2_images_alone_never_close_a_case_and_the_report_is_acknowledged(ne
     assert case.status == "running" and case.open_tasks() == ["acknowledge_report"]
     with pytest.raises(FormValidationError):
         case.complete("acknowledge_report", REQUESTER, report_read=True, integrated_in_record=False)
+    assert case.status == "running" and case.open_tasks() == ["acknowledge_report"]
     case.complete("acknowledge_report", REQUESTER, report_read=True, integrated_in_record=True)
     assert case.status == "completed"
     assert case.data["requester_id"] == "dr.requester" and case.data["radiologist_id"] == "rad.local"

@@ -163,7 +163,7 @@ def test_CH4_2_1_a_tele_expert_of_the_site_cannot_read_the_named_experts_file(ne
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.charter("CH-4.2.2")
+@pytest.mark.charter("CH-4.2.2", negative=True)
 def test_CH4_2_2_request_without_images_reference_or_information_is_refused(charter_ctx):
     case = Case(charter_ctx, start_instance(charter_ctx, LOCAL_RADIOLOGIST, "teleexpertise", {},
                                             site_id="ch-brest"))
@@ -190,14 +190,16 @@ def test_CH4_2_2_the_expert_sees_the_images_reference_priors_and_clinical_inform
         assert seen[field] == request[field], field
 
 
-@pytest.mark.charter("CH-4.2.2")
+@pytest.mark.charter("CH-4.2.2", negative=True)
 def test_CH4_2_2_prior_imaging_must_be_stated(charter_ctx):
     case = Case(charter_ctx, start_instance(charter_ctx, LOCAL_RADIOLOGIST, "teleexpertise", {},
                                             site_id="ch-brest"))
     request = te_request_form()
     del request["prior_imaging"]
-    with pytest.raises(FormValidationError):
+    with pytest.raises(FormValidationError) as refused:
         case.complete("te_request", LOCAL_RADIOLOGIST, **request)
+    assert "prior_imaging" in refused.value.errors
+    assert case.open_tasks() == ["te_request"] and "expert" not in case.data  # nothing sent to an expert
 
 
 # --------------------------------------------------------------------------------------------------
@@ -215,14 +217,16 @@ def test_CH3_6_the_request_records_whether_an_interventional_decision_is_possibl
     assert seen["interventional_decision_possible"] is possible
 
 
-@pytest.mark.charter("CH-3.6")
+@pytest.mark.charter("CH-3.6", negative=True)
 def test_CH3_6_a_request_that_does_not_say_whether_a_decision_is_possible_is_refused(charter_ctx):
     case = Case(charter_ctx, start_instance(charter_ctx, LOCAL_RADIOLOGIST, "teleexpertise", {},
                                             site_id="ch-brest"))
     request = te_request_form()
     del request["interventional_decision_possible"]
-    with pytest.raises(FormValidationError):
+    with pytest.raises(FormValidationError) as refused:
         case.complete("te_request", LOCAL_RADIOLOGIST, **request)
+    assert "interventional_decision_possible" in refused.value.errors
+    assert case.open_tasks() == ["te_request"] and "expert" not in case.data
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,7 +234,7 @@ def test_CH3_6_a_request_that_does_not_say_whether_a_decision_is_possible_is_ref
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.charter("CH-4.2.3")
+@pytest.mark.charter("CH-4.2.3", negative=True)
 def test_CH4_2_3_missing_data_go_back_to_the_local_radiologist_with_what_and_why(new_expertise):
     case = new_expertise()
     consent(case)
@@ -241,6 +245,7 @@ def test_CH4_2_3_missing_data_go_back_to_the_local_radiologist_with_what_and_why
     with pytest.raises(FormValidationError) as no_reason:
         case.complete("te_check", EXPERT, file_complete=False, missing_items="Séquences T1 injectées")
     assert set(no_reason.value.errors) == {"missing_reason"}
+    assert case.open_tasks() == ["te_check"] and mine(case, LOCAL_RADIOLOGIST) == []  # nothing went back yet
     case.complete("te_check", EXPERT, file_complete=False, missing_items="Séquences T1 injectées",
                   missing_reason="Rehaussement de la paroi du kyste à évaluer.")
     assert case.open_tasks() == ["te_complete_file"]
@@ -262,12 +267,14 @@ def test_CH4_2_3_missing_data_go_back_to_the_local_radiologist_with_what_and_why
     assert case.data["conclusion"] == "Bosniak I."
 
 
-@pytest.mark.charter("CH-4.2.3")
+@pytest.mark.charter("CH-4.2.3", negative=True)
 def test_CH4_2_3_what_is_missing_and_why_cannot_be_left_blank(new_expertise):
     case = new_expertise()
     consent(case)
-    with pytest.raises(FormValidationError):
+    with pytest.raises(FormValidationError) as refused:
         case.complete("te_check", EXPERT, file_complete=False, missing_items="", missing_reason="")
+    assert {"missing_items", "missing_reason"} <= set(refused.value.errors)
+    assert case.open_tasks() == ["te_check"] and "missing_items" not in case.data
 
 
 @pytest.mark.charter("CH-4.2.3")
