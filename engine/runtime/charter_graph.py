@@ -22,7 +22,9 @@ FLOW_NODES = frozenset({
     "task", "userTask", "serviceTask", "manualTask", "businessRuleTask", "sendTask", "receiveTask", "scriptTask",
     "callActivity", "subProcess", "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
     "boundaryEvent", "exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway",
+    "complexGateway", "transaction", "adHocSubProcess",
 })
+_CONTAINERS = ("callActivity", "subProcess", "transaction", "adHocSubProcess")
 _WAITING = frozenset({"userTask", "receiveTask", "intermediateCatchEvent"})
 MAX_CALL_DEPTH = 8
 EXIT = "#done"
@@ -93,7 +95,8 @@ def build_graph(roots: Mapping[str, etree._Element], process_id: str,
     graph = CharterGraph(process_id, main_file)
     builder = _Builder(graph, index, writes, known_roles)
     starts, ends = builder.inline(process, main_file, "", (process_id,))
-    graph.starts = starts
+    graph.starts = [*starts, *builder.event_starts]
+    ends = [*ends, *builder.event_ends]
     # flows naming no element of their process are reported by the parser; here they lead nowhere
     graph.edges = [e for e in graph.edges if e.source in graph.nodes and e.target in graph.nodes]
     for key in ends:
@@ -106,12 +109,30 @@ class _Builder:
                  writes: Callable[[etree._Element], frozenset[str]], known_roles: frozenset[str]):
         self.graph, self.index, self.writes, self.known_roles = graph, index, writes, known_roles
         self.seen_roles: set[tuple[str, str]] = set()
+        # An event subprocess may start whenever its parent runs: its start events are entry points where no
+        # role is known to have passed. When it interrupts the top process, its ends end the case.
+        self.event_starts: list[str] = []
+        self.event_ends: list[str] = []
 
     def inline(self, container: etree._Element, file: str, prefix: str,
                stack: tuple[str, ...]) -> tuple[list[str], list[str]]:
         """Add the container's flow nodes and flows; return its (start keys, end keys)."""
         children = [c for c in container if isinstance(c.tag, str) and local(c) in FLOW_NODES
                     and not (local(c) == "subProcess" and c.get("triggeredByEvent") == "true")]
+        event_ends: list[str] = []
+        for event_process in (c for c in container if isinstance(c.tag, str) and local(c) == "subProcess"
+                              and c.get("triggeredByEvent") == "true"):
+            inner_starts, inner_ends = self.inline(event_process, file, prefix + (event_process.get("id") or "") + "/",
+                                                   stack)
+            interrupting = all(_start_interrupts(event_process, key) for key in inner_starts)
+            if prefix:  # it may start while the enclosing call runs: what passed before the call holds
+                self.graph.edges.extend(Edge(prefix[:-1], start, "boundary") for start in inner_starts)
+                if interrupting:
+                    event_ends.extend(inner_ends)  # it ends the enclosing process: the call completes
+            else:
+                self.event_starts.extend(inner_starts)
+                if interrupting:
+                    self.event_ends.extend(inner_ends)
         exit_of: dict[str, str] = {}
         starts, ends = [], []
         for child in children:
@@ -119,7 +140,7 @@ class _Builder:
             key = prefix + element_id
             kind = local(child)
             role = self._role(child, file)
-            if kind in ("callActivity", "subProcess"):
+            if kind in _CONTAINERS:
                 self._add(Node(key, element_id, file, kind, child.get("name") or element_id))
                 exit_key = key + EXIT
                 self._add(Node(exit_key, element_id, file, "callExit", child.get("name") or element_id, role))
@@ -138,7 +159,7 @@ class _Builder:
         if prefix:  # a called process completes with its main paths: a side branch's end does not complete it
             main = self._main_reach(starts)
             ends = [end for end in ends if end in main]
-        return starts, ends
+        return starts, [*ends, *event_ends]
 
     def _main_reach(self, starts: list[str]) -> set[str]:
         out: dict[str, list[str]] = {}
@@ -169,7 +190,7 @@ class _Builder:
         inner: etree._Element | None = None
         inner_file = file
         called = element.get("calledElement") or ""
-        if local(element) == "subProcess":
+        if local(element) != "callActivity":
             inner = element
         elif called in self.index and called not in stack and len(stack) < MAX_CALL_DEPTH:
             inner_file, inner = self.index[called]
@@ -222,6 +243,12 @@ class _Builder:
                 for target in targets:
                     if target in self.graph.nodes:
                         self.graph.nodes[target].timed = True
+
+
+def _start_interrupts(event_process: etree._Element, key: str) -> bool:
+    start_id = key.rsplit("/", 1)[-1]
+    start = next((c for c in event_process if isinstance(c.tag, str) and c.get("id") == start_id), None)
+    return start is None or start.get("isInterrupting") != "false"
 
 
 def _is_timer(element: etree._Element) -> bool:

@@ -315,3 +315,33 @@ def test_a_diagram_too_complex_to_prove_is_refused(monkeypatch):
     errors = analyse(charter_files()).errors
     assert [(f.rule, f.element_id) for f in errors] == [("CH-4.1.10", "telediagnosis")]
     assert "trop complexe" in errors[0].message
+
+
+EVENT_SUBPROCESS = (
+    '<bpmn:subProcess id="on_message" triggeredByEvent="true"><bpmn:startEvent id="urgent_start">'
+    '<bpmn:messageEventDefinition id="urgent_message"/></bpmn:startEvent>'
+    '<bpmn:userTask id="hidden_acquisition"><bpmn:extensionElements><spiffworkflow:properties>'
+    '<spiffworkflow:property name="charterRole" value="acquisition"/></spiffworkflow:properties>'
+    '</bpmn:extensionElements></bpmn:userTask><bpmn:endEvent id="hidden_end"/>'
+    '<bpmn:sequenceFlow id="h1" sourceRef="urgent_start" targetRef="hidden_acquisition"/>'
+    '<bpmn:sequenceFlow id="h2" sourceRef="hidden_acquisition" targetRef="hidden_end"/></bpmn:subProcess>'
+    '\n    <bpmn:sequenceFlow id="f_final_pregnancy_ok"')
+
+
+@pytest.mark.charter("CH-1.2", negative=True)
+@pytest.mark.charter("CH-4.1.6", negative=True)
+def test_an_acquisition_hidden_in_an_event_subprocess_is_analysed():
+    files = charter_files()
+    files["telediagnosis.bpmn"] = files["telediagnosis.bpmn"].replace(
+        '<bpmn:sequenceFlow id="f_final_pregnancy_ok"', EVENT_SUBPROCESS, 1)
+    errors = found(analyse(files).errors)
+    assert {("CH-4.1.6", "hidden_acquisition", "telediagnosis.bpmn"),
+            ("CH-1.2", "hidden_end", "telediagnosis.bpmn")} <= errors
+    # the same, inside the called contrast_safety: it can start only while the call runs
+    files = charter_files()
+    files["contrast_safety.bpmn"] = files["contrast_safety.bpmn"].replace(
+        '<bpmn:sequenceFlow id="cs_f_requester_join"',
+        EVENT_SUBPROCESS.replace("f_final_pregnancy_ok", "cs_f_requester_join"), 1)
+    errors = found(analyse(files).errors)
+    assert ("CH-4.1.10", "hidden_acquisition", "contrast_safety.bpmn") in errors
+    assert ("CH-4.1.6", "hidden_acquisition", "contrast_safety.bpmn") not in errors
