@@ -148,13 +148,14 @@ class _Builder:
                 self._enter(child, file, key, exit_key, stack)
                 continue
             self._add(Node(key, element_id, file, kind, child.get("name") or element_id, role, self.writes(child),
-                           kind in _WAITING and not _is_timer(child)))
+                           kind in _WAITING and not _is_timer(child) and _link(child) is None))
             if kind == "startEvent":
                 starts.append(key)
             elif kind == "endEvent":
                 ends.append(key)
         self._flows(container, children, file, prefix, exit_of)
         self._boundaries(children, prefix)
+        self._links(children, prefix)
         self._event_gateway_timers(children, prefix)
         if prefix:  # a called process completes with its main paths: a side branch's end does not complete it
             main = self._main_reach(starts)
@@ -223,6 +224,17 @@ class _Builder:
             self.graph.edges.append(Edge(exit_of.get(source, prefix + source), prefix + target, "flow", flow_id,
                                          file, parsed[flow_id], texts[flow_id], siblings))
 
+    def _links(self, children: list[etree._Element], prefix: str) -> None:
+        """A link throw event goes on at the link catch event of the same name (an implicit flow)."""
+        catches: dict[str, list[str]] = {}
+        for child in children:
+            if local(child) == "intermediateCatchEvent" and _link(child) is not None:
+                catches.setdefault(_link(child) or "", []).append(prefix + (child.get("id") or ""))
+        for child in children:
+            if local(child) == "intermediateThrowEvent" and _link(child) is not None:
+                self.graph.edges.extend(Edge(prefix + (child.get("id") or ""), target, "flow")
+                                        for target in catches.get(_link(child) or "", ()))
+
     def _boundaries(self, children: list[etree._Element], prefix: str) -> None:
         for child in children:
             if local(child) != "boundaryEvent":
@@ -249,6 +261,11 @@ def _start_interrupts(event_process: etree._Element, key: str) -> bool:
     start_id = key.rsplit("/", 1)[-1]
     start = next((c for c in event_process if isinstance(c.tag, str) and c.get("id") == start_id), None)
     return start is None or start.get("isInterrupting") != "false"
+
+
+def _link(element: etree._Element) -> str | None:
+    definition = element.find(f"{{{BPMN_NS}}}linkEventDefinition")
+    return None if definition is None else (definition.get("name") or "")
 
 
 def _is_timer(element: etree._Element) -> bool:

@@ -345,3 +345,19 @@ def test_an_acquisition_hidden_in_an_event_subprocess_is_analysed():
     errors = found(analyse(files).errors)
     assert ("CH-4.1.10", "hidden_acquisition", "contrast_safety.bpmn") in errors
     assert ("CH-4.1.6", "hidden_acquisition", "contrast_safety.bpmn") not in errors
+
+
+@pytest.mark.charter("CH-4.1.10", negative=True)
+def test_a_link_event_shortcut_is_a_path_too():
+    files = charter_files()
+    files["telediagnosis.bpmn"] = files["telediagnosis.bpmn"].replace(
+        'sourceRef="final_pregnancy_known" targetRef="contrast_needed"',
+        'sourceRef="final_pregnancy_known" targetRef="jump"', 1).replace(
+        '<bpmn:sequenceFlow id="f_final_pregnancy_ok"',
+        '<bpmn:intermediateThrowEvent id="jump"><bpmn:linkEventDefinition name="go"/></bpmn:intermediateThrowEvent>'
+        '<bpmn:intermediateCatchEvent id="landing"><bpmn:linkEventDefinition name="go"/></bpmn:intermediateCatchEvent>'
+        '<bpmn:sequenceFlow id="f_landing" sourceRef="landing" targetRef="acquisition_merge"/>'
+        '\n    <bpmn:sequenceFlow id="f_final_pregnancy_ok"', 1)
+    report = analyse(files)
+    assert ("CH-4.1.10", "acquire_images", "telediagnosis.bpmn") in found(report.errors)
+    assert "landing" not in {f.element_id for f in report.warnings}  # a link is no waiting state
