@@ -28,7 +28,7 @@ def test_admin_adds_a_slot_and_the_gap_shrinks(app, demo_ctx, clock):
     assert "06/01/2026 18:30" in page  # the next uncovered evening starts the gap list of brest
 
 
-@pytest.mark.charter("CH-5.5")
+@pytest.mark.charter("CH-5.5", negative=True)
 def test_invalid_slots_are_refused_in_french_and_non_admins_get_403(app, demo_ctx, clock):
     client = login(app, demo_ctx, clock, "admin")
     page = client.post("/admin/oncall", data={"territory_id": "brest", "username": "dr.martin",
@@ -37,6 +37,8 @@ def test_invalid_slots_are_refused_in_french_and_non_admins_get_403(app, demo_ct
     page = client.post("/admin/oncall", data={"territory_id": "brest", "username": "dr.legall",
                                               "starts_at": "2026-01-06T08:00", "ends_at": "2026-01-05T18:30"})
     assert "La fin de la garde doit suivre son début." in page.get_data(as_text=True)
+    with demo_ctx.read() as session:
+        assert session.execute(select(OnCallSlotRow)).first() is None  # no on-call duty held by nobody
     requester = login(app, demo_ctx, clock, "dr.martin")
     assert requester.get("/admin/oncall").status_code == 403
     assert requester.post("/admin/oncall/1/delete").status_code == 403

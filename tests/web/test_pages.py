@@ -147,8 +147,8 @@ def test_case_record_shows_dialogue_and_every_read_is_audited(app, demo_ctx, clo
     assert len(reads) == 1
 
 
-@pytest.mark.charter("CH-5.3")
-@pytest.mark.charter("CH-8.1")
+@pytest.mark.charter("CH-5.3", negative=True)
+@pytest.mark.charter("CH-8.1", negative=True)
 def test_another_sites_case_is_404_on_every_route(app, demo_ctx, clock):
     case_id = case_of(demo_ctx, patient_name="KERMARREC YANN")  # ch-brest, offered to dr.legall
     task_id = open_task(demo_ctx, case_id, "accept_case")
@@ -163,11 +163,15 @@ def test_another_sites_case_is_404_on_every_route(app, demo_ctx, clock):
         assert response.status_code == 404, (method, url, response.status_code)
     listing = outsider.get("/cases").get_data(as_text=True)
     assert "KERMARREC" not in listing
+    assert open_task(demo_ctx, case_id, "accept_case") == task_id  # nothing of it went through
+    with demo_ctx.read() as session:
+        assert session.execute(select(AuditEvent).where(AuditEvent.instance_id == case_id,
+                                                        AuditEvent.actor == "dr.kerbrat")).first() is None
     other_radiologist = login(app, demo_ctx, clock, "dr.morvan")  # not offered tier 1 of this case
     assert other_radiologist.get(f"/cases/{case_id}").status_code == 404
 
 
-@pytest.mark.charter("CH-5.3")
+@pytest.mark.charter("CH-5.3", negative=True)
 def test_api_applies_the_same_checks_with_bearer_tokens(app, demo_ctx):
     client = app.test_client()
     token = issue_api_token(demo_ctx, "dr.legall", "tests")
