@@ -23,11 +23,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.services.context import EngineContext
-from engine.services.images import record_image_events
+from engine.services.images import case_identity, record_image_events
 from engine.store.db import is_postgres
 from engine.store.models import table_of
 from integrations.dicom.holds import hold_instance, open_identity_check, reevaluate_held, study_patient
-from integrations.dicom.matching import Decision, DicomPatient, decide, same_patient
+from integrations.dicom.matching import Decision, DicomPatient, compare, decide, same_patient
 from integrations.dicom.models import DicomInstance, DicomSeries, DicomStudy
 from integrations.dicom.storage import InvalidDicom, ParsedInstance, StoredFile, parse_instance, store_bytes
 
@@ -57,6 +57,13 @@ class _Held:
 
 
 @dataclass(frozen=True)
+class _CheckCase:
+    """The instance carries traits its study does not: they are compared with the case's patient first."""
+
+    case_id: int
+
+
+@dataclass(frozen=True)
 class _Indexed:
     status: str  # stored or duplicate
     transition: str | None  # the study's new status when this instance attached or held it
@@ -81,11 +88,20 @@ def ingest_file(ctx: EngineContext, path_or_bytes: Path | bytes, site_id: str | 
         log.error("DICOM instance %s could not be stored: %s", parsed.sop_instance_uid, err)
         raise StorageFailure(str(err)) from err
     decision = None
-    for _attempt in range(4):
+    case_checked = False
+    for _attempt in range(5):
         try:
-            outcome = _index(ctx, parsed, stored, site_id, source, calling_ae, decision, case_id)
+            outcome = _index(ctx, parsed, stored, site_id, source, calling_ae, decision, case_id, case_checked)
         except IntegrityError:  # another association indexed the same study, series or instance first
             continue
+        if isinstance(outcome, _CheckCase):
+            contradicting = compare(_patient(parsed), case_identity(ctx, outcome.case_id).patient).contradicting
+            if contradicting:
+                outcome = _Held("patient différent de celui du dossier : " + ", ".join(contradicting),
+                                outcome.case_id)
+            else:
+                case_checked = True
+                continue
         if isinstance(outcome, _Held):
             held = hold_instance(ctx, parsed, stored, site_id, source, calling_ae, outcome.reason, outcome.case_id)
             return IngestResult("held" if held else "duplicate", outcome.reason, parsed.study_uid,
@@ -105,6 +121,13 @@ def ingest_file(ctx: EngineContext, path_or_bytes: Path | bytes, site_id: str | 
 
 def _patient(parsed: ParsedInstance) -> DicomPatient:
     return DicomPatient(parsed.patient_id, parsed.patient_name, parsed.patient_birth_date, parsed.patient_sex)
+
+
+def _new_traits(study: Any, parsed: ParsedInstance) -> bool:
+    """Whether the instance carries an identity trait its study does not (to be compared with the case's)."""
+    pairs = ((study.patient_id, parsed.patient_id), (study.patient_name, parsed.patient_name),
+             (study.patient_birth_date, parsed.patient_birth_date), (study.patient_sex, parsed.patient_sex))
+    return any(mine and not known for known, mine in pairs)
 
 
 def instance_mismatch(study: Any, parsed: ParsedInstance, site_id: str | None, chosen_case: int | None) -> str | None:
@@ -136,9 +159,11 @@ _INSERT_IGNORE = {
 
 
 def _index(ctx: EngineContext, parsed: ParsedInstance, stored: StoredFile, site_id: str | None, source: str,
-           calling_ae: str | None, decision: Decision | None, chosen_case: int | None) -> _Indexed | _Held | None:
+           calling_ae: str | None, decision: Decision | None, chosen_case: int | None,
+           case_checked: bool) -> _Indexed | _Held | _CheckCase | None:
     """Index the instance with its series and study in one transaction, or say why it is held out of the study
-    it names; None when the study first needs a decision."""
+    it names, or that its traits must first be compared with the case's; None when the study first needs a
+    decision."""
     now = ctx.clock.now()
     with ctx.write() as session:
         connection = session.connection()
@@ -149,6 +174,8 @@ def _index(ctx: EngineContext, parsed: ParsedInstance, stored: StoredFile, site_
             reason = instance_mismatch(known, parsed, site_id, chosen_case)
             if reason is not None:
                 return _Held(reason, known.case_id)  # rolled back by the session's close: nothing indexed
+            if known.case_id is not None and not case_checked and _new_traits(known, parsed):
+                return _CheckCase(known.case_id)
         transition = None
         status = known.status if known is not None else None
         if known is None or (known.status == "receiving" and chosen_case is not None):

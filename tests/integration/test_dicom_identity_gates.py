@@ -195,3 +195,22 @@ def test_upload_of_an_instance_of_another_cases_study_is_held_out_of_it(app, dic
     admin = login(app, dicom_ctx, clock, "admin").get("/admin/dicom").get_data(as_text=True)
     section = admin.split("Images retenues hors de leur examen")[1]
     assert "rattachée à un autre dossier" in section and f"n° {quere}" in section and "envoi web" in section
+
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+def test_service_an_instance_bringing_a_trait_its_study_lacks_is_matched_to_the_case(dicom_ctx, storage, tmp_path):
+    case_id, accession = demo_case(dicom_ctx)  # Jean Quéré, male
+    uid, series = generate_uid(), generate_uid()
+    plain = {"PatientName": "QUERE^JEAN", "PatientBirthDate": "19600921", "PatientID": "", "PatientSex": "",
+             "AccessionNumber": accession}
+
+    def send(**traits):
+        path = rewrite(tmp_path, "CT_small.dcm", study=uid, series=series, **{**plain, **traits})
+        return ingest_file(dicom_ctx, path, "ch-brest", "dicom", storage=storage, calling_ae="CT_BREST")
+
+    assert send().status == "stored" and study(dicom_ctx, uid).status == "attached"
+    woman = send(PatientSex="F")  # the study says nothing of the sex; the case does
+    assert woman.status == "held" and "patient différent de celui du dossier : sexe" in (woman.reason or "")
+    assert send(PatientSex="M").status == "stored"
+    assert counts(dicom_ctx) == (1, 1, 2) and len(held_instances(dicom_ctx)) == 1
+    assert audit_actions(dicom_ctx, case_id).count("dicom.instance_held") == 1
