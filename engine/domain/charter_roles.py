@@ -68,6 +68,7 @@ LOCAL_CLOSURE = ("routing_alert", 'alert_outcome == "handled_locally"')
 # gateway conditions taken on it cannot hold together with this fact: the chosen protocol injects contrast
 # (result of the service operation telerad.protocol_facts, called right after the protocol task).
 INJECTION_FACT = 'protocol_facts["contrast"] == True'
+INJECTION_FACT_OPERATION = "telerad.protocol_facts"  # the only writer of that variable the fact survives
 # Every waiting state (user task, receive task, intermediate catch event) should have a due time (a timer).
 DUE_TIME_RULE = "CH-4.1.12"
 

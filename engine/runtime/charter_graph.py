@@ -42,6 +42,7 @@ class Node:
     waiting: bool = False
     timed: bool = False
     top_end: bool = False
+    operations: frozenset[str] = frozenset()  # service operations a service task calls
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,10 @@ class _Builder:
                 exit_of[element_id] = exit_key
                 self._enter(child, file, key, exit_key, stack)
                 continue
+            operators = child.iter(f"{{{SPIFF_NS}}}serviceTaskOperator")
             self._add(Node(key, element_id, file, kind, child.get("name") or element_id, role, self.writes(child),
-                           kind in _WAITING and not _is_timer(child) and _link(child) is None))
+                           kind in _WAITING and not _is_timer(child) and _link(child) is None,
+                           operations=frozenset(o.get("id") or "" for o in operators)))
             if kind == "startEvent":
                 starts.append(key)
             elif kind == "endEvent":

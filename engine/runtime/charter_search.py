@@ -8,11 +8,12 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.domain.charter_roles import ROLES
+from engine.domain.charter_roles import INJECTION_FACT_OPERATION, ROLES
 from engine.runtime.charter_domains import Atom, Domains, atoms_of
 from engine.runtime.charter_graph import CharterGraph, Edge
 
 MAX_SEARCH_STATES = 50_000
+FACT_LOST = Edge("", "", "fact-lost")  # in a state's conditions: the injection fact no longer constrains a variable
 PASSING = ("flow", "call")  # leaving a node by these edges means it completed
 
 
@@ -53,7 +54,9 @@ class InjectionSearch:
                     continue  # the attestation completed: this path is safe
                 kept = taken
                 if edge.kind in PASSING and node.writes:
-                    kept = frozenset(e for e in taken if not self.roots_of[e] & node.writes)
+                    kept = frozenset(e for e in taken if e is FACT_LOST or not self.roots_of[e] & node.writes)
+                    if self.fact_atom[0] in node.writes and INJECTION_FACT_OPERATION not in node.operations:
+                        kept = kept | {FACT_LOST}  # overwritten by a form or another operation: proves nothing now
                 if edge.condition is not None:
                     kept = kept | {edge}
                     if not self._possible(kept):
@@ -78,18 +81,20 @@ class InjectionSearch:
         if not taken:
             return taken
         groups: list[tuple[set[Atom], set[Edge]]] = []
-        for edge in taken:
+        lost = {FACT_LOST} & taken
+        for edge in taken - lost:
             atoms, members = set(self.atoms_of[edge]), {edge}
             for group in [g for g in groups if g[0] & atoms]:
                 groups.remove(group)
                 atoms |= group[0]
                 members |= group[1]
             groups.append((atoms, members))
-        return frozenset(e for atoms, members in groups if atoms & future for e in members)
+        return frozenset(e for atoms, members in groups if atoms & future for e in members) | lost
 
     def _possible(self, taken: frozenset[Edge]) -> bool:
         if taken not in self.cache:
-            conditions = [self.fact, *(e.condition for e in taken if e.condition is not None)]
+            fact = [] if FACT_LOST in taken else [self.fact]
+            conditions = [*fact, *(e.condition for e in taken if e.condition is not None)]
             self.cache[taken] = self.domains.satisfiable(conditions, {self.fact_atom: (True, False)})
         return self.cache[taken]
 

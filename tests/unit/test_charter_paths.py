@@ -361,3 +361,31 @@ def test_a_link_event_shortcut_is_a_path_too():
     report = analyse(files)
     assert ("CH-4.1.10", "acquire_images", "telediagnosis.bpmn") in found(report.errors)
     assert "landing" not in {f.element_id for f in report.warnings}  # a link is no waiting state
+
+
+@pytest.mark.charter("CH-4.1.10", negative=True)
+def test_protocol_facts_overwritten_by_a_form_prove_nothing():
+    """A user task whose form writes `protocol_facts` between the facts and the contrast gateway: the gateway
+    then reads what someone typed, not what the protocol implies."""
+    files = charter_files()
+    text = files["telediagnosis.bpmn"]
+    files["telediagnosis.bpmn"] = text.replace(
+        'sourceRef="final_pregnancy_known" targetRef="contrast_needed"',
+        'sourceRef="final_pregnancy_known" targetRef="retype"', 1).replace(
+        '<bpmn:sequenceFlow id="f_final_pregnancy_ok"',
+        '<bpmn:userTask id="retype"><bpmn:extensionElements><spiffworkflow:properties>'
+        '<spiffworkflow:property name="formJsonSchemaFilename" value="retype.schema.json"/>'
+        '</spiffworkflow:properties></bpmn:extensionElements></bpmn:userTask>'
+        '<bpmn:sequenceFlow id="f_retyped" sourceRef="retype" targetRef="contrast_needed"/>'
+        '\n    <bpmn:sequenceFlow id="f_final_pregnancy_ok"', 1)
+    registry = default_registry()
+
+    def schema(key: str) -> dict:
+        if key == "retype.schema.json":
+            return {"type": "object", "required": ["protocol_facts"], "properties": {"protocol_facts": {
+                "type": "object", "required": ["contrast"], "additionalProperties": False,
+                "properties": {"contrast": {"type": "boolean"}}}}}
+        return registry.schema(key)
+
+    errors = found(check_charter(files, "telediagnosis", operations(), schema).errors)
+    assert ("CH-4.1.10", "acquire_images", "telediagnosis.bpmn") in errors
