@@ -36,6 +36,7 @@ _ROLES = (
     CharterRole("report_release", ("CH-1.2",), "diffusion du compte-rendu"),
     CharterRole("motivated_refusal", ("CH-1.2", "CH-4.1.14"), "refus motivé"),
     CharterRole("acknowledgement", ("CH-4.1.15",), "prise de connaissance du compte-rendu"),
+    CharterRole("routing", ("CH-3.3",), "offre du dossier aux radiologues, par proximité"),
     CharterRole("routing_alert", ("CH-3.3",), "alerte : aucun radiologue disponible"),
     CharterRole("routing_alert_reminder", ("CH-3.3",), "relance de l'alerte : aucun radiologue disponible"),
     CharterRole("report_overdue", ("CH-4.1.12",), "signalement du retard du compte-rendu"),
