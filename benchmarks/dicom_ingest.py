@@ -50,7 +50,7 @@ from engine.domain.actors import Actor  # noqa: E402
 from engine.services.context import build_context  # noqa: E402
 from engine.services.definitions import deploy_library  # noqa: E402
 from engine.store.migrate import upgrade  # noqa: E402
-from engine.store.models import ProcessInstance, Task  # noqa: E402
+from engine.store.models import InboundMessage, ProcessInstance  # noqa: E402
 from integrations.dicom.demo import configure_demo_dicom  # noqa: E402
 from integrations.dicom.models import DicomInstance  # noqa: E402
 from integrations.dicom.scp import QuickAckRequestHandler, StorageSCP  # noqa: E402
@@ -162,9 +162,11 @@ def run(instances: int, rounds: int) -> dict[str, Any]:
         assert indexed == 8 + instances * rounds, indexed
         ctx.clock.now()  # the study is stable once the clock has moved past the delay
         notify_stable_studies(ctx, ctx.clock.now(), delay=0)
-        with ctx.read() as session:
-            moved_on = session.execute(select(Task.id).where(Task.instance_id == case_id, Task.status == "open",
-                                                             Task.spec_name == "interpret")).first() is not None
+        with ctx.read() as session:  # images_received reached the case (its acquisition step stays open for the
+            # technologist's attestation: the message is non-interrupting)
+            moved_on = any(case_id in json.loads(row or "[]") for row in session.execute(
+                select(InboundMessage.delivered_to).where(InboundMessage.message_name == "images_received",
+                                                          InboundMessage.status == "delivered")).scalars())
         ctx.engine.dispose()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -4,14 +4,14 @@ An instance naming an already received study but sent by another site's AE title
 traits, is kept in dicom_held_instance with its reason, never indexed into that study.
 
 Revision ID: 0011
-Revises: 0012 (0012_case_notices was written on 0010 at the same time: chained after it for a single head)
+Revises: 0010
 Create Date: 2026-12-07
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0011'
-down_revision = '0012'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
