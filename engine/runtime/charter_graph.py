@@ -102,6 +102,10 @@ def build_graph(roots: Mapping[str, etree._Element], process_id: str,
     graph.edges = [e for e in graph.edges if e.source in graph.nodes and e.target in graph.nodes]
     for key in ends:
         graph.nodes[key].top_end = True
+    for key, node in graph.nodes.items():  # a timer on a call activity bounds every wait inside the call
+        parts = key.split("/")
+        if node.waiting and any(graph.nodes.get("/".join(parts[:i]), node).timed for i in range(1, len(parts))):
+            node.timed = True
     return graph
 
 

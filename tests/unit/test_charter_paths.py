@@ -389,3 +389,14 @@ def test_protocol_facts_overwritten_by_a_form_prove_nothing():
 
     errors = found(check_charter(files, "telediagnosis", operations(), schema).errors)
     assert ("CH-4.1.10", "acquire_images", "telediagnosis.bpmn") in errors
+
+
+def test_a_timer_on_a_call_activity_is_the_due_time_of_the_waits_inside():
+    files = charter_files()
+    assert ("CH-4.1.12", "propose_announcement", "bad_news.bpmn") in found(analyse(files).warnings)
+    files["telediagnosis.bpmn"] = files["telediagnosis.bpmn"].replace(
+        '<bpmn:sequenceFlow id="f_final_pregnancy_ok"',
+        '<bpmn:boundaryEvent id="announcement_due" cancelActivity="false" attachedToRef="call_bad_news">'
+        '<bpmn:timerEventDefinition><bpmn:timeDuration>"P1D"</bpmn:timeDuration></bpmn:timerEventDefinition>'
+        '</bpmn:boundaryEvent>\n    <bpmn:sequenceFlow id="f_final_pregnancy_ok"', 1)
+    assert "propose_announcement" not in {f.element_id for f in analyse(files).warnings}
