@@ -57,7 +57,8 @@ FAMILY_REQUIRED_ROLES: dict[str, tuple[str, ...]] = {
 # Roles every path from a start event must pass before reaching an element of the key role.
 REQUIRED_BEFORE: dict[str, tuple[str, ...]] = {
     "acquisition": ("identity_check", "consent", "justification", "radioprotection", "protocol"),
-    "injection": ("presence_attestation",),
+    "injection": ("contraindication_check", "presence_attestation"),
+    "expert_opinion": ("consent",),  # CH-4.2.1: consent to the opinion of a named tele-expert first
 }
 # An end event of a charter family's top process must be preceded, on every path, by one of these.
 CLOSING_ROLES = ("report_release", "motivated_refusal")

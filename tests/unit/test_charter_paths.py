@@ -400,3 +400,21 @@ def test_a_timer_on_a_call_activity_is_the_due_time_of_the_waits_inside():
         '<bpmn:timerEventDefinition><bpmn:timeDuration>"P1D"</bpmn:timeDuration></bpmn:timerEventDefinition>'
         '</bpmn:boundaryEvent>\n    <bpmn:sequenceFlow id="f_final_pregnancy_ok"', 1)
     assert "propose_announcement" not in {f.element_id for f in analyse(files).warnings}
+
+
+@pytest.mark.charter("CH-4.2.1", negative=True)
+def test_a_teleexpertise_opinion_before_the_patients_consent_is_refused():
+    files = charter_files()
+    files["teleexpertise.bpmn"] = files["teleexpertise.bpmn"].replace(
+        'sourceRef="te_expert_valid" targetRef="te_consent"', 'sourceRef="te_expert_valid" targetRef="te_check_merge"')
+    errors = found(analyse(files, "teleexpertise").errors)
+    assert {("CH-4.2.1", "te_report", "teleexpertise.bpmn"), ("CH-4.2.1", "teleexpertise", "teleexpertise.bpmn")} \
+        <= errors
+
+
+@pytest.mark.charter("CH-4.1.10", negative=True)
+def test_an_injection_without_the_contraindication_check_is_refused():
+    files = charter_files()
+    files["contrast_safety.bpmn"] = files["contrast_safety.bpmn"].replace(
+        '<spiffworkflow:property name="charterRole" value="contraindication_check"/>', "")
+    assert ("CH-4.1.10", "record_injection", "contrast_safety.bpmn") in found(analyse(files).errors)
