@@ -51,7 +51,8 @@ def is_charter_process(process_id: str) -> bool:
     return process_id in FAMILY_REQUIRED_ROLES
 
 
-@enforces("CH-1.2", "CH-4.1.2", "CH-4.1.3", "CH-4.1.6", "CH-4.1.7", "CH-4.1.9", "CH-4.1.10", "CH-4.1.13")
+@enforces("CH-1.2", "CH-4.1.2", "CH-4.1.3", "CH-4.1.6", "CH-4.1.7", "CH-4.1.9", "CH-4.1.10", "CH-4.1.13",
+          "CH-4.2.1")
 def check_charter(files: Mapping[str, str], process_id: str, operations: OperationRegistry,
                   form_schema: Callable[[str], Mapping[str, Any]] | None) -> CharterReport:
     """The charter findings of one process of a bundle (files: name -> XML text); empty if not a family."""
