@@ -37,6 +37,7 @@ _ROLES = (
     CharterRole("motivated_refusal", ("CH-1.2", "CH-4.1.14"), "refus motivé"),
     CharterRole("acknowledgement", ("CH-4.1.15",), "prise de connaissance du compte-rendu"),
     CharterRole("routing", ("CH-3.3",), "offre du dossier aux radiologues, par proximité"),
+    CharterRole("acceptance", ("CH-3.1", "CH-3.2"), "acceptation du dossier par un radiologue"),
     CharterRole("routing_alert", ("CH-3.3",), "alerte : aucun radiologue disponible"),
     CharterRole("routing_alert_reminder", ("CH-3.3",), "relance de l'alerte : aucun radiologue disponible"),
     CharterRole("report_overdue", ("CH-4.1.12",), "signalement du retard du compte-rendu"),

@@ -35,7 +35,7 @@ ROLE_FIELDS: dict[str, tuple[str, ...]] = {
     "routing_alert": ("action_taken", "alert_outcome"),
 }
 ACCEPTED_JUSTIFICATIONS = ("validate", "modify", "substitute")
-RADIOLOGIST_ROLES = frozenset({"justification", "protocol", "report"})
+RADIOLOGIST_ROLES = frozenset({"acceptance", "justification", "protocol", "report"})
 
 
 @dataclass(frozen=True)

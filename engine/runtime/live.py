@@ -18,7 +18,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import TaskState
 
 from engine.errors import NotFound, TeleradError
-from engine.runtime.charter_facts import ACTOR_ATTRIBUTE, facts_of, withdraw
+from engine.runtime.charter_facts import ACTOR_ATTRIBUTE, facts_of, role_of, withdraw
 from engine.runtime.definitions import ParsedDefinition
 from engine.runtime.script_engine import SafeScriptEngine
 
@@ -141,6 +141,35 @@ class LiveWorkflow:
     def charter_facts(self) -> Mapping[str, Any]:
         """What the case has done, by charter role (engine.runtime.charter_facts); read-only use."""
         return facts_of(self.workflow)
+
+    def reset_to_role(self, role: str) -> bool:
+        """Take the case back to the latest completed element of this charter role (e.g. "routing"), which runs
+        again; the facts recorded since are withdrawn, since the steps after it will be done again. False when
+        the case never passed such an element."""
+        passed = [t for t in self.workflow.get_tasks(state=TaskState.COMPLETED)
+                  if t.workflow is self.workflow and role_of(t.task_spec) == role]
+        if not passed:
+            return False
+        target = max(passed, key=lambda t: t.last_state_change)
+        facts = facts_of(self.workflow)
+        mark = int(facts.get("roles", {}).get(role, {}).get("seq", 0))
+        later = [name for name, entry in facts.get("roles", {}).items() if int(entry.get("seq", 0)) > mark]
+        self._open_data = None
+        try:
+            self.workflow.reset_from_task_id(target.id)
+        except SpiffWorkflowException as err:
+            raise WorkflowFailed(_describe(err)) from err
+        # SpiffWorkflow drops the reset tasks from the tree but not from the event manager: forget the timers and
+        # messages they were waiting for.
+        manager, top = self.workflow.event_manager, self.workflow
+        for task_id, task in list(manager.tasks.items()):
+            owner = task.workflow
+            alive = owner is top or top.subprocesses.get(owner.parent_task_id) is owner
+            if not alive or owner.tasks.get(task_id) is not task:
+                manager.remove_task(task)
+        withdraw(self.workflow, later, f"reprise à l'étape {target.task_spec.bpmn_name or role}")
+        self._advance()
+        return True
 
     def withdraw_facts(self, roles: list[str], reason: str) -> list[str]:
         self._open_data = None

@@ -29,6 +29,7 @@ from engine.services.persistence import (
     rechain,
     write_save,
 )
+from engine.services.reassignment import replace_radiologist
 from engine.services.refusals import record_refusal
 from engine.services.report_visibility import facts_of, redact_report
 from engine.services.task_checks import task_data_problems
@@ -247,8 +248,14 @@ def _check_case_rules(ctx: EngineContext, actor: Actor, cached: Any, task_id: st
     try:
         check_radiologist_step(ctx, actor, cached.live.task_role(task_id))
     except CharterRefused as refused:
-        ctx.live_cache.put(case_of_task_row(row).id, cached)
-        record_refusal(ctx, case_of_task_row(row).id, actor, refused, row.spec_name)
+        case_id = case_of_task_row(row).id
+        ctx.live_cache.put(case_id, cached)
+        record_refusal(ctx, case_id, actor, refused, row.spec_name)
+        if cached.live.latest_data().get("radiologist_id") == actor.user_id:
+            # He is the case's radiologist: the case is offered again to those who may take it (CH-3.1).
+            replace_radiologist(ctx, Actor.system(), case_id, "; ".join(reason for _, reason in refused.refusals))
+            raise CharterRefused(f"{refused} Le dossier a été proposé à nouveau aux radiologues éligibles.",
+                                 refused.refusals) from refused
         raise
 
 

@@ -16,8 +16,9 @@ from engine.domain.routing import Radiologist
 from engine.errors import CharterRefused
 from engine.runtime import Bundle, bundles_from_library
 from engine.runtime.definitions import read_library
+from engine.services.tasks import list_tasks
 from engine.store import audit
-from engine.store.models import AuditEvent, ProcessDefinition, ProcessInstance
+from engine.store.models import AuditEvent, ProcessDefinition, ProcessInstance, Timer
 from tests.workflows.conftest import (
     REQUESTER,
     TECHNOLOGIST,
@@ -197,9 +198,19 @@ def test_CH3_1_a_radiologist_whose_insurance_lapsed_after_acceptance_cannot_go_o
     clock.advance(days=1)  # 6 January: expired the day before (Paris date)
     with pytest.raises(CharterRefused) as refused:
         case.complete("justify", rad, justification="validate")
-    assert "CH-3.1" in str(refused.value) and "autre radiologue" in str(refused.value)
-    assert case.open_tasks() == ["justify"]
+    assert "CH-3.1" in str(refused.value) and "proposé à nouveau" in str(refused.value)
     assert refusals_of(charter_ctx, case.id)[0]["refusals"][0]["rule"] == "CH-3.1"
+    # Replaced through routing: offered again to the eligible radiologists (not him), consent to be given again
+    # for the new named radiologist, the reason on the case's audit chain.
+    assert case.open_tasks() == ["accept_case"]
+    assert list_tasks(charter_ctx, rad) == []  # no longer offered to him
+    assert sorted(case.data["offer"]["candidates"]) == ["rad.abroad.ok", "rad.neighbour"]  # tier 1 has nobody left
+    with charter_ctx.read() as session:
+        rerouted = session.execute(select(AuditEvent.detail).where(
+            AuditEvent.chain == case.id, AuditEvent.action == "case.rerouted")).scalars().all()
+    assert len(rerouted) == 1 and json.loads(rerouted[0])["radiologist"] == "rad.local"
+    accept(case, "rad.neighbour")
+    assert case.open_tasks() == ["inform_patient"]  # the patient is told the name of the new radiologist
 
 
 def test_a_refusal_is_traced_on_a_valid_audit_chain(charter_ctx, new_case):
@@ -213,3 +224,24 @@ def test_a_refusal_is_traced_on_a_valid_audit_chain(charter_ctx, new_case):
     with charter_ctx.read() as session:
         checked, problems = audit.verify(session)
     assert checked > 0 and problems == []
+
+
+@pytest.mark.charter("CH-3.1", negative=True)
+def test_CH3_1_replacement_inside_the_contrast_checks_forgets_their_pending_steps(charter_ctx, new_case):
+    """The case is taken back to routing while it waits inside a called process (the contrast checks): their
+    tasks and timers are dropped, and the case goes on with the new radiologist."""
+    from engine.domain.actors import Actor
+    from engine.services.reassignment import replace_radiologist
+
+    case = new_case()
+    rad = to_protocol(case)
+    case.complete("choose_protocol", rad, protocol="ct_head_contrast")
+    assert sorted(case.open_tasks()) == ["check_contraindications_radiologist", "check_contraindications_requester"]
+    replace_radiologist(charter_ctx, Actor("admin", frozenset({"administrator"}), frozenset()), case.id,
+                        "Assurance expirée")
+    assert case.open_tasks() == ["accept_case"]
+    with charter_ctx.read() as session:  # the timers of the dropped steps are gone with them
+        timers = session.execute(select(Timer.spec_name).where(Timer.instance_id == case.id)).scalars().all()
+    assert timers == ["accept_timeout"]
+    accept(case, "rad.local")
+    assert case.open_tasks() == ["inform_patient"]
