@@ -317,8 +317,9 @@ def validate(files: tuple[Path, ...], as_json: bool) -> None:
         for path in sorted([*folder.glob("*.bpmn"), *folder.glob("*.dmn")]):
             names[path.resolve()] = path.name
             library[path.name] = path.read_text(encoding="utf-8", errors="replace")
-    reports = validate_library(library, default_operations(InMemoryDirectory(), SystemClock()),
-                               default_registry().exists)
+    registry = default_registry()
+    reports = validate_library(library, default_operations(InMemoryDirectory(), SystemClock()), registry.exists,
+                               registry.schema)
     shown = [r for r in reports if r.file in {names[p] for p in wanted if p in names}]
     if as_json:
         click.echo(json.dumps({"files": [r.as_dict() for r in shown]}, ensure_ascii=False, indent=2))
