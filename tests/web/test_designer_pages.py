@@ -157,3 +157,29 @@ def test_migration_dry_run_then_migrate_the_ticked_cases(client, demo_ctx):
     assert "instance.migrated" in migrated
     assert client.post(url, data={}).status_code == 200  # nothing ticked: told so, nothing done
     assert client.get(f"/designer/processes/teleexpertise/migrate?from={first}&to={second}").status_code == 404
+
+
+@pytest.mark.charter("CH-9.1", negative=True)
+def test_CH9_1_a_new_version_moves_no_running_case_and_a_clinician_cannot_migrate_one(app, demo_ctx, clock):
+    from sqlalchemy import select
+
+    from engine.store.models import AuditEvent, ProcessInstance
+
+    info = designer.process_info(demo_ctx, DESIGNER, "telediagnosis")
+    first = info.latest.definition_id
+    files = dict(designer.open_draft(demo_ctx, DESIGNER, "telediagnosis").files)
+    files["telediagnosis.bpmn"] = files["telediagnosis.bpmn"].replace(
+        'name="Accepter le dossier"', 'name="Accepter ou décliner le dossier"', 1)
+    designer.save_draft(demo_ctx, DESIGNER, "telediagnosis", files, 0)
+    second = designer.deploy_draft(demo_ctx, DESIGNER, "telediagnosis", 1).definition_id
+    with demo_ctx.read() as session:
+        running = session.execute(select(ProcessInstance.id).where(
+            ProcessInstance.process_id == "telediagnosis", ProcessInstance.status == "running")).scalars().all()
+        assert {session.get(ProcessInstance, i).definition_id for i in running} == {first}  # none moved by deploy
+    url = f"/designer/processes/telediagnosis/migrate?from={first}&to={second}"
+    for username in ("dr.legall", "dr.martin"):
+        clinician = login(app, demo_ctx, clock, username)
+        assert clinician.post(url, data={"case_id": [str(i) for i in running]}).status_code == 403
+    with demo_ctx.read() as session:
+        assert {session.get(ProcessInstance, i).definition_id for i in running} == {first}
+        assert session.execute(select(AuditEvent).where(AuditEvent.action == "instance.migrated")).first() is None
