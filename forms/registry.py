@@ -94,10 +94,36 @@ class FormRegistry:
                 self._validators[key] = validator
         return validator
 
-    def validate(self, key: str, data: Mapping[str, Any]) -> None:
-        errors = collect_errors(self.validator(key).iter_errors(dict(data)))
+    def validate(self, key: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The data with every text trimmed, if it satisfies the form; FormValidationError otherwise.
+
+        Text made only of spaces counts as not given: a required field (or one a condition requires) filled with
+        blanks is refused by every entry point, not only by the pages, whose widgets trim what is typed."""
+        cleaned = trimmed(dict(data))
+        errors = collect_errors(self.validator(key).iter_errors(without_blanks(cleaned)))
         if errors:
             raise FormValidationError(errors)
+        return cleaned
+
+
+def trimmed(value: Any) -> Any:
+    """Strings stripped of surrounding white space (Unicode spaces included), in nested objects and lists too."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, dict):
+        return {k: trimmed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [trimmed(v) for v in value]
+    return value
+
+
+def without_blanks(value: Any) -> Any:
+    """The same data without its empty texts, so that `required` treats them as missing."""
+    if isinstance(value, dict):
+        return {k: without_blanks(v) for k, v in value.items() if v != ""}
+    if isinstance(value, list):
+        return [without_blanks(v) for v in value]
+    return value
 
 
 def check_schema(schema: Any, key: str = "") -> None:

@@ -29,7 +29,9 @@ def start_instance(ctx: EngineContext, actor: Actor, process_id: str, data: dict
 
     The site id is also given to the diagram as ``site_id`` (routing and numbering use it). With
     ``first_task``, the first user task (the request form) is validated and completed by the actor in the
-    same transaction: a refused form leaves no half-created case behind.
+    same transaction: a refused form leaves no half-created case behind. A person asking so (a page, the API, a
+    service call) can only start a process whose first step is a request (charter role ``request``: the two
+    families of CH-1.1); other processes, such as an image reconciliation, are started by the engine itself.
     """
     # Every case has an accession number (its images correlate on it); a RIS order brings its own.
     start_data = {"accession_number": None, **(data or {}), "site_id": site_id}
@@ -43,7 +45,7 @@ def start_instance(ctx: EngineContext, actor: Actor, process_id: str, data: dict
         bundle = bundle_of(ctx, reader, definition_id)
     with using_clock(ctx.clock):
         live = ctx.runtime.start(bundle, start_data)
-        submitted = _complete_first_task(ctx, actor, live, first_task) if first_task is not None else None
+        submitted = None if first_task is None else _complete_first_task(ctx, actor, live, first_task)
     state = ctx.runtime.dump(live)
     with ctx.write() as session:
         now = ctx.clock.now()
@@ -77,10 +79,12 @@ def _complete_first_task(ctx: EngineContext, actor: Actor, live: Any, data: dict
     if not tasks:
         raise NotFound("ce processus ne commence pas par un formulaire")
     first = tasks[0]
+    if not actor.is_system and first.charter_role != "request":
+        raise NotFound("Ce processus ne se demande pas : une demande est un télédiagnostic ou une téléexpertise.")
     if first.lane is not None and first.lane not in actor.roles:
         raise Forbidden("Votre rôle ne permet pas de faire cette demande.")
     if first.form_key:
-        ctx.forms.validate(first.form_key, data)
+        data = ctx.forms.validate(first.form_key, data)
     problems = task_data_problems(ctx, first.form_key, live.latest_data().get("site_id"), data, live.case_data())
     if problems:
         raise FormValidationError(problems)

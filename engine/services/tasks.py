@@ -207,7 +207,7 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
             row = _check_open(reader, actor, read_task(reader, task_id))
             _check_may_complete(reader, actor, row)
             if row.form_key:
-                ctx.forms.validate(row.form_key, data)
+                data = ctx.forms.validate(row.form_key, data)
             instance = case_of_task_row(row)
             cached = load_workflow(ctx, reader, instance)
         _check_case_rules(ctx, actor, cached, task_id, row, data)

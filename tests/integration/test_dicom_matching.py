@@ -95,6 +95,7 @@ def test_used_name_and_normalisation():
 
 @pytest.mark.charter("CH-5.1")
 @pytest.mark.filterwarnings("ignore:End of file reached before delimiter")  # pydicom only warns: we refuse
+@pytest.mark.charter("CH-5.1", negative=True)
 def test_damaged_files_are_refused_with_a_reason_and_leave_nothing(dicom_ctx, storage, tmp_path, caplog):
     _, accession = demo_case(dicom_ctx)
     whole = rewrite(tmp_path, "CT_small.dcm", **for_case(accession)).read_bytes()

@@ -119,6 +119,7 @@ def test_an_unknown_sender_gets_ar_and_its_message_is_kept(hl7, client):
 
 @pytest.mark.parametrize("garbage", [b"hello world", b"\x00\xff\xfe garbage \x1b", b"MSH|^~\\&|broken",
                                      b"PID|1||123", b""])
+@pytest.mark.charter("CH-5.1", negative=True)
 def test_garbage_gets_ar_and_is_kept(hl7, client, garbage):
     ctx, _ = hl7
     ack = client.send(garbage)
@@ -144,6 +145,7 @@ def test_bytes_that_do_not_match_msh_18_get_ar_and_the_bytes_are_kept(hl7, clien
     assert msa(client.send(sample("orm_o01_2.3.1_nw_latin1.hl7").replace(b"8859/1", b"EBCDIC")))[0] == "AR"
 
 
+@pytest.mark.charter("CH-5.1", negative=True)
 def test_an_unsupported_message_type_gets_ar(hl7, client):
     ctx, _ = hl7
     ack = client.send(sample("siu_s12_2.5.hl7"))
@@ -160,6 +162,7 @@ def test_a_frame_over_one_mebibyte_gets_ar(hl7, client):
 
 
 @pytest.mark.charter("CH-4.1.6")
+@pytest.mark.charter("CH-5.1", negative=True)
 def test_an_order_whose_data_fails_gets_ae_with_err_and_no_case(hl7, client):
     ctx, _ = hl7
     ack = client.send(sample("orm_o01_2.5_nw_bad_birth_date.hl7"))

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from engine.domain.actors import Actor
 from engine.services.accounts import issue_api_token
+from engine.services.instances import case_data
 from engine.services.tasks import complete_task, list_tasks
 from engine.store.directory_models import User
 from engine.store.models import AuditEvent, ProcessInstance, Task
@@ -38,6 +39,12 @@ def _to_justify(ctx) -> tuple[int, str]:
     return _task(ctx, "dr.legall", "justify")
 
 
+def _open_steps(ctx, case_id: int) -> list[str]:
+    with ctx.read() as session:
+        return sorted(session.execute(select(Task.spec_name).where(Task.instance_id == case_id,
+                                                                    Task.status == "open")).scalars())
+
+
 def _refusals(ctx, case_id: int) -> list[dict]:
     with ctx.read() as session:
         return [json.loads(d) for d in session.execute(select(AuditEvent.detail).where(
@@ -62,8 +69,11 @@ def test_CH3_1_lapsed_radiologist_is_refused_through_the_api(app, demo_ctx):  # 
     assert body["error"] == "charter_refused" and "Assurance RCP expirée" in body["message"]
     assert [r["rule"] for r in body["refusals"]] == ["CH-3.1"]
     assert _refusals(demo_ctx, case_id)[0]["refusals"][0]["rule"] == "CH-3.1"
-    with demo_ctx.read() as session:
-        assert session.get(Task, task_id).status == "open"
+    with demo_ctx.read() as session:  # nothing of his step written; the case is offered again through routing
+        assert session.get(Task, task_id).status == "cancelled"
+        assert session.get(ProcessInstance, case_id).status == "running"
+    assert "justification" not in case_data(demo_ctx, case_id)
+    assert _open_steps(demo_ctx, case_id) == ["accept_case"]
 
 
 @pytest.mark.charter("CH-3.1", negative=True)
@@ -74,9 +84,10 @@ def test_CH3_1_lapsed_radiologist_sees_the_reason_on_the_task_page(app, demo_ctx
     response = client.post(f"/tasks/{task_id}", data={"justification": "validate"}, follow_redirects=True)
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "charte de téléradiologie" in page and "CH-3.1" in page
+    assert "proposé à nouveau" in page
     with demo_ctx.read() as session:
-        assert session.get(Task, task_id).status == "open"
         assert session.get(ProcessInstance, case_id).status == "running"
+    assert _open_steps(demo_ctx, case_id) == ["accept_case"]
 
 
 @pytest.mark.charter("CH-4.1.9", negative=True)

@@ -99,9 +99,8 @@ def test_CH1_1_only_the_two_families_have_a_request_page_and_unknown_processes_s
     assert case_ids(demo_ctx) == before
 
 
-@pytest.mark.xfail(strict=True, reason="CH-1.1 defect: the API starts the image reconciliation sub-process as a case")
+@pytest.mark.charter("CH-1.1", negative=True)
 def test_the_api_does_not_start_a_support_process_as_a_case(app, demo_ctx):
-    # No charter marker while it fails: the conformance matrix never counts a failing test as proof.
     before = case_ids(demo_ctx)
     response = Api(app, demo_ctx, "merm.leroy").post("/cases", {
         "process": "image_identity_check", "site_id": "ch-brest",
@@ -110,7 +109,7 @@ def test_the_api_does_not_start_a_support_process_as_a_case(app, demo_ctx):
     assert case_ids(demo_ctx) == before
 
 
-@pytest.mark.charter("CH-2.1")  # negative=True once blank text is refused (see the xfail pins)
+@pytest.mark.charter("CH-2.1", negative=True)
 def test_CH2_1_local_radiologist_on_duty_without_a_reason_refused_on_the_page_and_the_api(app, demo_ctx, clock):
     before = case_ids(demo_ctx)
     page = login(app, demo_ctx, clock, "dr.martin").post(
@@ -122,7 +121,7 @@ def test_CH2_1_local_radiologist_on_duty_without_a_reason_refused_on_the_page_an
     assert case_ids(demo_ctx) == before
 
 
-@pytest.mark.charter("CH-4.1.8")  # negative=True once blank text is refused (see the xfail pins)
+@pytest.mark.charter("CH-4.1.8", negative=True)
 def test_CH4_1_8_a_request_without_its_written_question_is_refused_on_the_page_and_the_api(app, demo_ctx, clock):
     before = case_ids(demo_ctx)
     page = login(app, demo_ctx, clock, "dr.martin").post("/cases/new/telediagnosis",
@@ -177,7 +176,7 @@ def test_CH4_1_11_the_acquisition_cannot_be_recorded_without_the_images_sent(app
     assert open_steps(demo_ctx, case_id) == ["acquire_images"]
 
 
-@pytest.mark.charter("CH-4.1.12")  # negative=True once blank text is refused (see the xfail pins)
+@pytest.mark.charter("CH-4.1.12", negative=True)
 def test_CH4_1_12_an_urgent_finding_is_not_released_before_the_phone_call_is_recorded(app, demo_ctx):
     case_id = xr_case_at_interpretation(demo_ctx)
     api = Api(app, demo_ctx, "dr.legall")
@@ -227,7 +226,7 @@ def test_CH4_1_15_the_acknowledgement_without_integration_in_the_record_is_refus
 
 
 @pytest.mark.charter("CH-3.6", negative=True)
-@pytest.mark.charter("CH-4.2.2")  # negative=True once blank text is refused (see the xfail pins)
+@pytest.mark.charter("CH-4.2.2", negative=True)
 def test_CH3_6_and_CH4_2_2_an_incomplete_teleexpertise_request_creates_no_case(app, demo_ctx):
     before = case_ids(demo_ctx)
     api = Api(app, demo_ctx, "dr.kerbrat")  # local radiologist of ch-morlaix
@@ -238,7 +237,7 @@ def test_CH3_6_and_CH4_2_2_an_incomplete_teleexpertise_request_creates_no_case(a
     assert case_ids(demo_ctx) == before
 
 
-@pytest.mark.charter("CH-4.2.3")  # negative=True once blank text is refused (see the xfail pins)
+@pytest.mark.charter("CH-4.2.3", negative=True)
 def test_CH4_2_3_the_expert_cannot_send_the_file_back_without_saying_what_is_missing_and_why(app, demo_ctx):
     local = Api(app, demo_ctx, "dr.kerbrat")
     response = local.post("/cases", {"process": "teleexpertise", "site_id": "ch-morlaix", "request": TE_REQUEST})
@@ -255,13 +254,13 @@ def test_CH4_2_3_the_expert_cannot_send_the_file_back_without_saying_what_is_mis
     assert "missing_items" not in local.get(f"/cases/{case_id}").get_json()["data"]
 
 
-# Text made only of spaces satisfies "required" and "minLength" in the engine's form validation: the pages strip
-# it (WTForms), the API, HL7 and direct calls do not. Pinned by strict xfail tests WITHOUT charter markers until
-# the validation strips text before checking it (see the report of issue 14, item 4).
+# Text made only of spaces counts as not given, whatever the entry point: the engine's form validation trims every
+# text before checking "required" and "minLength" (forms.registry.FormRegistry.validate), as the pages' widgets do.
 BLANK = " \u00a0\n " + " " * 10
 
 
-@pytest.mark.xfail(strict=True, reason="CH-2.1/CH-4.1.8 defect: blank reason and question accepted by the API")
+@pytest.mark.charter("CH-2.1", negative=True)
+@pytest.mark.charter("CH-4.1.8", negative=True)
 def test_a_request_with_a_blank_reason_or_question_is_refused_by_the_api(app, demo_ctx):
     before = case_ids(demo_ctx)
     api = Api(app, demo_ctx, "dr.martin")
@@ -272,7 +271,7 @@ def test_a_request_with_a_blank_reason_or_question_is_refused_by_the_api(app, de
     assert case_ids(demo_ctx) == before
 
 
-@pytest.mark.xfail(strict=True, reason="CH-4.1.12 defect: a blank phone-call record releases an urgent report")
+@pytest.mark.charter("CH-4.1.12", negative=True)
 def test_an_urgent_finding_is_not_released_with_a_blank_phone_call_record(app, demo_ctx):
     case_id = xr_case_at_interpretation(demo_ctx)
     api = Api(app, demo_ctx, "dr.legall")
@@ -285,7 +284,8 @@ def test_an_urgent_finding_is_not_released_with_a_blank_phone_call_record(app, d
     assert open_steps(demo_ctx, case_id) == ["record_phone_call"]
 
 
-@pytest.mark.xfail(strict=True, reason="CH-4.2.2/CH-4.2.3 defect: blank teleexpertise file and missing-data answer")
+@pytest.mark.charter("CH-4.2.2", negative=True)
+@pytest.mark.charter("CH-4.2.3", negative=True)
 def test_a_blank_teleexpertise_request_or_missing_data_answer_is_refused_by_the_api(app, demo_ctx):
     local, expert = Api(app, demo_ctx, "dr.kerbrat"), Api(app, demo_ctx, "dr.legall")
     blank = {**TE_REQUEST, "study_reference": BLANK, "clinical_context": BLANK, "prior_imaging": BLANK}

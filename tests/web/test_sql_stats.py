@@ -33,8 +33,10 @@ def test_completion_is_counted_with_its_driver_writes_and_one_commit(demo_ctx, d
     complete = stats["endpoints"]["api.complete"]
     assert complete["requests"] == 1 and complete["commits"] == 1
     # connections from the pool: the token check and the completion's read on the driver's cursor (unseen by
-    # SQLAlchemy's begin event), the write, and the directory read of the service task that follows accept_case
-    assert complete["transactions"] == 4
+    # SQLAlchemy's begin event), the directory read of the radiologist's credentials (accept_case has the charter
+    # role "acceptance": CH-3.1 at the Paris date), the write, and the directory read of the service task that
+    # follows accept_case
+    assert complete["transactions"] == 5
     # The case update and the index writes run on the driver's cursor, unseen by SQLAlchemy's events.
     assert complete["statements"] > complete["sqlalchemy_statements"] >= 3
     assert complete["cpu_ms"] > 0 and stats["endpoints"]["api.tasks"]["requests"] == 1

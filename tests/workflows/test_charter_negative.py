@@ -73,9 +73,8 @@ def test_CH1_1_an_unknown_process_cannot_be_started_as_a_case(charter_ctx):
     assert case_count(charter_ctx) == before
 
 
-@pytest.mark.xfail(strict=True, reason="CH-1.1 defect: the image reconciliation sub-process starts as a case")
+@pytest.mark.charter("CH-1.1", negative=True)
 def test_a_support_process_cannot_be_started_as_a_case_by_a_direct_call(charter_ctx):
-    # No charter marker while it fails: the conformance matrix never counts a failing test as proof.
     before = case_count(charter_ctx)
     with pytest.raises((NotFound, FormValidationError)):
         start_instance(charter_ctx, TECHNOLOGIST, "image_identity_check", {}, site_id="ch-brest",
@@ -146,7 +145,7 @@ def test_CH4_1_5_someone_outside_the_case_cannot_post_in_its_dialogue(new_case, 
     assert message_count(charter_ctx, case.id) == before + 1
 
 
-@pytest.mark.charter("CH-4.1.12")  # negative=True once blank text is refused (see the xfail pins)
+@pytest.mark.charter("CH-4.1.12", negative=True)
 def test_CH4_1_12_an_urgent_finding_is_not_released_without_the_recorded_phone_call(new_case):
     case = new_case(urgency="urgent")
     rad = to_interpret(case)

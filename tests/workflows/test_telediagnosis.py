@@ -118,7 +118,7 @@ def test_CH4_1_12_urgent_ct_report_due_timer_and_recorded_phone_call(new_case, c
     assert list_notices(charter_ctx, SITE_LEAD) == []  # the report is written: the notice is resolved
 
 
-@pytest.mark.charter("CH-4.1.12")  # negative=True once blank text is refused (see the xfail pins)
+@pytest.mark.charter("CH-4.1.12", negative=True)
 def test_CH4_1_12_uncertain_diagnosis_requires_a_complementary_strategy(new_case):
     case = new_case()
     rad = through_protocol(case)
@@ -308,7 +308,7 @@ def test_CH3_3_no_radiologist_left_can_be_closed_as_handled_locally_with_its_rea
     assert case.status == "completed" and case.open_tasks() == []
 
 
-@pytest.mark.charter("CH-2.1")  # negative=True once blank text is refused (see the xfail pins)
+@pytest.mark.charter("CH-2.1", negative=True)
 def test_CH2_1_local_radiologist_on_duty_requires_a_reason(new_case, charter_ctx):
     from engine.services.instances import start_instance
 
@@ -324,7 +324,7 @@ def test_CH2_1_local_radiologist_on_duty_requires_a_reason(new_case, charter_ctx
 
 
 @pytest.mark.charter("CH-4.1.1", negative=True)
-@pytest.mark.charter("CH-4.1.8")  # negative=True once blank text is refused (see the xfail pins)
+@pytest.mark.charter("CH-4.1.8", negative=True)
 def test_CH4_1_1_and_CH4_1_8_request_needs_attested_clinical_exam_and_content(charter_ctx):
     from engine.services.instances import start_instance
 

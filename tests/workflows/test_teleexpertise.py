@@ -163,7 +163,7 @@ def test_CH4_2_1_a_tele_expert_of_the_site_cannot_read_the_named_experts_file(ne
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.charter("CH-4.2.2")  # negative=True once blank text is refused (see the xfail pins)
+@pytest.mark.charter("CH-4.2.2", negative=True)
 def test_CH4_2_2_request_without_images_reference_or_information_is_refused(charter_ctx):
     case = Case(charter_ctx, start_instance(charter_ctx, LOCAL_RADIOLOGIST, "teleexpertise", {},
                                             site_id="ch-brest"))
@@ -190,7 +190,7 @@ def test_CH4_2_2_the_expert_sees_the_images_reference_priors_and_clinical_inform
         assert seen[field] == request[field], field
 
 
-@pytest.mark.charter("CH-4.2.2")  # negative=True once blank text is refused (see the xfail pins)
+@pytest.mark.charter("CH-4.2.2", negative=True)
 def test_CH4_2_2_prior_imaging_must_be_stated(charter_ctx):
     case = Case(charter_ctx, start_instance(charter_ctx, LOCAL_RADIOLOGIST, "teleexpertise", {},
                                             site_id="ch-brest"))
@@ -234,7 +234,7 @@ def test_CH3_6_a_request_that_does_not_say_whether_a_decision_is_possible_is_ref
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.charter("CH-4.2.3")  # negative=True once blank text is refused (see the xfail pins)
+@pytest.mark.charter("CH-4.2.3", negative=True)
 def test_CH4_2_3_missing_data_go_back_to_the_local_radiologist_with_what_and_why(new_expertise):
     case = new_expertise()
     consent(case)
@@ -267,7 +267,7 @@ def test_CH4_2_3_missing_data_go_back_to_the_local_radiologist_with_what_and_why
     assert case.data["conclusion"] == "Bosniak I."
 
 
-@pytest.mark.charter("CH-4.2.3")  # negative=True once blank text is refused (see the xfail pins)
+@pytest.mark.charter("CH-4.2.3", negative=True)
 def test_CH4_2_3_what_is_missing_and_why_cannot_be_left_blank(new_expertise):
     case = new_expertise()
     consent(case)
