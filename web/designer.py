@@ -15,6 +15,7 @@ from flask import Blueprint, Response, abort, current_app, flash, jsonify, redir
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
+from engine.domain.charter_roles import ROLES as CHARTER_ROLES
 from engine.domain.escalation import DEFAULT_ESCALATION
 from engine.errors import Conflict, DefinitionRefused, Forbidden, NotFound
 from engine.runtime.validation import ROLES
@@ -114,6 +115,7 @@ def edit(process_id: str) -> str:
         "designer/edit.html", draft=draft, process_id=process_id,
         roles=[(role, role_label(role)) for role in sorted(ROLES)],
         settings=sorted(DEFAULT_ESCALATION), forms=ctx.forms.keys(),
+        charter_roles=[(role.name, f"{role.label} ({', '.join(role.rules)})") for role in CHARTER_ROLES.values()],
     )
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from tests.e2e.test_telediagnosis_browser import choose, create_request, fill, open_task, submit_task, tick
 
 NEW_LABEL = "Préciser la grossesse éventuelle"
@@ -54,6 +56,7 @@ def _case_version(page: Any, case_id: int) -> str:
     return page.locator("#h-diagram").inner_text()
 
 
+@pytest.mark.charter("CH-4.1.6", negative=True)
 def test_CH9_1_designer_changes_and_deploys_a_procedure_running_cases_keep_theirs(login, server, shoot, browser_log):
     from playwright.sync_api import expect
 
@@ -85,6 +88,18 @@ def test_CH9_1_designer_changes_and_deploys_a_procedure_running_cases_keep_their
     _select(designer, "report_due")
     designer.locator('[data-telerad="timer-setting"]').select_option("report_vital")
     expect(designer.locator('[data-telerad="timer-expression"]')).to_have_value('escalation["report_vital"]')
+
+    # The charter role of a step, through Telerad's own properties: without it, the save shows the charter finding
+    # and the version cannot be deployed (CH-4.1.6: nothing proves the identity is checked before acquisition).
+    _select(designer, "check_identity")
+    expect(designer.locator('[data-telerad="charterRole"]')).to_have_value("identity_check")
+    designer.locator('[data-telerad="charterRole"]').select_option("")
+    _save(designer)
+    expect(designer.locator("#designer-findings")).to_contain_text("CH-4.1.6")
+    expect(designer.get_by_role("button", name="Déployer")).to_be_disabled()
+    shoot(designer, "designer-charter-refused")
+    _select(designer, "check_identity")
+    designer.locator('[data-telerad="charterRole"]').select_option("identity_check")
     _save(designer)
     expect(designer.locator("#designer-status")).to_contain_text("0 erreur(s)")
     expect(designer.locator("#designer-findings")).to_contain_text("Aucun problème")

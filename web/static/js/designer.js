@@ -29,7 +29,7 @@
       warnings: 'Avertissements',
       show: 'Afficher',
       element: 'élément',
-      nothingSelected: 'Sélectionnez une tâche utilisateur, un couloir ou un délai.',
+      nothingSelected: 'Sélectionnez une étape, un couloir ou un délai.',
       form: 'Formulaire de la tâche',
       noForm: '— aucun —',
       openForm: 'Voir ou modifier ce formulaire',
@@ -40,6 +40,8 @@
       timerSetting: "Délai d'escalade (réglé par l'administrateur)",
       timerCustom: '— expression —',
       timerExpression: 'Expression du délai',
+      charterRole: 'Rôle au titre de la charte (contrôlé au déploiement et à chaque étape)',
+      noCharterRole: '— aucun —',
       leave: 'Des modifications ne sont pas enregistrées.'
     },
     en: {
@@ -58,7 +60,7 @@
       warnings: 'Warnings',
       show: 'Show',
       element: 'element',
-      nothingSelected: 'Select a user task, a lane or a timer.',
+      nothingSelected: 'Select a step, a lane or a timer.',
       form: 'Task form',
       noForm: '— none —',
       openForm: 'View or edit this form',
@@ -69,6 +71,8 @@
       timerSetting: 'Escalation delay (set by the administrator)',
       timerCustom: '— expression —',
       timerExpression: 'Delay expression',
+      charterRole: 'Role under the charter (checked at deployment and at every step)',
+      noCharterRole: '— none —',
       leave: 'Some changes are not saved.'
     }
   };
@@ -101,7 +105,8 @@
     processId: root.getAttribute('data-process'),
     roles: JSON.parse(root.getAttribute('data-roles') || '[]'),
     settings: JSON.parse(root.getAttribute('data-settings') || '[]'),
-    forms: JSON.parse(root.getAttribute('data-forms') || '[]')
+    forms: JSON.parse(root.getAttribute('data-forms') || '[]'),
+    charterRoles: JSON.parse(root.getAttribute('data-charter-roles') || '[]')
   };
   var status = document.getElementById('designer-status');
   var fileSelect = document.getElementById('designer-file');
@@ -163,7 +168,9 @@
     var props = propertiesElement(bo, true);
     props.$children = props.$children || [];
     var existing = props.$children.filter(function (c) { return c.$type === 'spiffworkflow:property' && c.name === name; });
-    if (existing.length) {
+    if (!value && existing.length) {  // "none" removes the property rather than leaving an empty one
+      props.$children = props.$children.filter(function (c) { return existing.indexOf(c) < 0; });
+    } else if (existing.length) {
       existing[0].value = value;
     } else {
       var prop = modeler.get('moddle').createAny('spiffworkflow:property', SPIFF_NS, { name: name, value: value });
@@ -254,6 +261,16 @@
     return [field(t('timerSetting'), control), field(t('timerExpression'), input)];
   }
 
+  var CHARTER_TYPES = ['bpmn:UserTask', 'bpmn:ServiceTask', 'bpmn:BusinessRuleTask', 'bpmn:CallActivity',
+    'bpmn:SubProcess', 'bpmn:EndEvent', 'bpmn:ReceiveTask', 'bpmn:ManualTask', 'bpmn:Task'];
+  function charterRolePanel(element) {
+    var bo = element.businessObject;
+    var control = select([['', t('noCharterRole')]].concat(config.charterRoles), getProperty(bo, 'charterRole') || '',
+      function (v) { setProperty(bo, 'charterRole', v); });
+    control.setAttribute('data-telerad', 'charterRole');
+    return [field(t('charterRole'), control)];
+  }
+
   function renderPanel(element) {
     while (teleradBody.firstChild) teleradBody.removeChild(teleradBody.firstChild);
     var bo = element && element.businessObject;
@@ -263,6 +280,7 @@
     else if (bo && (bo.eventDefinitions || []).some(function (d) { return d.$type === 'bpmn:TimerEventDefinition'; })) {
       parts = timerPanel(element, bo.eventDefinitions.filter(function (d) { return d.$type === 'bpmn:TimerEventDefinition'; })[0]);
     }
+    if (bo && CHARTER_TYPES.indexOf(bo.$type) >= 0) parts = (parts || []).concat(charterRolePanel(element));
     if (!parts) {
       teleradBody.appendChild(el('p', { className: 'text-muted mb-0', text: t('nothingSelected') }));
       return;
