@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SYSTEM_USER = "system"
+# Actors of the hospitals' systems (an HL7 sender: "hl7:APP@FACILITY"); people's usernames cannot contain ":".
+INTERFACE_PREFIXES = ("hl7:",)
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,11 @@ class Actor:
     @property
     def is_system(self) -> bool:
         return self.user_id == SYSTEM_USER
+
+    @property
+    def is_interface(self) -> bool:
+        """The system itself or a hospital system speaking through an interface (not a person)."""
+        return self.is_system or self.user_id.startswith(INTERFACE_PREFIXES)
 
 
 def may_see_task(actor: Actor, lane: str | None, site_id: str | None, assignee: str | None,

@@ -23,6 +23,9 @@ from engine.store.models import AuditEvent
 # Case data fields holding the indication of the exam (the request's clinical part) and its modality.
 INDICATION_FIELDS = ("modality", "requested_exam", "question", "clinical_context", "clinical_exam_done",
                      "clinical_exam_date", "history", "paraclinical", "prior_exams")
+# The order's own references, settled with the justification too: the urgency (due times), the requesting
+# physician named in the joint justification, and the identifiers that images are matched on.
+ORDER_FIELDS = ("urgency", "requesting_physician", "study_instance_uid", "accession_number")
 FIELD_LABELS = {
     "patient.birth_name": "nom de naissance", "patient.used_name": "nom utilisé",
     "patient.first_names": "prénoms", "patient.birth_date": "date de naissance", "patient.sex": "sexe",
@@ -30,7 +33,9 @@ FIELD_LABELS = {
     "patient.birth_place_code": "lieu de naissance", "modality": "modalité", "requested_exam": "examen demandé",
     "question": "question posée", "clinical_context": "contexte clinique", "clinical_exam_done": "examen clinique",
     "clinical_exam_date": "date de l'examen clinique", "history": "antécédents",
-    "paraclinical": "examens paracliniques", "prior_exams": "examens antérieurs",
+    "paraclinical": "examens paracliniques", "prior_exams": "examens antérieurs", "urgency": "urgence",
+    "requesting_physician": "médecin demandeur", "study_instance_uid": "identifiant de l'examen (Study UID)",
+    "accession_number": "numéro d'accession",
 }
 # Roles recorded at or after the acquisition: the patient may have been exposed.
 ACQUISITION_AND_AFTER = ("acquisition", "injection", "report", "announcement", "report_release")
@@ -68,7 +73,10 @@ def amendment_refusals(facts: Mapping[str, Any], current: Mapping[str, Any],
     """Refusals of an outside amendment of a case, given what the case has recorded."""
     changed = changed_fields(current, values)
     identity = [p for p in changed if p == "patient" or p.startswith("patient.")]
-    indication = [p for p in changed if p in INDICATION_FIELDS]
+    # An order reference the case did not have yet (the Study Instance UID the RIS assigns later) may be given;
+    # one the case has may not be changed once the exam is justified.
+    indication = [p for p in changed if p in INDICATION_FIELDS
+                  or (p.split(".")[0] in ORDER_FIELDS and current.get(p.split(".")[0]) not in (None, ""))]
     checked = gates.fact(facts, "identity_check") is not None
     justified = gates.fact(facts, "justification") is not None
     refusals = []

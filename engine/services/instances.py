@@ -11,7 +11,13 @@ from engine.domain.actors import Actor
 from engine.domain.data_checks import data_problems, paris_date
 from engine.errors import CharterRefused, Forbidden, NotFound
 from engine.runtime import using_clock
-from engine.services.case_changes import amendment_refusals, cancel_refusals, images_attached
+from engine.services.case_changes import (
+    INDICATION_FIELDS,
+    ORDER_FIELDS,
+    amendment_refusals,
+    cancel_refusals,
+    images_attached,
+)
 from engine.services.context import EngineContext
 from engine.services.persistence import InstanceRow, bundle_of, prepare_save, save_workflow, write_save
 from engine.services.refusals import record_refusal
@@ -123,6 +129,7 @@ def cancel_instance(ctx: EngineContext, actor: Actor, case_id: int, reason: str)
     """
     from engine.services.persistence import load_workflow, lock_instance
 
+    _check_outside_change(actor)
     refused: CharterRefused | None = None
     with ctx.write() as session:
         instance = lock_instance(session, case_id)
@@ -153,6 +160,21 @@ def _acquisition_task_seen(session: Any, case_id: int, live: Any) -> bool:
         Task.instance_id == case_id, Task.spec_name.in_(specs)).limit(1)).first() is not None
 
 
+# What the hospital's systems may correct in a running case: the order's content and the patient's traits. What
+# the case's own steps recorded (who requested, which radiologist, the report, the facts...) is never amended.
+AMENDABLE_FIELDS = frozenset({"patient", *INDICATION_FIELDS, *ORDER_FIELDS, "ris_order"})
+
+
+def _check_outside_change(actor: Actor, values: dict[str, Any] | None = None) -> None:
+    """Amending or cancelling a case from outside its steps is for the hospital's systems (or administrators)."""
+    if not (actor.is_interface or "administrator" in actor.roles):
+        raise Forbidden("Un dossier ne se modifie ou ne s'annule de l'extérieur que par le système d'information de "
+                        "l'établissement ou un administrateur ; les cliniciens passent par les étapes du dossier.")
+    fixed = sorted(set(values or {}) - AMENDABLE_FIELDS)
+    if fixed:
+        raise Forbidden(f"Ces données du dossier ne se modifient pas de l'extérieur : {', '.join(fixed)}.")
+
+
 def _refusal(refusals: list[gates.Refusal], step: str) -> CharterRefused:
     return CharterRefused(gates.describe(refusals, step), [(r.rule, r.message) for r in refusals])
 
@@ -165,6 +187,7 @@ def amend_case(ctx: EngineContext, actor: Actor, case_id: int, values: dict[str,
     (engine.services.case_changes). An INS with a wrong key is refused (FormValidationError, by field)."""
     from engine.services.persistence import load_workflow, lock_instance
 
+    _check_outside_change(actor, values)
     problems = data_problems(values, paris_date(ctx.clock.now()))
     if problems:
         raise FormValidationError(problems)
@@ -196,6 +219,7 @@ def check_amendment(ctx: EngineContext, actor: Actor, case_id: int, values: dict
     message that amends several cases be refused whole before any of them is changed."""
     from engine.services.persistence import load_workflow, lock_instance
 
+    _check_outside_change(actor, values)
     with ctx.read() as session:
         instance = lock_instance(session, case_id)
         if instance.status != "running":

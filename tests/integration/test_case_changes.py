@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from engine.domain.actors import Actor
 from engine.domain.identity import nir_key
-from engine.errors import CharterRefused
+from engine.errors import CharterRefused, Forbidden
 from engine.services.instances import (
     amend_case,
     cancel_instance,
@@ -37,7 +37,7 @@ def audit_ok(ctx) -> None:
 def test_cancelled_case_ends_its_tasks_timers_and_is_audited(deployed):
     case_id = start_instance(deployed, REQUESTER, "engine_flow", {}, site_id="site-a")
     complete_task(deployed, REQUESTER, only_task(deployed, REQUESTER).id, dict(SUBMIT))
-    cancel_instance(deployed, REQUESTER, case_id, "order cancelled by the RIS")
+    cancel_instance(deployed, RIS, case_id, "order cancelled by the RIS")
     with deployed.read() as session:
         assert session.get(ProcessInstance, case_id).status == "cancelled"
         assert session.execute(select(Timer).where(Timer.instance_id == case_id)).first() is None
@@ -45,7 +45,7 @@ def test_cancelled_case_ends_its_tasks_timers_and_is_audited(deployed):
             "completed", "cancelled"}
         assert audit.verify(session)[1] == []
     assert list_tasks(deployed, RADIOLOGIST) == []
-    cancel_instance(deployed, REQUESTER, case_id, "twice")  # idempotent
+    cancel_instance(deployed, RIS, case_id, "twice")  # idempotent
 
 
 def test_amended_case_data_reaches_the_open_tasks_and_lookup_by_patient_and_accession(deployed):
@@ -55,7 +55,7 @@ def test_amended_case_data_reaches_the_open_tasks_and_lookup_by_patient_and_acce
     assert cases_for_patient(deployed, "site-a", "IPP42") == [case_id]
     assert cases_for_patient(deployed, "site-b", "IPP42") == []
     assert case_by_accession(deployed, "ACC-7") == case_id
-    assert amend_case(deployed, REQUESTER, case_id, {"patient": {"birth_name": "DUPONT-MOREL"}}, "ADT^A08")
+    assert amend_case(deployed, RIS, case_id, {"patient": {"birth_name": "DUPONT-MOREL"}}, "ADT^A08")
     data = case_data(deployed, case_id)
     assert data["patient"] == {"birth_name": "DUPONT-MOREL", "first_names": "Jean", "site_patient_id": "IPP42"}
     with deployed.read() as session:
@@ -115,8 +115,13 @@ def test_a_modality_or_indication_amendment_after_the_justification_is_refused(d
     assert [after[k] for k in ("modality", "question", "requested_exam", "clinical_context")] == [
         before[k] for k in ("modality", "question", "requested_exam", "clinical_context")]
     assert len(_refusals(dicom_ctx, case_id)) == 4
-    # What the charter does not tie to a step still changes (e.g. the RIS order's Study Instance UID).
+    # An order reference the case did not have yet may be given (the Study Instance UID the RIS assigns later),
+    # but not changed once given: the images would then be matched to another study (CH-4.1.6).
     assert amend_case(dicom_ctx, RIS, case_id, {"study_instance_uid": "1.2.3.4"}, "XO")
+    for change in ({"study_instance_uid": "1.2.3.5"}, {"urgency": "vital"}):
+        with pytest.raises(CharterRefused):
+            amend_case(dicom_ctx, RIS, case_id, change, "XO")
+    assert case_data(dicom_ctx, case_id)["study_instance_uid"] == "1.2.3.4"
 
 
 def test_amendments_before_the_identity_check_are_applied(dicom_ctx):
@@ -185,3 +190,24 @@ def test_an_ins_with_a_wrong_key_is_refused_at_start_and_in_amendments(dicom_ctx
     started = start_instance(dicom_ctx, requester, "telediagnosis", {}, site_id="ch-brest",
                              first_task=demo_request(patient={**patient, "ins": GOOD_INS}))
     assert case_data(dicom_ctx, started)["patient"]["ins"] == GOOD_INS
+
+
+@pytest.mark.charter("CH-1.2", negative=True)
+@pytest.mark.charter("CH-4.1.13", negative=True)
+def test_only_the_hospital_systems_amend_or_cancel_and_never_what_the_steps_recorded(deployed):
+    """A clinician does not amend or cancel a case from outside its steps (a direct call), and even the RIS cannot
+    change who requested, which radiologist, the report or its prognosis."""
+    case_id = start_instance(deployed, REQUESTER, "engine_flow", {"patient": {"birth_name": "DUPONT"}},
+                             site_id="site-a")
+    before = case_data(deployed, case_id)
+    with pytest.raises(Forbidden):
+        amend_case(deployed, REQUESTER, case_id, {"patient": {"birth_name": "X"}}, "direct call")
+    with pytest.raises(Forbidden):
+        cancel_instance(deployed, REQUESTER, case_id, "direct call")
+    for owned in ({"requester_id": "merm.tech"}, {"radiologist_id": "rad.neighbour"}, {"poor_prognosis": False},
+                  {"conclusion": "Normal."}, {"pregnancy_status": "not_pregnant"}):
+        with pytest.raises(Forbidden):
+            amend_case(deployed, RIS, case_id, owned, "XO")
+    assert case_data(deployed, case_id) == before
+    with deployed.read() as session:
+        assert session.get(ProcessInstance, case_id).status == "running"

@@ -124,7 +124,7 @@ def test_damaged_files_are_refused_with_a_reason_and_leave_nothing(dicom_ctx, st
 def test_a_study_without_accession_number_attaches_by_its_study_instance_uid(dicom_ctx, storage, tmp_path, clock):
     case_id, _ = demo_case(dicom_ctx)
     uid = generate_uid()
-    amend_case(dicom_ctx, Actor("ris"), case_id, {"study_instance_uid": uid}, "ordre du RIS")
+    amend_case(dicom_ctx, Actor("hl7:RIS@CH"), case_id, {"study_instance_uid": uid}, "ordre du RIS")
     result = ingest(dicom_ctx, rewrite(tmp_path, "CT_small.dcm", study=uid, **QUERE, AccessionNumber=""), storage)
     assert result.status == "stored"
     assert (study(dicom_ctx, uid).status, study(dicom_ctx, uid).case_id) == ("attached", case_id)
@@ -147,7 +147,7 @@ def test_images_before_their_order_are_matched_by_a_later_tick(dicom_ctx, storag
     ingest(dicom_ctx, rewrite(tmp_path, "CT_small.dcm", study=uid, **QUERE, AccessionNumber="RIS-0001"), storage)
     assert study(dicom_ctx, uid).status == "receiving"
     assert notify_stable_studies(dicom_ctx, clock.now(), DELAY).matched == []  # still no order
-    amend_case(dicom_ctx, Actor("ris"), case_id, {"study_instance_uid": uid}, "ordre du RIS")
+    amend_case(dicom_ctx, Actor("hl7:RIS@CH"), case_id, {"study_instance_uid": uid}, "ordre du RIS")
     clock.advance(seconds=DELAY + 1)
     assert notify_stable_studies(dicom_ctx, clock.now(), DELAY).matched == []  # looked for once a minute at most
     clock.advance(seconds=30)
