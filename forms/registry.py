@@ -6,6 +6,7 @@ import copy
 import json
 import re
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -107,14 +108,24 @@ class FormRegistry:
 
 
 def trimmed(value: Any) -> Any:
-    """Strings stripped of surrounding white space (Unicode spaces included), in nested objects and lists too."""
+    """Strings stripped of surrounding white space and invisible format characters (Unicode spaces, zero-width
+    spaces, byte-order marks...), in nested objects and lists too; a text of nothing else becomes empty."""
     if isinstance(value, str):
-        return value.strip()
+        start, end = 0, len(value)
+        while start < end and _invisible(value[start]):
+            start += 1
+        while end > start and _invisible(value[end - 1]):
+            end -= 1
+        return value[start:end]
     if isinstance(value, dict):
         return {k: trimmed(v) for k, v in value.items()}
     if isinstance(value, list):
         return [trimmed(v) for v in value]
     return value
+
+
+def _invisible(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) == "Cf"
 
 
 def without_blanks(value: Any) -> Any:

@@ -90,3 +90,24 @@ def rule_of(role: str, family: str = "telediagnosis") -> str:
 def label(role: str) -> str:
     found = ROLES.get(role)
     return found.label if found else role
+
+
+# Where a role may stand. A role done by a person is a user task whose form declares the same role
+# (`"x-charter-role"` in its JSON Schema): the fact the engine records then carries that form's answers, which the
+# gates check. A role done by the engine is a service task calling one of its operations (or a decision table).
+PERSON_ROLES = frozenset({"request", "identity_check", "consent", "justification", "protocol",
+                          "contraindication_check", "presence_attestation", "injection", "acquisition", "report",
+                          "announcement", "acknowledgement", "routing_alert", "acceptance", "expert_opinion"})
+ENGINE_ROLES: dict[str, tuple[str, ...]] = {  # role -> operations that may carry it (empty: any operation)
+    "report_release": ("telerad.release_report", "telerad.teleexpertise_recipients"),
+    "routing": ("telerad.routing_start",),
+    "radioprotection": ("telerad.protocol_facts", "telerad.patient_facts"),  # or a decision table
+    "report_overdue": (),
+    "routing_alert_reminder": (),
+}
+# A motivated refusal is the refusal form's user task, or a call of the process that holds it.
+CALLABLE_ROLES = frozenset({"motivated_refusal"})
+# Steps only the case's radiologist (the one who accepted it) takes: the charter's joint justification, the choice
+# of protocol and the report are his (CH-4.1.2, CH-4.1.9, CH-4.1.12); their task must be in a radiologist lane.
+RADIOLOGIST_STEPS = frozenset({"acceptance", "justification", "protocol", "report"})
+FORM_ROLE_KEY = "x-charter-role"

@@ -35,7 +35,9 @@ ROLE_FIELDS: dict[str, tuple[str, ...]] = {
     "routing_alert": ("action_taken", "alert_outcome"),
 }
 ACCEPTED_JUSTIFICATIONS = ("validate", "modify", "substitute")
-RADIOLOGIST_ROLES = frozenset({"acceptance", "justification", "protocol", "report"})
+RADIOLOGIST_ROLES = frozenset({"acceptance", "justification", "protocol", "report", "expert_opinion"})
+# Steps only the radiologist who accepted the case takes (not another radiologist of the lane).
+CASE_RADIOLOGIST_STEPS = frozenset({"justification", "protocol", "report"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,36 @@ def _after(facts: Mapping[str, Any], role: str, other: str) -> bool:
     """Whether `role` was recorded after the latest `other` (False when `role` is missing)."""
     first, second = fact(facts, role), fact(facts, other)
     return first is not None and (second is None or int(first["seq"]) > int(second["seq"]))
+
+
+def _values(facts: Mapping[str, Any], role: str) -> Mapping[str, Any]:
+    found = fact(facts, role)
+    values = found.get("values") if found else None
+    return values if isinstance(values, Mapping) else {}
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and any(c.isalnum() for c in value)
+
+
+def identity_checked(facts: Mapping[str, Any]) -> bool:
+    """The identity check was recorded, and it says the identity was checked (not merely that a step ran)."""
+    return fact(facts, "identity_check") is not None \
+        and _values(facts, "identity_check").get("identity_checked") is True
+
+
+def consent_recorded(facts: Mapping[str, Any]) -> bool:
+    """The patient was informed, and consented or force majeure was stated with its reason (CH-4.1.7, 4.2.1)."""
+    values = _values(facts, "consent")
+    if fact(facts, "consent") is None or values.get("patient_informed") is not True:
+        return False
+    return values.get("consent") == "given" or (values.get("consent") == "force_majeure"
+                                                 and _text(values.get("force_majeure_reason")))
+
+
+def announcement_confirmed(facts: Mapping[str, Any]) -> bool:
+    """The announcement plan was confirmed, after the latest report."""
+    return _after(facts, "announcement", "report") and _values(facts, "announcement").get("plan_confirmed") is True
 
 
 def final_modality(data: Mapping[str, Any], facts: Mapping[str, Any]) -> str | None:
@@ -86,9 +118,9 @@ def before_acquisition(case: CaseView) -> list[Refusal]:
     """Everything that must hold before a patient is exposed (an acquisition step opens or is recorded)."""
     refusals: list[Refusal] = []
     facts = case.facts
-    if fact(facts, "identity_check") is None:
+    if not identity_checked(facts):
         refusals.append(Refusal("CH-4.1.6", "l'identité du patient n'a pas été vérifiée (ou a été modifiée depuis)"))
-    if fact(facts, "consent") is None:
+    if not consent_recorded(facts):
         refusals.append(Refusal("CH-4.1.7", "l'information et le consentement du patient ne sont pas tracés"))
     justified = fact(facts, "justification")
     if justified is None or justified.get("values", {}).get("justification") not in ACCEPTED_JUSTIFICATIONS:
@@ -143,7 +175,8 @@ def contrast_refusals(facts: Mapping[str, Any], data: Mapping[str, Any]) -> list
     the latest protocol choice."""
     refusals: list[Refusal] = []
     check = fact(facts, "contraindication_check")
-    if not _after(facts, "contraindication_check", "protocol") or check is None:
+    if not _after(facts, "contraindication_check", "protocol") or check is None \
+            or check.get("values", {}).get("contrast_decision") not in ("cleared", "contraindicated"):
         refusals.append(Refusal("CH-4.1.10", "les contre-indications au produit de contraste n'ont pas été "
                                              "vérifiées pour ce protocole"))
     else:
@@ -194,9 +227,17 @@ def before_release(facts: Mapping[str, Any], data: Mapping[str, Any]) -> list[Re
     report = fact(facts, "report")
     poor = (report.get("values", {}).get("poor_prognosis") if report else None) is True \
         or data.get("poor_prognosis") is True
-    if poor and not _after(facts, "announcement", "report"):
+    if poor and not announcement_confirmed(facts):
         return [Refusal("CH-4.1.13", "un compte-rendu de pronostic grave n'est diffusé qu'après confirmation du "
                                      "plan d'annonce avec le demandeur")]
+    return []
+
+
+@enforces("CH-4.2.1")
+def before_expert_opinion(facts: Mapping[str, Any]) -> list[Refusal]:
+    """The tele-expert gives his opinion only once the patient consented to a named tele-expert."""
+    if not consent_recorded(facts):
+        return [Refusal("CH-4.2.1", "le consentement du patient à l'avis d'un télé-expert nommé n'est pas tracé")]
     return []
 
 

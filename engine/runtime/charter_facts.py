@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from engine.domain.charter_roles import ROLE_PROPERTY
+from engine.domain.charter_roles import CALLABLE_ROLES, ENGINE_ROLES, PERSON_ROLES, ROLE_PROPERTY
 from engine.domain.gates import FACTS_KEY, ROLE_FIELDS
 from engine.runtime.clock import current_time
 
@@ -31,7 +31,7 @@ def install_hooks(specs: Iterable[Any]) -> dict[str, str]:
     for process_spec in specs:
         for spec in process_spec.task_specs.values():
             role = role_of(spec)
-            if role is None or getattr(spec, "_telerad_role", None) == role:
+            if role is None or getattr(spec, "_telerad_role", None) == role or not fits(spec, role):
                 continue
             original = spec._on_complete_hook
 
@@ -43,6 +43,22 @@ def install_hooks(specs: Iterable[Any]) -> dict[str, str]:
             spec._telerad_role = role
             roles[spec.name] = role
     return roles
+
+
+def fits(spec: Any, role: str) -> bool:
+    """Whether this kind of element may record a fact of this role: a person's step is a user task, an engine
+    step a service task or a decision table; an event or a gateway never records one (deployment refuses them
+    too: engine.runtime.charter_placement)."""
+    if getattr(spec, "event_definition", None) is not None:
+        return False
+    kind = type(spec).__name__
+    if role in PERSON_ROLES:
+        return bool(getattr(spec, "manual", False))
+    if role in ENGINE_ROLES:
+        return kind in ("ServiceTask", "BusinessRuleTask")
+    if role in CALLABLE_ROLES:
+        return bool(getattr(spec, "manual", False)) or kind in ("CallActivity", "SubWorkflowTask")
+    return False
 
 
 def record(task: Any, role: str) -> None:

@@ -35,6 +35,7 @@ from engine.domain.charter_roles import (
 from engine.errors import DefinitionRefused, Finding
 from engine.runtime.charter_domains import ABSENT, Atom, Domains, atom_of, atoms_of, show_atom
 from engine.runtime.charter_graph import EXIT, CharterGraph, Edge, Node, build_graph, processes
+from engine.runtime.charter_placement import placement_findings
 from engine.runtime.charter_search import InjectionSearch, must_pass, nearest_roles, reachable, witness
 from engine.runtime.expressions import parse_expression
 from engine.runtime.script_engine import OperationRegistry
@@ -55,18 +56,20 @@ def is_charter_process(process_id: str) -> bool:
           "CH-4.2.1")
 def check_charter(files: Mapping[str, str], process_id: str, operations: OperationRegistry,
                   form_schema: Callable[[str], Mapping[str, Any]] | None) -> CharterReport:
-    """The charter findings of one process of a bundle (files: name -> XML text); empty if not a family."""
-    if not is_charter_process(process_id):
-        return CharterReport()
+    """The charter findings of one process of a bundle (files: name -> XML text): where its roles stand (every
+    process), and for a charter family the path analysis."""
     try:
         roots = {name: read_xml(text, name) for name, text in files.items()}
     except DefinitionRefused:
         return CharterReport()  # unreadable files have their own findings
-    if process_id not in processes(roots):
-        return CharterReport()
+    placed = placement_findings(roots, form_schema)
+    if not is_charter_process(process_id) or process_id not in processes(roots):
+        return CharterReport(errors=placed)
     domains = Domains(roots, operations, form_schema)
     graph = build_graph(roots, process_id, domains.writes, frozenset(ROLES))
-    return _Analysis(graph, domains, process_id).run()
+    report = _Analysis(graph, domains, process_id).run()
+    report.errors = [*placed, *(f for f in report.errors if f not in placed)]
+    return report
 
 
 def refuse_if_defeated(files: Mapping[str, str], process_id: str, operations: OperationRegistry,

@@ -61,6 +61,8 @@ def check_save(ctx: EngineContext, process_id: str, live: LiveWorkflow, before: 
         refusals.append(("acquisition", gates.before_acquisition(case_view(ctx, live))))
     if "injection" in reached:
         refusals.append(("injection", gates.before_injection(facts, live.latest_data())))
+    if "expert_opinion" in reached:
+        refusals.append(("expert_opinion", gates.before_expert_opinion(facts)))
     if "report_release" in recorded:
         refusals.append(("report_release", gates.before_release(facts, live.latest_data())))
     if after.completed and (before is None or not before.completed) and process_id in FAMILY_REQUIRED_ROLES:
@@ -72,8 +74,22 @@ def check_save(ctx: EngineContext, process_id: str, live: LiveWorkflow, before: 
         raise CharterRefused(message, [(r.rule, r.message) for _, r in found])
 
 
-def check_radiologist_step(ctx: EngineContext, actor: Actor, role: str | None) -> None:
-    """A radiologist whose authorization or insurance lapsed (Paris date) cannot justify, protocol or report."""
+def check_radiologist_step(ctx: EngineContext, actor: Actor, role: str | None, data: Mapping[str, Any],
+                           site_id: str | None) -> None:
+    """A radiologist whose authorization or insurance lapsed (Paris date) cannot accept, justify, protocol or
+    report; only the radiologist who accepted the case justifies, chooses the protocol and reports; a tele-expert
+    gives his opinion only while bound to the site by an active convention with valid credentials."""
+    if role in gates.CASE_RADIOLOGIST_STEPS and data.get("radiologist_id") != actor.user_id:
+        reason = "seul le radiologue qui a accepté le dossier prend cette décision"
+        raise CharterRefused(gates.describe([gates.Refusal("CH-4.1.2", reason)], label(role)),
+                             [("CH-4.1.2", reason)])
+    if role == "expert_opinion":
+        from engine.services.eligibility import check_expert
+
+        unfit = check_expert(ctx, site_id, {"expert_id": actor.user_id}, data)
+        if unfit:
+            reason = " ".join(unfit.values())
+            raise CharterRefused(gates.describe([gates.Refusal("CH-3.4", reason)], label(role)), [("CH-3.4", reason)])
     if role not in gates.RADIOLOGIST_ROLES or ctx.directory is None:
         return
     person = ctx.directory.radiologist(actor.user_id)

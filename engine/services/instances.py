@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, insert, select
 
 from engine.domain import gates
 from engine.domain.actors import Actor
+from engine.domain.charter_roles import FAMILY_REQUIRED_ROLES
 from engine.domain.data_checks import data_problems, paris_date
 from engine.errors import CharterRefused, Forbidden, NotFound
 from engine.runtime import using_clock
@@ -85,7 +86,7 @@ def _complete_first_task(ctx: EngineContext, actor: Actor, live: Any, data: dict
     if not tasks:
         raise NotFound("ce processus ne commence pas par un formulaire")
     first = tasks[0]
-    if not actor.is_system and first.charter_role != "request":
+    if not actor.is_system and (first.charter_role != "request" or first.process_id not in FAMILY_REQUIRED_ROLES):
         raise NotFound("Ce processus ne se demande pas : une demande est un télédiagnostic ou une téléexpertise.")
     if first.lane is not None and first.lane not in actor.roles:
         raise Forbidden("Votre rôle ne permet pas de faire cette demande.")

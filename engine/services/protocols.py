@@ -15,6 +15,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -22,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.domain.actors import Actor
 from engine.domain.charter import enforces
+from engine.domain.data_checks import paris_date
 from engine.domain.protocols import (
     AGENT_CLASSES,
     InvalidProtocol,
@@ -31,6 +33,7 @@ from engine.domain.protocols import (
     final_modality,
     modality_label,
 )
+from engine.domain.radioprotection import AGE_OF_MAJORITY, age_on
 from engine.errors import Forbidden, NotFound
 from engine.services.context import EngineContext
 from engine.store import audit
@@ -152,8 +155,11 @@ def _audited(protocol: Protocol) -> dict[str, Any]:
 
 
 def protocol_choices(ctx: EngineContext, case: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(id, French label) of the active protocols of the case's final modality, for the radiologist's form."""
-    return [(p.id, choice_label(p)) for p in protocol_catalogue(ctx).for_modality(final_modality(case))]
+    """(id, French label) of the active protocols of the case's final modality that suit the patient (a child is
+    offered the protocols made for children), for the radiologist's form."""
+    child = is_minor(case, paris_date(ctx.clock.now()))
+    return [(p.id, choice_label(p)) for p in protocol_catalogue(ctx).for_modality(final_modality(case))
+            if not child or "child" in p.patient_groups]
 
 
 def choice_label(protocol: Protocol) -> str:
@@ -180,4 +186,30 @@ def check_protocol_choice(ctx: EngineContext, site_id: str | None, data: Mapping
         return {"protocol": f"Le protocole « {protocol.label} » relève de la modalité « "
                             f"{modality_label(protocol.modality)} » alors que l'examen retenu relève de la modalité "
                             f"« {modality_label(modality)} » : choisissez un protocole de cette modalité."}
+    return _patient_group_problems(protocol, data, case, paris_date(ctx.clock.now()))
+
+
+@enforces("CH-4.1.3")
+def _patient_group_problems(protocol: Protocol, data: Mapping[str, Any], case: Mapping[str, Any],
+                            today: date) -> dict[str, str]:
+    """Special attention to children and pregnant women (CH-4.1.3): a child gets a protocol made for children; a
+    pregnant woman an ionizing protocol not made for pregnancy only with the radiologist's written reason."""
+    if is_minor(case, today) and "child" not in protocol.patient_groups:
+        return {"protocol": f"Le protocole « {protocol.label} » n'est pas prévu pour un enfant : choisissez un "
+                            "protocole pédiatrique."}
+    reason = data.get("exposure_justification")
+    if case.get("pregnancy_status") == "pregnant" and protocol.ionizing and "pregnant" not in protocol.patient_groups \
+            and not (isinstance(reason, str) and any(c.isalnum() for c in reason)):
+        return {"exposure_justification": "La patiente est enceinte et ce protocole irradiant n'est pas prévu pour la "
+                                          "grossesse : justifiez l'exposition (aucune technique non irradiante ne "
+                                          "convient, précautions prises) ou choisissez un autre protocole."}
     return {}
+
+
+def is_minor(case: Mapping[str, Any], today: date) -> bool:
+    patient = case.get("patient") if isinstance(case.get("patient"), Mapping) else {}
+    try:
+        born = date.fromisoformat(str(patient.get("birth_date"))[:10])  # type: ignore[union-attr]
+        return age_on(born, today) < AGE_OF_MAJORITY
+    except (TypeError, ValueError):
+        return False

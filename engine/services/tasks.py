@@ -246,7 +246,7 @@ def _check_case_rules(ctx: EngineContext, actor: Actor, cached: Any, task_id: st
         ctx.live_cache.put(case_of_task_row(row).id, cached)
         raise FormValidationError(problems)
     try:
-        check_radiologist_step(ctx, actor, cached.live.task_role(task_id))
+        check_radiologist_step(ctx, actor, cached.live.task_role(task_id), cached.live.latest_data(), row.site_id)
     except CharterRefused as refused:
         case_id = case_of_task_row(row).id
         ctx.live_cache.put(case_id, cached)
