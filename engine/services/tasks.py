@@ -217,6 +217,7 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
             prepared = _prepare_completion(ctx, instance, cached, actor, task_id, row, data)
         except CharterRefused as refused:
             record_refusal(ctx, instance.id, actor, refused, row.spec_name)
+            _replace_unfit_radiologist(ctx, instance.id, refused)
             raise
         try:
             with ctx.write() as session:
@@ -257,6 +258,19 @@ def _check_case_rules(ctx: EngineContext, actor: Actor, cached: Any, task_id: st
             raise CharterRefused(f"{refused} Le dossier a été proposé à nouveau aux radiologues éligibles.",
                                  refused.refusals) from refused
         raise
+
+
+def _replace_unfit_radiologist(ctx: EngineContext, case_id: int, refused: CharterRefused) -> None:
+    """A step refused because the case's radiologist no longer holds his authorization or insurance (checked before
+    any exposure, CH-3.2) would leave the case waiting for him: it is offered again through routing."""
+    from engine.services.charter_gates import radiologist_problems
+    from engine.services.instances import case_data
+
+    if not radiologist_problems(ctx, case_data(ctx, case_id)):
+        return
+    replace_radiologist(ctx, Actor.system(), case_id, "; ".join(reason for _, reason in refused.refusals))
+    raise CharterRefused(f"{refused} Le dossier a été proposé à nouveau aux radiologues éligibles.",
+                         refused.refusals) from refused
 
 
 def _prepare_completion(ctx: EngineContext, instance: InstanceRow, cached: Any, actor: Actor, task_id: str,

@@ -180,3 +180,26 @@ def test_a_child_gets_a_paediatric_protocol_and_a_pregnant_woman_a_written_reaso
     pregnant.complete("choose_protocol", rad, protocol="ct_head_plain",
                       exposure_justification="Traumatisme crânien grave, IRM indisponible la nuit ; tablier plombé.")
     assert pregnant.open_tasks() == ["acquire_images"]
+
+
+@pytest.mark.charter("CH-3.2", negative=True)
+def test_a_radiologist_who_lapsed_before_the_exposure_is_replaced_not_waited_for(charter_ctx, new_case, directory,
+                                                                                clock):
+    case = new_case()
+    rad = accept(case, "rad.local")
+    consent_and_identity(case)
+    case.complete("justify", rad, justification="validate")
+    case.complete("choose_protocol", rad, protocol="ct_head_contrast")
+    case.complete("check_contraindications_requester", REQUESTER, allergy_history=False, metformin=False,
+                  requester_contraindication=False)
+    case.complete("check_contraindications_radiologist", rad, contrast_decision="cleared")
+    directory._radiologists["rad.local"] = Radiologist("rad.local", "Dr Le Gall", "brest", RadiologistCredentials(
+        "10003456786", date(2030, 1, 1), date(2026, 1, 5)))
+    clock.advance(days=1)
+    case.complete("attest_physician_presence", TECHNOLOGIST, physician_name="Dr Requester",
+                  physician_role="requester", physically_present=True)
+    with pytest.raises(CharterRefused) as refused:  # the injection then the acquisition would expose the patient
+        case.complete("record_injection", TECHNOLOGIST, product="Iohexol 350", volume_ml=70,
+                      injected_at="2026-01-06T10:00", adverse_event=False)
+    assert "proposé à nouveau" in str(refused.value)
+    assert case.open_tasks() == ["accept_case"] and "rad.local" not in case.data["offer"]["candidates"]
