@@ -139,6 +139,12 @@ def instance_mismatch(study: Any, parsed: ParsedInstance, site_id: str | None, c
     differences = same_patient(study_patient(study), _patient(parsed))
     if differences:
         return "patient différent de celui de l'étude déjà reçue : " + ", ".join(differences)
+    if not (parsed.patient_id or parsed.patient_name or parsed.patient_birth_date) \
+            and (study.patient_id or study.patient_name or study.patient_birth_date):
+        return "instance sans identité du patient, alors que l'étude déjà reçue en porte une"
+    known = getattr(study, "accession_number", None)
+    if known and parsed.accession_number and parsed.accession_number.strip() != str(known).strip():
+        return "numéro d'accession différent de celui de l'étude déjà reçue"
     return None
 
 
@@ -146,7 +152,7 @@ def instance_mismatch(study: Any, parsed: ParsedInstance, site_id: str | None, c
 # (its ON CONFLICT constructs are recompiled at every call); PostgreSQL: ON CONFLICT DO NOTHING.
 _KNOWN_STUDY = select(STUDY.c.status, STUDY.c.site_id, STUDY.c.case_id, STUDY.c.identity_case_id,
                       STUDY.c.patient_id, STUDY.c.patient_name, STUDY.c.patient_birth_date,
-                      STUDY.c.patient_sex).where(STUDY.c.uid == bindparam("b_uid"))
+                      STUDY.c.patient_sex, STUDY.c.accession_number).where(STUDY.c.uid == bindparam("b_uid"))
 _TOUCH_STUDY = update(STUDY).where(STUDY.c.uid == bindparam("b_uid")).values(last_received_at=bindparam("b_now"))
 _INSERT_IGNORE = {
     # RETURNING tells whether the instance row was new: rowcount is not reliable for ON CONFLICT on every driver

@@ -23,6 +23,8 @@ from engine.services.instances import case_by_accession, case_by_study_uid
 from engine.store.models import ProcessInstance
 
 MIN_MATCHING_TRAITS = 2
+# The traits that count towards the two: the sex may contradict, it never identifies on its own (CH-4.1.6).
+STRONG_TRAITS = frozenset({"nom", "date de naissance", "identifiant patient (IPP)"})
 AWAITING_CHECK = ("identité du patient pas encore vérifiée dans le dossier : images retenues jusqu'à la "
                   "vérification d'identité")
 
@@ -111,10 +113,10 @@ def identity_differences(dicom: DicomPatient, patient: dict[str, Any]) -> list[s
     differences = list(found.contradicting)
     if not (dicom.patient_id or dicom.patient_name or dicom.birth_date):
         differences.append("aucune identité dans les images")
-    elif not differences and len(found.matching) < MIN_MATCHING_TRAITS:
+    elif not differences and len([t for t in found.matching if t in STRONG_TRAITS]) < MIN_MATCHING_TRAITS:
         agreed = ", ".join(found.matching) or "aucun"
-        differences.append(f"moins de deux traits concordants (nom, date de naissance, sexe, IPP ; concordant : "
-                           f"{agreed})")
+        differences.append(f"moins de deux traits concordants parmi le nom, la date de naissance et l'IPP (le sexe "
+                           f"ne suffit pas à identifier ; concordant : {agreed})")
     return differences
 
 

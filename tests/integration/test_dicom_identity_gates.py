@@ -113,6 +113,22 @@ def test_scp_an_instance_of_an_attached_study_with_another_patient_is_held_out_o
 
 @pytest.mark.charter("CH-4.1.6", negative=True)
 @pytest.mark.charter("CH-8.1", negative=True)
+def test_scp_an_instance_without_identity_or_of_another_order_is_held_out_of_the_study(scp, dicom_ctx, tmp_path):
+    case_id, accession, uid = attached_quere_study(dicom_ctx, scp.port, tmp_path / "first")
+    blank = rewrite(tmp_path / "blank", "CT_small.dcm", study=uid, AccessionNumber=accession, PatientName="",
+                    PatientBirthDate="", PatientID="", PatientSex="")
+    other_order = rewrite(tmp_path / "order", "MR_small.dcm", study=uid, **{**for_case(accession),
+                                                                            "AccessionNumber": "RIS-9999"})
+    for path in (blank, other_order):
+        assert storescu(scp.port, path).returncode == 0
+    assert counts(dicom_ctx) == (1, 1, 1)  # neither joined the study
+    reasons = sorted(h.reason for h in held_instances(dicom_ctx))
+    assert any("sans identité" in r for r in reasons) and any("numéro d'accession" in r for r in reasons)
+    assert audit_actions(dicom_ctx, case_id).count("dicom.instance_held") == 2
+
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+@pytest.mark.charter("CH-8.1", negative=True)
 def test_scp_a_study_with_only_a_patient_id_never_attaches_to_a_case_without_ipp(scp, dicom_ctx, tmp_path, clock):
     case_id, accession = demo_case(dicom_ctx)  # identity checked; the case records no IPP
     uid = generate_uid()

@@ -61,7 +61,7 @@ def _short(differences):
 @pytest.mark.parametrize(("dicom", "differences"), [
     (DicomPatient("IPP-BREST-1", "QUERE^JEAN", "1960-09-21", "M"), []),
     (DicomPatient(None, "QUERE", "1960-09-21"), []),  # no given name in the images: the family name suffices
-    (DicomPatient(None, "quéré^jean^marie", None, "M"), []),  # case, accents, middle name among the first names
+    (DicomPatient("IPP-BREST-1", "quéré^jean^marie", None, "M"), []),  # case, accents, middle name: first names
 ])
 def test_identity_matches_on_at_least_two_traits(dicom, differences):
     assert identity_differences(dicom, CASE_PATIENT) == differences
@@ -80,6 +80,8 @@ def test_identity_matches_on_at_least_two_traits(dicom, differences):
     (DicomPatient(None, "QUERE^JEAN", "1960-09-12"), CASE_PATIENT, ["date de naissance"]),
     (DicomPatient("IPP-BREST-1", "QUERE^JEAN", "1960-09-21", "F"), CASE_PATIENT, ["sexe"]),  # 3 match, 1 differs
     (DicomPatient(None, None, None), CASE_PATIENT, ["aucune identité dans les images"]),
+    (DicomPatient(None, "QUERE^JEAN", None, "M"), CASE_PATIENT, [FEWER]),  # the sex never counts as a second trait
+    (DicomPatient(None, None, "1960-09-21", "M"), CASE_PATIENT, [FEWER]),
 ])
 def test_identity_mismatches_and_too_few_traits(dicom, patient, differences):
     assert _short(identity_differences(dicom, patient)) == differences
