@@ -16,8 +16,16 @@ from sqlalchemy import select
 from engine.domain.actors import Actor
 from engine.domain.data_checks import data_problems, paris_date
 from engine.errors import CharterRefused
+from engine.services.case_changes import changed_fields
 from engine.services.context import EngineContext
-from engine.services.instances import amend_case, cancel_instance, cases_for_patient, check_amendment, start_instance
+from engine.services.instances import (
+    amend_case,
+    cancel_instance,
+    case_data,
+    cases_for_patient,
+    check_amendment,
+    start_instance,
+)
 from engine.store.models import ProcessInstance
 from forms.validation import field_path, french_message
 from integrations.hl7.codec import AckError
@@ -79,9 +87,23 @@ def _new_order(ctx: EngineContext, sender: Sender, f: Fields, control_id: str) -
             raise OrderRefused(AckError(205, f"Numéro d'accession {accession} déjà utilisé par un autre "
                                              "établissement : attribuez-en un autre.", ("OBR", 18)))
         if status != "cancelled":
+            if _another_patient(case_data(ctx, case_id).get("patient") or {}, data["patient"]):
+                raise OrderRefused(AckError(205, f"Numéro d'accession {accession} déjà utilisé pour un autre patient "
+                                                 "de l'établissement : vérifiez l'identité et le numéro.", ("PID", 5)))
             return Outcome(case_id, "commande déjà reçue : dossier existant")
     case_id = start_instance(ctx, sender.actor, PROCESS, data, site_id=sender.site_id)
     return Outcome(case_id, "dossier créé")
+
+
+_IDENTIFYING = ("birth_name", "first_names", "birth_date", "sex", "site_patient_id")
+
+
+def _another_patient(known: Any, sent: Any) -> bool:
+    """Whether a repeated order names another patient than its case's (traits given on both sides differ)."""
+    if not isinstance(known, dict) or not isinstance(sent, dict):
+        return False
+    both = {k: sent[k] for k in _IDENTIFYING if known.get(k) not in (None, "") and sent.get(k) not in (None, "")}
+    return bool(changed_fields(known, both))
 
 
 def _cancel(ctx: EngineContext, sender: Sender, f: Fields, control: str, control_id: str) -> Outcome:

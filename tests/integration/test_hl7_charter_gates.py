@@ -157,3 +157,19 @@ def test_an_ins_with_a_wrong_key_gets_ae_in_new_orders_and_changes(hl7, client):
     ack = client.send(change)
     assert msa(ack)[0] == "AE" and "INS invalide" in err_text(ack)
     assert "ins" not in case_data(ctx, case_by_accession(ctx, "ACC-BRE-0002"))["patient"]
+
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+@pytest.mark.charter("CH-8.1", negative=True)
+def test_a_new_order_reusing_an_accession_number_for_another_patient_gets_ae(hl7, client):
+    ctx, _ = hl7
+    assert msa(client.send(sample("orm_o01_2.5_nw_utf8.hl7")))[0] == "AA"
+    case_id = case_by_accession(ctx, "ACC-BRE-0002")
+    ack = client.send(sample("orm_o01_2.5_nw_utf8.hl7", BRE000102="BRE000199", **{
+        "LE BIHAN^Nolwenn": "KERMARREC^Yann", "19790203|F": "19480517|M", "IPP0077": "IPP0042"}))
+    assert msa(ack)[0] == "AE" and "autre patient" in err_text(ack)
+    assert case_count(ctx, "ACC-BRE-0002") == 1
+    assert case_data(ctx, case_id)["patient"]["birth_name"].upper() == "LE BIHAN"
+    # the same order sent again for the same patient is still acknowledged, without a second case
+    assert msa(client.send(sample("orm_o01_2.5_nw_utf8.hl7", BRE000102="BRE000200")))[0] == "AA"
+    assert case_count(ctx, "ACC-BRE-0002") == 1
