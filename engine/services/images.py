@@ -39,7 +39,7 @@ def case_identity(ctx: EngineContext, case_id: int) -> CaseIdentity:
         instance = lock_instance(session, case_id)
         cached = load_workflow(ctx, session, instance)
         data = cached.live.latest_data()
-        checked = gates.fact(cached.live.charter_facts(), "identity_check") is not None
+        checked = gates.identity_checked(cached.live.charter_facts())
     ctx.live_cache.put(case_id, cached)
     patient = data.get("patient")
     traits = {k: patient[k] for k in PATIENT_TRAITS if isinstance(patient, Mapping) and patient.get(k)}
