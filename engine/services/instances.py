@@ -22,7 +22,7 @@ from engine.services.case_changes import (
 from engine.services.context import EngineContext
 from engine.services.persistence import InstanceRow, bundle_of, prepare_save, save_workflow, write_save
 from engine.services.refusals import record_refusal
-from engine.services.task_checks import task_data_problems
+from engine.services.task_checks import as_refusals, task_data_problems
 from engine.store import audit
 from engine.store.db import GENESIS_HASH
 from engine.store.driver import DriverQuery, Source
@@ -94,6 +94,7 @@ def _complete_first_task(ctx: EngineContext, actor: Actor, live: Any, data: dict
         data = ctx.forms.validate(first.form_key, data)
     problems = task_data_problems(ctx, first.form_key, live.latest_data().get("site_id"), data, live.case_data())
     if problems:
+        record_refusal(ctx, None, actor, CharterRefused("", as_refusals(problems)), first.spec_name)
         raise FormValidationError(problems)
     live.complete_user_task(first.task_id, data, actor.user_id)
     return first

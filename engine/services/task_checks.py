@@ -18,6 +18,14 @@ from engine.services.context import EngineContext
 TaskCheck = Callable[[EngineContext, str | None, Mapping[str, Any], Mapping[str, Any]], dict[str, str]]
 
 _BY_FORM: dict[str, list[TaskCheck]] = {}
+# The charter rule behind each checked field, for the trace of a refusal.
+FIELD_RULES = {"patient.ins": "CH-4.1.6", "clinical_exam_date": "CH-4.1.1", "patient.birth_date": "CH-4.1.1",
+               "protocol": "CH-4.1.9", "exposure_justification": "CH-4.1.3", "expert_id": "CH-3.4"}
+
+
+def as_refusals(problems: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(rule id, reason) of each problem, as a charter refusal is traced."""
+    return [(FIELD_RULES.get(field, "CH-1.2"), f"{field} : {message}") for field, message in problems.items()]
 
 
 def register(form_key: str, check: TaskCheck) -> None:

@@ -32,7 +32,7 @@ from engine.services.persistence import (
 from engine.services.reassignment import replace_radiologist
 from engine.services.refusals import record_refusal
 from engine.services.report_visibility import facts_of, redact_report
-from engine.services.task_checks import task_data_problems
+from engine.services.task_checks import as_refusals, task_data_problems
 from engine.store import audit
 from engine.store.driver import DriverQuery, Source
 from engine.store.models import ProcessInstance, Task, TaskCandidate, table_of
@@ -244,7 +244,9 @@ def _check_case_rules(ctx: EngineContext, actor: Actor, cached: Any, task_id: st
     (FormValidationError), and a radiologist's credentials for his steps (CharterRefused, traced)."""
     problems = task_data_problems(ctx, row.form_key, row.site_id, data, cached.live.latest_data())
     if problems:
-        ctx.live_cache.put(case_of_task_row(row).id, cached)
+        case_id = case_of_task_row(row).id
+        ctx.live_cache.put(case_id, cached)
+        record_refusal(ctx, case_id, actor, CharterRefused("", as_refusals(problems)), row.spec_name)
         raise FormValidationError(problems)
     try:
         check_radiologist_step(ctx, actor, cached.live.task_role(task_id), cached.live.latest_data(), row.site_id)

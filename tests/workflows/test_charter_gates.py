@@ -245,3 +245,21 @@ def test_CH3_1_replacement_inside_the_contrast_checks_forgets_their_pending_step
     assert timers == ["accept_timeout"]
     accept(case, "rad.local")
     assert case.open_tasks() == ["inform_patient"]
+
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+@pytest.mark.charter("CH-4.1.1", negative=True)
+def test_a_charter_check_of_a_form_is_refused_and_traced(charter_ctx):
+    from engine.services.instances import start_instance
+    from forms import FormValidationError
+    from tests.workflows.conftest import Case, request_form
+
+    case = Case(charter_ctx, start_instance(charter_ctx, REQUESTER, "telediagnosis", {}, site_id="ch-brest"))
+    bad = request_form(clinical_exam_date="2099-01-01")
+    bad["patient"] = {**bad["patient"], "ins": "150032912345678"}
+    with pytest.raises(FormValidationError) as refused:
+        case.complete("request", REQUESTER, **bad)
+    assert set(refused.value.errors) == {"patient.ins", "clinical_exam_date"}
+    assert case.open_tasks() == ["request"]
+    (traced,) = refusals_of(charter_ctx, case.id)
+    assert {r["rule"] for r in traced["refusals"]} == {"CH-4.1.6", "CH-4.1.1"}
