@@ -48,7 +48,12 @@ def case_view(ctx: EngineContext, live: LiveWorkflow) -> gates.CaseView:
 
 def check_save(ctx: EngineContext, process_id: str, live: LiveWorkflow, before: Snapshot | None,
                after: Snapshot) -> None:
-    """Raise CharterRefused if the change from `before` to `after` passes a gate it may not pass."""
+    """Raise CharterRefused if the change from `before` to `after` passes a gate it may not pass.
+
+    A version deployed before charter roles existed records no facts: its running cases finish as they started
+    (no deployment accepts such a version of a family any more; `telerad` can migrate them to the current one)."""
+    if not live.definition.charter_roles:
+        return
     facts = live.charter_facts()
     since = before.facts_seq if before is not None else 0
     recorded = {entry["role"] for entry in facts.get("history", ()) if int(entry.get("seq", 0)) > since

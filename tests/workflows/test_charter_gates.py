@@ -30,12 +30,13 @@ from tests.workflows.conftest import (
 pytestmark = pytest.mark.charter("CH-1.2")
 
 
-def deploy_defeated(ctx, edit) -> None:
+def deploy_defeated(ctx, edit, every_file: bool = False) -> None:
     """Store a changed telediagnosis directly, as if a deployment check had missed it (the runtime gates are the
     last line of defence)."""
     files = read_library(sorted([*WORKFLOWS.glob("*.bpmn"), *WORKFLOWS.glob("*.dmn")]))
     bundle = next(b for b in bundles_from_library(files) if b.process_id == "telediagnosis")
-    changed = {name: edit(text) if name == "telediagnosis.bpmn" else text for name, text in bundle.files.items()}
+    changed = {name: edit(text) if every_file or name == "telediagnosis.bpmn" else text
+               for name, text in bundle.files.items()}
     defeated = Bundle("telediagnosis", changed)
     ctx.runtime.definition(defeated)
     with ctx.write() as session:
@@ -263,3 +264,20 @@ def test_a_charter_check_of_a_form_is_refused_and_traced(charter_ctx):
     assert case.open_tasks() == ["request"]
     (traced,) = refusals_of(charter_ctx, case.id)
     assert {r["rule"] for r in traced["refusals"]} == {"CH-4.1.6", "CH-4.1.1"}
+
+
+def test_a_case_running_on_a_version_from_before_the_roles_finishes_as_it_started(charter_ctx, new_case):
+    """Cases started on a version deployed before charter roles existed record no facts; the gates must not hold
+    them back at their end (they are migrated on purpose, not stranded)."""
+    deploy_defeated(charter_ctx, lambda text: text.replace('name="charterRole"', 'name="formerRole"'), every_file=True)
+    case = new_case()
+    rad = accept(case)
+    consent_and_identity(case)
+    case.complete("justify", rad, justification="validate")
+    case.complete("choose_protocol", rad, protocol="ct_head_plain")
+    case.complete("acquire_images", TECHNOLOGIST, images_sent=True, protocol_followed=True,
+                  technical_difficulty=False)
+    case.complete("interpret", rad, outcome="report", findings="Normal.", conclusion="Normal.", certainty="certain",
+                  urgent_finding=False, poor_prognosis=False)
+    case.complete("acknowledge_report", REQUESTER, report_read=True, integrated_in_record=True)
+    assert case.status == "completed"
