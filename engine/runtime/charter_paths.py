@@ -6,7 +6,7 @@ REQUIRED_BEFORE passes the roles it needs; every path from a protocol to an acqu
 a presence attestation unless its gateway conditions cannot hold with an injected protocol; every end of the
 top process follows a report release or a motivated refusal (a non-interrupting boundary branch does not end
 the case). Gateway flows whose condition can never be true (engine.runtime.charter_domains) are taken as
-absent, and reported when they guard a charter role. Waiting states without a due time are warnings.
+absent, and reported when they guard a charter role. A waiting state without a due time is an error.
 
 "Every path passes role R before X" is a must-analysis (a fixpoint over the graph, intersection at merges,
 union at parallel joins), not a path enumeration. Only the injection check follows paths, with the set of
@@ -234,7 +234,7 @@ class _Analysis:
         for key in sorted(self.graph.nodes):
             node = self.graph.nodes[key]
             if node.waiting and not node.timed:
-                self._warning(node.file, node.element_id, DUE_TIME_RULE,
+                self._error(node.file, node.element_id, DUE_TIME_RULE,
                               f"L'attente {self._show(node)} n'a pas d'échéance : un dossier pourrait y rester "
                               "indéfiniment. Attachez-lui un événement minuteur (interrompant ou non) avec un délai "
                               "réglé par l'administrateur.")
