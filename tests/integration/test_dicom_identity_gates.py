@@ -209,6 +209,8 @@ def test_upload_of_an_instance_of_another_cases_study_is_held_out_of_it(app, dic
     assert "dicom.instance_held" in audit_actions(dicom_ctx, quere)
     # Administrators see it for reconciliation with the site.
     admin = login(app, dicom_ctx, clock, "admin").get("/admin/dicom").get_data(as_text=True)
+    title = admin.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert "<" not in title and "Réception DICOM" in title  # the page's title, not the held table
     section = admin.split("Images retenues hors de leur examen")[1]
     assert "rattachée à un autre dossier" in section and f"n° {quere}" in section and "envoi web" in section
 
