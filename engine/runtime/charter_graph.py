@@ -9,7 +9,7 @@ complete) and its exit ``<key>#done``, which carries the call activity's own cha
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -170,17 +170,7 @@ class _Builder:
         return starts, [*ends, *event_ends]
 
     def _main_reach(self, starts: list[str]) -> set[str]:
-        out: dict[str, list[str]] = {}
-        for edge in self.graph.edges:
-            if edge.kind != "side":
-                out.setdefault(edge.source, []).append(edge.target)
-        seen, pending = set(), list(starts)
-        while pending:
-            key = pending.pop()
-            if key not in seen:
-                seen.add(key)
-                pending.extend(out.get(key, ()))
-        return seen
+        return reachable(starts, [edge for edge in self.graph.edges if edge.kind != "side"])
 
     def _role(self, element: etree._Element, file: str) -> str | None:
         role = role_of(element)
@@ -288,3 +278,17 @@ def _condition(text: str) -> tuple[ast.expr | None, bool]:
         return parse_expression(text).body, True
     except Exception:  # noqa: BLE001 - refused expressions have their own finding
         return None, False
+
+
+def reachable(starts: Iterable[str], edges: Iterable[Edge]) -> set[str]:
+    """The nodes reached from `starts` along `edges`."""
+    out: dict[str, list[str]] = {}
+    for edge in edges:
+        out.setdefault(edge.source, []).append(edge.target)
+    seen, pending = set(), list(starts)
+    while pending:
+        key = pending.pop()
+        if key not in seen:
+            seen.add(key)
+            pending.extend(out.get(key, ()))
+    return seen

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import ast
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from engine.domain.charter_roles import INJECTION_FACT_OPERATION, ROLES
 from engine.runtime.charter_domains import Atom, Domains, atoms_of
-from engine.runtime.charter_graph import CharterGraph, Edge
+from engine.runtime.charter_graph import CharterGraph, Edge, reachable
 
 MAX_SEARCH_STATES = 50_000
 FACT_LOST = Edge("", "", "fact-lost")  # in a state's conditions: the injection fact no longer constrains a variable
@@ -123,19 +123,6 @@ def trail(parent: Mapping[Any, Any], state: Any) -> list[str]:
         keys.append(state[0])
         state = parent[state]
     return list(reversed(keys))
-
-
-def reachable(starts: Iterable[str], edges: Iterable[Edge]) -> set[str]:
-    out: dict[str, list[str]] = {}
-    for edge in edges:
-        out.setdefault(edge.source, []).append(edge.target)
-    seen, pending = set(), list(starts)
-    while pending:
-        key = pending.pop()
-        if key not in seen:
-            seen.add(key)
-            pending.extend(out.get(key, ()))
-    return seen
 
 
 def must_pass(graph: CharterGraph, edges: list[Edge], reach: set[str],
