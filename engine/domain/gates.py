@@ -82,6 +82,12 @@ def consent_recorded(facts: Mapping[str, Any]) -> bool:
                                                  and _text(values.get("force_majeure_reason")))
 
 
+def protocol_after_justification(facts: Mapping[str, Any]) -> bool:
+    """The radiologist justified the exam, then chose its protocol: the acquisition may take place."""
+    justified = _values(facts, "justification").get("justification") in ACCEPTED_JUSTIFICATIONS
+    return justified and _after(facts, "protocol", "justification")
+
+
 def announcement_confirmed(facts: Mapping[str, Any]) -> bool:
     """The announcement plan was confirmed, after the latest report."""
     return _after(facts, "announcement", "report") and _values(facts, "announcement").get("plan_confirmed") is True

@@ -30,6 +30,9 @@ class CaseIdentity:
     running: bool
     identity_checked: bool  # the case's identity check is recorded (and not withdrawn since)
     patient: dict[str, Any] = field(default_factory=dict)  # the traits images are compared with
+    # A new exam whose protocol the radiologist has not chosen yet, after his justification (CH-4.1.2, CH-4.1.9):
+    # images of it were made outside the procedure and wait for it.
+    awaiting_protocol: bool = False
 
 
 def case_identity(ctx: EngineContext, case_id: int) -> CaseIdentity:
@@ -39,11 +42,14 @@ def case_identity(ctx: EngineContext, case_id: int) -> CaseIdentity:
         instance = lock_instance(session, case_id)
         cached = load_workflow(ctx, session, instance)
         data = cached.live.latest_data()
-        checked = gates.identity_checked(cached.live.charter_facts())
+        facts = cached.live.charter_facts()
+        checked = gates.identity_checked(facts)
+        protocolled = "protocol" not in cached.live.definition.charter_roles.values() \
+            or gates.protocol_after_justification(facts)
     ctx.live_cache.put(case_id, cached)
     patient = data.get("patient")
     traits = {k: patient[k] for k in PATIENT_TRAITS if isinstance(patient, Mapping) and patient.get(k)}
-    return CaseIdentity(case_id, instance.site_id, instance.status == "running", checked, traits)
+    return CaseIdentity(case_id, instance.site_id, instance.status == "running", checked, traits, not protocolled)
 
 
 def record_image_events(session: Session, case_id: int | None, events: Iterable[tuple[str, dict[str, Any]]],

@@ -27,6 +27,8 @@ MIN_MATCHING_TRAITS = 2
 STRONG_TRAITS = frozenset({"nom", "date de naissance", "identifiant patient (IPP)"})
 AWAITING_CHECK = ("identité du patient pas encore vérifiée dans le dossier : images retenues jusqu'à la "
                   "vérification d'identité")
+AWAITING_PROTOCOL = ("examen pas encore justifié ou protocole pas encore choisi par le radiologue : images retenues "
+                     "jusqu'au choix du protocole")
 
 
 @dataclass(frozen=True)
@@ -175,4 +177,6 @@ def decide(ctx: EngineContext, site_id: str | None, accession_number: str | None
     differences = identity_differences(dicom, case.patient)
     if differences:
         return Decision("held", case_id, ("identité différente : " + ", ".join(differences))[:300], case.patient)
+    if case.awaiting_protocol:
+        return Decision("held", case_id, AWAITING_PROTOCOL, case.patient, awaiting_check=True)
     return Decision("attached", case_id, None, case.patient)

@@ -129,6 +129,12 @@ def check_identity(ctx, case_id: int) -> None:
     complete_step(ctx, case_id, "check_identity", "merm.leroy", IDENTITY_CHECKED)
 
 
+def justify_and_protocol(ctx, case_id: int, protocol: str = "ct_chest_plain") -> None:
+    """The radiologist (dr.legall) validates the indication, then chooses a protocol without injection."""
+    complete_step(ctx, case_id, "justify", "dr.legall", {"justification": "validate"})
+    complete_step(ctx, case_id, "choose_protocol", "dr.legall", {"protocol": protocol})
+
+
 def audit_actions(ctx, case_id: int) -> list[str]:
     """The actions of a case's audit chain, in order."""
     from engine.store.models import AuditEvent

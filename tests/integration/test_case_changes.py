@@ -24,7 +24,15 @@ from engine.store.models import AuditEvent, ProcessInstance, Task, Timer
 from forms import FormValidationError
 from integrations.dicom.ingest import ingest_file
 from tests.integration import dicom_support
-from tests.integration.dicom_support import audit_actions, check_identity, demo_case, open_tasks, rewrite, study
+from tests.integration.dicom_support import (
+    audit_actions,
+    check_identity,
+    demo_case,
+    justify_and_protocol,
+    open_tasks,
+    rewrite,
+    study,
+)
 from tests.integration.test_engine_services import RADIOLOGIST, REQUESTER, SUBMIT, only_task
 from web.demo import demo_request
 
@@ -150,7 +158,8 @@ def test_a_case_at_the_acquisition_step_cannot_be_cancelled(dicom_ctx):
 @pytest.mark.charter("CH-1.2", negative=True)
 def test_a_case_with_attached_images_cannot_be_cancelled(dicom_ctx, tmp_path, clock):
     case_id, accession = demo_case(dicom_ctx, "LE BIHAN")
-    check_identity(dicom_ctx, case_id)  # not at the acquisition step, but images of the patient come in
+    check_identity(dicom_ctx, case_id)
+    justify_and_protocol(dicom_ctx, case_id)  # images of the patient come in once the radiologist has decided
     result = ingest_file(dicom_ctx, rewrite(tmp_path, "CT_small.dcm", PatientName="LE BIHAN^NOLWENN",
                                             PatientBirthDate="19790203", PatientSex="F", PatientID="",
                                             AccessionNumber=accession), "ch-brest", "dicom",

@@ -27,6 +27,7 @@ from tests.integration.dicom_support import (
     counts,
     demo_case,
     for_case,
+    justify_and_protocol,
     open_tasks,
     rewrite,
     storescu,
@@ -154,6 +155,9 @@ def test_service_held_study_is_compared_at_the_identity_check(dicom_ctx, storage
     assert result.status == "stored" and study(dicom_ctx, uid).status == "held"
     assert notify_stable_studies(dicom_ctx, clock.now() + timedelta(minutes=5), DELAY).released == []
     check_identity(dicom_ctx, case_id)
+    assert notify_stable_studies(dicom_ctx, clock.now(), DELAY).released == []  # not justified, no protocol yet
+    assert "protocole" in study(dicom_ctx, uid).hold_reason or study(dicom_ctx, uid).status == "held"
+    justify_and_protocol(dicom_ctx, case_id)
     assert notify_stable_studies(dicom_ctx, clock.now(), DELAY).released == [uid]
     actions = audit_actions(dicom_ctx, case_id)
     assert actions.index("dicom.study_held") < actions.index("dicom.study_attached")

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import pytest
 from pydicom.uid import generate_uid
-from sqlalchemy import select
 
 from engine.domain.actors import Actor
 from engine.services.instances import amend_case, case_data
 from engine.services.tasks import complete_task, list_tasks
-from engine.store.models import InboundMessage, ProcessInstance
+from engine.store.models import ProcessInstance
 from integrations.dicom.ingest import ingest_file
 from integrations.dicom.matching import DicomPatient, identity_differences, normalise
 from integrations.dicom.service import DicomService, DicomSettings
@@ -25,6 +24,7 @@ from tests.integration.dicom_support import (
     demo_case,
     echoscu,
     for_case,
+    justify_and_protocol,
     open_tasks,
     rewrite,
     stored_files,
@@ -162,6 +162,7 @@ def test_images_before_their_order_are_matched_by_a_later_tick(dicom_ctx, storag
 
 @pytest.mark.charter("CH-4.1.11")
 @pytest.mark.charter("CH-4.1.6", negative=True)
+@pytest.mark.charter("CH-4.1.9", negative=True)
 def test_images_before_the_identity_check_are_held_then_attached_and_reach_the_case_only_when_it_waits(
         dicom_ctx, storage, tmp_path, clock):
     case_id, accession = demo_case(dicom_ctx, "LE BIHAN")  # accepted: identity not checked, not at acquisition
@@ -180,12 +181,12 @@ def test_images_before_the_identity_check_are_held_then_attached_and_reach_the_c
 
     check_identity(dicom_ctx, case_id)  # the technologist checks the identity: the next tick compares the traits
     report = notify_stable_studies(dicom_ctx, clock.now(), DELAY)
+    assert report.released == [] and study(dicom_ctx, uid).status == "held"  # no justification, no protocol yet
+    justify_and_protocol(dicom_ctx, case_id)  # CH-4.1.2, CH-4.1.9: the radiologist's decisions come first
+    report = notify_stable_studies(dicom_ctx, clock.now(), DELAY)
     assert report.released == [uid] and study(dicom_ctx, uid).status == "attached"
     assert audit_actions(dicom_ctx, case_id).count("dicom.study_attached") == 1
-    assert report.notified == []  # attached, but the case is not at the acquisition step: nothing sent
-    with dicom_ctx.read() as session:  # no undelivered message piles up tick after tick
-        assert session.execute(select(InboundMessage)).first() is None
-    assert study(dicom_ctx, uid).notified_at is None
+    assert report.notified == [uid]  # the case waits at the acquisition step: the images reach it
 
 
 @pytest.mark.charter("CH-4.1.6", negative=True)
