@@ -19,11 +19,11 @@ from engine.domain.protocols import DEFAULT_CATALOGUE, ProtocolCatalogue
 from engine.errors import CharterRefused
 from engine.runtime import LiveWorkflow, Snapshot
 from engine.services.context import EngineContext
+from engine.services.eligibility import check_expert
 
 
 def catalogue(ctx: EngineContext) -> ProtocolCatalogue:
-    reader = getattr(ctx, "protocol_catalogue", None)
-    return reader() if callable(reader) else DEFAULT_CATALOGUE
+    return ctx.protocol_catalogue() if ctx.protocol_catalogue is not None else DEFAULT_CATALOGUE
 
 
 def radiologist_problems(ctx: EngineContext, data: Mapping[str, Any]) -> list[str] | None:
@@ -33,7 +33,7 @@ def radiologist_problems(ctx: EngineContext, data: Mapping[str, Any]) -> list[st
         return None
     person = ctx.directory.radiologist(radiologist_id) if ctx.directory is not None else None
     if person is None:
-        return ["radiologiste inconnu de l'annuaire."]
+        return ["radiologue inconnu de l'annuaire."]
     return credential_problems(person.credentials, paris_date(ctx.clock.now()))
 
 
@@ -46,6 +46,17 @@ def case_view(ctx: EngineContext, live: LiveWorkflow) -> gates.CaseView:
                           today=paris_date(ctx.clock.now()), radiologist_problems=radiologist_problems(ctx, data))
 
 
+def roles_reached(live: LiveWorkflow, before: Snapshot | None, after: Snapshot) -> tuple[set[str], set[str]]:
+    """The charter roles a change recorded a fact of, and those of the user tasks it opened."""
+    since = before.facts_seq if before is not None else 0
+    recorded = set() if after.facts_seq == since else {
+        entry["role"] for entry in live.charter_facts().get("history", ())
+        if int(entry.get("seq", 0)) > since and not entry.get("withdrawn")}
+    old_tasks = {t.task_id for t in before.user_tasks} if before is not None else set()
+    opened = {t.charter_role for t in after.user_tasks if t.task_id not in old_tasks and t.charter_role}
+    return recorded, opened
+
+
 def check_save(ctx: EngineContext, process_id: str, live: LiveWorkflow, before: Snapshot | None,
                after: Snapshot) -> None:
     """Raise CharterRefused if the change from `before` to `after` passes a gate it may not pass.
@@ -55,11 +66,7 @@ def check_save(ctx: EngineContext, process_id: str, live: LiveWorkflow, before: 
     if not live.definition.charter_roles:
         return
     facts = live.charter_facts()
-    since = before.facts_seq if before is not None else 0
-    recorded = {entry["role"] for entry in facts.get("history", ()) if int(entry.get("seq", 0)) > since
-                and not entry.get("withdrawn")}
-    old_tasks = {t.task_id for t in before.user_tasks} if before is not None else set()
-    opened = {t.charter_role for t in after.user_tasks if t.task_id not in old_tasks and t.charter_role}
+    recorded, opened = roles_reached(live, before, after)
     reached = recorded | opened
     refusals: list[tuple[str, list[gates.Refusal]]] = []
     if "acquisition" in reached:
@@ -89,8 +96,6 @@ def check_radiologist_step(ctx: EngineContext, actor: Actor, role: str | None, d
         raise CharterRefused(gates.describe([gates.Refusal("CH-4.1.2", reason)], label(role)),
                              [("CH-4.1.2", reason)])
     if role == "expert_opinion":
-        from engine.services.eligibility import check_expert
-
         unfit = check_expert(ctx, site_id, {"expert_id": actor.user_id}, data)
         if unfit:
             reason = " ".join(unfit.values())

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
 from engine.runtime import LiveWorkflow, Snapshot
+from engine.services.charter_gates import roles_reached
 from engine.services.context import EngineContext
 from engine.store.models import CaseNotice, ProcessInstance, table_of
 
@@ -44,12 +45,9 @@ class NoticeChanges:
 
 def notice_changes(ctx: EngineContext, site_id: str | None, live: LiveWorkflow, before: Snapshot | None,
                    after: Snapshot) -> NoticeChanges:
-    since = before.facts_seq if before is not None else 0
-    old_tasks = {t.task_id for t in before.user_tasks} if before is not None else set()
-    opened = {t.charter_role for t in after.user_tasks if t.task_id not in old_tasks and t.charter_role}
-    if after.facts_seq == since and not opened and not after.completed:
+    recorded, opened = roles_reached(live, before, after)
+    if not recorded and not opened and not after.completed:
         return NoticeChanges()
-    recorded = {e["role"] for e in live.charter_facts().get("history", ()) if int(e.get("seq", 0)) > since}
     data = live.latest_data()
     new: list[dict[str, Any]] = []
     if "report_overdue" in recorded:

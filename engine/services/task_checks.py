@@ -25,7 +25,7 @@ FIELD_RULES = {"patient.ins": "CH-4.1.6", "clinical_exam_date": "CH-4.1.1", "pat
 
 def as_refusals(problems: Mapping[str, str]) -> list[tuple[str, str]]:
     """(rule id, reason) of each problem, as a charter refusal is traced."""
-    return [(FIELD_RULES.get(field, "CH-1.2"), f"{field} : {message}") for field, message in problems.items()]
+    return [(FIELD_RULES.get(field, "CH-1.2"), message) for field, message in problems.items()]
 
 
 def register(form_key: str, check: TaskCheck) -> None:

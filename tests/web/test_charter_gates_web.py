@@ -88,6 +88,11 @@ def test_CH3_1_lapsed_radiologist_sees_the_reason_on_the_task_page(app, demo_ctx
     with demo_ctx.read() as session:
         assert session.get(ProcessInstance, case_id).status == "running"
     assert _open_steps(demo_ctx, case_id) == ["accept_case"]
+    # The requester reads on the case why it went back to the offer, in words, with no internal code.
+    timeline = login(app, demo_ctx, clock, "dr.martin").get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "Dossier proposé à nouveau aux radiologues : Assurance RCP expirée" in timeline
+    assert "Refusé au titre de la charte" in timeline
+    assert "case.rerouted" not in timeline and "charter.refused" not in timeline
 
 
 @pytest.mark.charter("CH-4.1.9", negative=True)

@@ -264,6 +264,7 @@ def test_a_charter_check_of_a_form_is_refused_and_traced(charter_ctx):
     assert case.open_tasks() == ["request"]
     (traced,) = refusals_of(charter_ctx, case.id)
     assert {r["rule"] for r in traced["refusals"]} == {"CH-4.1.6", "CH-4.1.1"}
+    assert not any("patient.ins" in r["reason"] or "clinical_exam_date" in r["reason"] for r in traced["refusals"])
 
 
 def test_a_case_running_on_a_version_from_before_the_roles_finishes_as_it_started(charter_ctx, new_case):
