@@ -171,10 +171,6 @@ class LiveWorkflow:
         self._advance()
         return True
 
-    def withdraw_facts(self, roles: list[str], reason: str) -> list[str]:
-        self._open_data = None
-        return withdraw(self.workflow, roles, reason)
-
     def catch_message(self, task_id: str, correlation: dict[str, Any], payload: dict[str, Any]) -> bool:
         task = self.workflow.event_manager.tasks.get(UUID(task_id))
         if task is None:
