@@ -47,7 +47,7 @@ from pynetdicom.transport import ThreadedAssociationServer  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from engine.domain.actors import Actor  # noqa: E402
-from engine.services.context import build_context  # noqa: E402
+from engine.services.bootstrap import build_context  # noqa: E402
 from engine.services.definitions import deploy_library  # noqa: E402
 from engine.store.migrate import upgrade  # noqa: E402
 from engine.store.models import InboundMessage, ProcessInstance  # noqa: E402

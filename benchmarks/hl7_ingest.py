@@ -35,7 +35,7 @@ from hl7apy.parser import parse_message  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from engine.domain.actors import Actor  # noqa: E402
-from engine.services.context import build_context  # noqa: E402
+from engine.services.bootstrap import build_context  # noqa: E402
 from engine.services.definitions import deploy_library  # noqa: E402
 from engine.services.directory import create_site, create_territory  # noqa: E402
 from engine.store.migrate import upgrade  # noqa: E402

@@ -55,7 +55,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from engine.domain.actors import Actor  # noqa: E402
 from engine.runtime import bundles_from_library  # noqa: E402
 from engine.services.accounts import create_user, issue_api_token  # noqa: E402
-from engine.services.context import build_context  # noqa: E402
+from engine.services.bootstrap import build_context  # noqa: E402
 from engine.services.definitions import deploy_definition  # noqa: E402
 from engine.services.directory import create_site, create_territory  # noqa: E402
 from engine.services.instances import start_instance  # noqa: E402

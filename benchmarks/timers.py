@@ -36,7 +36,7 @@ from sqlalchemy import insert, select  # noqa: E402
 from engine.domain.actors import Actor  # noqa: E402
 from engine.ports import FakeClock  # noqa: E402
 from engine.runtime import OperationRegistry  # noqa: E402
-from engine.services.context import build_context  # noqa: E402
+from engine.services.bootstrap import build_context  # noqa: E402
 from engine.services.definitions import deploy_library  # noqa: E402
 from engine.services.instances import start_instance  # noqa: E402
 from engine.services.tasks import complete_task  # noqa: E402

@@ -11,7 +11,8 @@ from flask_babel import Babel
 from flask_bootstrap import Bootstrap5
 from flask_wtf.csrf import CSRFProtect
 
-from engine.services.context import EngineContext, build_context
+from engine.services.context import EngineContext
+from engine.services.bootstrap import build_context
 from web.config import Settings
 from web.extensions import TeleradExtension
 from web.sessions import PagesOnlySessionInterface

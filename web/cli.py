@@ -104,7 +104,7 @@ def _serve_processes(settings: Settings, host: str, port: int, threads: int, wor
 @main.command(help="Run the timer scheduler and the HL7/DICOM listeners without the web server (scale-out).")
 @click.option("--no-listeners", is_flag=True, help="Timers only (another worker runs the HL7/DICOM listeners).")
 def worker(no_listeners: bool) -> None:
-    from engine.services.context import build_context
+    from engine.services.bootstrap import build_context
     from web.listeners import install_hooks, start_services, stop_services
     from web.scheduler import TimerScheduler
 
@@ -152,7 +152,7 @@ def db_current() -> None:
 @main.command(help="Deploy the diagrams of a folder (default: workflows/bpmn/) whose content is new.")
 @click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 def deploy(directory: Path | None) -> None:
-    from engine.services.context import build_context
+    from engine.services.bootstrap import build_context
     from engine.services.definitions import deploy_library
 
     settings = _settings()
@@ -181,7 +181,7 @@ def audit_verify(as_json: bool) -> None:
 
     settings = _settings()
     _require_migrated(settings)
-    from engine.services.context import build_context
+    from engine.services.bootstrap import build_context
 
     checked, problems = verify_audit(build_context(settings.database_url))
     if as_json:
@@ -222,7 +222,7 @@ def conformance(as_json: bool, repo: bool) -> None:
         rules = conformance_matrix(PROJECT_ROOT)
     else:
         from engine.services.conformance_sources import deployed_diagrams, registry_forms
-        from engine.services.context import build_context
+        from engine.services.bootstrap import build_context
 
         settings = _settings()
         _require_migrated(settings)
@@ -261,7 +261,7 @@ def conformance(as_json: bool, repo: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help='Print {"users": [{"username", "password", "totp_secret", '
                                                       '"roles"}]}.')
 def demo(as_json: bool) -> None:
-    from engine.services.context import build_context
+    from engine.services.bootstrap import build_context
     from engine.services.definitions import deploy_library
     from web.demo import create_demo, has_data
 
@@ -307,7 +307,7 @@ _attach_user_commands()
 def validate(files: tuple[Path, ...], as_json: bool) -> None:
     from engine.ports import InMemoryDirectory, SystemClock
     from engine.runtime.validation import validate_library
-    from engine.services.context import default_operations
+    from engine.services.bootstrap import default_operations
     from forms import default_registry
 
     wanted = {path.resolve() for path in files}

@@ -21,7 +21,7 @@ CLI_ACTOR = Actor("cli", frozenset({"administrator"}))
 
 @contextmanager
 def _context() -> Iterator[EngineContext]:
-    from engine.services.context import build_context
+    from engine.services.bootstrap import build_context
 
     try:
         settings = Settings.from_env()

@@ -21,8 +21,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from engine.services.conformance_build import build_graph
 from engine.services.conformance_entries import entry_points
-from engine.services.conformance_graph import PRODUCT_PACKAGES, CodeGraph, build_graph
+from engine.services.conformance_graph import PRODUCT_PACKAGES, CodeGraph
 from engine.services.conformance_sources import (
     Citation,
     DiagramFile,

@@ -21,14 +21,11 @@ reachable only when a deployed diagram calls it (see conformance_entries.operati
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 PRODUCT_PACKAGES = ("engine", "integrations", "web", "forms")
 _OPERATION_MODULES = "engine.services.operations"
-_TEMPLATE_ATTRIBUTE = re.compile(r"\.([A-Za-z_]\w*)")
 TEMPLATES = "web:<templates>"
 Symbol = tuple[str, str]  # ("module" | "func" | "class", key)
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -116,43 +113,7 @@ def module_body(module: str) -> str:
     return f"{module}:<module>"
 
 
-def build_graph(root: Path) -> CodeGraph:
-    graph = CodeGraph()
-    for package in PRODUCT_PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            parts = path.relative_to(root).with_suffix("").parts
-            is_package = parts[-1] == "__init__"
-            name = ".".join(parts[:-1] if is_package else parts)
-            try:
-                tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-            except SyntaxError:
-                continue
-            graph.modules[name] = Module(name, tree, is_package)
-    for module in graph.modules.values():
-        _collect_module(graph, module)
-    skipped = _collect_operations(graph)
-    from engine.services.conformance_linker import link_scope
-
-    for scope in list(graph.scopes.values()):
-        link_scope(graph, scope, skipped)
-    _link_templates(graph, root / "web" / "templates")
-    return graph
-
-
-def _link_templates(graph: CodeGraph, templates: Path) -> None:
-    """Methods and properties that page templates use (``obj.name``) run when the web application renders a
-    page: by name, from the application factory."""
-    if "web.app.create_app" not in graph.scopes or not templates.is_dir():
-        return
-    names: set[str] = set()
-    for path in templates.rglob("*.html"):
-        names.update(_TEMPLATE_ATTRIBUTE.findall(path.read_text(encoding="utf-8")))
-    graph.edges.setdefault(TEMPLATES, set()).update(
-        method for name in names for method in graph.by_name.get(name, ()))
-    graph.edges.setdefault("web.app.create_app", set()).add(TEMPLATES)
-
-
-def _collect_module(graph: CodeGraph, module: Module) -> None:
+def collect_module(graph: CodeGraph, module: Module) -> None:
     for node in ast.walk(module.tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -217,7 +178,7 @@ def _statements(body: list[ast.stmt]) -> list[ast.stmt]:
     return found
 
 
-def _collect_operations(graph: CodeGraph) -> set[int]:
+def collect_operations(graph: CodeGraph) -> set[int]:
     """Record operation name -> function; return the ids of the AST nodes that register them (not edges)."""
     skipped: set[int] = set()
     for scope in graph.scopes.values():

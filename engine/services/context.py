@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.ports import Clock, Directory, SystemClock
-from engine.runtime import Bundle, LiveWorkflow, OperationRegistry, Runtime, Snapshot
-from engine.store.db import make_engine, session_factories
+from engine.ports import Clock, Directory
+from engine.runtime import Bundle, LiveWorkflow, Runtime, Snapshot
 from engine.store.driver import DriverReader
-from engine.store.form_store import sql_form_source
-from engine.store.sql_directory import SqlDirectory
-from forms import FormRegistry, default_registry
+from forms import FormRegistry
 
 
 @dataclass
@@ -111,54 +107,3 @@ class EngineContext:
             yield session
         finally:
             session.close()  # ends the transaction; loaded objects stay readable, detached
-
-
-def build_context(database_url: str, *, clock: Clock | None = None, operations: OperationRegistry | None = None,
-                  forms: FormRegistry | None = None, directory: Directory | None = None,
-                  escalation: Mapping[str, str] | None = None, **engine_options: Any) -> EngineContext:
-    engine = make_engine(database_url, **engine_options)
-    writer, reader = session_factories(engine)
-    clock = clock or SystemClock()
-    directory = directory or SqlDirectory(reader)
-    provided: dict[str, Mapping[str, str]] = {
-        "escalation": MappingProxyType(dict(escalation)) if escalation is not None else _live_escalation(reader)}
-    built: list[EngineContext] = []
-
-    def catalogue() -> Any:
-        return _sql_catalogue(built[0])
-
-    ctx = EngineContext(
-        engine=engine, writer=writer, reader=reader,
-        runtime=Runtime(operations or default_operations(directory, clock, catalogue), provided),
-        forms=(forms or default_registry()).with_source(sql_form_source(reader)), clock=clock, directory=directory,
-        protocol_catalogue=catalogue,
-    )
-    built.append(ctx)
-    return ctx
-
-
-def _sql_catalogue(ctx: EngineContext) -> Any:
-    """The administrators' protocol catalogue (engine.services.protocols), cached there."""
-    from engine.services.protocols import protocol_catalogue
-
-    return protocol_catalogue(ctx)
-
-
-def _live_escalation(reader: sessionmaker[Session]) -> Mapping[str, str]:
-    from engine.services.escalation import LiveEscalation
-
-    return LiveEscalation(reader)
-
-
-def default_operations(directory: Directory, clock: Clock,
-                       catalogue: Callable[[], Any] | None = None) -> OperationRegistry:
-    """The service operations the shipped diagrams call (see engine.services.operations); `catalogue` reads the
-    protocol catalogue (the shipped default when not given)."""
-    from engine.services.operations import register_all
-
-    registry = OperationRegistry()
-    if catalogue is None:
-        register_all(registry, directory, clock)
-    else:
-        register_all(registry, directory, clock, catalogue)
-    return registry

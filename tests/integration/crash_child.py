@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
-from engine.services.context import build_context
+from engine.services.bootstrap import build_context
 from engine.services.tasks import complete_task
 from forms import FormRegistry
 from tests.conftest import DATA, engine_test_operations

@@ -14,7 +14,7 @@ from engine.domain.actors import Actor
 from engine.domain.protocols import DEFAULT_PROTOCOLS, InvalidProtocol, Protocol
 from engine.errors import Forbidden, NotFound
 from engine.services import protocols as service
-from engine.services.context import build_context
+from engine.services.bootstrap import build_context
 from engine.services.protocols import list_protocols, protocol_catalogue, protocol_choices, save_protocol, set_active
 from engine.store import audit
 from engine.store.db import normalise_url

@@ -19,7 +19,7 @@ from engine.runtime.charter_domains import Domains
 from engine.runtime.charter_paths import check_charter
 from engine.runtime.validation import validate_library
 from engine.runtime.xml import read_xml
-from engine.services.context import default_operations
+from engine.services.bootstrap import default_operations
 from forms import default_registry
 from tests.conftest import DATA
 

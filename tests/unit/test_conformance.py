@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from engine.domain.actors import Actor
 from engine.runtime import Bundle
 from engine.services.conformance import conformance_matrix
+from engine.services.conformance_build import build_graph
 from engine.services.conformance_entries import entry_points
-from engine.services.conformance_graph import build_graph
 from engine.services.conformance_sources import deployed_diagrams, read_catalogue, read_tests, registry_forms
 from engine.services.definitions import deploy_definition
 from web.cli import main

@@ -13,7 +13,7 @@ from engine.domain.actors import Actor
 from engine.domain.credentials import RadiologistCredentials
 from engine.domain.routing import Convention, Radiologist, Site, Territory
 from engine.ports import InMemoryDirectory
-from engine.services.context import default_operations
+from engine.services.bootstrap import default_operations
 from engine.services.definitions import deploy_library
 from engine.services.instances import case_data, start_instance
 from engine.services.tasks import complete_task, list_tasks

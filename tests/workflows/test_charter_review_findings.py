@@ -17,7 +17,7 @@ from engine.ports import InMemoryDirectory, SystemClock
 from engine.runtime.charter_paths import check_charter
 from engine.runtime.definitions import read_library
 from engine.services import designer
-from engine.services.context import default_operations
+from engine.services.bootstrap import default_operations
 from forms import FormValidationError, default_registry
 from tests.workflows.conftest import REQUESTER, TECHNOLOGIST, WORKFLOWS, accept, consent_and_identity
 from tests.workflows.test_charter_gates import deploy_defeated, refusals_of

@@ -25,7 +25,7 @@ from engine.runtime.checks import check_xml
 from engine.runtime.definitions import lane_roles, read_library
 from engine.runtime.layout import di_problems
 from engine.runtime.xml import BPMN_NS, SPIFF_NS, read_xml
-from engine.services.context import default_operations
+from engine.services.bootstrap import default_operations
 from forms.registry import check_schema
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -450,7 +450,7 @@ def test_CH5_5_out_of_hours_the_on_call_radiologist_is_offered_the_case_first(ma
     from engine.domain.actors import Actor
     from engine.domain.oncall import OnCallSlot
     from engine.ports import InMemoryDirectory
-    from engine.services.context import default_operations
+    from engine.services.bootstrap import default_operations
     from engine.services.definitions import deploy_library
     from forms import default_registry
     from tests.workflows.conftest import CONVENTION, RADIOLOGISTS, SITE, TERRITORIES, WORKFLOWS, Case
