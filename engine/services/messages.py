@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
 from engine.runtime import correlation_key, using_clock
@@ -74,3 +75,11 @@ def deliver_message(ctx: EngineContext, name: str, correlation: dict[str, Any], 
     for instance_id, entry in new_entries.items():
         ctx.live_cache.put(instance_id, entry)
     return Delivery(message.id, tuple(delivered))
+
+
+def waiting_for_message(session: Session, case_id: int, name: str, correlation: dict[str, Any]) -> bool:
+    """Whether the case waits for message `name` with these correlation values (e.g. its acquisition step waits
+    for images_received with its accession number), read in the caller's transaction."""
+    return session.execute(select(MessageSubscription.id).where(
+        MessageSubscription.instance_id == case_id, MessageSubscription.message_name == name,
+        MessageSubscription.correlation_key == correlation_key(correlation)).limit(1)).first() is not None

@@ -11,9 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.domain.actors import Actor
 from engine.errors import Forbidden, NotFound, TeleradError
+from engine.services.audit import record_global_event
 from engine.services.context import EngineContext
-from engine.store import audit
-from engine.store.directory_models import SiteRow
+from engine.services.site_lookup import site_exists, with_site_name
 from integrations.dicom.models import DicomCallingAE
 
 # Default character repertoire without backslash or control characters; 16 characters at most (PS3.5 AE VR).
@@ -55,7 +55,7 @@ def site_for_calling_ae(ctx: EngineContext, ae_title: str) -> str | None:
 
 def list_calling_aes(ctx: EngineContext) -> list[CallingAE]:
     with ctx.read() as session:
-        rows = session.execute(select(DicomCallingAE, SiteRow.name).join(SiteRow, SiteRow.id == DicomCallingAE.site_id)
+        rows = session.execute(with_site_name(select(DicomCallingAE), DicomCallingAE.site_id)
                                .order_by(DicomCallingAE.site_id, DicomCallingAE.ae_title)).all()
         return [CallingAE(r.id, r.site_id, name, r.ae_title, r.created_at, r.created_by) for r, name in rows]
 
@@ -65,7 +65,7 @@ def add_calling_ae(ctx: EngineContext, actor: Actor, site_id: str, ae_title: str
     title = clean_ae_title(ae_title)
     now = ctx.clock.now()
     with ctx.write() as session:
-        if session.get(SiteRow, site_id) is None:
+        if not site_exists(session, site_id):
             raise CallerError("Site inconnu.")
         if session.execute(select(DicomCallingAE.id).where(DicomCallingAE.ae_title == title)).first():
             raise CallerError(f"Le titre AE {title} est déjà autorisé (un titre AE appartient à un seul site).")
@@ -75,8 +75,8 @@ def add_calling_ae(ctx: EngineContext, actor: Actor, site_id: str, ae_title: str
             session.flush()
         except IntegrityError:
             raise CallerError(f"Le titre AE {title} est déjà autorisé.") from None
-        audit.append_global(session, [audit.AuditEntry(actor.user_id, "dicom.caller_added", None,
-                                                        {"site_id": site_id, "ae_title": title})], now)
+        record_global_event(session, actor.user_id, "dicom.caller_added", {"site_id": site_id, "ae_title": title},
+                            now)
         session.commit()
         return int(row.id)
 
@@ -90,5 +90,5 @@ def remove_calling_ae(ctx: EngineContext, actor: Actor, caller_id: int) -> None:
             raise NotFound("titre AE introuvable")
         detail = {"site_id": row.site_id, "ae_title": row.ae_title}
         session.execute(delete(DicomCallingAE).where(DicomCallingAE.id == caller_id))
-        audit.append_global(session, [audit.AuditEntry(actor.user_id, "dicom.caller_removed", None, detail)], now)
+        record_global_event(session, actor.user_id, "dicom.caller_removed", detail, now)
         session.commit()

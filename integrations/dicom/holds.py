@@ -24,15 +24,12 @@ from engine.domain.actors import Actor
 from engine.services.context import EngineContext
 from engine.services.images import case_identity, record_image_events
 from engine.services.instances import cancel_instance, start_instance
-from engine.store.models import table_of
 from integrations.dicom.matching import DicomPatient, decide
-from integrations.dicom.models import DicomHeldInstance, DicomStudy
+from integrations.dicom.models import HELD, STUDY
 from integrations.dicom.storage import ParsedInstance, StoredFile
 
 log = logging.getLogger(__name__)
 
-STUDY = table_of(DicomStudy)
-HELD = table_of(DicomHeldInstance)
 IDENTITY_PROCESS = "image_identity_check"
 
 

@@ -24,18 +24,12 @@ from sqlalchemy.orm import Session
 
 from engine.services.context import EngineContext
 from engine.services.images import case_identity, record_image_events
-from engine.store.db import is_postgres
-from engine.store.models import table_of
 from integrations.dicom.holds import hold_instance, open_identity_check, reevaluate_held, study_patient
 from integrations.dicom.matching import Decision, DicomPatient, compare, decide, same_patient
-from integrations.dicom.models import DicomInstance, DicomSeries, DicomStudy
+from integrations.dicom.models import INSTANCE, SERIES, STUDY
 from integrations.dicom.storage import InvalidDicom, ParsedInstance, StoredFile, parse_instance, store_bytes
 
 log = logging.getLogger(__name__)
-
-STUDY = table_of(DicomStudy)
-SERIES = table_of(DicomSeries)
-INSTANCE = table_of(DicomInstance)
 
 
 @dataclass(frozen=True)
@@ -198,7 +192,8 @@ def _index(ctx: EngineContext, parsed: ParsedInstance, stored: StoredFile, site_
             elif decision.status != "receiving":
                 transition = apply_decision(session, parsed.study_uid, decision)
             status = transition or status
-        insert_series, insert_instance = _INSERT_IGNORE["postgresql" if is_postgres(ctx.engine) else "sqlite"]
+        dialect = "postgresql" if ctx.engine.dialect.name == "postgresql" else "sqlite"
+        insert_series, insert_instance = _INSERT_IGNORE[dialect]
         connection.execute(insert_series, {
             "uid": parsed.series_uid, "study_uid": parsed.study_uid, "modality": parsed.modality,
             "description": parsed.series_description, "number": parsed.series_number})

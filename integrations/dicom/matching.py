@@ -14,13 +14,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
 from engine.domain.charter import enforces
+from engine.services.case_lookup import latest_site_case_by_accession, sites_of_cases
 from engine.services.context import EngineContext
 from engine.services.images import case_identity
 from engine.services.instances import case_by_accession, case_by_study_uid
-from engine.store.models import ProcessInstance
 
 MIN_MATCHING_TRAITS = 2
 # The traits that count towards the two: the sex may contradict, it never identifies on its own (CH-4.1.6).
@@ -144,17 +142,12 @@ def find_case(ctx: EngineContext, site_id: str | None, accession_number: str | N
     if accession_number:
         candidates.append(case_by_accession(ctx, accession_number))
         if site_id is not None:  # the newest case with this number may be another site's: look at ours too
-            with ctx.read() as session:
-                candidates.append(session.execute(select(ProcessInstance.id).where(
-                    ProcessInstance.accession_number == accession_number, ProcessInstance.site_id == site_id)
-                    .order_by(ProcessInstance.id.desc()).limit(1)).scalar_one_or_none())
+            candidates.append(latest_site_case_by_accession(ctx, accession_number, site_id))
     candidates.append(case_by_study_uid(ctx, study_uid))
     found = [c for c in candidates if c is not None]
     if not found:
         return None, "aucun dossier pour ce numéro d'accession ou cette étude"
-    with ctx.read() as session:
-        sites = dict(session.execute(select(ProcessInstance.id, ProcessInstance.site_id)
-                                     .where(ProcessInstance.id.in_(found))).tuples().all())
+    sites = sites_of_cases(ctx, found)
     for case_id in found:
         if site_id is None or sites.get(case_id) == site_id:
             return case_id, None

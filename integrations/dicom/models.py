@@ -2,6 +2,9 @@
 
 The files themselves are stored content-addressed on disk (see storage.py); these rows are written in one
 transaction after the file is safely on disk, so nothing is ever half-indexed.
+
+The tables live on the engine's metadata (engine.store.models.Base), the one exception to "adapters import
+engine.services only": they migrate with Alembic and commit in the same transaction as the case they belong to.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from engine.store.models import Base, BigId, UTCDateTime
+from engine.store.models import Base, BigId, UTCDateTime, table_of
 
 # Study status: no case found yet / held (the case's identity not checked yet, or the images' identity differs:
 # waiting for the technologist, CH-4.1.6) / part of its case / refused by the technologist.
@@ -104,3 +107,10 @@ class DicomHeldInstance(Base):
     patient_sex: Mapped[str | None] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(300))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# The Core tables, for the per-instance hot path and the stability tick (written with SQLAlchemy Core).
+STUDY = table_of(DicomStudy)
+SERIES = table_of(DicomSeries)
+INSTANCE = table_of(DicomInstance)
+HELD = table_of(DicomHeldInstance)

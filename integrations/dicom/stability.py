@@ -16,17 +16,15 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
-from engine.runtime import correlation_key
+from engine.services.case_lookup import case_accession, with_case_status
 from engine.services.context import EngineContext
 from engine.services.images import record_image_events
 from engine.services.instances import case_data
-from engine.services.messages import deliver_message
-from engine.store.db import is_postgres
-from engine.store.models import MessageSubscription, ProcessInstance
+from engine.services.messages import deliver_message, waiting_for_message
 from integrations.dicom.holds import open_identity_check, reevaluate_held, study_patient
-from integrations.dicom.ingest import SERIES, STUDY, apply_decision
+from integrations.dicom.ingest import apply_decision
 from integrations.dicom.matching import decide
-from integrations.dicom.models import DicomInstance, DicomSeries
+from integrations.dicom.models import SERIES, STUDY, DicomInstance, DicomSeries
 
 log = logging.getLogger(__name__)
 MESSAGE = "images_received"
@@ -97,8 +95,8 @@ def _match_waiting(ctx: EngineContext, now: datetime, batch: int, report: Stabil
 
 def _resolve_held(ctx: EngineContext, now: datetime, batch: int, report: StabilityReport) -> None:
     with ctx.read() as session:
-        held = session.execute(select(STUDY.c.uid, STUDY.c.case_id, STUDY.c.identity_case_id, ProcessInstance.status)
-                               .outerjoin(ProcessInstance, ProcessInstance.id == STUDY.c.identity_case_id)
+        held = session.execute(with_case_status(select(STUDY.c.uid, STUDY.c.case_id, STUDY.c.identity_case_id),
+                                                STUDY.c.identity_case_id)
                                .where(STUDY.c.status == "held").limit(batch)).all()
     for uid, case_id, identity_case_id, identity_status in held:
         if identity_case_id is None:  # waiting for the case's identity check (or its task failed to open)
@@ -124,19 +122,15 @@ def _resolve_held(ctx: EngineContext, now: datetime, batch: int, report: Stabili
 
 def _notify(ctx: EngineContext, uid: str, case_id: int, now: datetime) -> bool:
     with ctx.read() as session:
-        case = session.execute(select(ProcessInstance.status, ProcessInstance.accession_number)
-                               .where(ProcessInstance.id == case_id)).one()
-        key = correlation_key({"accession_number": case.accession_number})
-        waiting = session.execute(select(MessageSubscription.id).where(
-            MessageSubscription.instance_id == case_id, MessageSubscription.message_name == MESSAGE,
-            MessageSubscription.correlation_key == key).limit(1)).first() is not None
+        case = case_accession(session, case_id)
+        waiting = waiting_for_message(session, case_id, MESSAGE, {"accession_number": case.accession_number})
         payload = _payload(session, uid)
     if case.status != "running" or not case.accession_number:
         _mark_notified(ctx, uid, now)  # nobody will ever wait for these images: stop looking
         return False
     if not waiting:
         return False  # the case is not at the acquisition step yet (or was moved on by hand): keep it for later
-    if is_postgres(ctx.engine):
+    if ctx.engine.dialect.name == "postgresql":  # several workers may tick at once: claim the study
         with ctx.write() as session:
             claimed = session.execute(select(STUDY.c.uid).where(STUDY.c.uid == uid, STUDY.c.notified_at.is_(None))
                                       .with_for_update(skip_locked=True)).first()

@@ -13,14 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import select
-
 from engine.domain.actors import Actor
 from engine.errors import Forbidden
+from engine.services.case_lookup import case_site
 from engine.services.cases import ensure_visible
 from engine.services.context import EngineContext
 from engine.services.images import record_image_event
-from engine.store.models import ProcessInstance
 from integrations.dicom.ingest import ingest_file
 
 log = logging.getLogger(__name__)
@@ -64,8 +62,7 @@ def upload_files(ctx: EngineContext, actor: Actor, case_id: int, files: Iterable
     ensure_visible(ctx, actor, case_id)
     if not actor.roles & UPLOAD_ROLES:
         raise Forbidden("Votre rôle ne permet pas d'envoyer des images.")
-    with ctx.read() as session:
-        site_id = session.execute(select(ProcessInstance.site_id).where(ProcessInstance.id == case_id)).scalar_one()
+    site_id = case_site(ctx, case_id)
     summary = UploadSummary()
     for name, content in _expand(files, summary):
         result = ingest_file(ctx, content, site_id, "upload", storage=storage, case_id=case_id)

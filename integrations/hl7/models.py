@@ -1,4 +1,9 @@
-"""HL7 tables: who may send us orders, where reports go, every message in and out, and the report outbox."""
+"""HL7 tables: who may send us orders, where reports go, every message in and out, and the report outbox.
+
+The tables live on the engine's metadata (engine.store.models.Base), the one exception to "adapters import
+engine.services only": they migrate with Alembic and commit in the same transaction as the case they belong to
+(the report outbox row is queued by the save hook of the release).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from engine.store.models import Base, BigId, UTCDateTime
+from engine.store.models import Base, BigId, UTCDateTime, table_of
 
 
 class Hl7Sender(Base):
@@ -95,6 +100,8 @@ class Hl7Outbox(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+
+OUTBOX = table_of(Hl7Outbox)  # the Core table, for the save hook's insert
 
 STATUSES_IN = ("received", "processed", "rejected", "error")
 STATUSES_OUT = ("pending", "sent", "failed")

@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from engine.domain.actors import Actor
 from engine.domain.data_checks import data_problems, paris_date
 from engine.errors import CharterRefused
 from engine.services.case_changes import changed_fields
+from engine.services.case_lookup import latest_case_by_accession
 from engine.services.context import EngineContext
 from engine.services.instances import (
     amend_case,
@@ -26,7 +25,6 @@ from engine.services.instances import (
     check_amendment,
     start_instance,
 )
-from engine.store.models import ProcessInstance
 from forms.validation import field_path, french_message
 from integrations.hl7.codec import AckError
 from integrations.hl7.fields import Fields, OrderRefused, accession_number, order_data, patient_traits
@@ -80,10 +78,10 @@ def _new_order(ctx: EngineContext, sender: Sender, f: Fields, control_id: str) -
     data = {"patient": patient_traits(f, complete=True), **order_data(f), "accession_number": accession,
             "hl7": {"sender": f"{sender.application}@{sender.facility}", "control_id": control_id}}
     check(ctx, data, complete=True)
-    existing = _latest_case(ctx, accession)
+    existing = latest_case_by_accession(ctx, accession)
     if existing is not None:
-        case_id, site_id, status = existing
-        if site_id != sender.site_id:
+        case_id, status = existing.id, existing.status
+        if existing.site_id != sender.site_id:
             raise OrderRefused(AckError(205, f"Numéro d'accession {accession} déjà utilisé par un autre "
                                              "établissement : attribuez-en un autre.", ("OBR", 18)))
         if status != "cancelled":
@@ -154,20 +152,13 @@ def _update_patient(ctx: EngineContext, sender: Sender, f: Fields, control_id: s
     return Outcome(updated[0] if updated else None, f"{len(updated)} dossier(s) en cours mis à jour")
 
 
-def _latest_case(ctx: EngineContext, accession: str) -> tuple[int, str | None, str] | None:
-    with ctx.read() as session:
-        row = session.execute(select(ProcessInstance.id, ProcessInstance.site_id, ProcessInstance.status).where(
-            ProcessInstance.accession_number == accession).order_by(ProcessInstance.id.desc()).limit(1)).first()
-    return (row.id, row.site_id, row.status) if row is not None else None
-
-
 def _case_of_order(ctx: EngineContext, sender: Sender, f: Fields) -> tuple[int, str]:
     accession = accession_number(f)
-    found = _latest_case(ctx, accession) if accession else None
-    if found is None or found[1] != sender.site_id:
+    found = latest_case_by_accession(ctx, accession) if accession else None
+    if found is None or found.site_id != sender.site_id:
         raise OrderRefused(AckError(204, f"Aucun dossier de cet établissement pour le numéro d'accession "
                                          f"« {accession} ».", ("OBR", 18)))
-    return found[0], found[2]
+    return found.id, found.status
 
 
 def _location(err: CharterRefused) -> tuple[str, int]:

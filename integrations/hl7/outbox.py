@@ -20,13 +20,12 @@ from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
 from engine.errors import Forbidden
+from engine.services.audit import record_global_event
 from engine.services.context import EngineContext
 from engine.services.persistence import InstanceRow
-from engine.store import audit
-from engine.store.models import table_of
 from integrations.hl7.codec import ack_code_of, encode, new_control_id, normalise
 from integrations.hl7.mllp import MllpClient
-from integrations.hl7.models import Hl7Endpoint, Hl7Message, Hl7Outbox
+from integrations.hl7.models import OUTBOX, Hl7Endpoint, Hl7Message, Hl7Outbox
 from integrations.hl7.report import SENDING_APPLICATION, SENDING_FACILITY, address, build_oru
 from integrations.hl7.senders import endpoint_of
 
@@ -34,7 +33,6 @@ log = logging.getLogger(__name__)
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=1)
 LEASE = timedelta(minutes=5)
-_OUTBOX = table_of(Hl7Outbox)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -61,7 +59,7 @@ class ReportHook:
             return  # neither ordered over HL7 nor a site that takes reports over HL7
         now = self.ctx.clock.now()
         control_id = new_control_id()
-        session.execute(insert(_OUTBOX).values(
+        session.execute(insert(OUTBOX).values(
             case_id=saved.id, site_id=saved.site_id, kind="ORU", release_key=key, control_id=control_id,
             payload=build_oru(data, control_id=control_id, now=now, corrected=bool(earlier)), status="pending",
             attempts=0, next_attempt_at=now, created_at=now))
@@ -180,7 +178,6 @@ def retry_now(ctx: EngineContext, actor: Actor, row_id: int | None = None) -> in
         if row_id is not None:
             query = query.where(Hl7Outbox.id == row_id)
         count = session.execute(query.values(next_attempt_at=now)).rowcount  # type: ignore[attr-defined]
-        audit.append_global(session, [audit.AuditEntry(actor.user_id, "hl7.outbox_retry", None, {
-            "row": row_id, "rows": count})], now)
+        record_global_event(session, actor.user_id, "hl7.outbox_retry", {"row": row_id, "rows": count}, now)
         session.commit()
     return int(count)

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from engine.domain.actors import Actor
 from engine.errors import Forbidden
+from engine.services.audit import record_global_event
 from engine.services.context import EngineContext
-from engine.store import audit
 from integrations.hl7.models import Hl7Message, Hl7Outbox
 
 MAX_PAGE = 200
@@ -92,8 +92,8 @@ def message_text(ctx: EngineContext, actor: Actor, message_id: int) -> tuple[Mes
                            row.site_id, row.message_type, row.control_id, row.encoding, row.status, row.ack_code,
                            row.error, row.case_id)
         text = row.raw
-        audit.append_global(session, [audit.AuditEntry(actor.user_id, "hl7.message_read", row.case_id, {
-            "message": message_id, "control_id": row.control_id})], ctx.clock.now())
+        record_global_event(session, actor.user_id, "hl7.message_read", {
+            "message": message_id, "control_id": row.control_id}, ctx.clock.now(), case_id=row.case_id)
         session.commit()
     return line, text
 

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
 from engine.errors import Forbidden
+from engine.services.audit import record_global_event
 from engine.services.context import EngineContext
-from engine.store import audit
-from engine.store.directory_models import SiteRow
+from engine.services.site_lookup import site_exists
 from integrations.hl7.codec import CHARSETS
 from integrations.hl7.models import Hl7Endpoint, Hl7Sender
 
@@ -61,7 +61,7 @@ def _name(value: str, what: str) -> str:
 
 
 def _site(session: Session, site_id: str) -> None:
-    if session.get(SiteRow, site_id) is None:
+    if not site_exists(session, site_id):
         raise Hl7ConfigError(f"Site inconnu : {site_id}.")
 
 
@@ -79,8 +79,8 @@ def add_sender(ctx: EngineContext, actor: Actor, site_id: str, application: str,
                         created_at=ctx.clock.now(), created_by=actor.user_id)
         session.add(row)
         session.flush()
-        audit.append_global(session, [audit.AuditEntry(actor.user_id, "hl7.sender_added", None, {
-            "site": site_id, "application": application, "facility": facility})], ctx.clock.now())
+        record_global_event(session, actor.user_id, "hl7.sender_added", {
+            "site": site_id, "application": application, "facility": facility}, ctx.clock.now())
         session.commit()
         return row.id
 
@@ -91,8 +91,8 @@ def remove_sender(ctx: EngineContext, actor: Actor, sender_id: int) -> None:
         row = session.get(Hl7Sender, sender_id)
         if row is None:
             raise Hl7ConfigError("Cet expéditeur n'existe plus.")
-        audit.append_global(session, [audit.AuditEntry(actor.user_id, "hl7.sender_removed", None, {
-            "site": row.site_id, "application": row.sending_application, "facility": row.sending_facility})],
+        record_global_event(session, actor.user_id, "hl7.sender_removed", {
+            "site": row.site_id, "application": row.sending_application, "facility": row.sending_facility},
             ctx.clock.now())
         session.delete(row)
         session.commit()
@@ -139,8 +139,7 @@ def set_endpoint(ctx: EngineContext, actor: Actor, site_id: str, host: str, port
             for name, value in values.items():
                 setattr(row, name, value)
             row.updated_at, row.updated_by = now, actor.user_id
-        audit.append_global(session, [audit.AuditEntry(actor.user_id, "hl7.endpoint_set", None, {
-            "site": site_id, **values})], now)
+        record_global_event(session, actor.user_id, "hl7.endpoint_set", {"site": site_id, **values}, now)
         session.commit()
 
 
@@ -148,8 +147,7 @@ def remove_endpoint(ctx: EngineContext, actor: Actor, site_id: str) -> None:
     _require_admin(actor)
     with ctx.write() as session:
         if session.execute(delete(Hl7Endpoint).where(Hl7Endpoint.site_id == site_id)).rowcount:  # type: ignore[attr-defined]
-            audit.append_global(session, [audit.AuditEntry(actor.user_id, "hl7.endpoint_removed", None, {
-                "site": site_id})], ctx.clock.now())
+            record_global_event(session, actor.user_id, "hl7.endpoint_removed", {"site": site_id}, ctx.clock.now())
         session.commit()
 
 
