@@ -1,7 +1,8 @@
 """Process designer use cases: versions and their cases, drafts with validation, deployment, form schemas.
 
 A draft is untrusted input: it is stored with its validation report, and it becomes a definition only
-when the same validation finds no error at deployment, in the transaction that removes the draft.
+when the same validation finds no error at deployment, in the transaction that removes the draft. What a draft's
+files must satisfy is in designer_checks; the deployed versions and their case counts in designer_versions.
 """
 
 from __future__ import annotations
@@ -13,45 +14,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
 from engine.domain.actors import Actor
 from engine.errors import Conflict, DefinitionRefused, Finding, Forbidden, NotFound
 from engine.runtime import Bundle, bundles_from_library
-from engine.runtime.definitions import executable_processes
-from engine.runtime.validation import FileReport, validate_library
-from engine.runtime.xml import read_xml
 from engine.services.context import EngineContext
 from engine.services.definitions import Deployed, store_definition
+from engine.services.designer_checks import PROCESS_ID, defined_process, draft_reports
+from engine.services.designer_versions import FileComparison, VersionComparison, VersionInfo, deployed_versions
 from engine.store import audit
 from engine.store.designer_models import DiagramDraft, FormSchemaRow
-from engine.store.models import ProcessDefinition, ProcessInstance
+from engine.store.models import ProcessDefinition
 from forms.registry import UnknownForm, check_schema
 
 DESIGNER_ROLES = frozenset({"process_designer", "administrator"})
-MAX_FILES = 20
-MAX_TOTAL_BYTES = 2_000_000
-FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}\.(bpmn|dmn)$")
-PROCESS_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 _VERSIONED_FORM = re.compile(r"^(?P<base>[A-Za-z0-9_-]+?)(?:\.v(?P<n>\d+))?\.schema\.json$")
 
 
 def require_designer(actor: Actor) -> None:
     if not actor.roles & DESIGNER_ROLES:
         raise Forbidden("Réservé aux concepteurs de processus.")
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    definition_id: int
-    process_id: str
-    version: int
-    name: str
-    content_hash: str
-    deployed_at: datetime
-    deployed_by: str
-    running: int
-    finished: int
 
 
 @dataclass(frozen=True)
@@ -82,24 +65,6 @@ class ProcessInfo:
 
 # ------------------------------------------------------------------------------------------- reading
 
-
-def _versions(session: Any, process_id: str | None = None) -> list[VersionInfo]:
-    counts: dict[tuple[int, bool], int] = {}
-    query = select(ProcessInstance.definition_id, ProcessInstance.status, func.count()).group_by(
-        ProcessInstance.definition_id, ProcessInstance.status)
-    for definition_id, status, count in session.execute(query):
-        key = (definition_id, status == "running")
-        counts[key] = counts.get(key, 0) + count
-    rows = select(ProcessDefinition.id, ProcessDefinition.process_id, ProcessDefinition.version,
-                  ProcessDefinition.name, ProcessDefinition.content_hash, ProcessDefinition.deployed_at,
-                  ProcessDefinition.deployed_by).order_by(ProcessDefinition.process_id,
-                                                          ProcessDefinition.version.desc())
-    if process_id is not None:
-        rows = rows.where(ProcessDefinition.process_id == process_id)
-    return [VersionInfo(r.id, r.process_id, r.version, r.name, r.content_hash, r.deployed_at, r.deployed_by,
-                        counts.get((r.id, True), 0), counts.get((r.id, False), 0)) for r in session.execute(rows)]
-
-
 def _draft_info(row: DiagramDraft, base_version: int | None) -> DraftInfo:
     return DraftInfo(row.process_id, row.base_definition_id, base_version, json.loads(row.files), row.revision,
                      json.loads(row.report), row.error_count, row.warning_count, row.updated_by, row.updated_at)
@@ -108,7 +73,7 @@ def _draft_info(row: DiagramDraft, base_version: int | None) -> DraftInfo:
 def list_processes(ctx: EngineContext, actor: Actor) -> list[ProcessInfo]:
     require_designer(actor)
     with ctx.read() as session:
-        versions = _versions(session)
+        versions = deployed_versions(session)
         drafts = {d.process_id: d for d in session.execute(select(DiagramDraft)).scalars()}
     by_process: dict[str, list[VersionInfo]] = {}
     for v in versions:
@@ -134,51 +99,8 @@ def version_bundle(ctx: EngineContext, actor: Actor, definition_id: int) -> tupl
                                  .where(ProcessDefinition.id == definition_id)).one_or_none()
         if source is None:
             raise NotFound("version introuvable")
-        info = next(v for v in _versions(session, source.process_id) if v.definition_id == definition_id)
+        info = next(v for v in deployed_versions(session, source.process_id) if v.definition_id == definition_id)
     return info, Bundle.from_json(source.source)
-
-
-# ---------------------------------------------------------------------------------------- validation
-
-
-def validate_files(ctx: EngineContext, files: Mapping[str, str]) -> list[FileReport]:
-    """Every finding of every file, plus the limits and naming rules of the designer."""
-    problems = _file_problems(files)
-    if problems:
-        return problems
-    return validate_library(files, ctx.runtime.operations, ctx.forms.exists, ctx.forms.schema)
-
-
-def _file_problems(files: Mapping[str, str]) -> list[FileReport]:
-    if not files:
-        return [FileReport("-", [Finding("", "files.empty", "Aucun fichier de diagramme.")])]
-    reports = []
-    if len(files) > MAX_FILES:
-        reports.append(FileReport("-", [Finding("", "files.count", f"Au plus {MAX_FILES} fichiers par processus.")]))
-    total = sum(len(text.encode("utf-8")) for text in files.values())
-    if total > MAX_TOTAL_BYTES:
-        reports.append(FileReport("-", [Finding("", "files.size",
-                                                f"Les fichiers dépassent {MAX_TOTAL_BYTES // 1_000_000} Mo.")]))
-    for name in files:
-        if not FILE_NAME.fullmatch(name):
-            reports.append(FileReport(name, [Finding("", "files.name",
-                                                     "Nom de fichier refusé (lettres, chiffres, _ . - ; "
-                                                     "extension .bpmn ou .dmn).")]))
-    return reports
-
-
-def _main_process_problem(files: Mapping[str, str], process_id: str, reports: list[FileReport]) -> None:
-    """The draft of a process must still define that process as an executable, top-level one."""
-    if any(r.errors for r in reports):
-        return
-    try:
-        ids = [b.process_id for b in bundles_from_library(files)]
-    except DefinitionRefused:
-        return
-    if process_id not in ids:
-        reports.append(FileReport("-", [Finding(process_id, "process.missing",
-                                                f"Le processus exécutable « {process_id} » n'est plus défini "
-                                                "dans ces fichiers.")]))
 
 
 # -------------------------------------------------------------------------------------------- drafts
@@ -203,8 +125,7 @@ def save_draft(ctx: EngineContext, actor: Actor, process_id: str, files: Mapping
     if not PROCESS_ID.fullmatch(process_id):
         raise NotFound("processus introuvable")
     files = {str(k): str(v) for k, v in files.items()}
-    reports = validate_files(ctx, files)
-    _main_process_problem(files, process_id, reports)
+    reports = draft_reports(ctx, process_id, files)
     errors = sum(len(r.errors) for r in reports)
     warnings = sum(len(r.warnings) for r in reports)
     now = ctx.clock.now()
@@ -256,8 +177,7 @@ def deploy_draft(ctx: EngineContext, actor: Actor, process_id: str, expected_rev
         if row is None:
             raise NotFound("aucun brouillon à déployer")
         files = json.loads(row.files)
-    reports = validate_files(ctx, files)
-    _main_process_problem(files, process_id, reports)
+    reports = draft_reports(ctx, process_id, files)
     findings = [f for r in reports for f in r.errors]
     if findings:
         raise DefinitionRefused(findings)
@@ -283,7 +203,7 @@ def import_diagram(ctx: EngineContext, actor: Actor, file_name: str, content: by
     except UnicodeDecodeError as err:
         raise DefinitionRefused([Finding("", "file.encoding", "Le fichier n'est pas en UTF-8.", file_name)]) from err
     if process_id is None:
-        process_id = _defined_process(text, file_name)
+        process_id = defined_process(text, file_name)
         existing = [p for p in list_processes(ctx, actor) if p.process_id == process_id]
         files: dict[str, str] = dict(open_draft(ctx, actor, process_id).files) if existing else {}
         revision = existing[0].draft.revision if existing and existing[0].draft else 0
@@ -292,23 +212,6 @@ def import_diagram(ctx: EngineContext, actor: Actor, file_name: str, content: by
         files, revision = dict(draft.files), draft.revision
     files[file_name] = text
     return save_draft(ctx, actor, process_id, files, revision)
-
-
-def _defined_process(text: str, file_name: str) -> str:
-    if not FILE_NAME.fullmatch(file_name):
-        raise DefinitionRefused([Finding("", "files.name", "Nom de fichier refusé (extension .bpmn ou .dmn).",
-                                         file_name)])
-    root = read_xml(text, file_name)  # DefinitionRefused with the XML problem
-    try:
-        ids = [b.process_id for b in bundles_from_library({file_name: text})]
-    except DefinitionRefused:
-        ids = []
-    ids = ids or [pid for pid, _name in executable_processes(root)]
-    if not ids or not PROCESS_ID.fullmatch(ids[0]):
-        raise DefinitionRefused([Finding("", "process.missing",
-                                         "Le fichier ne définit aucun processus exécutable (isExecutable=\"true\").",
-                                         file_name)])
-    return ids[0]
 
 
 # ----------------------------------------------------------------------------------------------- forms
@@ -368,23 +271,6 @@ def save_form_schema(ctx: EngineContext, actor: Actor, based_on: str, text: str)
 
 
 # ------------------------------------------------------------------------------ versions compared
-
-
-@dataclass(frozen=True)
-class FileComparison:
-    name: str
-    in_old: bool
-    in_new: bool
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-    changed: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class VersionComparison:
-    old: VersionInfo
-    new: VersionInfo
-    files: tuple[FileComparison, ...]
 
 
 def diff_versions(ctx: EngineContext, actor: Actor, old_id: int, new_id: int) -> VersionComparison:
