@@ -10,49 +10,45 @@ SHA-256 is stored.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import orjson
-import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.domain.actors import SYSTEM_USER, Actor
+from engine.domain.actors import Actor
 from engine.domain.charter import enforces
-from engine.domain.identity import is_valid_rpps
 from engine.errors import Forbidden, TeleradError
+from engine.services.account_rules import (
+    RADIOLOGIST_FIELDS,
+    USERNAME_PATTERN,
+    new_account_refusal,
+    unknown_sites_refusal,
+    unknown_territory_refusal,
+)
+from engine.services.accounts_lockout import (
+    lift_expired_lock,
+    lock_message,
+    record_attempt_while_locked,
+    record_failure,
+)
+from engine.services.accounts_lookup import USER_BY_NAME, USER_BY_TOKEN, grants
+from engine.services.accounts_tokens import TOKEN_USE_RESOLUTION, token_hash
+from engine.services.accounts_totp import matching_step, new_totp_secret, provisioning_uri
 from engine.services.context import EngineContext
 from engine.store import audit
-from engine.store.directory_models import ROLES, ApiToken, SiteRow, TerritoryRow, User, UserRole, UserSite
-from engine.store.driver import DriverQuery
-from engine.store.json_agg import json_array_agg
+from engine.store.directory_models import ApiToken, User, UserRole, UserSite
 
-MAX_FAILURES = 5
-LOCK_DURATION = timedelta(minutes=15)
+MAX_FAILURES = 5  # consecutive failures that lock an account (accounts_lockout)
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
-TOTP_ISSUER = "Telerad"
-TOTP_STEP_SECONDS = 30
-TOTP_WINDOW = 1  # steps accepted either side of the current one (clock drift)
-TOKEN_USE_RESOLUTION = timedelta(minutes=1)  # last_used_at is refreshed at most once a minute
-PARIS = ZoneInfo("Europe/Paris")
-USERNAME_PATTERN = re.compile(r"[a-z0-9._-]{3,64}")
-RADIOLOGIST_FIELDS = frozenset({"rpps", "authorization_expires", "insurance_expires", "extraterritorial",
-                                "foreign_authorization_on_file", "foreign_insurance_on_file", "territory_id",
-                                "external_company"})
 _HASHER = PasswordHasher()
-_CODE = re.compile(r"\d{6}")
 
 
 @dataclass(frozen=True)
@@ -68,14 +64,6 @@ class Profile:
     @property
     def actor(self) -> Actor:
         return Actor(self.username, self.roles, self.sites)
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    name: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked: bool
 
 
 class AccountError(TeleradError, ValueError):
@@ -98,33 +86,14 @@ INVALID_CODE = "Code incorrect ou expiré : saisissez le code à 6 chiffres affi
 REPLAYED_CODE = "Ce code a déjà servi : attendez le code suivant de votre application (30 secondes au plus)."
 
 
-# Every page (flask-login's user loader) and every API call (bearer token) loads a profile: one statement on the
-# driver's cursor (engine.store.driver), not through a Session, with the account's roles and sites gathered into a
-# JSON array each by correlated subqueries (their primary keys start with the username).
-_PROFILE_COLUMNS = (
-    User.username, User.display_name, User.active, User.language, User.totp_enrolled_at,
-    select(json_array_agg(UserRole.role)).where(UserRole.username == User.username).scalar_subquery().label("roles"),
-    select(json_array_agg(UserSite.site_id)).where(UserSite.username == User.username).scalar_subquery()
-    .label("sites"),
-)
-_USER_ON_DRIVER = DriverQuery(select(*_PROFILE_COLUMNS).where(User.username == bindparam("username")))
-_TOKEN_USER_ON_DRIVER = DriverQuery(
-    select(ApiToken.id.label("token_id"), ApiToken.revoked, ApiToken.last_used_at, *_PROFILE_COLUMNS)
-    .join(User, User.username == ApiToken.username).where(ApiToken.token_hash == bindparam("token_hash")))
-
-
-def _grants(array: str | None) -> frozenset[str]:
-    return frozenset(orjson.loads(array)) if array else frozenset()  # PostgreSQL: NULL for none
-
-
 def _profile(user: Any) -> Profile:
-    return Profile(user.username, user.display_name, _grants(user.roles), _grants(user.sites), user.active,
+    return Profile(user.username, user.display_name, grants(user.roles), grants(user.sites), user.active,
                    user.language, user.totp_enrolled_at is not None)
 
 
 def load_profile(ctx: EngineContext, username: str) -> Profile | None:
     with ctx.driver_read() as reader:
-        user = _USER_ON_DRIVER.one_or_none(reader, {"username": username})
+        user = USER_BY_NAME.one_or_none(reader, {"username": username})
     return None if user is None else _profile(user)
 
 
@@ -139,31 +108,17 @@ def create_user(ctx: EngineContext, actor: Actor, username: str, display_name: s
     unexpected = set(radiologist_fields) - RADIOLOGIST_FIELDS
     if unexpected:
         raise TypeError(f"unexpected user fields: {', '.join(sorted(unexpected))}")
-    username, display_name = username.strip(), display_name.strip()
-    if not USERNAME_PATTERN.fullmatch(username):
-        raise AccountError("Identifiant invalide : 3 à 64 caractères parmi les minuscules a-z, les chiffres, "
-                           "le point, le tiret et le tiret bas.")
-    if username == SYSTEM_USER:
-        raise AccountError(f"L'identifiant « {SYSTEM_USER} » est réservé : choisissez-en un autre.")
-    if not display_name or len(display_name) > 200:
-        raise AccountError("Indiquez le nom affiché de la personne (200 caractères au plus).")
-    role_set = frozenset(roles)
-    if not role_set:
-        raise AccountError("Attribuez au moins un rôle.")
-    unknown_roles = sorted(role_set - set(ROLES))
-    if unknown_roles:
-        raise AccountError(f"Rôle inconnu : {', '.join(unknown_roles)}. Rôles possibles : {', '.join(ROLES)}.")
-    rpps = radiologist_fields.get("rpps")
-    if rpps is not None and not is_valid_rpps(rpps):
-        raise AccountError("Numéro RPPS invalide : il compte 11 chiffres dont une clé de contrôle ; vérifiez-le.")
+    username, display_name, role_set = username.strip(), display_name.strip(), frozenset(roles)
+    _refuse(new_account_refusal(username, display_name, role_set, radiologist_fields.get("rpps")))
     password_hash = _HASHER.hash(check_password_policy(password, username))
     now = ctx.clock.now()
     with ctx.write() as session:
         if session.get(User, username) is not None:
             raise AccountError(f"L'identifiant « {username} » existe déjà.")
-        _check_references(session, set(sites), radiologist_fields.get("territory_id"))
+        _refuse(unknown_sites_refusal(session, sites)
+                or unknown_territory_refusal(session, radiologist_fields.get("territory_id")))
         session.add(User(username=username, display_name=display_name, password_hash=password_hash,
-                         totp_secret=pyotp.random_base32(), totp_last_step=0, failed_logins=0, active=True,
+                         totp_secret=new_totp_secret(), totp_last_step=0, failed_logins=0, active=True,
                          language="fr", created_at=now, **radiologist_fields))
         session.flush()
         session.add_all([UserRole(username=username, role=role) for role in sorted(role_set)])
@@ -217,7 +172,7 @@ def reset_totp(ctx: EngineContext, actor: Actor, username: str) -> None:
     _require_admin(actor)
     with ctx.write() as session:
         user = _lock_user(session, username)
-        user.totp_secret, user.totp_enrolled_at, user.totp_last_step = pyotp.random_base32(), None, 0
+        user.totp_secret, user.totp_enrolled_at, user.totp_last_step = new_totp_secret(), None, 0
         _audit(session, ctx, actor.user_id, "auth.totp_reset", username=username)
         session.commit()
 
@@ -238,7 +193,7 @@ def authenticate_password(ctx: EngineContext, username: str, password: str) -> P
     new_hash = _HASHER.hash(password) if matches and _HASHER.check_needs_rehash(stored) else None
     with ctx.write() as session:
         user = _lock_user(session, username)
-        now = _lift_expired_lock(user, ctx.clock.now())
+        now = lift_expired_lock(user, ctx.clock.now())
         if user.locked_until is not None:
             error = _refuse_locked(session, user, now, "password")
         elif not matches or user.password_hash != stored or not user.active:
@@ -279,7 +234,7 @@ def totp_provisioning(ctx: EngineContext, username: str) -> tuple[str, str]:
         if user.totp_enrolled_at is not None:
             raise AuthenticationFailed("Le second facteur de ce compte est déjà configuré.", "already_enrolled")
         secret = user.totp_secret
-    return secret, pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=TOTP_ISSUER)
+    return secret, provisioning_uri(secret, username)
 
 
 def record_logout(ctx: EngineContext, username: str, reason: str = "user") -> None:
@@ -299,8 +254,8 @@ def _check_code(ctx: EngineContext, username: str, code: str, *, enrolling: bool
             raise (AuthenticationFailed("Le second facteur de ce compte est déjà configuré.", "already_enrolled")
                    if enrolling else
                    AuthenticationFailed("Configurez d'abord votre second facteur.", "not_enrolled"))
-        now = _lift_expired_lock(user, ctx.clock.now())
-        step = _matching_step(user.totp_secret, code, now)
+        now = lift_expired_lock(user, ctx.clock.now())
+        step = matching_step(user.totp_secret, code, now)
         error: AuthenticationFailed | None = None
         if user.locked_until is not None:
             error = _refuse_locked(session, user, now, "totp")
@@ -325,52 +280,21 @@ def _check_code(ctx: EngineContext, username: str, code: str, *, enrolling: bool
     return profile
 
 
-def _matching_step(secret: str, code: str, now: datetime) -> int | None:
-    code = "".join(code.split())
-    if not _CODE.fullmatch(code):
-        return None
-    totp = pyotp.TOTP(secret, interval=TOTP_STEP_SECONDS)
-    current = int(now.timestamp()) // TOTP_STEP_SECONDS
-    for step in range(current + TOTP_WINDOW, current - TOTP_WINDOW - 1, -1):
-        if hmac.compare_digest(str(totp.generate_otp(step)), code):
-            return step
-    return None
-
-
-def _lift_expired_lock(user: User, now: datetime) -> datetime:
-    if user.locked_until is not None and user.locked_until <= now:
-        user.locked_until, user.failed_logins = None, 0
-    return now
-
-
 def _refuse_locked(session: Session, user: User, now: datetime, factor: str) -> AuthenticationFailed:
     """Attempts during a lock are recorded but do not extend it."""
     assert user.locked_until is not None
-    audit.append_global(session, [audit.AuditEntry(user.username, "auth.failed", None,
-                                                   {"factor": factor, "reason": "locked"})], now)
+    record_attempt_while_locked(session, user, now, factor)
     return _locked_error(user.locked_until)
 
 
 def _count_failure(session: Session, user: User, now: datetime, factor: str, reason: str,
                    error: AuthenticationFailed) -> AuthenticationFailed:
-    user.failed_logins += 1
-    entries = [audit.AuditEntry(user.username, "auth.failed", None,
-                                {"factor": factor, "reason": reason, "failures": user.failed_logins})]
-    if user.failed_logins >= MAX_FAILURES:
-        user.locked_until = now + LOCK_DURATION
-        entries.append(audit.AuditEntry(user.username, "auth.locked", None, {
-            "failures": user.failed_logins, "until": user.locked_until.isoformat()}))
-        error = _locked_error(user.locked_until)
-    audit.append_global(session, entries, now)
-    return error
+    locked_until = record_failure(session, user, now, factor, reason, lock_after=MAX_FAILURES)
+    return error if locked_until is None else _locked_error(locked_until)
 
 
 def _locked_error(until: datetime) -> AuthenticationFailed:
-    local = until.astimezone(PARIS)
-    return AuthenticationFailed(
-        f"Compte verrouillé après {MAX_FAILURES} échecs consécutifs, jusqu'au {local:%d/%m/%Y} à {local:%H:%M} "
-        "(heure de Paris). Réessayez après cette heure ou demandez à un administrateur de le déverrouiller.",
-        "locked", until)
+    return AuthenticationFailed(lock_message(until, MAX_FAILURES), "locked", until)
 
 
 def _password_matches(stored: str, password: str) -> bool:
@@ -408,7 +332,7 @@ def issue_api_token(ctx: EngineContext, username: str, name: str, *, actor: Acto
         if session.execute(select(ApiToken.id).where(ApiToken.username == username, ApiToken.name == name,
                                                      ApiToken.revoked.is_(False))).first():
             raise AccountError(f"Un jeton actif nommé « {name} » existe déjà pour ce compte : révoquez-le d'abord.")
-        session.add(ApiToken(username=username, name=name, token_hash=_token_hash(token),
+        session.add(ApiToken(username=username, name=name, token_hash=token_hash(token),
                              created_at=ctx.clock.now(), revoked=False))
         _audit(session, ctx, (actor or Actor(username)).user_id, "auth.token_issued", username=username, name=name)
         session.commit()
@@ -426,18 +350,12 @@ def revoke_api_token(ctx: EngineContext, username: str, name: str, *, actor: Act
         session.commit()
 
 
-def list_api_tokens(ctx: EngineContext, username: str) -> list[TokenInfo]:
-    with ctx.read() as session:
-        rows = session.execute(select(ApiToken).where(ApiToken.username == username).order_by(ApiToken.id)).scalars()
-        return [TokenInfo(r.name, r.created_at, r.last_used_at, r.revoked) for r in rows]
-
-
 def profile_for_token(ctx: EngineContext, token: str) -> Profile | None:
     """The active account a bearer token belongs to, or None (unknown, revoked, account deactivated)."""
     if not token or len(token) > 256:
         return None
     with ctx.driver_read() as reader:
-        row = _TOKEN_USER_ON_DRIVER.one_or_none(reader, {"token_hash": _token_hash(token)})
+        row = USER_BY_TOKEN.one_or_none(reader, {"token_hash": token_hash(token)})
         if row is None or row.revoked or not row.active:
             return None
         profile = _profile(row)
@@ -447,10 +365,6 @@ def profile_for_token(ctx: EngineContext, token: str) -> Profile | None:
             session.execute(update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now))
             session.commit()
     return profile
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
@@ -467,12 +381,9 @@ def _lock_user(session: Session, username: str) -> User:
     return user
 
 
-def _check_references(session: Session, sites: set[str], territory_id: str | None) -> None:
-    known = set(session.execute(select(SiteRow.id).where(SiteRow.id.in_(sites))).scalars()) if sites else set()
-    if sites - known:
-        raise AccountError(f"Site inconnu : {', '.join(sorted(sites - known))}.")
-    if territory_id is not None and session.get(TerritoryRow, territory_id) is None:
-        raise AccountError(f"Territoire inconnu : {territory_id}.")
+def _refuse(refusal: str | None) -> None:
+    if refusal:
+        raise AccountError(refusal)
 
 
 def _audit(session: Session, ctx: EngineContext, actor: str, action: str, **detail: Any) -> None:

@@ -4,7 +4,6 @@ Administrators only; every change is one transaction recorded in the global audi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,9 +15,18 @@ from sqlalchemy.orm import Session
 from engine.domain.actors import Actor
 from engine.domain.charter import enforces
 from engine.domain.credentials import RadiologistCredentials
-from engine.domain.identity import is_valid_rpps
 from engine.errors import Forbidden
+from engine.services.account_rules import (
+    RADIOLOGIST_ROLES,
+    lock_active_administrators,
+    roles_refusal,
+    rpps_refusal,
+    unknown_sites_refusal,
+    unknown_territory_refusal,
+)
 from engine.services.context import EngineContext
+from engine.services.directory_checks import identifier_refusal, members_refusal, text_refusal
+from engine.services.directory_conventions import ConventionSummary, convention_from_row
 from engine.services.eligibility import lead_loss_refusal, medical_lead_refusal
 from engine.store import audit
 from engine.store.directory_models import (
@@ -33,10 +41,7 @@ from engine.store.directory_models import (
     UserSite,
 )
 
-RADIOLOGIST_ROLES = frozenset({"radiologist", "tele_expert"})
 CONVENTION_TIERS = (1, 2, 3)  # tier 4 (external company) is the convention's external_allowed flag
-ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
-INVALID_RPPS = "Numéro RPPS invalide : il compte 11 chiffres dont une clé de contrôle ; vérifiez-le."
 
 
 @dataclass(frozen=True)
@@ -60,23 +65,6 @@ class UserSummary:
         return bool(RADIOLOGIST_ROLES.intersection(self.roles))
 
 
-@dataclass(frozen=True)
-class ConventionSummary:
-    id: int
-    site_id: str
-    radiologists: tuple[str, ...]
-    cme_validated: bool
-    approved_by_g4: bool
-    approved_by_council: bool
-    external_allowed: bool
-    tiers: tuple[int, ...]
-
-    @property
-    def active(self) -> bool:
-        """CH-3.4: active only once validated by the CME and approved by the G4 and the Medical Council."""
-        return self.cme_validated and self.approved_by_g4 and self.approved_by_council
-
-
 class DirectoryError(ValueError):
     """Refused with a French message."""
 
@@ -89,10 +77,9 @@ def _require_admin(actor: Actor) -> None:
 def create_territory(ctx: EngineContext, actor: Actor, territory_id: str, name: str, department: str, region: str,
                      neighbours: tuple[str, ...] = ()) -> None:
     _require_admin(actor)
-    territory_id = _checked_id(territory_id, "du territoire")
-    name = _checked_text(name, "le nom du territoire", 200)
-    department = _checked_text(department, "le département (par exemple 29)", 8)
-    region = _checked_text(region, "la région", 64)
+    territory_id, name, department, region = territory_id.strip(), name.strip(), department.strip(), region.strip()
+    _refuse(identifier_refusal(territory_id, "du territoire") or text_refusal(name, "le nom du territoire", 200)
+            or text_refusal(department, "le département (par exemple 29)", 8) or text_refusal(region, "la région", 64))
     if territory_id in neighbours:
         raise DirectoryError("Un territoire ne peut pas être son propre voisin.")
     with ctx.write() as session:
@@ -111,13 +98,12 @@ def create_territory(ctx: EngineContext, actor: Actor, territory_id: str, name: 
 
 def create_site(ctx: EngineContext, actor: Actor, site_id: str, name: str, territory_id: str) -> None:
     _require_admin(actor)
-    site_id = _checked_id(site_id, "du site")
-    name = _checked_text(name, "le nom du site", 200)
+    site_id, name = site_id.strip(), name.strip()
+    _refuse(identifier_refusal(site_id, "du site") or text_refusal(name, "le nom du site", 200))
     with ctx.write() as session:
         if session.get(SiteRow, site_id) is not None:
             raise DirectoryError(f"Le site « {site_id} » existe déjà.")
-        if session.get(TerritoryRow, territory_id) is None:
-            raise DirectoryError(f"Territoire inconnu : {territory_id}.")
+        _refuse(unknown_territory_refusal(session, territory_id))
         session.add(SiteRow(id=site_id, name=name, territory_id=territory_id))
         audit.append_global(session, [audit.AuditEntry(actor.user_id, "site.created", None, {
             "site": site_id, "territory": territory_id})], ctx.clock.now())
@@ -133,8 +119,9 @@ def create_convention(ctx: EngineContext, actor: Actor, site_id: str, radiologis
     with ctx.write() as session:
         if session.get(SiteRow, site_id) is None:
             raise DirectoryError(f"Site inconnu : {site_id}.")
-        _check_radiologists(session, radiologists)
-        _check_medical_lead(session, site_id, cme_validated and approved_by_g4 and approved_by_council)
+        _refuse(members_refusal(session, radiologists))
+        if cme_validated and approved_by_g4 and approved_by_council:  # CH-6.1: only for a site with its medical lead
+            _refuse(medical_lead_refusal(session, site_id))
         row = ConventionRow(site_id=site_id, cme_validated=cme_validated, approved_by_g4=approved_by_g4,
                             approved_by_council=approved_by_council, external_allowed=external_allowed, tiers=tiers)
         session.add(row)
@@ -218,7 +205,7 @@ def list_conventions(ctx: EngineContext, actor: Actor, site_id: str | None = Non
         rows = session.execute(query).scalars().all()
         members = _grouped(session.execute(select(ConventionRadiologist.convention_id,
                                                   ConventionRadiologist.username)).tuples())
-        return [_convention(row, members.get(row.id, ())) for row in rows]
+        return [convention_from_row(row, members.get(row.id, ())) for row in rows]
 
 
 def convention_summary(ctx: EngineContext, actor: Actor, convention_id: int) -> ConventionSummary:
@@ -229,7 +216,7 @@ def convention_summary(ctx: EngineContext, actor: Actor, convention_id: int) -> 
             raise DirectoryError(f"Convention inconnue : n° {convention_id}.")
         members = session.execute(select(ConventionRadiologist.username)
                                   .where(ConventionRadiologist.convention_id == convention_id)).scalars().all()
-        return _convention(row, sorted(members))
+        return convention_from_row(row, sorted(members))
 
 
 # --- changes (administrators) -----------------------------------------------------------------------------------
@@ -240,13 +227,9 @@ def update_user_roles_sites(ctx: EngineContext, actor: Actor, username: str, rol
     """Replace an account's roles and sites; False when nothing changed (then nothing is recorded)."""
     _require_admin(actor)
     role_set, site_set = frozenset(roles), frozenset(sites)
-    if not role_set:
-        raise DirectoryError("Attribuez au moins un rôle.")
-    unknown = sorted(role_set - set(ROLES))
-    if unknown:
-        raise DirectoryError(f"Rôle inconnu : {', '.join(unknown)}. Rôles possibles : {', '.join(ROLES)}.")
+    _refuse(roles_refusal(role_set))
     with ctx.write() as session:
-        admins = _lock_active_admins(session)
+        admins = lock_active_administrators(session)
         user = _lock_user(session, username)
         before_roles = frozenset(session.execute(select(UserRole.role)
                                                  .where(UserRole.username == username)).scalars())
@@ -254,7 +237,7 @@ def update_user_roles_sites(ctx: EngineContext, actor: Actor, username: str, rol
                                                  .where(UserSite.username == username)).scalars())
         if (before_roles, before_sites) == (role_set, site_set):
             return False
-        _check_sites(session, site_set)
+        _refuse(unknown_sites_refusal(session, site_set))
         if user.active and "administrator" in before_roles - role_set and admins == {username}:
             raise DirectoryError("Il doit rester au moins un administrateur actif : attribuez d'abord ce rôle "
                                  "à une autre personne.")
@@ -282,8 +265,7 @@ def update_radiologist_credentials(ctx: EngineContext, actor: Actor, username: s
     _require_admin(actor)
     rpps = (rpps or "").strip() or None
     external_company = (external_company or "").strip() or None
-    if rpps is not None and not is_valid_rpps(rpps):
-        raise DirectoryError(INVALID_RPPS)
+    _refuse(rpps_refusal(rpps))
     if external_company is not None and len(external_company) > 200:
         raise DirectoryError("Le nom de la société de téléradiologie ne doit pas dépasser 200 caractères.")
     wanted: dict[str, Any] = {
@@ -293,8 +275,7 @@ def update_radiologist_credentials(ctx: EngineContext, actor: Actor, username: s
         "external_company": external_company}
     with ctx.write() as session:
         user = _lock_user(session, username)
-        if wanted["territory_id"] is not None and session.get(TerritoryRow, wanted["territory_id"]) is None:
-            raise DirectoryError(f"Territoire inconnu : {wanted['territory_id']}.")
+        _refuse(unknown_territory_refusal(session, wanted["territory_id"]))
         changes = {name: value for name, value in wanted.items() if getattr(user, name) != value}
         if not changes:
             return False
@@ -312,7 +293,7 @@ def set_user_active(ctx: EngineContext, actor: Actor, username: str, active: boo
     if not active and username == actor.user_id:
         raise DirectoryError("Vous ne pouvez pas désactiver votre propre compte.")
     with ctx.write() as session:
-        admins = _lock_active_admins(session)
+        admins = lock_active_administrators(session)
         user = _lock_user(session, username)
         if user.active == active:
             return False
@@ -347,10 +328,10 @@ def update_convention(ctx: EngineContext, actor: Actor, convention_id: int, radi
         changes: dict[str, Any] = {name: value for name, value in wanted.items() if getattr(row, name) != value}
         if not changes and members == before:
             return False
-        _check_radiologists(session, tuple(members - before))
+        _refuse(members_refusal(session, members - before))
         was_active = row.cme_validated and row.approved_by_g4 and row.approved_by_council
-        _check_medical_lead(session, row.site_id,
-                            not was_active and cme_validated and approved_by_g4 and approved_by_council)
+        if not was_active and cme_validated and approved_by_g4 and approved_by_council:  # CH-6.1, as at creation
+            _refuse(medical_lead_refusal(session, row.site_id))
         for name, value in changes.items():
             setattr(row, name, value)
         session.execute(delete(ConventionRadiologist).where(ConventionRadiologist.convention_id == convention_id,
@@ -384,28 +365,6 @@ def _summary(user: User, roles: Iterable[str], sites: Iterable[str], now: dateti
         user.territory_id, user.external_company)
 
 
-def _convention(row: ConventionRow, members: Iterable[str]) -> ConventionSummary:
-    tiers = tuple(sorted(int(t) for t in row.tiers.split(",") if t.strip().isdigit()))
-    return ConventionSummary(row.id, row.site_id, tuple(members), row.cme_validated, row.approved_by_g4,
-                             row.approved_by_council, row.external_allowed, tiers)
-
-
-def _checked_id(value: str, of_what: str) -> str:
-    value = value.strip()
-    if not ID_PATTERN.fullmatch(value):
-        raise DirectoryError(f"Identifiant {of_what} invalide : 2 à 64 caractères parmi les minuscules a-z, "
-                             "les chiffres, le point, le tiret et le tiret bas, en commençant par une lettre ou "
-                             "un chiffre.")
-    return value
-
-
-def _checked_text(value: str, what: str, max_length: int) -> str:
-    value = value.strip()
-    if not value or len(value) > max_length:
-        raise DirectoryError(f"Indiquez {what} ({max_length} caractères au plus).")
-    return value
-
-
 def _tiers_text(tiers: str) -> str:
     """"1,2,3" -> "1,2,3"; refuses anything but the proximity tiers 1 to 3 (tier 4 is external_allowed)."""
     parts = [t.strip() for t in tiers.split(",") if t.strip()]
@@ -415,39 +374,15 @@ def _tiers_text(tiers: str) -> str:
     return ",".join(str(t) for t in sorted({int(t) for t in parts}))
 
 
-def _check_radiologists(session: Session, usernames: Iterable[str]) -> None:
-    wanted = set(usernames)
-    if not wanted:
-        return
-    known = set(session.execute(select(User.username).where(User.username.in_(wanted))).scalars())
-    if wanted - known:
-        raise DirectoryError(f"Radiologue inconnu : {', '.join(sorted(wanted - known))}.")
-    radiologists = set(session.execute(select(UserRole.username).where(
-        UserRole.username.in_(wanted), UserRole.role.in_(RADIOLOGIST_ROLES))).scalars())
-    if wanted - radiologists:
-        raise DirectoryError("Ces comptes n'ont pas le rôle de radiologue ou de télé-expert : "
-                             f"{', '.join(sorted(wanted - radiologists))}.")
-
-
-def _check_medical_lead(session: Session, site_id: str, activating: bool) -> None:
-    """CH-6.1: a convention becomes active only for a site with a medical lead."""
-    refusal = medical_lead_refusal(session, site_id) if activating else None
-    if refusal:
-        raise DirectoryError(refusal)
-
-
 def _check_leads_kept(session: Session, sites: Iterable[str]) -> None:
     """CH-6.1: no change of accounts leaves a site under an active convention without its medical lead."""
     session.flush()
-    refusal = lead_loss_refusal(session, sites)
+    _refuse(lead_loss_refusal(session, sites))
+
+
+def _refuse(refusal: str | None) -> None:
     if refusal:
         raise DirectoryError(refusal)
-
-
-def _check_sites(session: Session, sites: Collection[str]) -> None:
-    known = set(session.execute(select(SiteRow.id).where(SiteRow.id.in_(sites))).scalars()) if sites else set()
-    if set(sites) - known:
-        raise DirectoryError(f"Site inconnu : {', '.join(sorted(set(sites) - known))}.")
 
 
 def _lock_user(session: Session, username: str) -> User:
@@ -455,15 +390,6 @@ def _lock_user(session: Session, username: str) -> User:
     if user is None:
         raise DirectoryError(f"Compte inconnu : « {username} ».")
     return user
-
-
-def _lock_active_admins(session: Session) -> set[str]:
-    """The active administrators, their rows locked (in a fixed order) so that two administrators removing
-    each other at the same time cannot leave nobody in charge."""
-    rows = session.execute(select(User.username).join(UserRole, UserRole.username == User.username)
-                           .where(UserRole.role == "administrator", User.active.is_(True))
-                           .order_by(User.username).with_for_update(of=User)).scalars()
-    return set(rows)
 
 
 def _audit(session: Session, ctx: EngineContext, actor: Actor, action: str, **detail: Any) -> None:

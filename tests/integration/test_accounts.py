@@ -20,7 +20,6 @@ from engine.services.accounts import (
     confirm_enrolment,
     create_user,
     issue_api_token,
-    list_api_tokens,
     load_profile,
     profile_for_token,
     reset_totp,
@@ -30,6 +29,7 @@ from engine.services.accounts import (
     unlock_user,
     verify_totp,
 )
+from engine.services.accounts_tokens import list_api_tokens
 from engine.store import audit
 from engine.store.directory_models import ApiToken, SiteRow, TerritoryRow, User
 from engine.store.models import AuditEvent

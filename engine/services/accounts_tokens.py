@@ -1,0 +1,34 @@
+"""API bearer tokens as stored: random secrets of which only the SHA-256 is kept, named per account, revoked
+rather than deleted, with the time of their last use (refreshed at most once a minute)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from engine.services.context import EngineContext
+from engine.store.directory_models import ApiToken
+
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)  # last_used_at is refreshed at most once a minute
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+def list_api_tokens(ctx: EngineContext, username: str) -> list[TokenInfo]:
+    with ctx.read() as session:
+        rows = session.execute(select(ApiToken).where(ApiToken.username == username).order_by(ApiToken.id)).scalars()
+        return [TokenInfo(r.name, r.created_at, r.last_used_at, r.revoked) for r in rows]
+
+
+def token_hash(token: str) -> str:
+    """What is stored of a bearer token, and what it is looked up by."""
+    return hashlib.sha256(token.encode()).hexdigest()
