@@ -55,7 +55,7 @@ from integrations.dicom.demo import configure_demo_dicom  # noqa: E402
 from integrations.dicom.models import DicomInstance  # noqa: E402
 from integrations.dicom.scp import QuickAckRequestHandler, StorageSCP  # noqa: E402
 from integrations.dicom.stability import notify_stable_studies  # noqa: E402
-from web.demo import create_demo  # noqa: E402
+from web.cli.demo_data import create_demo  # noqa: E402
 
 STORESCU = "/usr/bin/storescu"
 

@@ -22,8 +22,8 @@ import integrations.dicom.models  # noqa: F401
 import integrations.hl7.models  # noqa: F401
 from engine.ports import FakeClock
 from engine.runtime import OperationRegistry
-from engine.services.context import EngineContext
 from engine.services.bootstrap import build_context
+from engine.services.context import EngineContext
 from engine.store.db import normalise_url
 from engine.store.migrate import upgrade
 from engine.store.models import Base

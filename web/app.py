@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, request, session
-from flask_babel import Babel
 from flask_bootstrap import Bootstrap5
-from flask_wtf.csrf import CSRFProtect
 
-from engine.services.context import EngineContext
 from engine.services.bootstrap import build_context
+from engine.services.context import EngineContext
+from web.auth.sessions import PagesOnlySessionInterface
 from web.config import Settings
-from web.extensions import TeleradExtension
-from web.sessions import PagesOnlySessionInterface
+from web.extensions import TeleradExtension, babel, csrf
+from web.shared.formatting import LANGUAGES, paris_time
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
        "base-uri 'self'; frame-ancestors 'none'; form-action 'self'")
-PARIS = ZoneInfo("Europe/Paris")
-LANGUAGES = ("fr", "en")
-
-csrf = CSRFProtect()
-babel = Babel()
 
 
 def create_app(settings: Settings | None = None, ctx: EngineContext | None = None) -> Flask:
@@ -44,47 +36,40 @@ def create_app(settings: Settings | None = None, ctx: EngineContext | None = Non
     )
     app.session_interface = PagesOnlySessionInterface()
     app.extensions["telerad"] = TeleradExtension(settings, ctx or build_context(settings.database_url))
-    from web.listeners import install_hooks
+    from web.ops.listeners import install_hooks
 
     install_hooks(app.extensions["telerad"].ctx)  # every process that saves cases queues HL7 reports
     csrf.init_app(app)
     Bootstrap5(app)
     babel.init_app(app, locale_selector=_select_locale, timezone_selector=lambda: "Europe/Paris")
 
-    from web.security import init_security
+    from web.auth.access import init_security
 
     init_security(app, settings.idle_minutes)
     _register_blueprints(app)
-    from web.errors import register_error_pages
+    from web.shared.errors import register_error_pages
 
     register_error_pages(app)
     app.jinja_env.filters["paris"] = paris_time
-    from web.labels import register_label_filters
+    from web.shared.labels import register_label_filters
 
     register_label_filters(app)
     app.after_request(_security_headers)
     if settings.sql_stats:
-        from web.sql_stats import install
+        from web.ops.sql_stats import install
 
         install(app)
     return app
 
 
 def _register_blueprints(app: Flask) -> None:
-    from web.health import bp as health_bp
+    """Each area (a package of web/) lists its blueprints; imported here, not at the top, so that the commands
+    that never build the app (`telerad worker`, `telerad validate`) do not load the views."""
+    from web import admin, api, auth, clinical, designer, ops
 
-    app.register_blueprint(health_bp)
-    blueprints = ("web.auth", "web.inbox", "web.cases", "web.admin", "web.escalation_admin", "web.oncall_admin",
-                  "web.api", "web.hl7_admin", "web.dicom_pages", "web.designer", "web.conformance_pages",
-                  "web.protocols_admin")
-    for module_name in blueprints:
-        try:
-            module = __import__(module_name, fromlist=["bp"])
-        except ModuleNotFoundError as err:
-            if err.name != module_name:
-                raise
-            continue
-        app.register_blueprint(module.bp)
+    for area in (ops, auth, clinical, admin, api, designer):
+        for blueprint in area.BLUEPRINTS:
+            app.register_blueprint(blueprint)
 
 
 def _select_locale() -> str:
@@ -92,13 +77,6 @@ def _select_locale() -> str:
     if chosen in LANGUAGES:
         return str(chosen)
     return "fr"
-
-
-def paris_time(moment: datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
-    """Times are stored in UTC and shown in Europe/Paris."""
-    if moment is None:
-        return "—"
-    return moment.astimezone(PARIS).strftime(fmt)
 
 
 def _security_headers(response: Response) -> Response:

@@ -26,7 +26,7 @@ class Settings:
     workflows_dir: Path
     log_level: str
     idle_minutes: int = 30
-    sql_stats: bool = False  # count SQL per endpoint and serve /debug/sql-stats (benchmarks; web/sql_stats.py)
+    sql_stats: bool = False  # count SQL per endpoint and serve /debug/sql-stats (benchmarks; web/ops/sql_stats.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -22,6 +22,7 @@ from lxml import etree
 from SpiffWorkflow.spiff.parser.process import VALIDATOR
 
 from engine.domain.escalation import DEFAULT_ESCALATION, InvalidDuration, parse_duration
+from engine.domain.roles import LANE_ROLES
 from engine.errors import DefinitionRefused, Finding
 from engine.runtime.charter_paths import check_charter, is_charter_process
 from engine.runtime.checks import check_xml, expression_refused
@@ -31,7 +32,7 @@ from engine.runtime.layout import di_findings
 from engine.runtime.script_engine import OperationRegistry
 from engine.runtime.xml import BPMN_NS, NOT_A_DIAGRAM, SPIFF_NS, kind_of, read_xml
 
-ROLES = frozenset({"requester", "technologist", "radiologist", "local_radiologist", "tele_expert", "site_lead"})
+ROLES = LANE_ROLES
 NS = {"bpmn": BPMN_NS, "spiffworkflow": SPIFF_NS}
 FLOW_NODES = ("task", "userTask", "serviceTask", "manualTask", "businessRuleTask", "sendTask", "receiveTask",
               "scriptTask", "callActivity", "subProcess", "startEvent", "endEvent", "intermediateCatchEvent",

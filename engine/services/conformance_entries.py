@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from engine.services.conformance_graph import CodeGraph, module_body
 
 LISTENER_MODULES: dict[str, str] = {
-    "web.listeners": "services d'écoute",
-    "web.scheduler": "planificateur des échéances",
+    "web.ops.listeners": "services d'écoute",
+    "web.ops.scheduler": "planificateur des échéances",
     "integrations.hl7.service": "service HL7 (MLLP)",
     "integrations.hl7.inbound": "réception HL7 (MLLP)",
     "integrations.hl7.outbox": "envoi HL7 des comptes-rendus",

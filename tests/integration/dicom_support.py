@@ -21,8 +21,8 @@ from forms import default_registry
 from integrations.dicom.demo import configure_demo_dicom
 from integrations.dicom.models import DicomInstance, DicomSeries, DicomStudy
 from integrations.dicom.scp import StorageSCP
+from web.cli.demo_data import USERS, create_demo
 from web.config import PROJECT_ROOT
-from web.demo import USERS, create_demo
 
 WORKFLOWS = PROJECT_ROOT / "workflows" / "bpmn"
 STORESCU, ECHOSCU = "/usr/bin/storescu", "/usr/bin/echoscu"

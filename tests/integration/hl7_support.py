@@ -20,8 +20,8 @@ from integrations.hl7.demo import configure_demo_hl7
 from integrations.hl7.mllp import MllpListener
 from integrations.hl7.models import Hl7Message
 from tests.conftest import DATA
+from web.cli.demo_data import create_demo
 from web.config import PROJECT_ROOT
-from web.demo import create_demo
 
 SAMPLES = DATA / "hl7"
 WORKFLOWS = PROJECT_ROOT / "workflows" / "bpmn"

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from engine.services.instances import start_instance
 from engine.services.tasks import complete_task
 from tests.integration.test_engine_services import REQUESTER, SUBMIT, only_task
-from web.cli import main
+from web.cli.main import main
 
 pytestmark = [pytest.mark.charter("CH-5.3")]
 

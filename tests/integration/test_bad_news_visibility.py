@@ -20,9 +20,9 @@ from engine.store.models import AuditEvent, Task
 from integrations.hl7.models import Hl7Outbox
 from integrations.hl7.outbox import install
 from integrations.hl7.senders import set_endpoint
-from tests.web import test_pages
+from tests import demo_app
 
-demo_ctx = test_pages.demo_ctx  # the demo directory, accounts and cases (fixture)
+demo_ctx = demo_app.demo_ctx  # the demo directory, accounts and cases (fixture)
 
 REQUESTER = Actor("dr.martin", frozenset({"requester"}), frozenset({"ch-brest"}))
 TECHNOLOGIST = Actor("merm.leroy", frozenset({"technologist"}), frozenset({"ch-brest"}))

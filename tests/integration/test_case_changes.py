@@ -34,7 +34,7 @@ from tests.integration.dicom_support import (
     study,
 )
 from tests.integration.test_engine_services import RADIOLOGIST, REQUESTER, SUBMIT, only_task
-from web.demo import demo_request
+from web.cli.demo_data import demo_request
 
 
 def audit_ok(ctx) -> None:

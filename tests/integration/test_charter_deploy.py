@@ -15,12 +15,12 @@ from engine.services import designer
 from engine.services.definitions import deploy_library
 from engine.store.models import ProcessDefinition
 from forms import default_registry
+from tests import demo_app
+from tests.demo_app import login
 from tests.unit.test_charter_paths import CHARTER, VARIANTS, defeated, write_variant
-from tests.web import test_pages
-from tests.web.test_pages import login
-from web.cli import main
+from web.cli.main import main
 
-app, demo_ctx = test_pages.app, test_pages.demo_ctx  # the web app on the demo data (shipped diagrams deployed)
+app, demo_ctx = demo_app.app, demo_app.demo_ctx  # the web app on the demo data (shipped diagrams deployed)
 
 DESIGNER = Actor("sophie", frozenset({"process_designer"}))
 # one mark per rule the variants defeat: each test below tries every variant, through its entry point

@@ -15,6 +15,7 @@ from engine.store.models import InboundMessage, ProcessInstance
 from integrations.dicom.ingest import ingest_file
 from integrations.hl7.mllp import MllpClient
 from integrations.hl7.service import Hl7Service
+from tests.demo_app import login
 from tests.integration import dicom_support
 from tests.integration.dicom_support import (
     audit_actions,
@@ -27,10 +28,8 @@ from tests.integration.dicom_support import (
     study,
 )
 from tests.integration.hl7_support import demo_hl7_ctx, inbound_rows, msa, sample
-from tests.web.test_pages import login
 from web.app import create_app
 from web.config import Settings
-from web.dicom_pages import bp as dicom_bp
 
 dicom_ctx = dicom_support.dicom_ctx  # fixture
 OTHER_PATIENT = {"PatientName": "LE^BRIS^ANNA", "PatientBirthDate": "19710203", "PatientID": "IPP-BREST-9",
@@ -42,8 +41,6 @@ def app(dicom_ctx, database_url, tmp_path):
     settings = replace(Settings.from_env({"TELERAD_INSTANCE_PATH": str(tmp_path / "instance")}),
                        database_url=database_url)
     application = create_app(settings, dicom_ctx)
-    if "dicom" not in application.blueprints:
-        application.register_blueprint(dicom_bp)
     application.config["WTF_CSRF_ENABLED"] = False
     return application
 

@@ -24,10 +24,10 @@ from engine.services.directory import (
 from engine.services.eligibility import sites_without_medical_lead
 from engine.store.directory_models import ConventionRow, User
 from engine.store.models import AuditEvent
-from tests.web import test_pages
-from tests.web.test_pages import login
+from tests import demo_app
+from tests.demo_app import login
 
-app, demo_ctx = test_pages.app, test_pages.demo_ctx  # the demo directory, accounts and cases (fixtures)
+app, demo_ctx = demo_app.app, demo_app.demo_ctx  # the demo directory, accounts and cases (fixtures)
 ADMIN = Actor("admin", frozenset({"administrator"}))
 APPROVED = {"cme_validated": True, "approved_by_g4": True, "approved_by_council": True}
 NO_LEAD = "Le site « Clinique de Brest » n'a pas de médecin responsable de l'organisation médicale"

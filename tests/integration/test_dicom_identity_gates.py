@@ -19,6 +19,7 @@ from integrations.dicom.ingest import ingest_file
 from integrations.dicom.models import DicomHeldInstance
 from integrations.dicom.stability import notify_stable_studies
 from integrations.dicom.studies import case_images
+from tests.demo_app import login
 from tests.integration import dicom_support
 from tests.integration.dicom_support import (
     QUERE,
@@ -34,7 +35,6 @@ from tests.integration.dicom_support import (
     study,
 )
 from tests.integration.test_dicom_web import app  # noqa: F401 - fixture
-from tests.web.test_pages import login
 
 dicom_ctx = dicom_support.dicom_ctx  # fixture
 scp = dicom_support.scp  # fixture

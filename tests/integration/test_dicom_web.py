@@ -14,12 +14,11 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from integrations.dicom.ingest import ingest_file
+from tests.demo_app import login
 from tests.integration import dicom_support
 from tests.integration.dicom_support import counts, demo_case, for_case, rewrite, stored_files, study
-from tests.web.test_pages import login
 from web.app import create_app
 from web.config import Settings
-from web.dicom_pages import bp as dicom_bp
 
 dicom_ctx = dicom_support.dicom_ctx  # fixture
 
@@ -29,8 +28,6 @@ def app(dicom_ctx, database_url, tmp_path):
     settings = replace(Settings.from_env({"TELERAD_INSTANCE_PATH": str(tmp_path / "instance")}),
                        database_url=database_url)
     application = create_app(settings, dicom_ctx)
-    if "dicom" not in application.blueprints:  # until web.app registers it with the other blueprints
-        application.register_blueprint(dicom_bp)
     application.config["WTF_CSRF_ENABLED"] = False
     return application
 

@@ -20,11 +20,11 @@ from engine.services.instances import start_instance
 from engine.services.tasks import complete_task, list_tasks
 from engine.store.models import ProcessInstance, Task
 from forms import FormValidationError
-from tests.web import test_pages
-from tests.web.test_pages import login
-from web.demo import DEMO_PASSWORD
+from tests import demo_app
+from tests.demo_app import login
+from web.cli.demo_data import DEMO_PASSWORD
 
-app, demo_ctx = test_pages.app, test_pages.demo_ctx  # the demo directory, accounts and cases (fixtures)
+app, demo_ctx = demo_app.app, demo_app.demo_ctx  # the demo directory, accounts and cases (fixtures)
 ADMIN = Actor("admin", frozenset({"administrator"}))
 LOCAL = Actor("dr.lelay", frozenset({"local_radiologist", "radiologist", "tele_expert"}), frozenset({"ch-morlaix"}))
 VALID = {"rpps": "10003456786", "authorization_expires": date(2030, 12, 31), "insurance_expires": date(2030, 12, 31)}

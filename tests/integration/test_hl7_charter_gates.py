@@ -22,7 +22,7 @@ from integrations.hl7.mllp import MllpClient
 from integrations.hl7.service import Hl7Service
 from tests.integration.dicom_support import check_identity, complete_step, demo_case, open_tasks
 from tests.integration.hl7_support import ack_segments, case_count, demo_hl7_ctx, inbound_rows, msa, sample
-from web.demo import demo_request
+from web.cli.demo_data import demo_request
 
 NIR = "2790229123456"
 BAD_INS = f"{NIR}{(nir_key(NIR) % 97) + 1:02d}"

@@ -23,7 +23,7 @@ from integrations.hl7.queries import outbox
 from integrations.hl7.senders import set_endpoint
 from integrations.hl7.service import Hl7Service
 from tests.integration.hl7_support import FakeRis, demo_hl7_ctx, free_port, msa, sample, wait_for
-from web.demo import demo_request
+from web.cli.demo_data import demo_request
 
 SYSTEM = Actor.system()
 ADMIN = Actor("admin", frozenset({"administrator"}))

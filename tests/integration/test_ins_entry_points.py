@@ -12,7 +12,7 @@ from engine.services.instances import case_data
 from engine.store.models import ProcessInstance
 from tests.integration import dicom_support
 from tests.integration.test_dicom_web import app  # noqa: F401 - fixture
-from web.demo import demo_request
+from web.cli.demo_data import demo_request
 
 dicom_ctx = dicom_support.dicom_ctx  # fixture
 

@@ -33,8 +33,8 @@ from integrations.hl7.demo import configure_demo_hl7
 from integrations.hl7.mllp import MllpClient
 from integrations.hl7.models import Hl7Message
 from tests.integration.hl7_support import free_port, msa, sample
+from web.cli.demo_data import create_demo, demo_request
 from web.config import PROJECT_ROOT
-from web.demo import create_demo, demo_request
 
 CLIENT_SECONDS = 12
 CASES = 8

@@ -21,8 +21,8 @@ from engine.services.instances import start_instance
 from engine.store import audit
 from engine.store.models import AuditEvent, EscalationSetting, ProcessInstance, Timer
 from forms import default_registry
+from web.cli.demo_data import _actor, create_demo, demo_request
 from web.config import PROJECT_ROOT
-from web.demo import _actor, create_demo, demo_request
 
 CASES = 12
 

@@ -18,7 +18,7 @@ from engine.services.conformance_build import build_graph
 from engine.services.conformance_entries import entry_points
 from engine.services.conformance_sources import deployed_diagrams, read_catalogue, read_tests, registry_forms
 from engine.services.definitions import deploy_definition
-from web.cli import main
+from web.cli.main import main
 from web.config import PROJECT_ROOT
 
 SPIFF = "http://spiffworkflow.org/bpmn/schema/1.0/core"
@@ -185,7 +185,7 @@ def diagram(process_id: str, body: str) -> str:
 
 def test_an_operation_counts_only_when_a_diagram_calls_it(tmp_path):
     files = {"engine/domain/rules.py": MARKED, "engine/services/operations.py": OPERATIONS,
-             "engine/services/context.py": CONTEXT, "web/cli.py": CLI, "tests/test_x.py": NEGATIVE}
+             "engine/services/context.py": CONTEXT, "web/cli/main.py": CLI, "tests/test_x.py": NEGATIVE}
     root = project(tmp_path, "- CH-99.1 A gate.\n", files)
     (rule,) = conformance_matrix(root)
     assert rule.status == "declared_only"  # registered at start-up, but no diagram calls it

@@ -8,7 +8,7 @@ import shutil
 from click.testing import CliRunner
 
 from engine.runtime.layout import layout
-from web.cli import main
+from web.cli.main import main
 from web.config import PROJECT_ROOT
 
 HEADER = ('<?xml version="1.0" encoding="UTF-8"?>\n'

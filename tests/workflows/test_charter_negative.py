@@ -12,8 +12,8 @@ from engine.domain.actors import Actor
 from engine.domain.oncall import OnCallSlot
 from engine.errors import NotFound
 from engine.ports import InMemoryDirectory
-from engine.services.cases import post_message
 from engine.services.bootstrap import default_operations
+from engine.services.cases import post_message
 from engine.services.definitions import deploy_library
 from engine.services.instances import start_instance
 from engine.services.tasks import complete_task, list_tasks

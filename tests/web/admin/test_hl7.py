@@ -1,0 +1,137 @@
+"""HL7 administrator pages and `telerad hl7` commands: senders and endpoints per site, the message log with its
+filters, the outbox with failures and "retry now"; administrators only (CH-5.1, CH-5.3)."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import replace
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from engine.domain.actors import Actor
+from engine.store.models import AuditEvent
+from integrations.hl7.inbound import InboundHandler
+from integrations.hl7.models import Hl7Outbox
+from integrations.hl7.outbox import deliver_pending
+from integrations.hl7.senders import list_endpoints, list_senders, set_endpoint
+from tests.demo_app import login
+from tests.integration.hl7_support import demo_hl7_ctx, free_port, sample
+from web.app import create_app
+from web.cli.hl7 import hl7
+from web.config import Settings
+
+
+@pytest.fixture
+def hl7_ctx(request, make_ctx, database_url):
+    return demo_hl7_ctx(request, make_ctx, database_url)
+
+
+@pytest.fixture
+def app(hl7_ctx, database_url, tmp_path):
+    settings = replace(Settings.from_env({"TELERAD_INSTANCE_PATH": str(tmp_path / "instance")}),
+                       database_url=database_url)
+    application = create_app(settings, hl7_ctx)
+    application.config["WTF_CSRF_ENABLED"] = False
+    return application
+
+
+def text(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def test_pages_are_for_administrators_only(app, hl7_ctx, clock):
+    client = login(app, hl7_ctx, clock, "dr.martin")
+    for url in ("/admin/hl7/", "/admin/hl7/messages", "/admin/hl7/messages/1", "/admin/hl7/outbox"):
+        assert client.get(url).status_code == 403, url
+    for url in ("/admin/hl7/outbox/retry", "/admin/hl7/senders/1/delete", "/admin/hl7/endpoints/ch-brest/delete"):
+        assert client.post(url).status_code == 403, url
+    assert len(list_senders(hl7_ctx)) == 3
+    assert app.test_client().get("/admin/hl7/").status_code == 302  # to the login page
+
+
+@pytest.mark.charter("CH-5.1")
+def test_admin_attaches_a_sender_and_sets_an_endpoint(app, hl7_ctx, clock):
+    client = login(app, hl7_ctx, clock, "admin")
+    page = text(client.get("/admin/hl7/"))
+    assert "RIS_BREST" in page and "CH_BREST" in page  # the demo data configures its sites
+    response = client.post("/admin/hl7/", data={"sender-site_id": "ch-morlaix", "sender-application": "XPLORE",
+                                                 "sender-facility": "CH_MORLAIX_IMAGERIE", "sender-submit": "1"})
+    assert response.status_code == 302
+    assert ("ch-morlaix", "XPLORE") in {(s.site_id, s.sending_application) for s in list_senders(hl7_ctx)}
+    again = text(client.post("/admin/hl7/", data={"sender-site_id": "ch-brest", "sender-application": "XPLORE",
+                                                  "sender-facility": "CH_MORLAIX_IMAGERIE", "sender-submit": "1"}))
+    assert "déjà rattaché au site ch-morlaix" in again and 'value="XPLORE"' in again  # refused, input kept
+    response = client.post("/admin/hl7/", data={
+        "endpoint-site_id": "ch-brest", "endpoint-host": "ris.chu-brest.local", "endpoint-port": "6661",
+        "endpoint-receiving_application": "RIS_BREST", "endpoint-receiving_facility": "CH_BREST",
+        "endpoint-charset": "8859/1", "endpoint-active": "y", "endpoint-submit": "1"})
+    assert response.status_code == 302
+    [endpoint] = list_endpoints(hl7_ctx)
+    assert (endpoint.host, endpoint.port, endpoint.charset, endpoint.active) == ("ris.chu-brest.local", 6661,
+                                                                                 "8859/1", True)
+    bad_port = text(client.post("/admin/hl7/", data={"endpoint-site_id": "ch-brest", "endpoint-host": "x",
+                                                     "endpoint-port": "70000", "endpoint-submit": "1"}))
+    assert "Un nombre entre 1 et 65535." in bad_port
+    sender_id = next(s.id for s in list_senders(hl7_ctx) if s.sending_application == "XPLORE")
+    assert client.post(f"/admin/hl7/senders/{sender_id}/delete").status_code == 302
+    assert "XPLORE" not in {s.sending_application for s in list_senders(hl7_ctx)}
+
+
+def test_message_log_filters_and_audited_reading(app, hl7_ctx, clock):
+    handler = InboundHandler(hl7_ctx)
+    handler(sample("orm_o01_2.5_nw_utf8.hl7"), False, "127.0.0.1:5000")
+    handler(sample("siu_s12_2.5.hl7"), False, "127.0.0.1:5000")
+    client = login(app, hl7_ctx, clock, "admin")
+    page = text(client.get("/admin/hl7/messages"))
+    assert "BRE000102" in page and "BRE000107" in page and "2 messages" in page
+    rejected = text(client.get("/admin/hl7/messages?status=rejected"))
+    assert "BRE000107" in rejected and "BRE000102" not in rejected and "non pris en charge" in rejected
+    assert "N° de dossier : des chiffres seulement." in text(client.get("/admin/hl7/messages?case=abc"))
+    detail = text(client.get("/admin/hl7/messages/1"))
+    assert "LE BIHAN^Nolwenn" in detail and "sa lecture est tracée" in detail
+    with hl7_ctx.read() as session:
+        read = session.execute(select(AuditEvent).where(AuditEvent.action == "hl7.message_read")).scalar_one()
+    assert read.actor == "admin"
+    assert client.get("/admin/hl7/messages/999").status_code == 404
+
+
+@pytest.mark.charter("CH-5.1")
+def test_outbox_shows_failures_and_retry_now(app, hl7_ctx, clock):
+    from tests.integration.test_hl7_outbound import queue
+
+    set_endpoint(hl7_ctx, Actor.system(), "ch-brest", "127.0.0.1", free_port())
+    queue(hl7_ctx)
+    deliver_pending(hl7_ctx)
+    client = login(app, hl7_ctx, clock, "admin")
+    page = text(client.get("/admin/hl7/outbox"))
+    assert "n’a pas pu être livré" in page and "injoignable" in page and "Relancer maintenant" in page
+    clock.advance(seconds=5)
+    response = client.post("/admin/hl7/outbox/1/retry", follow_redirects=True)
+    assert "1 envoi(s) relancé(s)" in text(response)
+    with hl7_ctx.read() as session:
+        assert session.get(Hl7Outbox, 1).next_attempt_at == clock.now()
+
+
+def test_cli_senders_endpoints_and_outbox(hl7_ctx, database_url, tmp_path):
+    runner = CliRunner()
+    env = {"TELERAD_DATABASE_URL": database_url, "TELERAD_INSTANCE_PATH": str(tmp_path / "instance")}
+    result = runner.invoke(hl7, ["sender", "add", "ch-morlaix", "XPLORE", "CH_MORLAIX"], env=env)
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(hl7, ["sender", "list", "--json"], env=env)
+    assert {"site": "ch-morlaix", "application": "XPLORE", "facility": "CH_MORLAIX"} in json.loads(result.output)
+    result = runner.invoke(hl7, ["sender", "add", "nowhere", "A", "B"], env=env)
+    assert result.exit_code == 1 and "Site inconnu" in result.output
+    result = runner.invoke(hl7, ["endpoint", "set", "ch-brest", "127.0.0.1", str(free_port()), "--charset", "8859/1"],
+                           env=env)
+    assert result.exit_code == 0, result.output
+    from tests.integration.test_hl7_outbound import queue
+
+    queue(hl7_ctx)
+    result = runner.invoke(hl7, ["outbox", "retry", "--deliver"], env=env)
+    assert result.exit_code == 0 and "0 envoyé(s), 1 en échec" in result.output
+    result = runner.invoke(hl7, ["outbox", "retry"], env=env)
+    assert "1 envoi(s) en échec remis en file." in result.output
+    assert "injoignable" in runner.invoke(hl7, ["outbox", "list", "--status", "failed"], env=env).output

@@ -1,0 +1,44 @@
+"""Administrators organise on-call duty and see the gaps in H24 coverage (CH-5.5)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from engine.store.directory_models import OnCallSlotRow
+from tests import demo_app
+
+app, demo_ctx = demo_app.app, demo_app.demo_ctx
+login = demo_app.login
+
+
+@pytest.mark.charter("CH-5.5")
+def test_admin_adds_a_slot_and_the_gap_shrinks(app, demo_ctx, clock):
+    client = login(app, demo_ctx, clock, "admin")
+    page = client.get("/admin/oncall").get_data(as_text=True)
+    assert "Trous dans la couverture H24" in page and page.count('class="text-danger"') >= 2
+    response = client.post("/admin/oncall", data={"territory_id": "brest", "username": "dr.legall",
+                                                  "starts_at": "2026-01-05T18:30", "ends_at": "2026-01-06T08:00"})
+    assert response.status_code == 302
+    with demo_ctx.read() as session:
+        slot = session.execute(select(OnCallSlotRow)).scalar_one()
+    assert (slot.username, slot.starts_at.isoformat()) == ("dr.legall", "2026-01-05T17:30:00+00:00")
+    page = client.get("/admin/oncall").get_data(as_text=True)
+    assert "Dr Yann Le Gall" in page
+    assert "06/01/2026 18:30" in page  # the next uncovered evening starts the gap list of brest
+
+
+@pytest.mark.charter("CH-5.5", negative=True)
+def test_invalid_slots_are_refused_in_french_and_non_admins_get_403(app, demo_ctx, clock):
+    client = login(app, demo_ctx, clock, "admin")
+    page = client.post("/admin/oncall", data={"territory_id": "brest", "username": "dr.martin",
+                                              "starts_at": "2026-01-05T18:30", "ends_at": "2026-01-06T08:00"})
+    assert "est pas un radiologue" in page.get_data(as_text=True)
+    page = client.post("/admin/oncall", data={"territory_id": "brest", "username": "dr.legall",
+                                              "starts_at": "2026-01-06T08:00", "ends_at": "2026-01-05T18:30"})
+    assert "La fin de la garde doit suivre son début." in page.get_data(as_text=True)
+    with demo_ctx.read() as session:
+        assert session.execute(select(OnCallSlotRow)).first() is None  # no on-call duty held by nobody
+    requester = login(app, demo_ctx, clock, "dr.martin")
+    assert requester.get("/admin/oncall").status_code == 403
+    assert requester.post("/admin/oncall/1/delete").status_code == 403

@@ -1,0 +1,38 @@
+"""The JSON API on the demo data: bearer tokens, the same checks as the pages, its OpenAPI description."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.services.accounts import issue_api_token
+from tests import demo_app
+from tests.demo_app import case_of, open_task
+
+app, demo_ctx = demo_app.app, demo_app.demo_ctx  # the web app on the demo data (fixtures)
+
+
+@pytest.mark.charter("CH-5.3", negative=True)
+def test_api_applies_the_same_checks_with_bearer_tokens(app, demo_ctx):
+    client = app.test_client()
+    token = issue_api_token(demo_ctx, "dr.legall", "tests")
+    outsider = issue_api_token(demo_ctx, "dr.kerbrat", "tests")
+    case_id = case_of(demo_ctx, patient_name="KERMARREC YANN")
+    task_id = open_task(demo_ctx, case_id, "accept_case")
+    assert client.get("/api/v1/tasks").status_code == 401
+    tasks = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {token}"}).get_json()["tasks"]
+    assert task_id in [t["id"] for t in tasks]
+    detail = client.get(f"/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert detail["schema"]["title"] == "Acceptation du dossier"
+    bad = client.post(f"/api/v1/tasks/{task_id}/complete", json={"acceptance": "maybe"},
+                      headers={"Authorization": f"Bearer {token}"})
+    assert bad.status_code == 422 and "acceptance" in bad.get_json()["fields"]
+    for url in (f"/api/v1/cases/{case_id}", f"/api/v1/tasks/{task_id}", f"/api/v1/cases/{case_id}/messages"):
+        assert client.get(url, headers={"Authorization": f"Bearer {outsider}"}).status_code == 404, url
+    done = client.post(f"/api/v1/tasks/{task_id}/complete", json={"acceptance": "accept"},
+                       headers={"Authorization": f"Bearer {token}"})
+    assert done.status_code == 200
+    again = client.post(f"/api/v1/tasks/{task_id}/complete", json={"acceptance": "accept"},
+                        headers={"Authorization": f"Bearer {token}"})
+    assert again.status_code == 409
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.") and "/tasks/{task_id}/complete" in spec["paths"]

@@ -1,0 +1,69 @@
+"""Administrators organise on-call duty per territory and see the gaps in H24 coverage (CH-5.5)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import login_required
+
+from engine.errors import NotFound
+from engine.services.directory import list_territories
+from engine.services.oncall import OnCallError, add_slot, gaps, list_slots, remove_slot
+from web.auth.access import current_actor, roles_required
+from web.extensions import telerad
+
+bp = Blueprint("oncall", __name__, url_prefix="/admin/oncall")
+PARIS = ZoneInfo("Europe/Paris")
+HORIZON = timedelta(weeks=4)
+
+
+def _ctx() -> Any:
+    return telerad(current_app).ctx
+
+
+def _parse_local(value: str | None) -> datetime | None:
+    try:
+        return datetime.strptime(value or "", "%Y-%m-%dT%H:%M").replace(tzinfo=PARIS)
+    except ValueError:
+        return None
+
+
+@bp.route("", methods=["GET", "POST"])
+@login_required
+@roles_required("administrator")
+def index() -> Any:
+    ctx = _ctx()
+    error = None
+    if request.method == "POST":
+        starts, ends = _parse_local(request.form.get("starts_at")), _parse_local(request.form.get("ends_at"))
+        if starts is None or ends is None:
+            error = _("Indiquez le début et la fin de la garde (date et heure).")
+        else:
+            try:
+                add_slot(ctx, current_actor(), request.form.get("territory_id", ""),
+                         request.form.get("username", "").strip(), starts, ends)
+            except OnCallError as err:
+                error = str(err)
+            else:
+                flash(_("Garde enregistrée."), "success")
+                return redirect(url_for("oncall.index"))
+    now = ctx.clock.now()
+    return render_template("admin/oncall/index.html", slots=list_slots(ctx, now, now + HORIZON),
+                           gaps=gaps(ctx, now, now + HORIZON), territories=list_territories(ctx), error=error,
+                           form=request.form, horizon_days=HORIZON.days)
+
+
+@bp.post("/<int:slot_id>/delete")
+@login_required
+@roles_required("administrator")
+def delete(slot_id: int) -> Any:
+    try:
+        remove_slot(_ctx(), current_actor(), slot_id)
+    except NotFound:
+        abort(404)
+    flash(_("Garde supprimée."), "info")
+    return redirect(url_for("oncall.index"))

@@ -1,0 +1,1 @@
+"""The `telerad` command line (web.cli.main:main) and the demo data."""

@@ -1,0 +1,41 @@
+"""`telerad demo`: demo data in an empty database (see web.cli.demo_data)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from engine.domain.actors import Actor
+from engine.services.bootstrap import build_context
+from engine.services.definitions import deploy_library
+from engine.services.schema import has_accounts
+from web.cli.common import load_settings, require_migrated
+from web.cli.demo_data import create_demo
+
+
+@click.command(help="Create demo data (territories, sites, one user per role, cases) in an empty database.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"users": [{"username", "password", "totp_secret", '
+                                                      '"roles"}]}.')
+def demo(as_json: bool) -> None:
+    settings = load_settings()
+    require_migrated(settings)
+    ctx = build_context(settings.database_url)
+    if has_accounts(ctx):
+        message = "the database already has users: demo data is only created in an empty database"
+        if as_json:
+            click.echo(json.dumps({"users": [], "skipped": message}))
+        else:
+            click.echo(message)
+        return
+    deploy_library(ctx, Actor("cli"), settings.workflows_dir)
+    accounts = create_demo(ctx)
+    if as_json:
+        click.echo(json.dumps({"users": accounts}, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"Demo data created. Log in at http://{settings.host}:{settings.port}/ with one of these accounts;")
+    click.echo("the second factor is a TOTP code: add the secret to an authenticator app "
+               "(or run: python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\").\n")
+    for account in accounts:
+        click.echo(f"  {account['username']:<12} password {account['password']}  TOTP secret "
+                   f"{account['totp_secret']}  roles {', '.join(account['roles'])}")

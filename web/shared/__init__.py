@@ -1,0 +1,1 @@
+"""What the pages of every area use: French labels of codes, dates in Paris time, error pages."""
