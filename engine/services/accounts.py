@@ -5,7 +5,8 @@ tolerance either side) that can be used once only. Five consecutive failures (wr
 replayed code) lock the account for fifteen minutes; only a complete login (password then code) resets
 the count, so knowing the password does not buy unlimited guesses at the code. Every attempt, successful
 or not, is written to the global audit chain. API tokens are random bearer secrets of which only the
-SHA-256 is stored.
+SHA-256 is stored. The parts: account_rules (what an account may hold), accounts_totp (codes), accounts_lockout
+(the failure count), accounts_lookup (the per-request account statements), accounts_tokens (token storage).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,7 +40,7 @@ from engine.services.accounts_lockout import (
     record_failure,
 )
 from engine.services.accounts_lookup import USER_BY_NAME, USER_BY_TOKEN, grants
-from engine.services.accounts_tokens import TOKEN_USE_RESOLUTION, token_hash
+from engine.services.accounts_tokens import record_token_use, token_hash
 from engine.services.accounts_totp import matching_step, new_totp_secret, provisioning_uri
 from engine.services.context import EngineContext
 from engine.store import audit
@@ -359,11 +360,7 @@ def profile_for_token(ctx: EngineContext, token: str) -> Profile | None:
         if row is None or row.revoked or not row.active:
             return None
         profile = _profile(row)
-    now = ctx.clock.now()
-    if row.last_used_at is None or now - row.last_used_at >= TOKEN_USE_RESOLUTION:
-        with ctx.write() as session:
-            session.execute(update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now))
-            session.commit()
+    record_token_use(ctx, row.token_id, row.last_used_at)
     return profile
 
 

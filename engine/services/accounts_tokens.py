@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from engine.services.context import EngineContext
 from engine.store.directory_models import ApiToken
@@ -32,3 +32,12 @@ def list_api_tokens(ctx: EngineContext, username: str) -> list[TokenInfo]:
 def token_hash(token: str) -> str:
     """What is stored of a bearer token, and what it is looked up by."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def record_token_use(ctx: EngineContext, token_id: int, last_used_at: datetime | None) -> None:
+    """Stamp the token's last use, at most once per TOKEN_USE_RESOLUTION: not one write per API call."""
+    now = ctx.clock.now()
+    if last_used_at is None or now - last_used_at >= TOKEN_USE_RESOLUTION:
+        with ctx.write() as session:
+            session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
+            session.commit()
