@@ -1,4 +1,4 @@
-"""Demo modalities: the calling AE titles of the demo sites (see web.demo).
+"""Demo modalities: the calling AE titles of the demo sites (see web.cli.demo_data).
 
 Try it: storescu -aet CT_BREST -aec TELERAD 127.0.0.1 11112 image.dcm
 """
