@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from engine.domain.actors import SYSTEM_USER
 from engine.domain.identity import is_valid_rpps
-from engine.store.directory_models import ROLES, SiteRow, TerritoryRow, User, UserRole
+from engine.domain.roles import ACCOUNT_ROLES
+from engine.store.directory_models import SiteRow, TerritoryRow, User, UserRole
 
 USERNAME_PATTERN = re.compile(r"[a-z0-9._-]{3,64}")
 RADIOLOGIST_ROLES = frozenset({"radiologist", "tele_expert"})
@@ -40,9 +41,9 @@ def new_account_refusal(username: str, display_name: str, roles: Set[str], rpps:
 def roles_refusal(roles: Set[str]) -> str | None:
     if not roles:
         return "Attribuez au moins un rôle."
-    unknown = sorted(roles - set(ROLES))
+    unknown = sorted(roles - set(ACCOUNT_ROLES))
     if unknown:
-        return f"Rôle inconnu : {', '.join(unknown)}. Rôles possibles : {', '.join(ROLES)}."
+        return f"Rôle inconnu : {', '.join(unknown)}. Rôles possibles : {', '.join(ACCOUNT_ROLES)}."
     return None
 
 
