@@ -1,6 +1,7 @@
 """Administration of territories, sites and conventions (the routing directory), and of what an account may
 do and where: roles, sites, radiologist credentials, active flag (CH-3.1, CH-3.2, CH-3.4, CH-6.1).
-Administrators only; every change is one transaction recorded in the global audit chain."""
+Administrators only; every change is one transaction recorded in the global audit chain. What administrators
+may enter is checked in directory_checks and account_rules (each check returns the refusal, raised here)."""
 
 from __future__ import annotations
 
