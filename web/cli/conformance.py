@@ -11,7 +11,7 @@ from engine.services.bootstrap import build_context
 from engine.services.conformance import conformance_matrix, summary
 from engine.services.conformance_sources import deployed_diagrams, registry_forms
 from web.cli.common import load_settings, require_migrated
-from web.config import PROJECT_ROOT
+from web import config
 
 
 @click.command(help="Print the charter conformance matrix: for each rule, what enforces it in the product (diagram "
@@ -25,12 +25,12 @@ from web.config import PROJECT_ROOT
                                            "instead of the deployed versions (no database needed).")
 def conformance(as_json: bool, repo: bool) -> None:
     if repo:
-        rules = conformance_matrix(PROJECT_ROOT)
+        rules = conformance_matrix(config.PROJECT_ROOT)
     else:
         settings = load_settings()
         require_migrated(settings)
         ctx = build_context(settings.database_url)
-        rules = conformance_matrix(PROJECT_ROOT, deployed_diagrams(ctx), registry_forms(ctx))
+        rules = conformance_matrix(config.PROJECT_ROOT, deployed_diagrams(ctx), registry_forms(ctx))
     declared_only = [r.id for r in rules if r.status == "declared_only"]
     if as_json:
         click.echo(json.dumps({"rules": [r.as_dict() for r in rules]}, ensure_ascii=False, indent=2))
