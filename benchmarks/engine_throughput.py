@@ -48,8 +48,8 @@ from engine.domain.actors import Actor  # noqa: E402
 from engine.runtime import Bundle, Runtime, bundles_from_library  # noqa: E402
 from engine.runtime.definitions import ParsedDefinition  # noqa: E402
 from engine.runtime.serializer import WorkflowCodec  # noqa: E402
-from engine.services.context import EngineContext
 from engine.services.bootstrap import build_context  # noqa: E402
+from engine.services.context import EngineContext  # noqa: E402
 from engine.services.definitions import deploy_definition  # noqa: E402
 from engine.services.instances import start_instance  # noqa: E402
 from engine.services.tasks import complete_task, list_tasks  # noqa: E402

@@ -35,9 +35,9 @@ from sqlalchemy import event, insert, text  # noqa: E402
 
 from engine.domain.actors import Actor  # noqa: E402
 from engine.runtime import bundles_from_library  # noqa: E402
-from engine.services.cases import list_cases  # noqa: E402
-from engine.services.context import EngineContext
 from engine.services.bootstrap import build_context  # noqa: E402
+from engine.services.cases import list_cases  # noqa: E402
+from engine.services.context import EngineContext  # noqa: E402
 from engine.services.definitions import deploy_definition  # noqa: E402
 from engine.services.tasks import list_tasks  # noqa: E402
 from engine.store.migrate import upgrade  # noqa: E402

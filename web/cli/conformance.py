@@ -10,8 +10,8 @@ import click
 from engine.services.bootstrap import build_context
 from engine.services.conformance import conformance_matrix, summary
 from engine.services.conformance_sources import deployed_diagrams, registry_forms
-from web.cli.common import load_settings, require_migrated
 from web import config
+from web.cli.common import load_settings, require_migrated
 
 
 @click.command(help="Print the charter conformance matrix: for each rule, what enforces it in the product (diagram "

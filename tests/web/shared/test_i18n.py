@@ -21,15 +21,14 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from sqlalchemy import select
 
-from engine.services.definitions import deploy_library
 from engine.store.directory_models import User
 from engine.store.models import ProcessInstance, Task
-from forms import default_registry
-from web.app import babel, create_app
-from web.cli.demo_data import DEMO_PASSWORD, create_demo
+from tests import demo_app
+from web.app import create_app
+from web.cli.demo_data import DEMO_PASSWORD
 from web.config import PROJECT_ROOT, Settings
+from web.extensions import babel
 
-WORKFLOWS = PROJECT_ROOT / "workflows" / "bpmn"
 TRANSLATIONS = PROJECT_ROOT / "web" / "translations"
 POT = TRANSLATIONS / "messages.pot"
 ENGLISH_PO = TRANSLATIONS / "en" / "LC_MESSAGES" / "messages.po"
@@ -51,16 +50,7 @@ def strings_of(message) -> tuple[str, ...]:  # several for a plural entry
     return message.string if isinstance(message.string, tuple) else (message.string,)
 
 
-# Fixtures: the demo data of tests/demo_app.py, on SQLite and PostgreSQL.
-
-@pytest.fixture
-def demo_ctx(make_ctx):
-    ctx = make_ctx(operations=None, forms=default_registry(), escalation=None)
-    from engine.domain.actors import Actor
-
-    deploy_library(ctx, Actor("designer"), WORKFLOWS)
-    create_demo(ctx)
-    return ctx
+demo_ctx = demo_app.demo_ctx  # the demo data (fixture), on SQLite and PostgreSQL
 
 
 @pytest.fixture(scope="module")
