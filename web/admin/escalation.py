@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -26,10 +25,10 @@ from engine.services.escalation import ChangePreview, change_setting, list_setti
 from engine.services.timer_queries import MAX_PAGE, waiting_timers
 from web.auth.access import current_actor, roles_required
 from web.extensions import telerad
+from web.shared.formatting import PARIS
 
 bp = Blueprint("escalation", __name__, url_prefix="/admin/escalation")
 
-PARIS = ZoneInfo("Europe/Paris")
 PER_PAGE = 50
 MODES = ("future", "rearm")
 SETTING_LABELS = {

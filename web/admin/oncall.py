@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -15,9 +14,9 @@ from engine.services.directory import list_territories
 from engine.services.oncall import OnCallError, add_slot, gaps, list_slots, remove_slot
 from web.auth.access import current_actor, roles_required
 from web.extensions import telerad
+from web.shared.formatting import PARIS
 
 bp = Blueprint("oncall", __name__, url_prefix="/admin/oncall")
-PARIS = ZoneInfo("Europe/Paris")
 HORIZON = timedelta(weeks=4)
 
 

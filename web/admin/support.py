@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, request
 from flask_babel import gettext as _
@@ -27,9 +26,9 @@ from engine.services.directory import (
 from web.admin.forms import ROLE_LABELS, AccessForm, CredentialsForm, NewUserForm
 from web.auth.access import current_actor
 from web.extensions import telerad
+from web.shared.formatting import PARIS
 
 RENEWAL_NOTICE = timedelta(days=30)  # credentials expiring within this delay are flagged "à renouveler"
-PARIS = ZoneInfo("Europe/Paris")
 
 
 def ctx() -> EngineContext:
