@@ -135,3 +135,13 @@ def make_ctx(database_url: str, clock: FakeClock) -> Iterator:
 @pytest.fixture
 def ctx(make_ctx) -> EngineContext:
     return make_ctx()
+
+
+@pytest.fixture
+def deployed(ctx):
+    """The engine context with the test diagrams of tests/data/bpmn deployed."""
+    from engine.domain.actors import Actor
+    from engine.services.definitions import deploy_library
+
+    deploy_library(ctx, Actor("designer"), DATA / "bpmn")
+    return ctx

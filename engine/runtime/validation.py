@@ -21,8 +21,8 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.spiff.parser.process import VALIDATOR
 
+from engine.domain.account_roles import LANE_ROLES
 from engine.domain.escalation import DEFAULT_ESCALATION, InvalidDuration, parse_duration
-from engine.domain.roles import LANE_ROLES
 from engine.errors import DefinitionRefused, Finding
 from engine.runtime.charter_paths import check_charter, is_charter_process
 from engine.runtime.checks import check_xml, expression_refused

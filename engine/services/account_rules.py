@@ -13,9 +13,9 @@ from collections.abc import Collection, Set
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.domain.account_roles import ACCOUNT_ROLES
 from engine.domain.actors import SYSTEM_USER
 from engine.domain.identity import is_valid_rpps
-from engine.domain.roles import ACCOUNT_ROLES
 from engine.store.directory_models import SiteRow, TerritoryRow, User, UserRole
 
 USERNAME_PATTERN = re.compile(r"[a-z0-9._-]{3,64}")

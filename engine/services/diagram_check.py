@@ -12,7 +12,7 @@ from engine.services.bootstrap import default_operations
 from forms import default_registry
 
 
-def validate_files(files: Iterable[Path]) -> list[FileReport]:
+def validate_diagram_files(files: Iterable[Path]) -> list[FileReport]:
     """Reports of the given .bpmn/.dmn files. The other diagrams of their folders are read too, so that call
     activities and decisions resolve, but only the given files are reported."""
     wanted = {path.resolve() for path in files}

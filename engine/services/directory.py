@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from engine.domain.account_roles import ACCOUNT_ROLES
 from engine.domain.actors import Actor
 from engine.domain.charter import enforces
 from engine.domain.credentials import RadiologistCredentials
@@ -31,7 +32,6 @@ from engine.services.directory_conventions import ConventionSummary, convention_
 from engine.services.eligibility import lead_loss_refusal, medical_lead_refusal
 from engine.store import audit
 from engine.store.directory_models import (
-    ROLES,
     ConventionRadiologist,
     ConventionRow,
     SiteRow,
@@ -359,7 +359,7 @@ def _grouped(pairs: Iterable[tuple[Any, str]]) -> dict[Any, tuple[str, ...]]:
 def _summary(user: User, roles: Iterable[str], sites: Iterable[str], now: datetime) -> UserSummary:
     locked = user.locked_until if user.locked_until is not None and user.locked_until > now else None
     return UserSummary(
-        user.username, user.display_name, tuple(r for r in ROLES if r in set(roles)), tuple(sites), user.active,
+        user.username, user.display_name, tuple(r for r in ACCOUNT_ROLES if r in set(roles)), tuple(sites), user.active,
         locked, user.failed_logins, user.totp_enrolled_at is not None,
         RadiologistCredentials(user.rpps, user.authorization_expires, user.insurance_expires, user.extraterritorial,
                                user.foreign_authorization_on_file, user.foreign_insurance_on_file),

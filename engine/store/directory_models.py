@@ -8,10 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from engine.domain.roles import ACCOUNT_ROLES
 from engine.store.models import Base, BigId, UTCDateTime
-
-ROLES = ACCOUNT_ROLES
 
 
 class TerritoryRow(Base):

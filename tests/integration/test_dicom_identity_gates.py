@@ -34,9 +34,8 @@ from tests.integration.dicom_support import (
     storescu,
     study,
 )
-from tests.integration.test_dicom_web import app  # noqa: F401 - fixture
 
-dicom_ctx = dicom_support.dicom_ctx  # fixture
+dicom_ctx, app = dicom_support.dicom_ctx, dicom_support.dicom_app  # fixtures
 scp = dicom_support.scp  # fixture
 storage = dicom_support.storage  # fixture
 

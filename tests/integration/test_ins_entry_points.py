@@ -11,10 +11,9 @@ from engine.services.accounts import issue_api_token
 from engine.services.instances import case_data
 from engine.store.models import ProcessInstance
 from tests.integration import dicom_support
-from tests.integration.test_dicom_web import app  # noqa: F401 - fixture
 from web.cli.demo_data import demo_request
 
-dicom_ctx = dicom_support.dicom_ctx  # fixture
+dicom_ctx, app = dicom_support.dicom_ctx, dicom_support.dicom_app  # fixtures
 
 NIR = "1600929123456"
 GOOD_INS = f"{NIR}{nir_key(NIR):02d}"

@@ -27,14 +27,14 @@ from engine.services.directory import (
     update_convention,
 )
 from engine.services.eligibility import medical_leads
-from web.admin.forms import (
+from web.admin.account_forms import (
     TIER_LABELS,
     EditConventionForm,
     NewConventionForm,
     SiteForm,
     TerritoryForm,
 )
-from web.admin.support import (
+from web.admin.account_support import (
     ctx,
     display_context,
     radiologist_choices,

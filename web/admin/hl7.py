@@ -37,7 +37,7 @@ from integrations.hl7.senders import (
 from web.auth.access import current_actor, roles_required
 from web.extensions import telerad
 
-bp = Blueprint("hl7_admin", __name__, url_prefix="/admin/hl7")
+bp = Blueprint("hl7", __name__, url_prefix="/admin/hl7")
 PER_PAGE = 50
 STATUS_LABELS = {
     "received": _l("reçu, en cours"), "processed": _l("traité"), "rejected": _l("refusé (AR)"),
@@ -116,7 +116,7 @@ def config() -> Any:
             add_sender(_ctx(), current_actor(), sender_form.site_id.data or "", sender_form.application.data or "",
                        sender_form.facility.data or "")
             flash(_("Expéditeur autorisé : ses messages sont maintenant acceptés."), "success")
-            return redirect(url_for("hl7_admin.config") + "#senders")
+            return redirect(url_for("hl7.config") + "#senders")
         if endpoint_form.submit.data and endpoint_form.validate_on_submit():
             set_endpoint(_ctx(), current_actor(), endpoint_form.site_id.data or "", endpoint_form.host.data or "",
                          int(endpoint_form.port.data or 0),
@@ -124,7 +124,7 @@ def config() -> Any:
                          receiving_facility=endpoint_form.receiving_facility.data or "",
                          charset=endpoint_form.charset.data or "UNICODE UTF-8", active=bool(endpoint_form.active.data))
             flash(_("Destination des comptes rendus enregistrée."), "success")
-            return redirect(url_for("hl7_admin.config") + "#endpoints")
+            return redirect(url_for("hl7.config") + "#endpoints")
     except Hl7ConfigError as err:
         errors["sender" if sender_form.submit.data else "endpoint"] = _refused(err)
     except Forbidden as err:
@@ -144,7 +144,7 @@ def delete_sender(sender_id: int) -> Any:
             flash(_("Expéditeur retiré : ses messages seront refusés (AR)."), "success")
         except (Hl7ConfigError, Forbidden) as err:
             flash(_refused(err), "danger")
-    return redirect(url_for("hl7_admin.config") + "#senders")
+    return redirect(url_for("hl7.config") + "#senders")
 
 
 @bp.post("/endpoints/<site_id>/delete")
@@ -157,7 +157,7 @@ def delete_endpoint(site_id: str) -> Any:
             flash(_("Destination retirée."), "success")
         except Forbidden as err:
             _refused(err)
-    return redirect(url_for("hl7_admin.config") + "#endpoints")
+    return redirect(url_for("hl7.config") + "#endpoints")
 
 
 def _filters() -> tuple[MessageFilters, dict[str, str], list[str]]:
@@ -227,4 +227,4 @@ def retry(row_id: int | None = None) -> Any:
             service.deliver_now()
         flash(_("%(count)d envoi(s) relancé(s) : ils partent au prochain passage (quelques secondes).", count=count)
               if count else _("Aucun envoi en échec à relancer."), "success" if count else "info")
-    return redirect(url_for("hl7_admin.outbox_page"))
+    return redirect(url_for("hl7.outbox_page"))

@@ -29,7 +29,7 @@ from engine.services.protocols import get_protocol, list_protocols, save_protoco
 from web.auth.access import current_actor, roles_required
 from web.extensions import telerad
 
-bp = Blueprint("protocols_admin", __name__, url_prefix="/admin/protocols")
+bp = Blueprint("protocols", __name__, url_prefix="/admin/protocols")
 
 # The modalities an administrator picks from (DICOM codes, engine.domain.radioprotection), in French.
 MODALITY_CHOICES = [("CT", _l("Scanner (CT)")), ("MR", _l("IRM (MR)")), ("US", _l("Échographie (US)")),
@@ -134,7 +134,7 @@ def new() -> Any:
             abort(403)
         else:
             flash(_("Protocole « %(label)s » créé.", label=saved.label), "success")
-            return redirect(url_for("protocols_admin.index"))
+            return redirect(url_for("protocols.index"))
     return render_template("admin/protocols/edit.html", form=form, protocol=None, error=error)
 
 
@@ -165,7 +165,7 @@ def edit(protocol_id: str) -> Any:
             abort(403)
         else:
             flash(_("Protocole « %(label)s » enregistré.", label=saved.label), "success")
-            return redirect(url_for("protocols_admin.index"))
+            return redirect(url_for("protocols.index"))
     return render_template("admin/protocols/edit.html", form=form, protocol=protocol, error=error)
 
 
@@ -184,4 +184,4 @@ def toggle(protocol_id: str) -> Any:
         abort(403)
     flash(_("Protocole « %(label)s » réactivé.", label=saved.label) if active else
           _("Protocole « %(label)s » désactivé : il n'est plus proposé aux radiologues.", label=saved.label), "info")
-    return redirect(url_for("protocols_admin.index"))
+    return redirect(url_for("protocols.index"))

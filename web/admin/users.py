@@ -25,14 +25,14 @@ from engine.services.directory import (
     update_radiologist_credentials,
     update_user_roles_sites,
 )
-from web.admin.forms import (
+from web.admin.account_forms import (
     AccessForm,
     ActionForm,
     EditCredentialsForm,
     NewUserForm,
     PasswordForm,
 )
-from web.admin.support import (
+from web.admin.account_support import (
     account_choices,
     credential_choices,
     credential_state,

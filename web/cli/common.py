@@ -12,7 +12,7 @@ from engine.domain.actors import Actor
 from engine.errors import TeleradError
 from engine.services.bootstrap import build_context
 from engine.services.context import EngineContext
-from engine.services.schema import schema_revision
+from engine.services.database import schema_revision
 from web.config import Settings, SettingsError
 
 # The command line runs with the database's own credentials: it acts as an administrator, recorded as "cli".

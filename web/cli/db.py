@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from engine.services.schema import schema_revision, upgrade_schema
+from engine.services.database import schema_revision, upgrade_schema
 from web.cli.common import load_settings
 
 

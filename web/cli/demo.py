@@ -8,8 +8,8 @@ import click
 
 from engine.domain.actors import Actor
 from engine.services.bootstrap import build_context
+from engine.services.database import has_accounts
 from engine.services.definitions import deploy_library
-from engine.services.schema import has_accounts
 from web.cli.common import load_settings, require_migrated
 from web.cli.demo_data import create_demo
 

@@ -12,7 +12,7 @@ from engine.domain.actors import Actor
 from engine.errors import DefinitionRefused
 from engine.services.bootstrap import build_context
 from engine.services.definitions import deploy_library
-from engine.services.diagram_check import validate_files
+from engine.services.diagram_check import validate_diagram_files
 from web.cli.common import load_settings, require_migrated
 
 
@@ -39,7 +39,7 @@ def deploy(directory: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"files": [{"file", "errors": [...], "warnings": [...]}]}.')
 def validate(files: tuple[Path, ...], as_json: bool) -> None:
-    shown = validate_files(files)
+    shown = validate_diagram_files(files)
     if as_json:
         click.echo(json.dumps({"files": [r.as_dict() for r in shown]}, ensure_ascii=False, indent=2))
     else:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from engine.domain.roles import ACCOUNT_ROLES as ROLES
+from engine.domain.account_roles import ACCOUNT_ROLES as ROLES
 from web.cli.common import CLI_ACTOR, engine_context
 
 

@@ -15,9 +15,9 @@ from flask import Blueprint, Response, abort, current_app, flash, jsonify, redir
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
+from engine.domain.account_roles import LANE_ROLES
 from engine.domain.charter_roles import ROLES as CHARTER_ROLES
 from engine.domain.escalation import DEFAULT_ESCALATION
-from engine.domain.roles import LANE_ROLES
 from engine.errors import Conflict, DefinitionRefused, Forbidden, NotFound
 from engine.services import designer
 from engine.services.context import EngineContext

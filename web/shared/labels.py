@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 from flask_babel import lazy_gettext as _l
 
+from engine.domain.account_roles import ACCOUNT_ROLES
 from forms import default_registry
 
 ROLE_LABELS = {
@@ -17,6 +18,7 @@ ROLE_LABELS = {
     "site_lead": _l("Médecin responsable du site"), "process_designer": _l("Concepteur de processus"),
     "administrator": _l("Administrateur"), "auditor": _l("Auditeur"),
 }
+assert set(ROLE_LABELS) == set(ACCOUNT_ROLES)
 
 
 @functools.lru_cache(maxsize=1)

@@ -12,28 +12,15 @@ from wtforms import BooleanField, DateField, PasswordField, SelectField, SelectM
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from engine.domain.roles import ACCOUNT_ROLES as ROLES
 from engine.services.directory import (
     CONVENTION_TIERS,
 )
 
-ROLE_LABELS = {
-    "requester": _l("Médecin demandeur"),
-    "technologist": _l("Manipulateur"),
-    "radiologist": _l("Radiologue"),
-    "local_radiologist": _l("Radiologue de proximité"),
-    "tele_expert": _l("Télé-expert"),
-    "site_lead": _l("Médecin responsable du site"),
-    "process_designer": _l("Concepteur de processus"),
-    "administrator": _l("Administrateur"),
-    "auditor": _l("Auditeur"),
-}
 TIER_LABELS = {
     1: _l("1 — territoire du site"),
     2: _l("2 — territoires voisins"),
     3: _l("3 — département puis région"),
 }
-assert set(ROLE_LABELS) == set(ROLES)
 assert set(TIER_LABELS) == set(CONVENTION_TIERS)
 
 

@@ -1,12 +1,11 @@
-"""The DICOM pages through the Flask test client: web upload of files and zip archives, the series of a case
-with non-diagnostic previews, who may see them (CH-5.3), and the administrator's allow-list page."""
+"""The images of a case through the Flask test client: web upload of files and zip archives, the series of a
+case with non-diagnostic previews, who may see them (CH-5.3)."""
 
 from __future__ import annotations
 
 import io
 import re
 import zipfile
-from dataclasses import replace
 
 import pydicom
 import pytest
@@ -17,19 +16,8 @@ from integrations.dicom.ingest import ingest_file
 from tests.demo_app import login
 from tests.integration import dicom_support
 from tests.integration.dicom_support import counts, demo_case, for_case, rewrite, stored_files, study
-from web.app import create_app
-from web.config import Settings
 
-dicom_ctx = dicom_support.dicom_ctx  # fixture
-
-
-@pytest.fixture
-def app(dicom_ctx, database_url, tmp_path):
-    settings = replace(Settings.from_env({"TELERAD_INSTANCE_PATH": str(tmp_path / "instance")}),
-                       database_url=database_url)
-    application = create_app(settings, dicom_ctx)
-    application.config["WTF_CSRF_ENABLED"] = False
-    return application
+dicom_ctx, app = dicom_support.dicom_ctx, dicom_support.dicom_app  # fixtures
 
 
 def zip_of(entries: dict[str, bytes]) -> io.BytesIO:
@@ -123,27 +111,6 @@ def test_preview_unavailable_when_the_pixel_data_cannot_be_decoded(app, dicom_ct
                        content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
     assert "1 image(s) enregistrée(s)" in page
     assert "aperçu indisponible" in page and "thumbnail.png" not in page
-
-
-def test_administrators_manage_the_calling_ae_titles(app, dicom_ctx, clock):
-    admin = login(app, dicom_ctx, clock, "admin")
-    page = admin.get("/admin/dicom").get_data(as_text=True)
-    assert "CT_BREST" in page and "CH de Brest (urgences)" in page
-    refused = admin.post("/admin/dicom", data={"site_id": "ch-morlaix", "ae_title": "BAD\\TITLE"})
-    assert refused.status_code == 400
-    text = refused.get_data(as_text=True)
-    assert "Titre AE invalide" in text and 'value="BAD\\TITLE"' in text  # what was typed stays
-    duplicate = admin.post("/admin/dicom", data={"site_id": "ch-morlaix", "ae_title": "CT_BREST"})
-    assert duplicate.status_code == 400 and "déjà autorisé" in duplicate.get_data(as_text=True)
-    added = admin.post("/admin/dicom", data={"site_id": "ch-morlaix", "ae_title": "IRM_MORLAIX"},
-                       follow_redirects=True).get_data(as_text=True)
-    assert "Titre AE IRM_MORLAIX autorisé." in added and "IRM_MORLAIX" in added
-    caller_id = re.search(r'/admin/dicom/callers/(\d+)/delete"[^<]*>\s*<input[^>]*>\s*<button[^>]*>[^<]*'
-                          r'<span class="visually-hidden">IRM_MORLAIX', added)
-    assert caller_id
-    removed = admin.post(f"/admin/dicom/callers/{caller_id.group(1)}/delete", follow_redirects=True)
-    assert "IRM_MORLAIX" not in removed.get_data(as_text=True).split("Titre AE retiré")[1]
-    assert login(app, dicom_ctx, clock, "merm.leroy").get("/admin/dicom").status_code == 403
 
 
 @pytest.mark.charter("CH-4.1.11")

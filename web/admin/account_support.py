@@ -11,8 +11,8 @@ from flask import abort, current_app, request
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
+from engine.domain.account_roles import ACCOUNT_ROLES as ROLES
 from engine.domain.credentials import credential_problems
-from engine.domain.roles import ACCOUNT_ROLES as ROLES
 from engine.errors import Forbidden
 from engine.services.context import EngineContext
 from engine.services.directory import (
@@ -23,10 +23,11 @@ from engine.services.directory import (
     list_users_with_roles,
     user_summary,
 )
-from web.admin.forms import ROLE_LABELS, AccessForm, CredentialsForm, NewUserForm
+from web.admin.account_forms import AccessForm, CredentialsForm, NewUserForm
 from web.auth.access import current_actor
 from web.extensions import telerad
 from web.shared.formatting import PARIS
+from web.shared.labels import ROLE_LABELS
 
 RENEWAL_NOTICE = timedelta(days=30)  # credentials expiring within this delay are flagged "à renouveler"
 
