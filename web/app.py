@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, Response, request, session
 from flask_bootstrap import Bootstrap5
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine.services.bootstrap import build_context
 from engine.services.context import EngineContext
@@ -33,7 +34,13 @@ def create_app(settings: Settings | None = None, ctx: EngineContext | None = Non
         SESSION_COOKIE_NAME="telerad_session", MAX_CONTENT_LENGTH=64 * 1024 * 1024,
         BOOTSTRAP_SERVE_LOCAL=True, BABEL_DEFAULT_LOCALE="fr", BABEL_DEFAULT_TIMEZONE="Europe/Paris",
         WTF_CSRF_TIME_LIMIT=None,
+        # Over TLS (TELERAD_PUBLIC_URL https://...) the session cookie never travels in clear.
+        SESSION_COOKIE_SECURE=settings.https, PREFERRED_URL_SCHEME="https" if settings.https else "http",
     )
+    if settings.trusted_proxies:
+        # Client address, scheme and host as the reverse proxy saw them (only from that many proxies).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore[method-assign]
+                                x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies)
     app.session_interface = PagesOnlySessionInterface()
     app.extensions["telerad"] = TeleradExtension(settings, ctx or build_context(settings.database_url))
     from web.ops.listeners import install_hooks
@@ -55,6 +62,8 @@ def create_app(settings: Settings | None = None, ctx: EngineContext | None = Non
 
     register_label_filters(app)
     app.after_request(_security_headers)
+    if settings.https:
+        app.after_request(_strict_transport)
     if settings.sql_stats:
         from web.ops.sql_stats import install
 
@@ -86,4 +95,10 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("Referrer-Policy", "same-origin")
     if not request.path.startswith("/static/"):
         response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _strict_transport(response: Response) -> Response:
+    """Browsers that reached the https address once never try http again (a year; RFC 6797)."""
+    response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,6 +28,14 @@ class Settings:
     log_level: str
     idle_minutes: int = 30
     sql_stats: bool = False  # count SQL per endpoint and serve /debug/sql-stats (benchmarks; web/ops/sql_stats.py)
+    # The address people type (behind a TLS reverse proxy: https://...): https turns on Secure cookies and HSTS.
+    public_url: str = ""
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host headers are believed (0: none).
+    trusted_proxies: int = 0
+
+    @property
+    def https(self) -> bool:
+        return self.public_url.startswith("https://")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -46,11 +55,19 @@ class Settings:
             log_level=env.get("TELERAD_LOG_LEVEL", "INFO").upper(),
             idle_minutes=_integer(env, "TELERAD_IDLE_MINUTES", 30, 1, 24 * 60),
             sql_stats=_flag(env, "TELERAD_SQL_STATS"),
+            public_url=_public_url(env.get("TELERAD_PUBLIC_URL", "")),
+            trusted_proxies=_integer(env, "TELERAD_TRUSTED_PROXIES", 0, 0, 5),
         )
 
     def prepare(self) -> None:
-        """Create the instance folder (SQLite database, secret key, stored files)."""
-        self.instance_path.mkdir(parents=True, exist_ok=True)
+        """Create the instance folder (SQLite database, secret key, stored files), readable by this account only.
+
+        The process's umask becomes 077 first: the SQLite database and its WAL, attachments, DICOM files and
+        previews hold patient data, and every file the process creates from then on is 0600 (folders 0700),
+        wherever it is (a database outside the instance folder included)."""
+        os.umask(0o077)
+        self.instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.instance_path.chmod(0o700)
 
 
 def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -86,6 +103,16 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high} seconds, got {value}")
     return value
+
+
+def _public_url(raw: str) -> str:
+    raw = raw.strip().rstrip("/")
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError(f"TELERAD_PUBLIC_URL must be like https://telerad.example.org, got {raw!r}")
+    return raw
 
 
 def _instance_secret(instance_path: Path) -> str:

@@ -9,7 +9,6 @@ completes, so nothing from before the login survives it (the language choice exc
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import segno
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
@@ -37,6 +36,7 @@ from engine.services.context import EngineContext
 from web.auth.access import SessionUser
 from web.extensions import telerad
 from web.shared.formatting import LANGUAGES, paris_time
+from web.shared.redirects import safe_next
 
 bp = Blueprint("auth", __name__)
 PENDING_SECONDS = 5 * 60
@@ -137,20 +137,6 @@ def language() -> Any:
     session["language"] = chosen
     fallback = url_for("inbox.index") if current_user.is_authenticated else url_for("auth.login")
     return redirect(safe_next(request.form.get("next")) or fallback)
-
-
-def safe_next(target: str | None) -> str | None:
-    """A path on this site to go back to, or None: never another host (no open redirect)."""
-    if not target:
-        return None
-    target = target.removesuffix("?")  # request.full_path always ends with "?" when there is no query
-    if (not target.startswith("/") or target.startswith("//") or "\\" in target
-            or any(ord(char) < 33 or ord(char) == 127 for char in target)):
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or parts.path.startswith(("/login", "/logout")):
-        return None
-    return target
 
 
 def failure_message(err: AuthenticationFailed) -> str:

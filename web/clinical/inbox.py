@@ -17,6 +17,7 @@ from forms import FormValidationError
 from web.auth.access import current_actor
 from web.clinical.taskforms import TaskForm
 from web.extensions import telerad
+from web.shared.redirects import safe_next
 
 bp = Blueprint("inbox", __name__)
 NOTICE_TITLES = {"report_overdue": _l("Compte-rendu en retard"), "no_radiologist": _l("Aucun radiologue disponible")}
@@ -68,7 +69,7 @@ def claim(task_id: str) -> Any:
         flash(str(err), "warning")
     except NotFound:
         abort(404)
-    return redirect(request.form.get("next") or url_for("inbox.index"))
+    return redirect(safe_next(request.form.get("next")) or url_for("inbox.index"))
 
 
 @bp.post("/tasks/<task_id>/unclaim")

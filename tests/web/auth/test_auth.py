@@ -23,9 +23,9 @@ from engine.services.accounts import (
 )
 from engine.store.directory_models import User
 from web.app import create_app
-from web.auth.views import safe_next
 from web.cli.users import users
 from web.config import Settings
+from web.shared.redirects import safe_next
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
