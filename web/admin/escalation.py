@@ -21,6 +21,7 @@ from flask_login import login_required
 from engine.domain.escalation import DEFAULT_ESCALATION, InvalidDuration, parse_duration
 from engine.errors import Forbidden
 from engine.services.context import EngineContext
+from engine.services.directory import list_sites
 from engine.services.escalation import ChangePreview, change_setting, list_settings, preview_change
 from engine.services.timer_queries import MAX_PAGE, waiting_timers
 from web.auth.access import current_actor, roles_required
@@ -139,8 +140,8 @@ def preview() -> Any:
 def _preview_page(change: ChangePreview, warning: str | None = None) -> Any:
     ctx = _ctx()
     current = next(s for s in list_settings(ctx) if s.name == change.name)
-    patients = {t.case_id: t.patient_name
-                for t in waiting_timers(ctx, setting=change.name, limit=MAX_PAGE).timers} if change.rearm else {}
+    patients = {t.case_id: t.patient_name for t in waiting_timers(ctx, current_actor(), setting=change.name,
+                                                                  limit=MAX_PAGE).timers} if change.rearm else {}
     return render_template("admin/escalation/preview.html", change=change, current=current, patients=patients,
                            mode="rearm" if change.rearm else "future", warning=warning)
 
@@ -213,7 +214,7 @@ def timers() -> Any:
         problems.append(_("La date d’échéance n’est pas une date valide (AAAA-MM-JJ)."))
     overdue = request.args.get("overdue") in ("1", "on", "y")
     page = _positive_int(request.args.get("page") or "") or 1
-    result = waiting_timers(ctx, setting=setting, case_id=case_id, due_before=due_before,
+    result = waiting_timers(ctx, current_actor(), setting=setting, case_id=case_id, due_before=due_before,
                             overdue_at=now if overdue else None, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
     filters = {"setting": setting or "", "case": case_text, "due_before": before_text, "overdue": overdue}
     query_args: dict[str, Any] = {k: v for k, v in filters.items() if v}
@@ -222,7 +223,8 @@ def timers() -> Any:
     names = sorted(set(DEFAULT_ESCALATION) | ({setting} if setting else set()))
     return render_template("admin/escalation/timers.html", page=result, page_number=page,
                            pages=max(1, math.ceil(result.total / PER_PAGE)), filters=filters,
-                           query_args=query_args, problems=problems, names=names, now=now)
+                           query_args=query_args, problems=problems, names=names, now=now,
+                           sites={site_id: name for site_id, name, _territory in list_sites(ctx)})
 
 
 def _positive_int(text: str) -> int | None:

@@ -182,7 +182,7 @@ def _filters() -> tuple[MessageFilters, dict[str, str], list[str]]:
 def message_log() -> Any:
     filters, args, problems = _filters()
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    lines, total = messages(_ctx(), filters, PER_PAGE, (page - 1) * PER_PAGE)
+    lines, total = messages(_ctx(), current_actor(), filters, PER_PAGE, (page - 1) * PER_PAGE)
     return render_template("admin/hl7/messages.html", lines=lines, total=total, page_number=page,
                            pages=max((total + PER_PAGE - 1) // PER_PAGE, 1), filters=args, query_args=args,
                            problems=problems, sites=_sites(), statuses=STATUSES_IN)
@@ -198,9 +198,8 @@ def message(message_id: int) -> Any:
         abort(403)
     if found is None:
         abort(404)
-    line, text = found
-    return render_template("admin/hl7/message.html", line=line, segments=text.replace("\r\n", "\r").replace("\n", "\r")
-                           .split("\r"))
+    return render_template("admin/hl7/message.html", line=found.line, segments=found.text.replace("\r\n", "\r")
+                           .replace("\n", "\r").split("\r"), sites=_sites())
 
 
 @bp.get("/outbox")

@@ -17,11 +17,13 @@ from engine.services.timer_queries import waiting_timers
 from engine.store.models import AuditEvent, Timer
 from tests import demo_app
 from tests.demo_app import case_of, login
+from tests.web.admin.site_admins import add_admin
 from web.cli.demo_data import demo_request
 
 app, demo_ctx = demo_app.app, demo_app.demo_ctx  # the demo-data fixtures of the clinician pages
 
 REQUESTER = Actor("dr.martin", frozenset({"requester"}), frozenset({"ch-brest"}))
+BREST_ADMIN = Actor("admin.brest", frozenset({"administrator"}), frozenset({"ch-brest"}))
 LABELS = {
     "accept_tier1": "Acceptation — niveau 1 (territoire)",
     "accept_tier2": "Acceptation — niveau 2 (territoires voisins)",
@@ -133,7 +135,8 @@ def test_rearm_preview_lists_the_timers_cases_and_those_overdue_at_once(app, dem
     clock.advance(minutes=10)
     second = new_case(demo_ctx, "Prigent")  # armed at 08:10
     clock.advance(minutes=2)  # 08:12: with 5 minutes, the first is overdue, the second is not
-    client = login(app, demo_ctx, clock, "admin")
+    add_admin(demo_ctx, BREST_ADMIN.user_id, ("ch-brest",))  # the patients shown are those of his site
+    client = login(app, demo_ctx, clock, BREST_ADMIN.user_id)
     response = client.post("/admin/escalation/preview",
                            data={"name": "accept_tier1", "duration": "pt5m", "mode": "rearm"})
     assert response.status_code == 200
@@ -243,11 +246,13 @@ def test_only_administrators_reach_the_escalation_pages(app, demo_ctx, clock):
 
 def test_timers_page_lists_the_waiting_timers_with_their_setting(app, demo_ctx, clock):
     case = case_of(demo_ctx, patient_name="KERMARREC YANN")
-    client = login(app, demo_ctx, clock, "admin")
+    add_admin(demo_ctx, BREST_ADMIN.user_id, ("ch-brest",))
+    client = login(app, demo_ctx, clock, BREST_ADMIN.user_id)
     # The demo's other cases wait on the due times of their current steps; the acceptance delay is the one here.
     page = client.get("/admin/escalation/timers?setting=accept_tier1").get_data(as_text=True)
     row = re.search(rf'<tr data-timer-id="[^"]+" data-case-id="{case}".*?</tr>', page, re.S).group(0)
     assert f'href="/cases/{case}"' in row and "KERMARREC YANN" in row and "accept_timeout" in row
+    assert "CH de Brest (urgences)" in row
     assert "Acceptation — niveau 1 (territoire)" in row and 'data-setting="accept_tier1"' in row
     assert "05/01/2026 09:00" in row  # armed at, Europe/Paris
     assert '<span class="countdown" data-due="2026-01-05T08:15:00+00:00" title="05/01/2026 09:15">' in row
@@ -310,15 +315,17 @@ def test_waiting_timers_query(demo_ctx, clock):
     first = case_of(demo_ctx, patient_name="KERMARREC YANN")
     clock.advance(minutes=5)
     second = new_case(demo_ctx, "Prigent")
-    assert waiting_timers(demo_ctx).total == 4  # and the due times of the other demo cases' current steps
-    everything = waiting_timers(demo_ctx, setting="accept_tier1")
+    # and the due times of the other demo cases' current steps
+    assert waiting_timers(demo_ctx, BREST_ADMIN).total == 4
+    everything = waiting_timers(demo_ctx, BREST_ADMIN, setting="accept_tier1")
     assert everything.total == 2 and [t.case_id for t in everything.timers] == [first, second]
     assert [t.patient_name for t in everything.timers] == ["KERMARREC YANN", "PRIGENT ANNE"]
     assert {t.setting for t in everything.timers} == {"accept_tier1"}
-    page = waiting_timers(demo_ctx, setting="accept_tier1", limit=1, offset=1)
+    page = waiting_timers(demo_ctx, BREST_ADMIN, setting="accept_tier1", limit=1, offset=1)
     assert page.total == 2 and [t.case_id for t in page.timers] == [second]
-    assert waiting_timers(demo_ctx, case_id=second).total == 1
-    assert waiting_timers(demo_ctx, setting="reminder").total == 0
-    assert waiting_timers(demo_ctx, due_before=everything.timers[1].due_at).total == 1  # strictly before
-    assert waiting_timers(demo_ctx, overdue_at=everything.timers[0].due_at).total == 1  # due at that moment
-    assert waiting_timers(demo_ctx, overdue_at=clock.now()).total == 0
+    assert waiting_timers(demo_ctx, BREST_ADMIN, case_id=second).total == 1
+    assert waiting_timers(demo_ctx, BREST_ADMIN, setting="reminder").total == 0
+    first_due, second_due = everything.timers[0].due_at, everything.timers[1].due_at
+    assert waiting_timers(demo_ctx, BREST_ADMIN, due_before=second_due).total == 1  # strictly before
+    assert waiting_timers(demo_ctx, BREST_ADMIN, overdue_at=first_due).total == 1  # due at that moment
+    assert waiting_timers(demo_ctx, BREST_ADMIN, overdue_at=clock.now()).total == 0

@@ -19,6 +19,7 @@ from integrations.hl7.outbox import deliver_pending
 from integrations.hl7.senders import list_endpoints, list_senders, set_endpoint
 from tests.demo_app import login
 from tests.integration.hl7_support import demo_hl7_ctx, free_port, sample
+from tests.web.admin.site_admins import add_admin
 from web.app import create_app
 from web.cli.hl7 import hl7
 from web.config import Settings
@@ -84,7 +85,8 @@ def test_message_log_filters_and_audited_reading(app, hl7_ctx, clock):
     handler = InboundHandler(hl7_ctx)
     handler(sample("orm_o01_2.5_nw_utf8.hl7"), False, "127.0.0.1:5000")
     handler(sample("siu_s12_2.5.hl7"), False, "127.0.0.1:5000")
-    client = login(app, hl7_ctx, clock, "admin")
+    add_admin(hl7_ctx, "admin.brest", ("ch-brest",))  # the messages' site: he reads their patient
+    client = login(app, hl7_ctx, clock, "admin.brest")
     page = text(client.get("/admin/hl7/messages"))
     assert "BRE000102" in page and "BRE000107" in page and "2 messages" in page
     rejected = text(client.get("/admin/hl7/messages?status=rejected"))
@@ -94,7 +96,7 @@ def test_message_log_filters_and_audited_reading(app, hl7_ctx, clock):
     assert "LE BIHAN^Nolwenn" in detail and "sa lecture est tracée" in detail
     with hl7_ctx.read() as session:
         read = session.execute(select(AuditEvent).where(AuditEvent.action == "hl7.message_read")).scalar_one()
-    assert read.actor == "admin"
+    assert read.actor == "admin.brest" and json.loads(read.detail)["patient_masked"] is False
     assert client.get("/admin/hl7/messages/999").status_code == 404
 
 
