@@ -14,8 +14,9 @@ from sqlalchemy import select
 from engine.domain.actors import Actor
 from engine.store.models import AuditEvent
 from integrations.hl7.inbound import InboundHandler
-from integrations.hl7.models import Hl7Outbox
+from integrations.hl7.models import Hl7Message, Hl7Outbox
 from integrations.hl7.outbox import deliver_pending
+from integrations.hl7.queries import masked_text
 from integrations.hl7.senders import list_endpoints, list_senders, set_endpoint
 from tests.demo_app import login
 from tests.integration.hl7_support import demo_hl7_ctx, free_port, sample
@@ -137,3 +138,50 @@ def test_cli_senders_endpoints_and_outbox(hl7_ctx, database_url, tmp_path):
     result = runner.invoke(hl7, ["outbox", "retry"], env=env)
     assert "1 envoi(s) en échec remis en file." in result.output
     assert "injoignable" in runner.invoke(hl7, ["outbox", "list", "--status", "failed"], env=env).output
+
+
+@pytest.mark.charter("CH-5.3", "CH-8.1", negative=True)
+def test_an_administrator_who_may_not_see_the_case_reads_the_header_not_the_patient(app, hl7_ctx, clock):
+    handler = InboundHandler(hl7_ctx)
+    handler(sample("orm_o01_2.5_nw_utf8.hl7"), False, "127.0.0.1:5000")  # a case at ch-brest: LE BIHAN Nolwenn
+    handler(sample("siu_s12_2.5.hl7"), False, "127.0.0.1:5000")  # refused, no case, from ch-brest's RIS
+    with hl7_ctx.read() as session:
+        case_id, site_id = session.execute(select(Hl7Message.case_id, Hl7Message.site_id)
+                                           .where(Hl7Message.control_id == "BRE000102")).one()
+    assert case_id and site_id == "ch-brest"
+    add_admin(hl7_ctx, "admin.morlaix", ("ch-morlaix",))
+    for username in ("admin", "admin.morlaix"):  # of no site; of another site
+        client = login(app, hl7_ctx, clock, username)
+        for query in ("", f"?case={case_id}", "?site=ch-brest", "?control_id=BRE000102", "?status=rejected"):
+            page = text(client.get(f"/admin/hl7/messages{query}"))
+            assert "BIHAN" not in page and "Nolwenn" not in page, (username, query)
+        page = text(client.get(f"/admin/hl7/messages?case={case_id}"))
+        assert f"n° {case_id}" in page and "CH de Brest (urgences)" in page and 'data-patient-visible="no"' in page
+        for message_id in (1, 2):
+            detail = text(client.get(f"/admin/hl7/messages/{message_id}"))
+            assert "Contenu masqué : vous n'avez pas accès à ce dossier." in detail, (username, message_id)
+            for secret in ("BIHAN", "Nolwenn", "IPP0077", "19790203", "Liberté", "Dyspnée"):
+                assert secret not in detail, (username, message_id, secret)
+            assert "MSH|^~\\&|RIS_BREST|CH_BREST" in detail and "PID|***" in detail
+        detail = text(client.get("/admin/hl7/messages/1"))
+        assert "BRE000102" in detail and f"n° {case_id}" in detail and "CH de Brest (urgences)" in detail
+    with hl7_ctx.read() as session:
+        reads = session.execute(select(AuditEvent).where(AuditEvent.action == "hl7.message_read")).scalars().all()
+    assert reads and all(json.loads(r.detail)["patient_masked"] is True for r in reads)
+    # The administrator of the case's site reads it all; the message refused before its sender's site was
+    # recorded belongs to no site: its header only, for every administrator.
+    add_admin(hl7_ctx, "admin.brest", ("ch-brest",))
+    client = login(app, hl7_ctx, clock, "admin.brest")
+    detail = text(client.get("/admin/hl7/messages/1"))
+    assert "Contenu masqué" not in detail and "PID|***" not in detail and "LE BIHAN^Nolwenn" in detail
+    assert 'data-patient-visible="yes"' in text(client.get(f"/admin/hl7/messages?case={case_id}"))
+    assert "Contenu masqué" in text(client.get("/admin/hl7/messages/2"))
+
+
+def test_masked_text_keeps_the_header_segments_only():
+    raw = "MSH|^~\\&|RIS|CH|||20260105||ORM^O01|C1|P|2.5\rEVN|A08|20260105\rPID|1||IPP^^^CH||DOE^JOHN\r" \
+          "NK1|1|DOE^JANE\rPV1|1|O\rOBR|1|X|Y|Z^Scanner\r"
+    assert masked_text(raw) == ("MSH|^~\\&|RIS|CH|||20260105||ORM^O01|C1|P|2.5\rEVN|A08|20260105\rPID|***\r"
+                                "NK1|***\rPV1|***\rOBR|***\r")
+    assert masked_text("MSH#^~\\&#RIS\nPID#1#DOE") == "MSH#^~\\&#RIS\rPID#***"  # MSH-1 says the separator
+    assert masked_text("garbage without segments") == "gar|***"
