@@ -8,12 +8,15 @@ _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
 def _responses(ok: dict[str, Any], *codes: int) -> dict[str, Any]:
-    described = {401: "Jeton absent ou invalide", 403: "Interdit", 404: "Introuvable ou non visible",
+    described = {400: "Requête invalide (error = bad_request) : corps autre que du JSON UTF-8, JSON mal formé ou "
+                      "imbriqué sur plus de 32 niveaux, NaN ou Infinity, caractère NUL ou surrogate isolé dans un "
+                      "texte ou un paramètre, nombre hors des entiers 64 bits",
+                 401: "Jeton absent ou invalide", 403: "Interdit", 404: "Introuvable ou non visible",
                  409: "Conflit (tâche déjà prise ou terminée) ou étape refusée au titre de la charte "
                       "(error = charter_refused, refusals = règles et motifs)",
                  422: "Données refusées (erreurs par champ)"}
     responses: dict[str, Any] = {"200": ok}
-    for code in codes:
+    for code in (400, *codes):
         responses[str(code)] = {"description": described[code], "content": {"application/json": {"schema": _ERROR}}}
     return responses
 
@@ -23,7 +26,8 @@ def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
 
 
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
-CASE_ID = {"name": "case_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+CASE_ID = {"name": "case_id", "in": "path", "required": True,
+           "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",

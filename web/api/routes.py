@@ -15,6 +15,8 @@ from engine.services.cases import InvalidInput, case_record, list_cases, post_me
 from engine.services.instances import start_instance
 from engine.services.tasks import claim_task, complete_task, list_tasks, task_with_data, unclaim_task
 from forms import FormValidationError
+from forms.registry import trimmed
+from web.api.bodies import BadInput, check_parameters, read_json_body, request_parameters
 from web.api.openapi import OPENAPI
 from web.extensions import csrf, telerad
 
@@ -36,6 +38,11 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
             response[0].headers["WWW-Authenticate"] = 'Bearer realm="telerad"'
             return response
         g.actor = profile.actor
+        try:
+            check_parameters(request_parameters(request.view_args, request.args))
+            g.json_body = read_json_body(request) if request.method in ("POST", "PUT", "PATCH") else None
+        except BadInput as err:
+            return _error(400, "bad_request", str(err))
         try:
             return view(*args, **kwargs)
         except NotFound as err:
@@ -64,7 +71,7 @@ def _actor() -> Actor:
 
 
 def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    body = g.json_body  # read and checked once, by token_required
     if not isinstance(body, dict):
         raise InvalidInput("Corps JSON (objet) attendu.")
     return body
@@ -137,6 +144,8 @@ def create_case() -> Any:
     if not isinstance(process, str) or not process:
         raise InvalidInput("process attendu : l'identifiant d'un processus déployé (telediagnosis, teleexpertise…).")
     site_id = body.get("site_id")
+    if site_id is not None and not isinstance(site_id, str):
+        raise InvalidInput("site_id (texte) attendu : l'identifiant d'un de vos sites.")
     if site_id not in _actor().sites:
         raise Forbidden("Vous n'êtes pas membre de ce site.")
     request_data = body.get("request")
@@ -167,5 +176,8 @@ def messages(case_id: int) -> Any:
 @token_required
 def add_message(case_id: int) -> Any:
     body = _body()
-    message_id = post_message(_ctx(), _actor(), case_id, str(body.get("body", "")))
+    text = body.get("body", "")
+    if not isinstance(text, str):
+        raise InvalidInput("body (texte) attendu : le message.")
+    message_id = post_message(_ctx(), _actor(), case_id, trimmed(text))  # invisible characters count as blank
     return jsonify({"id": message_id}), 201

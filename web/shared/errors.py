@@ -14,6 +14,7 @@ MESSAGES = {
           _l("La demande n'a pas pu être comprise. Revenez à la page précédente et réessayez.")),
     403: (_l("Accès refusé"), _l("Votre rôle ne vous permet pas d'accéder à cette page.")),
     404: (_l("Page introuvable"), _l("Cette page n'existe pas, ou vous n'avez pas accès à ce dossier.")),
+    405: (_l("Méthode non autorisée"), _l("Cette adresse n'accepte pas ce type de requête.")),
     413: (_l("Fichier trop volumineux"), _l("Le fichier dépasse la taille autorisée.")),
     500: (_l("Erreur interne"),
           _l("Une erreur inattendue s'est produite ; elle a été enregistrée. Réessayez plus tard.")),
@@ -33,5 +34,5 @@ def register_error_pages(app: Flask) -> None:
         return render(400, _("Le formulaire a expiré ou a été envoyé depuis une autre page : rechargez la page, "
                              "puis validez à nouveau."))
 
-    for status in (400, 403, 404, 413, 500):
+    for status in (400, 403, 404, 405, 413, 500):
         app.register_error_handler(status, lambda err, status=status: render(status))
