@@ -14,7 +14,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from forms.validation import FormValidationError, collect_errors
+from forms.validation import FormValidationError, collect_errors, forbidden_characters
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 _KEY = re.compile(r"^[A-Za-z0-9_.-]+\.json$")
@@ -99,9 +99,11 @@ class FormRegistry:
         """The data with every text trimmed, if it satisfies the form; FormValidationError otherwise.
 
         Text made only of spaces counts as not given: a required field (or one a condition requires) filled with
-        blanks is refused by every entry point, not only by the pages, whose widgets trim what is typed."""
+        blanks is refused by every entry point, not only by the pages, whose widgets trim what is typed. A text
+        with a NUL byte or a lone surrogate is refused (forbidden_characters), not cleaned."""
         cleaned = trimmed(dict(data))
         errors = collect_errors(self.validator(key).iter_errors(without_blanks(cleaned)))
+        errors.update(forbidden_characters(cleaned))
         if errors:
             raise FormValidationError(errors)
         return cleaned

@@ -58,6 +58,42 @@ def french_message(error: ValidationError) -> str:
     return "Valeur non valide."
 
 
+FORBIDDEN_CHARACTER = "Caractère non autorisé."
+
+
+def forbidden_characters(data: Any) -> dict[str, str]:
+    """Field path -> French message for every text (value or key) holding a NUL byte, which PostgreSQL cannot
+    store, or a lone UTF-16 surrogate, which cannot be encoded at all: refused, never silently stripped, whatever
+    the entry point (page, API, HL7)."""
+    errors: dict[str, str] = {}
+    pending: list[tuple[Any, str]] = [(data, "")]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, str):
+            if not storable_text(value):
+                errors.setdefault(path or "_form", FORBIDDEN_CHARACTER)
+        elif isinstance(value, dict):
+            for key, child in value.items():
+                if isinstance(key, str) and not storable_text(key):
+                    errors.setdefault(path or "_form", FORBIDDEN_CHARACTER)
+                    continue
+                pending.append((child, f"{path}.{key}" if path else str(key)))
+        elif isinstance(value, list):
+            pending.extend((child, f"{path}.{index}" if path else str(index)) for index, child in enumerate(value))
+    return errors
+
+
+def storable_text(text: str) -> bool:
+    """False for a text with a NUL byte or a lone surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def collect_errors(errors: Any) -> dict[str, str]:
     result: dict[str, str] = {}
     for error in sorted(errors, key=lambda e: (len(list(e.absolute_path)), str(list(e.absolute_path)))):

@@ -137,3 +137,16 @@ def test_first_directory_wins(tmp_path):
     with pytest.raises(FormValidationError) as caught:
         registry.validate(KEY, VALID)
     assert caught.value.errors == {"other": "Ce champ est obligatoire."}
+
+
+@pytest.mark.parametrize("text", ["ACC\x00-1", "\x00", "ACC\ud800", "\udc00ACC", "A\udc00\ud800"])
+def test_nul_bytes_and_lone_surrogates_are_refused_not_stripped(registry, text):
+    assert errors_of(registry, {**VALID, "accession_number": text}) == {"accession_number": "Caractère non autorisé."}
+
+
+def test_forbidden_characters_are_found_in_nested_data_and_keys():
+    from forms.validation import forbidden_characters
+
+    data = {"patient": {"names": ["Anne", "B\x00"]}, "k\ud800": "x", "note": "Vu \U0001F600 été"}
+    assert forbidden_characters(data) == {"patient.names.1": "Caractère non autorisé.",
+                                          "_form": "Caractère non autorisé."}
