@@ -3,7 +3,8 @@
 The window comes from the file (Window Center / Window Width, after the modality rescale), else the image's
 minimum and maximum; MONOCHROME1 is inverted; colour images are shown as they are. 256 pixels at most,
 centred on a black square, PNG, cached on disk by the SHA-256 of the source file. When the pixel data cannot
-be decoded here (a codec is missing), there is no preview: the instance is stored and indexed all the same.
+be decoded here (a codec is missing) or would be too large to decode (integrations.dicom.pixel_limits), there is
+no preview: the instance is stored and indexed all the same.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from pydicom import dcmread
-from pydicom.pixels import apply_color_lut, apply_modality_lut
+from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
+from integrations.dicom.pixel_limits import decoding_refusal
 from integrations.dicom.storage import path_of
 
 log = logging.getLogger(__name__)
@@ -46,13 +48,16 @@ def series_preview(storage: Path, cache: Path, sha256: str) -> bytes | None:
 def render_preview(path: Path, max_size: int = MAX_SIZE) -> bytes | None:
     try:
         dataset = dcmread(path)
-        pixels = dataset.pixel_array
+        refusal = decoding_refusal(dataset)
+        if refusal is not None:
+            log.warning("no preview for %s: %s", path.name, refusal)
+            return None
+        frames = int(dataset.get("NumberOfFrames") or 1)
+        # Only the middle frame is decoded: a long multi-frame series never sits whole in memory.
+        pixels = pixel_array(dataset, index=frames // 2) if frames > 1 else pixel_array(dataset)
     except Exception as err:  # missing codec, damaged stream: no preview, the instance stays usable
         log.info("no preview for %s: %s", path.name, err)
         return None
-    frames = int(dataset.get("NumberOfFrames") or 1)
-    if frames > 1:
-        pixels = pixels[frames // 2]
     image = _to_image(dataset, pixels)
     image.thumbnail((max_size, max_size))
     side = max(image.size)  # square, black margins: previews line up whatever the image's shape

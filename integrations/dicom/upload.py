@@ -1,7 +1,8 @@
 """Web upload of DICOM files to a case, for sites without DICOM networking (single files or zip archives).
 
-Archive members are read in memory and never written under their own names (no zip-slip possible); sizes are
-capped per file, per archive and in number of files, whatever the archive's headers claim.
+Archives are read by integrations.dicom.archives: checked before anything is inflated (entry count, overlapping
+members), inflated bytes counted while they stream, per file and for the whole upload, whatever the headers
+claim; an archive inside an archive is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from engine.services.case_lookup import case_site
 from engine.services.cases import ensure_visible
 from engine.services.context import EngineContext
 from engine.services.images import record_image_event
+from integrations.dicom.archives import Budget, Limits, archive_refusal, members, over_total, read_member, too_big
 from integrations.dicom.ingest import ingest_file
 
 log = logging.getLogger(__name__)
@@ -82,33 +84,42 @@ def upload_files(ctx: EngineContext, actor: Actor, case_id: int, files: Iterable
 
 
 def _expand(files: Iterable[tuple[str, IO[bytes]]], summary: UploadSummary) -> Iterator[tuple[str, bytes]]:
-    """(display name, content) of every file, archives opened; oversize or unreadable entries are refused."""
-    count, expanded = 0, 0
+    """(display name, content) of every file, archives opened; what goes over a limit is refused, and once the
+    upload's total is spent nothing more is inflated."""
+    limits = Limits(MAX_FILE_BYTES, MAX_EXPANDED_BYTES, MAX_FILES)
+    budget = Budget(MAX_EXPANDED_BYTES)
+    count = 0
     for raw_name, stream in files:
         name = _display(raw_name)
+        if budget.remaining < 0:
+            summary.refused.append((name, over_total(limits)))
+            continue
         if zipfile.is_zipfile(stream):
             stream.seek(0)
             try:
                 archive = zipfile.ZipFile(stream)
-            except (zipfile.BadZipFile, OSError):
+            except (zipfile.BadZipFile, OSError, ValueError):
                 summary.refused.append((name, "archive ZIP illisible"))
                 continue
             with archive:
-                for info in archive.infolist():
-                    member = f"{name}/{_display(info.filename)}"
-                    if info.is_dir() or _skipped(info.filename):
+                refusal = archive_refusal(archive, limits)
+                if refusal is not None:
+                    summary.refused.append((name, refusal))
+                    continue
+                for info in members(archive):
+                    if _skipped(info.filename):
                         continue
+                    member = f"{name}/{_display(info.filename)}"
                     count += 1
                     if count > MAX_FILES:
                         summary.refused.append((member, f"plus de {MAX_FILES} fichiers : ignoré"))
-                        continue
-                    content = _read_member(archive, info)
+                        break
+                    if budget.remaining < 0:
+                        summary.refused.append((member, over_total(limits)))
+                        break
+                    content = read_member(archive, info, limits, budget)
                     if isinstance(content, str):
                         summary.refused.append((member, content))
-                        continue
-                    expanded += len(content)
-                    if expanded > MAX_EXPANDED_BYTES:
-                        summary.refused.append((member, "volume total décompressé dépassé (1 Go) : ignoré"))
                         continue
                     yield member, content
             continue
@@ -116,25 +127,15 @@ def _expand(files: Iterable[tuple[str, IO[bytes]]], summary: UploadSummary) -> I
         content = stream.read(MAX_FILE_BYTES + 1)
         count += 1
         if len(content) > MAX_FILE_BYTES:
-            summary.refused.append((name, "fichier trop volumineux (128 Mo au plus)"))
+            summary.refused.append((name, too_big(limits)))
         elif count > MAX_FILES:
             summary.refused.append((name, f"plus de {MAX_FILES} fichiers : ignoré"))
+        elif len(content) > budget.remaining:
+            budget.remaining = -1
+            summary.refused.append((name, over_total(limits)))
         else:
+            budget.remaining -= len(content)
             yield name, content
-
-
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | str:
-    """The member's bytes, or a French reason; never trusts the declared size."""
-    if info.file_size > MAX_FILE_BYTES:
-        return "fichier trop volumineux (128 Mo au plus)"
-    try:
-        with archive.open(info) as member:
-            content = member.read(MAX_FILE_BYTES + 1)
-    except (RuntimeError, NotImplementedError, zipfile.BadZipFile, OSError, EOFError):
-        return "entrée d'archive illisible (chiffrée ou endommagée)"
-    if len(content) > MAX_FILE_BYTES:
-        return "fichier trop volumineux (128 Mo au plus)"
-    return content
 
 
 def _display(name: str) -> str:
