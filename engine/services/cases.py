@@ -12,12 +12,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, or_, select, union
+from sqlalchemy import and_, exists, insert, or_, select
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
 from engine.domain.cases import may_see_case
 from engine.errors import NotFound, TeleradError
+from engine.services.case_visibility import visible_case_ids
 from engine.services.context import EngineContext
 from engine.services.persistence import append_case_events, bundle_of, load_workflow, lock_instance
 from engine.services.report_visibility import WITHHELD_KEY, facts_of, redact_report
@@ -74,19 +75,8 @@ def _involved(actor: Actor) -> Any:
 
 
 def _visible(actor: Actor) -> Any:
-    """SQL condition for lists: the actor's sites plus the rule of `_involved`, as one set of case ids built from
-    indexed look-ups. An OR with a correlated EXISTS made SQLite scan every case (343 ms for a requester's case
-    list among 100,000 cases, benchmarks/worklist.py), and an OR with an IN made PostgreSQL do the same."""
-    task = table_of(Task)
-    candidate = table_of(TaskCandidate)
-    instance = table_of(ProcessInstance)
-    ids = union(
-        select(instance.c.id).where(instance.c.site_id.in_(actor.sites or {""})),
-        select(task.c.instance_id).where(task.c.assignee == actor.user_id),
-        select(task.c.instance_id).where(task.c.ended_by == actor.user_id),
-        select(task.c.instance_id).join(candidate, candidate.c.task_id == task.c.id)
-        .where(candidate.c.user_id == actor.user_id))
-    return ProcessInstance.id.in_(ids)
+    """SQL condition for lists: the actor's sites plus the rule of `_involved` (engine.services.case_visibility)."""
+    return ProcessInstance.id.in_(visible_case_ids(actor))
 
 
 def _line(row: Any) -> CaseLine:

@@ -155,13 +155,13 @@ class InboundHandler:
         if message_type not in SUPPORTED:
             code = 201 if message_type.split("^")[0] in SUPPORTED_TYPES else 200
             return Result("AR", AckError(code, f"Type de message non pris en charge : {message_type} "
-                                               f"({', '.join(sorted(SUPPORTED))}).", ("MSH", 9)))
+                                               f"({', '.join(sorted(SUPPORTED))}).", ("MSH", 9)), site_id=site_id)
         try:
             message = parse_message(incoming.normalised, find_groups=False)
         except Exception as err:  # noqa: BLE001 - hl7apy raises many kinds; all mean "cannot read it"
             unsupported = type(err).__name__ == "UnsupportedVersion"
             return Result("AR", AckError(203 if unsupported else 100, f"Message illisible ({type(err).__name__}) :"
-                                         f" {err}"[:400], ("MSH", 12) if unsupported else None))
+                                         f" {err}"[:400], ("MSH", 12) if unsupported else None), site_id=site_id)
         sender = orders.Sender(header.sending_application, header.sending_facility, site_id)
         return replace(self._apply(sender, message_type, Fields(message, header.delimiters), header.control_id),
                        site_id=site_id)

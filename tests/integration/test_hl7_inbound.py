@@ -113,7 +113,7 @@ def test_an_unknown_sender_gets_ar_and_its_message_is_kept(hl7, client):
     assert "RIS_INCONNU/CH_BREST" in err[8] and err[2] == "MSH^1^3"
     assert case_by_accession(ctx, "ACC-BRE-0002") is None
     [row] = inbound_rows(ctx)
-    assert (row.status, row.ack_code, row.sending_application) == ("rejected", "AR", "RIS_INCONNU")
+    assert (row.status, row.ack_code, row.sending_application, row.site_id) == ("rejected", "AR", "RIS_INCONNU", None)
     assert "Embolie pulmonaire" in row.raw
 
 
@@ -153,6 +153,8 @@ def test_an_unsupported_message_type_gets_ar(hl7, client):
     assert ack_segments(ack)["ERR"][3] == "200^Unsupported message type^HL70357"
     assert msa(client.send(sample("adt_a08_2.5.hl7", **{"ADT^A08": "ADT^A01"})))[0] == "AR"
     assert [row.status for row in inbound_rows(ctx)] == ["rejected", "rejected"]
+    # A known sender's refused message belongs to its site: that site's administrators may read it.
+    assert [row.site_id for row in inbound_rows(ctx)] == ["ch-brest", "ch-brest"]
 
 
 def test_a_frame_over_one_mebibyte_gets_ar(hl7, client):
