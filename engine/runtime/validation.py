@@ -82,20 +82,34 @@ def validate_library(files: Mapping[str, str], operations: OperationRegistry, fo
             report.warnings.extend(_soundness(root, name))
         elif kind_of(root) != "dmn":
             report.errors.append(Finding("", "xml.kind", NOT_A_DIAGRAM, name))
-    if not any(r.errors for r in reports.values()):
-        try:
-            for bundle in bundles_from_library({n: files[n] for n in roots}):
-                try:
-                    parse_bundle(bundle, operations)
-                except DefinitionRefused as err:
-                    for finding in err.findings:
-                        reports.get(finding.file or _main_file(bundle.files, bundle.process_id),
-                                    reports[_main_file(bundle.files, bundle.process_id)]).errors.append(finding)
-        except DefinitionRefused as err:
-            for finding in err.findings:
-                reports[finding.file].errors.append(finding)
+    _parse(files, roots, reports, operations)
     _charter(files, roots, reports, operations, form_schema)
     return list(reports.values())
+
+
+def _parse(files: Mapping[str, str], roots: Mapping[str, etree._Element], reports: Mapping[str, FileReport],
+           operations: OperationRegistry) -> None:
+    """Parse every bundle of the readable files (scripts, expressions, operations), each on its own: a broken
+    neighbour (not XML, or failing to parse) does not spare the others their checks."""
+    try:
+        bundles = bundles_from_library({n: files[n] for n in roots})
+    except DefinitionRefused as err:
+        _add(reports, err.findings, next(iter(roots), ""))
+        return
+    for bundle in bundles:
+        try:
+            parse_bundle(bundle, operations)
+        except DefinitionRefused as err:
+            _add(reports, err.findings, _main_file(bundle.files, bundle.process_id))
+
+
+def _add(reports: Mapping[str, FileReport], findings: list[Finding], fallback: str) -> None:
+    """Each finding to the report of its file (or the fallback's), once: check_xml findings are found again by
+    parse_bundle, and a file shared by several bundles is parsed with each."""
+    for finding in findings:
+        report = reports.get(finding.file) or reports.get(fallback)
+        if report is not None and finding not in report.errors:
+            report.errors.append(finding)
 
 
 def _charter(files: Mapping[str, str], roots: Mapping[str, etree._Element], reports: Mapping[str, FileReport],

@@ -107,3 +107,41 @@ def test_foreign_or_broken_files_give_findings_not_a_crash(tmp_path):
     rules = {(e["element_id"], e["rule"]) for e in files["camunda.bpmn"]["errors"]}
     assert ("u", "lane-role") in rules and ("u", "form") in rules
     assert all(set(e) == {"element_id", "rule", "message"} for e in files["camunda.bpmn"]["errors"])
+
+
+def _evil_diagram() -> str:
+    """A sound diagram whose gateway condition calls __import__ and whose service task names no operation."""
+    body = ('<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="ask"/>' + user_task("ask") +
+            '<bpmn:sequenceFlow id="f2" sourceRef="ask" targetRef="svc"/>'
+            '<bpmn:serviceTask id="svc"><bpmn:extensionElements><spiffworkflow:serviceTaskOperator id="no.such.op" '
+            'resultVariable="r"><spiffworkflow:parameters/></spiffworkflow:serviceTaskOperator></bpmn:extensionElements>'
+            '</bpmn:serviceTask>'
+            '<bpmn:sequenceFlow id="f3" sourceRef="svc" targetRef="g"/>'
+            '<bpmn:exclusiveGateway id="g" default="f5"/>'
+            '<bpmn:sequenceFlow id="f4" sourceRef="g" targetRef="e"><bpmn:conditionExpression>'
+            '__import__("os").system("id") == 0</bpmn:conditionExpression></bpmn:sequenceFlow>'
+            '<bpmn:sequenceFlow id="f5" sourceRef="g" targetRef="e"/><bpmn:endEvent id="e"/>')
+    return diagram(body, LANE.format(role="requester", refs=refs("s", "ask", "svc", "g", "e")))
+
+
+def test_every_file_gets_every_check_even_beside_a_broken_neighbour(tmp_path):
+    """Issue 16: a file calling __import__ was reported with 0 errors when a file of its folder was broken."""
+    alone_dir, beside_dir = tmp_path / "alone", tmp_path / "beside"
+    alone_dir.mkdir()
+    beside_dir.mkdir()
+    _, alone = run(alone_dir, ("evil.bpmn", _evil_diagram()))
+    code, beside = run(beside_dir, ("broken.bpmn", "<bpmn:definitions"), ("evil.bpmn", _evil_diagram()),
+                       ("camunda.dmn", "<definitions xmlns='https://www.omg.org/spec/DMN/20191111/MODEL/'/>"))
+    assert code == 1
+    assert {(e["element_id"], e["rule"]) for e in beside["evil.bpmn"]["errors"]} == {
+        ("g", "safe-expression"), ("svc", "service-operation")}
+    assert any("__import__" in e["message"] for e in beside["evil.bpmn"]["errors"])
+    assert beside["evil.bpmn"]["errors"] == alone["evil.bpmn"]["errors"]
+    assert {e["rule"] for e in beside["broken.bpmn"]["errors"]} == {"xml.syntax"}
+
+
+def test_a_file_with_an_error_of_its_own_still_gets_its_expression_and_operation_checks(tmp_path):
+    janitor = _evil_diagram().replace('value="requester"', 'value="janitor"')
+    _, files = run(tmp_path, ("evil.bpmn", janitor))
+    assert {(e["element_id"], e["rule"]) for e in files["evil.bpmn"]["errors"]} == {
+        ("ask", "lane-role"), ("g", "safe-expression"), ("svc", "service-operation")}
