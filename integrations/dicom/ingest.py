@@ -27,6 +27,7 @@ from engine.services.images import case_identity, record_image_events
 from integrations.dicom.holds import hold_instance, open_identity_check, reevaluate_held, study_patient
 from integrations.dicom.matching import Decision, DicomPatient, compare, decide, same_patient
 from integrations.dicom.models import INSTANCE, SERIES, STUDY
+from integrations.dicom.orphans import content_conflict
 from integrations.dicom.storage import InvalidDicom, ParsedInstance, StoredFile, parse_instance, store_bytes
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class IngestResult:
-    status: str  # stored, duplicate, held (kept out of the study it names), refused
+    status: str  # stored, duplicate, held (kept out of the study it names), refused, conflict (resent, different)
     reason: str | None = None
     study_uid: str | None = None
     sop_instance_uid: str | None = None
@@ -76,6 +77,11 @@ def ingest_file(ctx: EngineContext, path_or_bytes: Path | bytes, site_id: str | 
         reason = str(err) if isinstance(err, InvalidDicom) else "fichier illisible"
         log.warning("DICOM instance refused (source %s, AE %s, site %s): %s", source, calling_ae, site_id, reason)
         return IngestResult("refused", reason)
+    conflict = content_conflict(ctx, parsed.sop_instance_uid, data)
+    if conflict is not None:
+        log.warning("DICOM instance %s resent with different content (source %s, AE %s): refused, the first one is"
+                    " kept", parsed.sop_instance_uid, source, calling_ae)
+        return IngestResult("conflict", conflict, parsed.study_uid, parsed.sop_instance_uid)
     try:
         stored = store_bytes(storage, data, fsync=fsync)
     except OSError as err:

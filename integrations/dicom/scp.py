@@ -39,6 +39,7 @@ STATUS_SUCCESS = 0x0000
 STATUS_OUT_OF_RESOURCES = 0xA700  # could not store: the sender may retry
 STATUS_CANNOT_UNDERSTAND = 0xC000  # malformed or truncated instance: refused
 STATUS_PROCESSING_FAILURE = 0x0110
+STATUS_DUPLICATE_SOP_INSTANCE = 0x0111  # resent under the same SOP Instance UID with other content: refused
 REJECT_CALLING_AE = (0x01, 0x01, 0x03)
 MAX_PDU_SIZE = 256 * 1024  # rejected-permanent, service-user, calling AE title not recognised
 
@@ -147,4 +148,6 @@ class StorageSCP:
             return STATUS_PROCESSING_FAILURE
         if result.status == "refused":
             return STATUS_CANNOT_UNDERSTAND
+        if result.status == "conflict":
+            return STATUS_DUPLICATE_SOP_INSTANCE
         return STATUS_SUCCESS

@@ -9,6 +9,7 @@ from web.cli.conformance import conformance
 from web.cli.db import db
 from web.cli.demo import demo
 from web.cli.diagrams import deploy, validate
+from web.cli.dicom import dicom
 from web.cli.hl7 import hl7
 from web.cli.serve import run, worker
 from web.cli.users import users
@@ -28,6 +29,7 @@ main.add_command(conformance)
 main.add_command(demo)
 main.add_command(users)
 main.add_command(hl7)
+main.add_command(dicom)
 main.add_command(validate)
 
 
