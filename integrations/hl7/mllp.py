@@ -11,7 +11,9 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from integrations.hl7.codec import fallback_ack
 
@@ -67,22 +69,38 @@ class FrameReader:
         return self._inside
 
 
+@dataclass
+class _Connection:
+    peer_host: str
+    thread: threading.Thread
+    opened: float
+    spoke: bool = False  # a complete frame arrived: a RIS at work, never evicted for a newcomer
+
+
 class MllpListener:
-    """A threaded MLLP server: one thread per connection, connections kept open, every frame answered."""
+    """A threaded MLLP server: one thread per connection, connections kept open, every frame answered.
+
+    Peers that connect and say nothing cannot lock the RIS out: a connection must deliver its first frame within
+    `first_frame_timeout`, and when the listener is full (`max_connections`, or `max_per_peer` from one address)
+    a newcomer takes the place of the oldest connection that has not sent a frame yet. A connection that has
+    spoken keeps its place until it has been idle for `idle_timeout`.
+    """
 
     def __init__(self, host: str, port: int, handler: Handler, *, max_connections: int = 64,
-                 idle_timeout: float = 600.0, max_message: int = MAX_MESSAGE):
+                 max_per_peer: int = 16, first_frame_timeout: float = 10.0, idle_timeout: float = 600.0,
+                 max_message: int = MAX_MESSAGE):
         self.host, self.requested_port, self.handler = host, port, handler
-        self.max_connections, self.idle_timeout, self.max_message = max_connections, idle_timeout, max_message
+        self.max_connections, self.max_per_peer = max_connections, max_per_peer
+        self.first_frame_timeout, self.idle_timeout, self.max_message = first_frame_timeout, idle_timeout, max_message
         self._server: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
-        self._connections: dict[socket.socket, threading.Thread] = {}
+        self._connections: dict[socket.socket, _Connection] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.port: int | None = None
 
     def start(self) -> None:
-        server = socket.create_server((self.host, self.requested_port), reuse_port=False, backlog=32)
+        server = socket.create_server((self.host, self.requested_port), reuse_port=False, backlog=128)
         server.settimeout(0.5)
         self._server, self.port = server, server.getsockname()[1]
         self._stopping.clear()
@@ -105,8 +123,8 @@ class MllpListener:
         for conn in connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RD)  # wakes a blocked recv; an ACK being written still goes out
-        for thread in connections.values():
-            thread.join(timeout)
+        for connection in connections.values():
+            connection.thread.join(timeout)
         self._server, self._accept_thread = None, None
 
     def _accept(self) -> None:
@@ -118,19 +136,41 @@ class MllpListener:
                 continue
             except OSError:
                 break
+            peer = f"{address[0]}:{address[1]}"
             with self._lock:
-                if len(self._connections) >= self.max_connections:
-                    log.warning("MLLP: too many connections, refusing %s", address)
+                if not self._make_room(address[0]):
+                    log.warning("MLLP: %s connections open (%s from %s), every one of them active: refusing %s",
+                                len(self._connections), self._count(address[0]), address[0], peer)
                     conn.close()
                     continue
-                thread = threading.Thread(target=self._serve, args=(conn, f"{address[0]}:{address[1]}"),
-                                          name=f"mllp-{address[0]}:{address[1]}", daemon=True)
-                self._connections[conn] = thread
+                thread = threading.Thread(target=self._serve, args=(conn, peer), name=f"mllp-{peer}", daemon=True)
+                self._connections[conn] = _Connection(address[0], thread, time.monotonic())
             thread.start()
+
+    def _make_room(self, host: str) -> bool:
+        """Whether a new connection from `host` may be served, closing the oldest silent connection (of that
+        host when it is its own limit that is reached) to make room; called with the lock held."""
+        for full, of_host in ((self._count(host) >= self.max_per_peer, True),
+                              (len(self._connections) >= self.max_connections, False)):
+            if not full:
+                continue
+            silent = [(c.opened, conn) for conn, c in self._connections.items()
+                      if not c.spoke and (not of_host or c.peer_host == host)]
+            if not silent:
+                return False
+            _opened, oldest = min(silent, key=lambda item: item[0])
+            del self._connections[oldest]  # its thread ends on the closed socket
+            with contextlib.suppress(OSError):
+                oldest.shutdown(socket.SHUT_RDWR)
+        return True
+
+    def _count(self, host: str) -> int:
+        return sum(1 for c in self._connections.values() if c.peer_host == host)
 
     def _serve(self, conn: socket.socket, peer: str) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.settimeout(self.idle_timeout)
+        conn.settimeout(self.first_frame_timeout)
+        opened = time.monotonic()
         reader = FrameReader(self.max_message)
         try:
             while not self._stopping.is_set() or reader.pending:
@@ -140,7 +180,10 @@ class MllpListener:
                     break
                 if not data:
                     break
+                if not self._has_spoken(conn) and time.monotonic() > opened + self.first_frame_timeout:
+                    break  # bytes trickling in without ever completing a frame
                 for payload, truncated in reader.feed(data):
+                    self._spoke(conn)
                     conn.sendall(frame(self._answer(payload, truncated, peer)))
         except OSError as err:
             log.info("MLLP connection %s closed: %s", peer, err)
@@ -149,6 +192,17 @@ class MllpListener:
                 self._connections.pop(conn, None)
             with contextlib.suppress(OSError):
                 conn.close()
+
+    def _has_spoken(self, conn: socket.socket) -> bool:
+        connection = self._connections.get(conn)
+        return connection is not None and connection.spoke
+
+    def _spoke(self, conn: socket.socket) -> None:
+        with self._lock:
+            connection = self._connections.get(conn)
+            if connection is not None and not connection.spoke:
+                connection.spoke = True
+                conn.settimeout(self.idle_timeout)
 
     def _answer(self, payload: bytes, truncated: bool, peer: str) -> bytes:
         try:
