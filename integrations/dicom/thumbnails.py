@@ -2,9 +2,9 @@
 
 The window comes from the file (Window Center / Window Width, after the modality rescale), else the image's
 minimum and maximum; MONOCHROME1 is inverted; colour images are shown as they are. 256 pixels at most,
-centred on a black square, PNG, cached on disk by the SHA-256 of the source file. When the pixel data cannot
-be decoded here (a codec is missing) or would be too large to decode (integrations.dicom.pixel_limits), there is
-no preview: the instance is stored and indexed all the same.
+centred on a black square, PNG (rendered in a limited child process and cached: integrations.dicom.previews).
+When the pixel data cannot be decoded here (a codec is missing) or would be too large to decode
+(integrations.dicom.pixel_limits), there is no preview: the instance is stored and indexed all the same.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,26 +21,10 @@ from pydicom import dcmread
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
 from integrations.dicom.pixel_limits import decoding_refusal
-from integrations.dicom.storage import path_of
 
 log = logging.getLogger(__name__)
 
 MAX_SIZE = 256
-VERSION = "v2"  # bump when the rendering changes: cached previews are keyed by it
-
-
-def series_preview(storage: Path, cache: Path, sha256: str) -> bytes | None:
-    """PNG bytes of the preview of a stored file, or None when it cannot be rendered (remembered too)."""
-    folder = cache / sha256[:2]
-    png, unavailable = folder / f"{sha256}-{VERSION}.png", folder / f"{sha256}-{VERSION}.none"
-    if png.exists():
-        return png.read_bytes()
-    if unavailable.exists():
-        return None
-    content = render_preview(path_of(storage, sha256))
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_atomically(png if content is not None else unavailable, content or b"")
-    return content
 
 
 def render_preview(path: Path, max_size: int = MAX_SIZE) -> bytes | None:
@@ -102,13 +84,3 @@ def _window(dataset: Any, values: np.ndarray) -> tuple[float, float]:
     if center is not None and width is not None and width >= 1:
         return center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
     return float(values.min()), float(values.max())
-
-
-def _write_atomically(target: Path, content: bytes) -> None:
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-    try:
-        temporary.write_bytes(content)
-        os.replace(temporary, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()

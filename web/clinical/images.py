@@ -17,8 +17,8 @@ from flask_login import login_required
 
 from engine.errors import Forbidden, NotFound
 from engine.services.cases import ensure_visible
+from integrations.dicom.previews import series_preview
 from integrations.dicom.studies import case_images, preview_source
-from integrations.dicom.thumbnails import series_preview
 from integrations.dicom.upload import UPLOAD_ROLES, upload_files
 from web.auth.access import current_actor
 from web.extensions import telerad
