@@ -16,9 +16,9 @@ from engine.services.instances import start_instance
 from engine.services.tasks import claim_task, complete_task, list_tasks, task_with_data, unclaim_task
 from forms import FormValidationError
 from forms.registry import trimmed
-from web.api.bodies import BadInput, check_parameters, read_json_body, request_parameters
 from web.api.openapi import OPENAPI
 from web.extensions import csrf, telerad
+from web.shared.bodies import BadInput, check_parameters, read_json_body, request_parameters
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens, no cookies: CSRF does not apply

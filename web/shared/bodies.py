@@ -1,9 +1,10 @@
-"""The boundary of the JSON API: what a request may carry before any use case sees it.
+"""What a request may carry before any use case sees it: the JSON API (web.api.routes) and the pages
+(web.shared.errors.refuse_unstorable_input) share these checks.
 
-One reader for every request body and one check of the path and query parameters. What can never be valid data
-for Telerad is refused here with a 400, before anything is read or written: bodies that are not UTF-8 JSON, JSON
-nested deeper than any form, NaN/Infinity, integers no database column holds, and texts with a NUL byte (which
-PostgreSQL cannot store) or a lone UTF-16 surrogate (which no encoder can write)."""
+One reader for JSON bodies and one check of parameters. What can never be valid data for Telerad is refused with
+a 400, before anything is read or written: bodies that are not UTF-8 JSON, JSON nested deeper than any form,
+NaN/Infinity, integers no database column holds, and texts with a NUL byte (which PostgreSQL cannot store) or a
+lone UTF-16 surrogate (which no encoder can write)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import Request
+
+from forms.validation import storable_text
 
 #: Deeper than any task form (a few levels) with room to spare; well under the recursion limits of the JSON
 #: decoder, jsonschema and the workflow serializer, which a deeper body would reach first.
@@ -65,7 +68,7 @@ def check_value(value: Any) -> None:
             _check_text(item, path)
         elif isinstance(item, bool):
             continue
-        elif (isinstance(item, int) and not -MAX_ID - 1 <= item <= MAX_ID
+        elif (isinstance(item, int) and not id_in_range(item)
               or isinstance(item, float) and not math.isfinite(item)):
             raise BadInput(f"Nombre hors limites{_where(path)}.")
         elif isinstance(item, dict):
@@ -82,8 +85,13 @@ def check_parameters(values: Iterable[tuple[str, Any]]) -> None:
     for name, value in values:
         if isinstance(value, str):
             _check_text(value, name)
-        elif isinstance(value, int) and not -MAX_ID - 1 <= value <= MAX_ID:
+        elif isinstance(value, int) and not id_in_range(value):
             raise BadInput(f"Identifiant hors limites{_where(name)}.")
+
+
+def id_in_range(value: int) -> bool:
+    """Whether an integer fits the id columns (PostgreSQL bigint)."""
+    return -MAX_ID - 1 <= value <= MAX_ID
 
 
 def request_parameters(view_args: Mapping[str, Any] | None, args: Any) -> list[tuple[str, Any]]:
@@ -92,16 +100,8 @@ def request_parameters(view_args: Mapping[str, Any] | None, args: Any) -> list[t
 
 
 def _check_text(text: str, path: str) -> None:
-    if "\x00" in text or not _encodable(text):
+    if not storable_text(text):
         raise BadInput(f"Caractère non autorisé{_where(path)}.")
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate
-        return False
-    return True
 
 
 def _where(path: str) -> str:
