@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import Request
+from flask_babel import gettext as _
 
 from forms.validation import storable_text
 
@@ -36,25 +37,25 @@ def read_json_body(request: Request) -> Any:
         return None
     mimetype = request.mimetype or ""
     if mimetype not in _JSON_TYPES and not mimetype.endswith("+json"):
-        raise BadInput("Le corps de la requête doit être du JSON (en-tête Content-Type: application/json).")
+        raise BadInput(_("Le corps de la requête doit être du JSON (en-tête Content-Type: application/json)."))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise BadInput("Le corps de la requête n'est pas encodé en UTF-8.") from err
+        raise BadInput(_("Le corps de la requête n'est pas encodé en UTF-8.")) from err
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
     except RecursionError as err:
-        raise BadInput(f"JSON trop imbriqué (au plus {MAX_DEPTH} niveaux).") from err
+        raise BadInput(_too_deep()) from err
     except BadInput:
         raise
     except ValueError as err:  # JSONDecodeError, and integers too long to convert
-        raise BadInput("Le corps de la requête n'est pas du JSON valide.") from err
+        raise BadInput(_("Le corps de la requête n'est pas du JSON valide.")) from err
     check_value(value)
     return value
 
 
 def _refuse_constant(name: str) -> Any:
-    raise BadInput(f"Valeur non autorisée dans le JSON : {name}.")
+    raise BadInput(_("Valeur non autorisée dans le JSON : %(value)s.", value=name))
 
 
 def check_value(value: Any) -> None:
@@ -63,14 +64,15 @@ def check_value(value: Any) -> None:
     while pending:
         item, path, depth = pending.pop()
         if depth > MAX_DEPTH:
-            raise BadInput(f"JSON trop imbriqué (au plus {MAX_DEPTH} niveaux).")
+            raise BadInput(_too_deep())
         if isinstance(item, str):
             _check_text(item, path)
         elif isinstance(item, bool):
             continue
         elif (isinstance(item, int) and not id_in_range(item)
               or isinstance(item, float) and not math.isfinite(item)):
-            raise BadInput(f"Nombre hors limites{_where(path)}.")
+            raise BadInput(_("Nombre hors limites dans « %(field)s ».", field=_printable(path)) if path
+                           else _("Nombre hors limites."))
         elif isinstance(item, dict):
             for key, child in item.items():
                 child_path = f"{path}.{key}" if path else key
@@ -86,7 +88,7 @@ def check_parameters(values: Iterable[tuple[str, Any]]) -> None:
         if isinstance(value, str):
             _check_text(value, name)
         elif isinstance(value, int) and not id_in_range(value):
-            raise BadInput(f"Identifiant hors limites{_where(name)}.")
+            raise BadInput(_("Identifiant hors limites dans « %(field)s ».", field=_printable(name)))
 
 
 def id_in_range(value: int) -> bool:
@@ -101,11 +103,12 @@ def request_parameters(view_args: Mapping[str, Any] | None, args: Any) -> list[t
 
 def _check_text(text: str, path: str) -> None:
     if not storable_text(text):
-        raise BadInput(f"Caractère non autorisé{_where(path)}.")
+        raise BadInput(_("Caractère non autorisé dans « %(field)s ».", field=_printable(path)) if path
+                       else _("Caractère non autorisé."))
 
 
-def _where(path: str) -> str:
-    return f" dans « {_printable(path)} »" if path else ""
+def _too_deep() -> str:
+    return _("JSON trop imbriqué (au plus %(depth)d niveaux).", depth=MAX_DEPTH)
 
 
 def _printable(path: str) -> str:

@@ -145,3 +145,17 @@ def test_valid_unicode_still_passes(app, demo_ctx, api):
     assert response.status_code == 201, response.get_data()
     messages = api("GET", "/api/v1/cases/<int:case_id>/messages").get_json()["messages"]
     assert messages[-1]["body"] == "Vu \U0001F600 été"
+
+
+def test_the_refusal_says_what_is_wrong_and_where(app, demo_ctx, api):
+    rule = "/api/v1/cases/<int:case_id>/messages"
+    cases = {b'{"body": "a\\u0000b"}': "Caractère non autorisé dans « body ».",
+             b'{"note": {"x": ["\\ud800"]}}': "Caractère non autorisé dans « note.x[0] ».",
+             b"[" * 40 + b"]" * 40: "JSON trop imbriqué (au plus 32 niveaux).",
+             b'{"body": 1e400}': "Nombre hors limites dans « body ».",
+             b'{"body": NaN}': "Valeur non autorisée dans le JSON : NaN."}
+    for body, message in cases.items():
+        response = api("POST", rule, body)
+        assert (response.status_code, response.get_json()) == (400, {"error": "bad_request", "message": message})
+    response = api("GET", "/api/v1/cases/<int:case_id>", case=str(10**40))
+    assert response.get_json()["message"] == "Identifiant hors limites dans « case_id »."
