@@ -28,6 +28,7 @@ from engine.store.db import GENESIS_HASH
 from engine.store.driver import DriverQuery, Source
 from engine.store.models import ProcessDefinition, ProcessInstance, Task, table_of
 from forms import FormValidationError
+from forms.validation import forbidden_characters
 
 
 def start_instance(ctx: EngineContext, actor: Actor, process_id: str, data: dict[str, Any] | None = None,
@@ -42,7 +43,9 @@ def start_instance(ctx: EngineContext, actor: Actor, process_id: str, data: dict
     """
     # Every case has an accession number (its images correlate on it); a RIS order brings its own.
     start_data = {"accession_number": None, **(data or {}), "site_id": site_id}
-    problems = data_problems(start_data, paris_date(ctx.clock.now()))  # e.g. an INS whose key is wrong
+    # A NUL byte or a lone surrogate cannot be stored (pre-filled data of an HL7 order skips the form check);
+    # then the charter's data checks, e.g. an INS whose key is wrong.
+    problems = forbidden_characters(start_data) or data_problems(start_data, paris_date(ctx.clock.now()))
     if problems:
         raise FormValidationError(problems)
     # The engine steps and the encoding of the state run before the write transaction (a new case has nothing

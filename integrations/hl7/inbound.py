@@ -151,6 +151,9 @@ class InboundHandler:
             return Result("AR", AckError(207, f"Expéditeur inconnu : {header.sending_application}/"
                                               f"{header.sending_facility} n'est rattaché à aucun site. Un "
                                               "administrateur doit le déclarer (Administration > HL7).", ("MSH", 3)))
+        if "\x00" in incoming.text:  # no field of a case can hold it (the exact bytes are kept with the message)
+            return Result("AR", AckError(102, "Caractère NUL dans le message : refusé, corrigez l'envoi."),
+                          site_id=site_id)
         message_type = header.message_type
         if message_type not in SUPPORTED:
             code = 201 if message_type.split("^")[0] in SUPPORTED_TYPES else 200

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine.domain.actors import Actor
 from engine.errors import Conflict, NotFound
@@ -311,3 +311,13 @@ def test_completion_tried_again_when_postgresql_reports_a_deadlock(deployed, mon
     with pytest.raises(psycopg.errors.UniqueViolation):
         complete_task(ctx, RADIOLOGIST, review.id, {})
     assert only_task(ctx, RADIOLOGIST).id == review.id  # nothing written
+
+
+@pytest.mark.charter("CH-4.1.6", negative=True)
+@pytest.mark.parametrize("bad", ["LE\x00BIHAN", "\ud800"])
+def test_a_direct_start_with_a_nul_byte_or_a_lone_surrogate_is_refused_and_writes_nothing(deployed, bad):
+    with pytest.raises(FormValidationError) as refused:
+        start_instance(deployed, REQUESTER, "engine_flow", {"patient_name": bad}, site_id="site-a")
+    assert refused.value.errors == {"patient_name": "Caractère non autorisé."}
+    with deployed.read() as session:
+        assert session.execute(select(func.count()).select_from(ProcessInstance)).scalar() == 0

@@ -105,6 +105,17 @@ def test_a_repeated_control_id_is_acknowledged_again_without_a_second_case(hl7, 
     assert len(inbound_rows(ctx)) == 1
 
 
+@pytest.mark.charter("CH-4.1.6", negative=True)
+def test_an_order_with_a_nul_byte_gets_ar_no_case_and_its_exact_bytes_are_kept(hl7, client):
+    ctx, _ = hl7
+    message = sample("orm_o01_2.5_nw_utf8.hl7").replace(b"LE BIHAN", b"LE\x00BIHAN")
+    ack = client.send(message)
+    assert msa(ack) == ("AR", "BRE000102") and "NUL" in ack_segments(ack)["ERR"][8]
+    assert case_by_accession(ctx, "ACC-BRE-0002") is None
+    [row] = inbound_rows(ctx)
+    assert (row.status, row.site_id, row.raw_bytes) == ("rejected", "ch-brest", message)
+
+
 def test_an_unknown_sender_gets_ar_and_its_message_is_kept(hl7, client):
     ctx, _ = hl7
     ack = client.send(sample("orm_o01_2.5_nw_utf8.hl7", RIS_BREST="RIS_INCONNU"))
