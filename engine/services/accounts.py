@@ -61,6 +61,7 @@ class Profile:
     active: bool
     language: str
     totp_enrolled: bool
+    session_epoch: int = 0
 
     @property
     def actor(self) -> Actor:
@@ -89,7 +90,7 @@ REPLAYED_CODE = "Ce code a déjà servi : attendez le code suivant de votre appl
 
 def _profile(user: Any) -> Profile:
     return Profile(user.username, user.display_name, grants(user.roles), grants(user.sites), user.active,
-                   user.language, user.totp_enrolled_at is not None)
+                   user.language, user.totp_enrolled_at is not None, int(user.session_epoch or 0))
 
 
 def load_profile(ctx: EngineContext, username: str) -> Profile | None:
@@ -155,6 +156,7 @@ def set_password(ctx: EngineContext, actor: Actor, username: str, password: str)
     with ctx.write() as session:
         user = _lock_user(session, username)
         user.password_hash = password_hash
+        user.end_sessions()
         _audit(session, ctx, actor.user_id, "user.password_set", username=username)
         session.commit()
 
@@ -174,6 +176,7 @@ def reset_totp(ctx: EngineContext, actor: Actor, username: str) -> None:
     with ctx.write() as session:
         user = _lock_user(session, username)
         user.totp_secret, user.totp_enrolled_at, user.totp_last_step = new_totp_secret(), None, 0
+        user.end_sessions()
         _audit(session, ctx, actor.user_id, "auth.totp_reset", username=username)
         session.commit()
 
@@ -239,9 +242,15 @@ def totp_provisioning(ctx: EngineContext, username: str) -> tuple[str, str]:
 
 
 def record_logout(ctx: EngineContext, username: str, reason: str = "user") -> None:
+    """The person logged out (or was logged out when idle): every session of the account ends, a copy of its
+    cookie included (sessions are not yet kept one by one on the server: issue 16)."""
     with ctx.write() as session:
+        user = session.execute(select(User).where(User.username == username).with_for_update()).scalar_one_or_none()
+        if user is not None:
+            user.end_sessions()
         _audit(session, ctx, username, "auth.logout", reason=reason)
         session.commit()
+
 
 
 def _check_code(ctx: EngineContext, username: str, code: str, *, enrolling: bool) -> Profile:

@@ -15,7 +15,7 @@ from engine.store.driver import DriverQuery
 from engine.store.json_agg import json_array_agg
 
 _PROFILE_COLUMNS = (
-    User.username, User.display_name, User.active, User.language, User.totp_enrolled_at,
+    User.username, User.display_name, User.active, User.language, User.totp_enrolled_at, User.session_epoch,
     select(json_array_agg(UserRole.role)).where(UserRole.username == User.username).scalar_subquery().label("roles"),
     select(json_array_agg(UserSite.site_id)).where(UserSite.username == User.username).scalar_subquery()
     .label("sites"),

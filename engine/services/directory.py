@@ -246,6 +246,7 @@ def update_user_roles_sites(ctx: EngineContext, actor: Actor, username: str, rol
         session.execute(delete(UserSite).where(UserSite.username == username, UserSite.site_id.not_in(site_set)))
         session.add_all([UserRole(username=username, role=r) for r in sorted(role_set - before_roles)])
         session.add_all([UserSite(username=username, site_id=s) for s in sorted(site_set - before_sites)])
+        user.end_sessions()  # the sessions opened with the old roles and sites end
         if "site_lead" in before_roles:  # the sites he stops leading keep a lead
             _check_leads_kept(session, before_sites if "site_lead" not in role_set else before_sites - site_set)
         _audit(session, ctx, actor, "user.access_changed", username=username, roles=sorted(role_set),
@@ -301,6 +302,7 @@ def set_user_active(ctx: EngineContext, actor: Actor, username: str, active: boo
         if not active and admins == {username}:
             raise DirectoryError("Il doit rester au moins un administrateur actif : ce compte est le dernier.")
         user.active = active
+        user.end_sessions()
         if not active and session.get(UserRole, (username, "site_lead")) is not None:
             _check_leads_kept(session, session.execute(select(UserSite.site_id)
                                                        .where(UserSite.username == username)).scalars())

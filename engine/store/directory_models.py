@@ -48,6 +48,9 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     language: Mapped[str] = mapped_column(String(8), default="fr")
+    # Moves when the account's sessions must end (logout, password, second factor, roles or sites, deactivation):
+    # a session carries the value it was opened with (engine.services.accounts.Profile.session_epoch).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Radiologists (CH-3.1, CH-3.2)
     rpps: Mapped[str | None] = mapped_column(String(11))
@@ -59,6 +62,10 @@ class User(Base):
     territory_id: Mapped[str | None] = mapped_column(ForeignKey("territory.id"))
     external_company: Mapped[str | None] = mapped_column(String(200))
 
+
+    def end_sessions(self) -> None:
+        """End every open session of this account (saved with the caller's transaction)."""
+        self.session_epoch = int(self.session_epoch or 0) + 1
 
 class UserRole(Base):
     __tablename__ = "user_role"

@@ -16,6 +16,7 @@ from engine.services.accounts import Profile, load_profile
 from web.extensions import telerad
 
 F = TypeVar("F", bound=Callable[..., Any])
+EPOCH_SEPARATOR = "#"  # usernames cannot hold it (engine.services.account_rules)
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = _l("Veuillez vous identifier pour accéder à cette page.")
@@ -28,6 +29,12 @@ class SessionUser(UserMixin):
         self.profile = profile
 
     def get_id(self) -> str:
+        """What the session keeps: the username and the account's session epoch, so that the sessions end when
+        the epoch moves (logout, password, second factor, roles or sites, deactivation)."""
+        return f"{self.profile.username}{EPOCH_SEPARATOR}{self.profile.session_epoch}"
+
+    @property
+    def username(self) -> str:
         return self.profile.username
 
     @property
@@ -43,9 +50,12 @@ class SessionUser(UserMixin):
 
 
 @login_manager.user_loader
-def _load_user(username: str) -> SessionUser | None:
-    profile = load_profile(telerad(current_app).ctx, username)
-    return SessionUser(profile) if profile and profile.active and profile.totp_enrolled else None
+def _load_user(session_id: str) -> SessionUser | None:
+    username, _separator, epoch = session_id.rpartition(EPOCH_SEPARATOR)
+    profile = load_profile(telerad(current_app).ctx, username) if username else None
+    if profile is None or not profile.active or not profile.totp_enrolled or str(profile.session_epoch) != epoch:
+        return None  # a session opened before the account's sessions were ended, or a cookie from before it
+    return SessionUser(profile)
 
 
 def current_actor() -> Actor:
@@ -83,7 +93,7 @@ def init_security(app: Flask, idle_minutes: int) -> None:
         if seen is not None and now - float(seen) > idle_minutes * 60:
             from engine.services.accounts import record_logout
 
-            record_logout(telerad(current_app).ctx, current_user.get_id(), "idle")
+            record_logout(telerad(current_app).ctx, current_user.username, "idle")
             logout_user()
             language = session.get("language")
             session.clear()

@@ -122,7 +122,7 @@ def totp() -> Any:
 @bp.post("/logout")
 def logout() -> Any:
     if current_user.is_authenticated:
-        record_logout(_ctx(), current_user.get_id())
+        record_logout(_ctx(), current_user.username)
     logout_user()
     _clear_session()
     flash(_("Vous êtes déconnecté."), "info")

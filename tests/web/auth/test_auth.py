@@ -39,9 +39,9 @@ def add_test_views(app: Flask) -> None:
         inbox.add_url_rule(INBOX, "index", login_required(lambda: "boîte de réception"))
         app.register_blueprint(inbox)
     probe = Blueprint("probe", __name__)
-    probe.add_url_rule("/_probe", "whoami", login_required(lambda: current_user.get_id()))
+    probe.add_url_rule("/_probe", "whoami", login_required(lambda: current_user.username))
     probe.add_url_rule("/_probe/page", "page", login_required(lambda: render_template_string(
-        '{% extends "base.html" %}{% block content %}{{ current_user.get_id() }}{% endblock %}')))
+        '{% extends "base.html" %}{% block content %}{{ current_user.username }}{% endblock %}')))
     app.register_blueprint(probe)
 
 
