@@ -31,17 +31,24 @@ def demo_ctx(make_ctx):
     return ctx
 
 
-@pytest.fixture
-def app(demo_ctx, database_url, tmp_path):
+def web_app(ctx, database_url, tmp_path):
+    """The web application on `ctx`, its instance folder under tmp_path, CSRF off (it has its own tests in
+    tests/web/auth/)."""
     settings = replace(Settings.from_env({"TELERAD_INSTANCE_PATH": str(tmp_path / "instance")}),
                        database_url=database_url)
-    application = create_app(settings, demo_ctx)
-    application.config["WTF_CSRF_ENABLED"] = False  # CSRF has its own tests in tests/web/auth/
+    application = create_app(settings, ctx)
+    application.config["WTF_CSRF_ENABLED"] = False
     return application
 
 
-def login(app, ctx, clock, username):
-    client = app.test_client()
+@pytest.fixture
+def app(demo_ctx, database_url, tmp_path):
+    return web_app(demo_ctx, database_url, tmp_path)
+
+
+def login(app, ctx, clock, username, client=None):
+    """A client signed in as `username` (both factors); `client` to sign in an existing one."""
+    client = client or app.test_client()
     response = client.post("/login", data={"username": username, "password": DEMO_PASSWORD})
     assert response.status_code == 302, response.get_data(as_text=True)
     with ctx.read() as session:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,9 @@ from forms import default_registry
 from integrations.dicom.demo import configure_demo_dicom
 from integrations.dicom.models import DicomInstance, DicomSeries, DicomStudy
 from integrations.dicom.scp import StorageSCP
-from web.app import create_app
+from tests.demo_app import web_app
 from web.cli.demo_data import USERS, create_demo
-from web.config import PROJECT_ROOT, Settings
+from web.config import PROJECT_ROOT
 
 WORKFLOWS = PROJECT_ROOT / "workflows" / "bpmn"
 STORESCU, ECHOSCU = "/usr/bin/storescu", "/usr/bin/echoscu"
@@ -170,9 +169,4 @@ def stored_files(storage: Path) -> list[Path]:
 
 @pytest.fixture
 def dicom_app(dicom_ctx, database_url, tmp_path):
-    """The web application on the DICOM demo context, instance files under tmp_path (CSRF off)."""
-    settings = replace(Settings.from_env({"TELERAD_INSTANCE_PATH": str(tmp_path / "instance")}),
-                       database_url=database_url)
-    application = create_app(settings, dicom_ctx)
-    application.config["WTF_CSRF_ENABLED"] = False
-    return application
+    return web_app(dicom_ctx, database_url, tmp_path)

@@ -5,7 +5,6 @@ move a case on (CH-4.1.11)."""
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 
 import pytest
 from pydicom.uid import generate_uid
@@ -15,7 +14,7 @@ from engine.store.models import InboundMessage, ProcessInstance
 from integrations.dicom.ingest import ingest_file
 from integrations.hl7.mllp import MllpClient
 from integrations.hl7.service import Hl7Service
-from tests.demo_app import login
+from tests.demo_app import login, web_app
 from tests.integration import dicom_support
 from tests.integration.dicom_support import (
     audit_actions,
@@ -28,8 +27,6 @@ from tests.integration.dicom_support import (
     study,
 )
 from tests.integration.hl7_support import demo_hl7_ctx, inbound_rows, msa, sample
-from web.app import create_app
-from web.config import Settings
 
 dicom_ctx = dicom_support.dicom_ctx  # fixture
 OTHER_PATIENT = {"PatientName": "LE^BRIS^ANNA", "PatientBirthDate": "19710203", "PatientID": "IPP-BREST-9",
@@ -38,11 +35,7 @@ OTHER_PATIENT = {"PatientName": "LE^BRIS^ANNA", "PatientBirthDate": "19710203", 
 
 @pytest.fixture
 def app(dicom_ctx, database_url, tmp_path):
-    settings = replace(Settings.from_env({"TELERAD_INSTANCE_PATH": str(tmp_path / "instance")}),
-                       database_url=database_url)
-    application = create_app(settings, dicom_ctx)
-    application.config["WTF_CSRF_ENABLED"] = False
-    return application
+    return web_app(dicom_ctx, database_url, tmp_path)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -18,12 +17,10 @@ from integrations.hl7.models import Hl7Message, Hl7Outbox
 from integrations.hl7.outbox import deliver_pending
 from integrations.hl7.queries import masked_text
 from integrations.hl7.senders import list_endpoints, list_senders, set_endpoint
-from tests.demo_app import login
+from tests.demo_app import login, web_app
 from tests.integration.hl7_support import demo_hl7_ctx, free_port, sample
 from tests.web.admin.site_admins import add_admin
-from web.app import create_app
 from web.cli.hl7 import hl7
-from web.config import Settings
 
 
 @pytest.fixture
@@ -33,11 +30,7 @@ def hl7_ctx(request, make_ctx, database_url):
 
 @pytest.fixture
 def app(hl7_ctx, database_url, tmp_path):
-    settings = replace(Settings.from_env({"TELERAD_INSTANCE_PATH": str(tmp_path / "instance")}),
-                       database_url=database_url)
-    application = create_app(settings, hl7_ctx)
-    application.config["WTF_CSRF_ENABLED"] = False
-    return application
+    return web_app(hl7_ctx, database_url, tmp_path)
 
 
 def text(response) -> str:

@@ -14,18 +14,16 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import pyotp
 import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from sqlalchemy import select
 
-from engine.store.directory_models import User
 from engine.store.models import ProcessInstance, Task
 from tests import demo_app
+from tests.demo_app import login
 from web.app import create_app
-from web.cli.demo_data import DEMO_PASSWORD
 from web.config import PROJECT_ROOT, Settings
 from web.extensions import babel
 
@@ -78,18 +76,6 @@ def app(demo_ctx, database_url, tmp_path, compiled_translations):
     cache.clear()
     yield application
     cache.clear()
-
-
-def login(app, ctx, clock, username, client=None):
-    client = client or app.test_client()
-    response = client.post("/login", data={"username": username, "password": DEMO_PASSWORD})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    with ctx.read() as session:
-        secret = session.get(User, username).totp_secret
-    code = pyotp.TOTP(secret).at(clock.now())
-    response = client.post("/login/totp", data={"code": code})
-    assert response.status_code == 302 and "/login" not in response.headers["Location"]
-    return client
 
 
 def case_of(ctx, patient_name):
