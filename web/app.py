@@ -42,7 +42,8 @@ def create_app(settings: Settings | None = None, ctx: EngineContext | None = Non
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore[method-assign]
                                 x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies)
     app.session_interface = PagesOnlySessionInterface()
-    app.extensions["telerad"] = TeleradExtension(settings, ctx or build_context(settings.database_url))
+    ctx = ctx or build_context(settings.database_url, keys=settings.key_ring())
+    app.extensions["telerad"] = TeleradExtension(settings, ctx)
     from web.ops.listeners import install_hooks
 
     install_hooks(app.extensions["telerad"].ctx)  # every process that saves cases queues HL7 reports

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from engine.services.keyring import KeyFileError, KeyRing
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -32,10 +34,21 @@ class Settings:
     public_url: str = ""
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host headers are believed (0: none).
     trusted_proxies: int = 0
+    # Absolute lifetime of a session, whatever its activity (the idle timeout ends it sooner).
+    session_max_hours: int = 12
+    # The keys kept outside the database (engine.services.keyring); None: <instance>/keys.json, made on first use.
+    keys_file: Path | None = None
 
     @property
     def https(self) -> bool:
         return self.public_url.startswith("https://")
+
+    def key_ring(self) -> KeyRing:
+        """The audit, secrets and signing keys of this install, generated on first use when the file is absent."""
+        try:
+            return KeyRing.load_or_create(self.keys_file or self.instance_path / "keys.json")
+        except KeyFileError as error:
+            raise SettingsError(f"TELERAD_KEYS_FILE: {error}") from None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +70,8 @@ class Settings:
             sql_stats=_flag(env, "TELERAD_SQL_STATS"),
             public_url=_public_url(env.get("TELERAD_PUBLIC_URL", "")),
             trusted_proxies=_integer(env, "TELERAD_TRUSTED_PROXIES", 0, 0, 5),
+            session_max_hours=_integer(env, "TELERAD_SESSION_MAX_HOURS", 12, 1, 168),
+            keys_file=Path(env["TELERAD_KEYS_FILE"]).resolve() if env.get("TELERAD_KEYS_FILE") else None,
         )
 
     def prepare(self) -> None:

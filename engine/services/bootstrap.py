@@ -17,6 +17,7 @@ from engine.ports import Clock, Directory, SystemClock
 from engine.runtime import OperationRegistry, Runtime
 from engine.services.context import EngineContext
 from engine.services.escalation import LiveEscalation
+from engine.services.keyring import KeyRing
 from engine.services.operations import register_all
 from engine.services.protocols import protocol_catalogue
 from engine.store.db import make_engine, session_factories
@@ -27,7 +28,8 @@ from forms import FormRegistry, default_registry
 
 def build_context(database_url: str, *, clock: Clock | None = None, operations: OperationRegistry | None = None,
                   forms: FormRegistry | None = None, directory: Directory | None = None,
-                  escalation: Mapping[str, str] | None = None, **engine_options: Any) -> EngineContext:
+                  escalation: Mapping[str, str] | None = None, keys: KeyRing | None = None,
+                  **engine_options: Any) -> EngineContext:
     engine = make_engine(database_url, **engine_options)
     writer, reader = session_factories(engine)
     clock = clock or SystemClock()
@@ -43,7 +45,7 @@ def build_context(database_url: str, *, clock: Clock | None = None, operations: 
         engine=engine, writer=writer, reader=reader,
         runtime=Runtime(operations or default_operations(directory, clock, catalogue), provided),
         forms=(forms or default_registry()).with_source(sql_form_source(reader)), clock=clock, directory=directory,
-        protocol_catalogue=catalogue,
+        protocol_catalogue=catalogue, keys=keys or KeyRing.development(),
     )
     built.append(ctx)
     return ctx

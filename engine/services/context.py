@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.ports import Clock, Directory
 from engine.runtime import Bundle, LiveWorkflow, Runtime, Snapshot
+from engine.services.keyring import KeyRing
 from engine.store.driver import DriverReader
 from forms import FormRegistry
 
@@ -73,6 +74,8 @@ class EngineContext:
     # Read by the charter gates (engine.services.charter_gates): radiologists' credentials, protocol catalogue.
     directory: Directory | None = None
     protocol_catalogue: Callable[[], Any] | None = None
+    # The keys kept outside the database (engine.services.keyring): audit MACs, secrets at rest, signed heads.
+    keys: KeyRing = field(default_factory=KeyRing.development)
 
     @contextmanager
     def write(self) -> Iterator[Session]:

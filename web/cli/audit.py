@@ -22,7 +22,7 @@ def audit() -> None:
 def audit_verify(as_json: bool) -> None:
     settings = load_settings()
     require_migrated(settings)
-    checked, problems = verify_audit(build_context(settings.database_url))
+    checked, problems = verify_audit(build_context(settings.database_url, keys=settings.key_ring()))
     if as_json:
         click.echo(json.dumps({"checked": checked, "ok": not problems,
                                "problems": [{"seq": p.seq, "message": p.message} for p in problems]}))

@@ -40,7 +40,8 @@ def require_migrated(settings: Settings) -> None:
 @contextmanager
 def engine_context() -> Iterator[EngineContext]:
     """The engine on the configured database; the services' French refusals become the command's error."""
-    ctx = build_context(load_settings().database_url)
+    settings = load_settings()
+    ctx = build_context(settings.database_url, keys=settings.key_ring())
     try:
         yield ctx
     except TeleradError as err:  # French messages that say what to do

@@ -29,7 +29,7 @@ def conformance(as_json: bool, repo: bool) -> None:
     else:
         settings = load_settings()
         require_migrated(settings)
-        ctx = build_context(settings.database_url)
+        ctx = build_context(settings.database_url, keys=settings.key_ring())
         rules = conformance_matrix(config.PROJECT_ROOT, deployed_diagrams(ctx), registry_forms(ctx))
     declared_only = [r.id for r in rules if r.status == "declared_only"]
     if as_json:

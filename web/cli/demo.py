@@ -20,7 +20,7 @@ from web.cli.demo_data import create_demo
 def demo(as_json: bool) -> None:
     settings = load_settings()
     require_migrated(settings)
-    ctx = build_context(settings.database_url)
+    ctx = build_context(settings.database_url, keys=settings.key_ring())
     if has_accounts(ctx):
         message = "the database already has users: demo data is only created in an empty database"
         if as_json:

@@ -21,7 +21,7 @@ from web.cli.common import load_settings, require_migrated
 def deploy(directory: Path | None) -> None:
     settings = load_settings()
     require_migrated(settings)
-    ctx = build_context(settings.database_url)
+    ctx = build_context(settings.database_url, keys=settings.key_ring())
     try:
         results = deploy_library(ctx, Actor("cli"), directory or settings.workflows_dir)
     except DefinitionRefused as err:

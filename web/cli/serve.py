@@ -93,7 +93,7 @@ def worker(no_listeners: bool) -> None:
     require_migrated(settings)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    ctx = build_context(settings.database_url)
+    ctx = build_context(settings.database_url, keys=settings.key_ring())
     install_hooks(ctx)
     scheduler = TimerScheduler(ctx, settings.scheduler_interval)
     stop = threading.Event()
