@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -56,6 +57,11 @@ class Admission:
         if entry is not None and not entry.spoke:
             _wake(assoc)
 
+    def forget(self, assoc: Any) -> None:
+        """A connection that ends before its association starts (a failed TLS handshake)."""
+        with self._lock:
+            self._entries.pop(assoc, None)
+
     def close_silent(self) -> None:
         """Close every connection that has not sent its request (the server is stopping)."""
         with self._lock:
@@ -84,7 +90,10 @@ def _close(assoc: Any) -> None:
     raw = getattr(getattr(dul, "socket", None), "socket", None)
     if raw is not None:
         with contextlib.suppress(OSError):
-            raw.shutdown(socket.SHUT_RDWR)
+            if isinstance(raw, ssl.SSLSocket):  # SSLSocket.shutdown drops the TLS state first: not that one
+                socket.socket.shutdown(raw, socket.SHUT_RDWR)
+            else:
+                raw.shutdown(socket.SHUT_RDWR)
     _wake(assoc)
 
 

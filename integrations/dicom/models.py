@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.store.models import Base, BigId, UTCDateTime, table_of
@@ -31,6 +31,10 @@ class DicomCallingAE(Base):
     ae_title: Mapped[str] = mapped_column(String(16), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(128))
+    # When set: the source addresses/networks it may call from and the name its TLS client certificate must
+    # bear (integrations.peers).
+    allowed_sources: Mapped[str | None] = mapped_column(Text)
+    client_cert_name: Mapped[str | None] = mapped_column(String(200))
 
 
 class DicomStudy(Base):

@@ -8,6 +8,11 @@
 - Each association runs in its own threads: the store handler opens its own database sessions (the engine
   context hands out a new one per use case).
 - The received dataset is written as sent (file meta + the encoded bytes): no decode and re-encode.
+- With a TLS context (TELERAD_DICOM_TLS_*, integrations.peers) the handshake runs in the association's own
+  thread, after the connection was admitted and within the ACSE timeout, so peers that never finish it cannot
+  hold the accept loop (pynetdicom's server would do it there, blocking every other caller). A calling AE title
+  may also be bound to source addresses and a client certificate name: an association from elsewhere, or
+  without that certificate, is rejected like an unknown caller.
 - TCP_QUICKACK is set on the receiving socket before each read: without it Linux delays the ACK of the
   command PDU by ~40 ms, the sender's Nagle holds the dataset meanwhile, and reception stalls at ~20
   instances/s whatever the sender.
@@ -19,6 +24,7 @@ import contextlib
 import copy
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -31,9 +37,10 @@ from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from engine.services.context import EngineContext
 from integrations.dicom.admission import Admission
-from integrations.dicom.callers import site_for_calling_ae
+from integrations.dicom.callers import caller_access
 from integrations.dicom.ingest import StorageFailure, ingest_file
 from integrations.dicom.storage import part10_bytes
+from integrations.peers import access_refusal, tls_identity
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +70,36 @@ def quickack_recv(recv: Callable[[int], bytearray], raw: socket.socket) -> Calla
 
 
 class QuickAckRequestHandler(RequestHandler):
-    """pynetdicom's request handler, with the TCP_QUICKACK read wrapper on each accepted association, and the
-    admission of the connection (integrations.dicom.admission) when the server has one."""
+    """pynetdicom's request handler, with the TCP_QUICKACK read wrapper on each accepted association, the
+    admission of the connection (integrations.dicom.admission) when the server has one, and the TLS handshake
+    (counted as silence by the admission, bounded by the ACSE timeout, which the rest of the wait shares)."""
+
+    def handle(self) -> None:
+        assoc = self._create_association()
+        if isinstance(self.request, ssl.SSLSocket) and not self._handshake(assoc, self.request):
+            return
+        evt.trigger(assoc, evt.EVT_CONN_OPEN, {"address": self.client_address})
+        assoc.start()
+
+    def _handshake(self, assoc: Any, sock: ssl.SSLSocket) -> bool:
+        started, limit = time.monotonic(), assoc.acse_timeout or ACSE_TIMEOUT
+        previous = sock.gettimeout()
+        try:
+            sock.settimeout(limit)
+            sock.do_handshake()
+            sock.settimeout(previous)
+        except (OSError, ValueError) as err:
+            reason = err.reason if isinstance(err, ssl.SSLError) else err
+            log.warning("DICOM TLS handshake with %s failed: %s", self.client_address[0], reason)
+            admission = getattr(self.server, "telerad_admission", None)
+            if admission is not None:
+                admission.forget(assoc)
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            sock.close()
+            return False
+        assoc.acse_timeout = max(0.5, limit - (time.monotonic() - started))
+        return True
 
     def _create_association(self) -> Any:
         assoc = super()._create_association()
@@ -94,15 +129,24 @@ class ContextTemplates(list[Any]):
 
 class BackloggedAssociationServer(ThreadedAssociationServer):
     """socketserver's listen backlog is 5: a burst of connections (a modality opening several associations, or
-    idle peers) made the kernel drop SYNs and the sender retry after seconds."""
+    idle peers) made the kernel drop SYNs and the sender retry after seconds. Over TLS, the accepted socket is
+    wrapped without its handshake, which the connection's thread does (QuickAckRequestHandler)."""
 
     request_queue_size = 128
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        assert self.socket is not None
+        client, address = self.socket.accept()
+        if self.ssl_context is not None:
+            client = self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+        return client, address
 
 
 class StorageSCP:
     def __init__(self, ctx: EngineContext, ae_title: str, host: str, port: int, storage: Path, *,
-                 fsync: bool = True):
+                 fsync: bool = True, tls: ssl.SSLContext | None = None):
         self.ctx = ctx
+        self.tls = tls
         self.ae_title = ae_title
         self.address = (host, port)
         self.storage = storage
@@ -132,14 +176,15 @@ class StorageSCP:
         handlers: list[Any] = [(evt.EVT_REQUESTED, self._on_requested), (evt.EVT_C_STORE, self._on_store),
                                (evt.EVT_CONN_CLOSE, self._on_closed)]
         server = self.ae.make_server(self.address, ae_title=self.ae_title, evt_handlers=handlers,
-                                     contexts=ContextTemplates(self.ae.supported_contexts),
+                                     contexts=ContextTemplates(self.ae.supported_contexts), ssl_context=self.tls,
                                      server_class=BackloggedAssociationServer, request_handler=QuickAckRequestHandler)
         server.telerad_admission = self.admission  # type: ignore[attr-defined]
         self.ae._servers.append(server)  # as AE.start_server does, so that AE.shutdown() stops it
         self.server = server
         self._thread = threading.Thread(target=server.serve_forever, name="dicom-scp", daemon=True)
         self._thread.start()
-        log.info("DICOM SCP %s listening on %s:%s", self.ae_title, self.address[0], self.port)
+        log.info("DICOM SCP %s listening on %s:%s%s", self.ae_title, self.address[0], self.port,
+                 " (TLS)" if self.tls is not None else "")
 
     def stop(self, grace_seconds: float = 5.0) -> None:
         """Stop accepting, let the associations in progress end by themselves, then abort the rest."""
@@ -163,17 +208,25 @@ class StorageSCP:
     def _on_requested(self, event: Any) -> None:
         self.admission.spoke(event.assoc)
         calling = str(event.assoc.requestor.primitive.calling_ae_title).strip()
+        address = str(event.assoc.requestor.address)
+        refusal: str | None = None
         try:
-            site_id = site_for_calling_ae(self.ctx, calling)
+            access = caller_access(self.ctx, calling)
         except Exception:
             log.exception("calling AE %s could not be checked", calling)
-            site_id = None
-        if site_id is None:
-            log.warning("DICOM association from unknown calling AE %r (%s) rejected", calling,
-                        event.assoc.requestor.address)
+            access = None
+        if access is None:
+            refusal = "unknown calling AE"
+        else:  # CH-5.3, CH-8.1: a calling AE title is only trusted from where it was registered
+            raw = getattr(event.assoc.dul.socket, "socket", None)
+            refusal = access_refusal(access.allowed_sources, access.client_cert_name, tls_identity(raw, address))
+        if refusal is not None:
+            log.warning("DICOM association from calling AE %r (%s) rejected: %s", calling, address, refusal)
             event.assoc.acse.send_reject(*REJECT_CALLING_AE)
             event.assoc.kill()  # waits until the A-ASSOCIATE-RJ is sent, before the socket is closed
             return
+        assert access is not None
+        site_id = access.site_id
         event.assoc.telerad_site = site_id
         event.assoc.telerad_calling_ae = calling
 

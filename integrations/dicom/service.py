@@ -1,7 +1,8 @@
 """The DICOM listener as a process component: the SCP plus a periodic stability tick.
 
-    service = DicomService.from_env(ctx)   # TELERAD_DICOM_AE_TITLE, _HOST, _PORT, _STABLE_SECONDS, and
-    service.start()                        # <TELERAD_INSTANCE_PATH>/dicom for the files
+    service = DicomService.from_env(ctx)   # TELERAD_DICOM_AE_TITLE, _HOST, _PORT, _STABLE_SECONDS,
+    service.start()                        # TELERAD_DICOM_TLS_CERT / _KEY / _CA / _CLIENT_CERT (integrations.peers),
+                                           # and <TELERAD_INSTANCE_PATH>/dicom for the files
     ...
     service.stop()
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from engine.services.context import EngineContext
 from integrations.dicom.callers import AE_TITLE
 from integrations.dicom.scp import StorageSCP
 from integrations.dicom.stability import notify_stable_studies
+from integrations.peers import tls_context_from_env
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ class DicomSettings:
     port: int = 11112
     stable_seconds: float = 30.0
     storage_dir: Path = Path("instance") / "dicom"
+    tls: ssl.SSLContext | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DicomSettings:
@@ -45,7 +49,7 @@ class DicomSettings:
         return cls(ae_title=title, host=env.get("TELERAD_DICOM_HOST") or "127.0.0.1",
                    port=int(_number(env, "TELERAD_DICOM_PORT", 11112, 0, 65535, integer=True)),
                    stable_seconds=_number(env, "TELERAD_DICOM_STABLE_SECONDS", 30.0, 0, 86400),
-                   storage_dir=instance_path / "dicom")
+                   storage_dir=instance_path / "dicom", tls=tls_context_from_env(env, "TELERAD_DICOM_TLS_"))
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float,
@@ -64,13 +68,14 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
 
 class DicomService:
     def __init__(self, ctx: EngineContext, ae_title: str, host: str, port: int, storage_dir: Path,
-                 stable_seconds: float = 30.0, *, tick_seconds: float | None = None, fsync: bool = True):
+                 stable_seconds: float = 30.0, *, tick_seconds: float | None = None, fsync: bool = True,
+                 tls: ssl.SSLContext | None = None):
         self.ctx = ctx
         self.stable_seconds = stable_seconds
         # A study is reported at most one tick after it became stable.
         self.tick_seconds = tick_seconds if tick_seconds is not None else max(0.5, min(5.0, stable_seconds / 4))
         storage_dir.mkdir(parents=True, exist_ok=True)
-        self.scp = StorageSCP(ctx, ae_title, host, port, storage_dir, fsync=fsync)
+        self.scp = StorageSCP(ctx, ae_title, host, port, storage_dir, fsync=fsync, tls=tls)
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -78,7 +83,7 @@ class DicomService:
     def from_env(cls, ctx: EngineContext, env: Mapping[str, str] | None = None) -> DicomService:
         settings = DicomSettings.from_env(env)
         return cls(ctx, settings.ae_title, settings.host, settings.port, settings.storage_dir,
-                   settings.stable_seconds)
+                   settings.stable_seconds, tls=settings.tls)
 
     @property
     def port(self) -> int:

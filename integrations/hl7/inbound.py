@@ -24,8 +24,10 @@ from forms import FormValidationError
 from integrations.hl7 import codec, orders
 from integrations.hl7.codec import AckError, Incoming
 from integrations.hl7.fields import Fields, OrderRefused
+from integrations.hl7.mllp import identity_of
 from integrations.hl7.models import Hl7Message
-from integrations.hl7.senders import site_of_sender
+from integrations.hl7.senders import sender_access
+from integrations.peers import access_refusal
 
 log = logging.getLogger(__name__)
 SUPPORTED = {"ORM^O01", "OMI^O23", "ADT^A08"}
@@ -91,7 +93,7 @@ class InboundHandler:
                          header.control_id, header and header.sending_application, header and header.sending_facility,
                          earlier.code)
                 return codec.ack_bytes(header, earlier.code, earlier.error)
-            result = self._process(incoming, truncated)
+            result = self._process(incoming, truncated, peer)
             self._finish(row_id, result)
         return codec.ack_bytes(header, result.code, result.error)
 
@@ -139,18 +141,25 @@ class InboundHandler:
                 error_code=error.code if error else None, error=error.text if error else result.note))
             session.commit()
 
-    def _process(self, incoming: Incoming, truncated: bool) -> Result:
+    def _process(self, incoming: Incoming, truncated: bool, peer: str) -> Result:
         header = incoming.header
         if truncated:
             return Result("AR", AckError(207, "Message de plus de 1 Mio refusé."))
         if header is None or incoming.problem:
             return Result("AR", AckError(100 if header is None else 102, incoming.problem or "Message illisible.",
                                          ("MSH", 18) if header is not None else None))
-        site_id = site_of_sender(self.ctx, header.sending_application, header.sending_facility)
-        if site_id is None:
+        access = sender_access(self.ctx, header.sending_application, header.sending_facility)
+        if access is None:
             return Result("AR", AckError(207, f"Expéditeur inconnu : {header.sending_application}/"
                                               f"{header.sending_facility} n'est rattaché à aucun site. Un "
                                               "administrateur doit le déclarer (Administration > HL7).", ("MSH", 3)))
+        site_id = access.site_id
+        refusal = access_refusal(access.allowed_sources, access.client_cert_name, identity_of(peer))
+        if refusal is not None:  # CH-5.3, CH-8.1: a sender is only trusted from where it was registered
+            log.warning("HL7 message from %s/%s refused (%s): %s", header.sending_application,
+                        header.sending_facility, peer, refusal)
+            return Result("AR", AckError(207, f"Expéditeur {header.sending_application}/{header.sending_facility}"
+                                              f" refusé : {refusal}.", ("MSH", 3)), site_id=site_id)
         if "\x00" in incoming.text:  # no field of a case can hold it (the exact bytes are kept with the message)
             return Result("AR", AckError(102, "Caractère NUL dans le message : refusé, corrigez l'envoi."),
                           site_id=site_id)

@@ -3,6 +3,8 @@
 hl7apy's MLLPServer is not used (UTF-8 only, one message per connection, byte-by-byte reads, no ACK when the
 handler fails). This listener keeps each connection open across messages, reads in blocks, answers every
 frame (an ACK built from the frame header when the handler raises) and refuses frames over 1 MiB with AR.
+With a TLS context (integrations.peers) each connection's handshake runs in its own thread and counts against the
+first-frame timeout; the handler gets the peer's address and certificate names (`Peer`).
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from integrations.hl7.codec import fallback_ack
+from integrations.peers import PeerIdentity, tls_identity
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,33 @@ Handler = Callable[[bytes, bool, str], bytes]
 
 def frame(message: bytes) -> bytes:
     return START + message + END
+
+
+class Peer(str):
+    """The "host:port" of a connection (what handlers log and store), carrying who the peer is: its address and,
+    over TLS, the names of its verified client certificate."""
+
+    identity: PeerIdentity
+
+    def __new__(cls, identity: PeerIdentity, port: int) -> Peer:
+        peer = super().__new__(cls, f"{identity.host}:{port}")
+        peer.identity = identity
+        return peer
+
+
+def identity_of(peer: str) -> PeerIdentity:
+    """The identity a listener gave; for a plain "host:port" text, the address alone."""
+    identity = getattr(peer, "identity", None)
+    if isinstance(identity, PeerIdentity):
+        return identity
+    return PeerIdentity(peer.rsplit(":", 1)[0] if ":" in peer else peer)
+
+
+def _shutdown(conn: socket.socket, how: int) -> None:
+    """Shut the connection down under TLS too: SSLSocket.shutdown would drop the TLS state first, and an ACK
+    still being written would then go out in clear."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(conn, how)
 
 
 class FrameReader:
@@ -88,8 +119,8 @@ class MllpListener:
 
     def __init__(self, host: str, port: int, handler: Handler, *, max_connections: int = 64,
                  max_per_peer: int = 16, first_frame_timeout: float = 10.0, idle_timeout: float = 600.0,
-                 max_message: int = MAX_MESSAGE):
-        self.host, self.requested_port, self.handler = host, port, handler
+                 max_message: int = MAX_MESSAGE, tls: ssl.SSLContext | None = None):
+        self.host, self.requested_port, self.handler, self.tls = host, port, handler, tls
         self.max_connections, self.max_per_peer = max_connections, max_per_peer
         self.first_frame_timeout, self.idle_timeout, self.max_message = first_frame_timeout, idle_timeout, max_message
         self._server: socket.socket | None = None
@@ -106,7 +137,7 @@ class MllpListener:
         self._stopping.clear()
         self._accept_thread = threading.Thread(target=self._accept, name=f"mllp-accept-{self.port}", daemon=True)
         self._accept_thread.start()
-        log.info("MLLP listener on %s:%s", self.host, self.port)
+        log.info("MLLP listener on %s:%s%s", self.host, self.port, " (TLS)" if self.tls is not None else "")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting; messages being handled are finished and acknowledged, then connections close."""
@@ -121,8 +152,7 @@ class MllpListener:
         with self._lock:
             connections = dict(self._connections)
         for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RD)  # wakes a blocked recv; an ACK being written still goes out
+            _shutdown(conn, socket.SHUT_RD)  # wakes a blocked recv; an ACK being written still goes out
         for connection in connections.values():
             connection.thread.join(timeout)
         self._server, self._accept_thread = None, None
@@ -137,13 +167,20 @@ class MllpListener:
             except OSError:
                 break
             peer = f"{address[0]}:{address[1]}"
+            if self.tls is not None:  # the handshake itself runs in the connection's thread
+                try:
+                    conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+                except (OSError, ValueError):
+                    conn.close()
+                    continue
             with self._lock:
                 if not self._make_room(address[0]):
                     log.warning("MLLP: %s connections open (%s from %s), every one of them active: refusing %s",
                                 len(self._connections), self._count(address[0]), address[0], peer)
                     conn.close()
                     continue
-                thread = threading.Thread(target=self._serve, args=(conn, peer), name=f"mllp-{peer}", daemon=True)
+                thread = threading.Thread(target=self._serve, args=(conn, address), name=f"mllp-{peer}",
+                                          daemon=True)
                 self._connections[conn] = _Connection(address[0], thread, time.monotonic())
             thread.start()
 
@@ -160,19 +197,23 @@ class MllpListener:
                 return False
             _opened, oldest = min(silent, key=lambda item: item[0])
             del self._connections[oldest]  # its thread ends on the closed socket
-            with contextlib.suppress(OSError):
-                oldest.shutdown(socket.SHUT_RDWR)
+            _shutdown(oldest, socket.SHUT_RDWR)
         return True
 
     def _count(self, host: str) -> int:
         return sum(1 for c in self._connections.values() if c.peer_host == host)
 
-    def _serve(self, conn: socket.socket, peer: str) -> None:
+    def _serve(self, conn: socket.socket, address: tuple[str, int]) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.settimeout(self.first_frame_timeout)
         opened = time.monotonic()
         reader = FrameReader(self.max_message)
+        peer: str = f"{address[0]}:{address[1]}"
         try:
+            if isinstance(conn, ssl.SSLSocket):
+                conn.do_handshake()  # within the first-frame timeout; an evicted connection fails here
+                conn.settimeout(max(0.01, opened + self.first_frame_timeout - time.monotonic()))
+            peer = Peer(tls_identity(conn, address[0]), address[1])
             while not self._stopping.is_set() or reader.pending:
                 try:
                     data = conn.recv(65536)
@@ -185,6 +226,8 @@ class MllpListener:
                 for payload, truncated in reader.feed(data):
                     self._spoke(conn)
                     conn.sendall(frame(self._answer(payload, truncated, peer)))
+        except ssl.SSLError as err:
+            log.warning("MLLP TLS connection %s refused or broken: %s", peer, err.reason or err)
         except OSError as err:
             log.info("MLLP connection %s closed: %s", peer, err)
         finally:
@@ -220,15 +263,25 @@ class MllpError(OSError):
 class MllpClient:
     """Sends a message and waits for its ACK, on a connection kept open between messages."""
 
-    def __init__(self, host: str, port: int, timeout: float = 10.0):
-        self.host, self.port, self.timeout = host, port, timeout
+    def __init__(self, host: str, port: int, timeout: float = 10.0, *, tls: ssl.SSLContext | None = None,
+                 source_address: tuple[str, int] | None = None):
+        self.host, self.port, self.timeout, self.tls = host, port, timeout, tls
+        self.source_address = source_address
         self._sock: socket.socket | None = None
         self._reader = FrameReader()
 
     def connect(self) -> None:
         if self._sock is None:
-            self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout,
+                                            source_address=self.source_address)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls is not None:
+                try:
+                    sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+                except OSError:
+                    sock.close()
+                    raise
+            self._sock = sock
             self._reader = FrameReader()
 
     def send(self, message: bytes | str, encoding: str = "utf-8") -> bytes:

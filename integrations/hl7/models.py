@@ -27,6 +27,10 @@ class Hl7Sender(Base):
     sending_facility: Mapped[str] = mapped_column(String(180))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(128))
+    # When set: the source addresses/networks it may send from ("10.0.0.0/24, 192.0.2.7/32") and the name
+    # (certificate CN or DNS name) its TLS client certificate must bear (integrations.peers).
+    allowed_sources: Mapped[str | None] = mapped_column(Text)
+    client_cert_name: Mapped[str | None] = mapped_column(String(200))
 
 
 class Hl7Endpoint(Base):

@@ -19,6 +19,7 @@ from engine.services.context import EngineContext
 from engine.services.site_lookup import site_exists
 from integrations.hl7.codec import CHARSETS
 from integrations.hl7.models import Hl7Endpoint, Hl7Sender
+from integrations.peers import AccessListError, clean_certificate_name, parse_networks
 
 _NAME = re.compile(r"[^|^~\\&\x00-\x1f]{1,180}")
 _HOST = re.compile(r"[A-Za-z0-9.\-:\[\]]{1,255}")
@@ -35,6 +36,17 @@ class SenderView:
     site_id: str
     sending_application: str
     sending_facility: str
+    allowed_sources: str | None = None
+    client_cert_name: str | None = None
+
+
+@dataclass(frozen=True)
+class SenderAccess:
+    """What the listener checks for a message's sender: its site and where and how it may connect from."""
+
+    site_id: str
+    allowed_sources: str | None
+    client_cert_name: str | None
 
 
 @dataclass(frozen=True)
@@ -65,10 +77,21 @@ def _site(session: Session, site_id: str) -> None:
         raise Hl7ConfigError(f"Site inconnu : {site_id}.")
 
 
-def add_sender(ctx: EngineContext, actor: Actor, site_id: str, application: str, facility: str) -> int:
+def _restrictions(allowed_sources: str | None, client_cert_name: str | None) -> tuple[str | None, str | None]:
+    try:
+        return parse_networks(allowed_sources), clean_certificate_name(client_cert_name)
+    except AccessListError as err:
+        raise Hl7ConfigError(str(err)) from None
+
+
+def add_sender(ctx: EngineContext, actor: Actor, site_id: str, application: str, facility: str, *,
+               allowed_sources: str | None = None, client_cert_name: str | None = None) -> int:
+    """Attach a sender to a site; `allowed_sources` (addresses or CIDR networks) and `client_cert_name` (the
+    CN or DNS name of its TLS client certificate), when given, restrict where and how it may connect."""
     _require_admin(actor)
     application = _name(application, "Application émettrice (MSH-3)")
     facility = _name(facility, "Établissement émetteur (MSH-4)")
+    sources, cert_name = _restrictions(allowed_sources, client_cert_name)
     with ctx.write() as session:
         _site(session, site_id)
         taken = session.execute(select(Hl7Sender).where(Hl7Sender.sending_application == application,
@@ -76,13 +99,31 @@ def add_sender(ctx: EngineContext, actor: Actor, site_id: str, application: str,
         if taken is not None:
             raise Hl7ConfigError(f"{application}/{facility} est déjà rattaché au site {taken.site_id}.")
         row = Hl7Sender(site_id=site_id, sending_application=application, sending_facility=facility,
-                        created_at=ctx.clock.now(), created_by=actor.user_id)
+                        created_at=ctx.clock.now(), created_by=actor.user_id, allowed_sources=sources,
+                        client_cert_name=cert_name)
         session.add(row)
         session.flush()
         record_global_event(session, actor.user_id, "hl7.sender_added", {
-            "site": site_id, "application": application, "facility": facility}, ctx.clock.now())
+            "site": site_id, "application": application, "facility": facility, "allowed_sources": sources,
+            "client_cert_name": cert_name}, ctx.clock.now())
         session.commit()
         return row.id
+
+
+def set_sender_access(ctx: EngineContext, actor: Actor, sender_id: int, allowed_sources: str | None,
+                      client_cert_name: str | None) -> None:
+    """Replace where a sender may connect from and the certificate name it must present (empty: no check)."""
+    _require_admin(actor)
+    sources, cert_name = _restrictions(allowed_sources, client_cert_name)
+    with ctx.write() as session:
+        row = session.get(Hl7Sender, sender_id)
+        if row is None:
+            raise Hl7ConfigError("Cet expéditeur n'existe plus.")
+        row.allowed_sources, row.client_cert_name = sources, cert_name
+        record_global_event(session, actor.user_id, "hl7.sender_access_set", {
+            "site": row.site_id, "application": row.sending_application, "facility": row.sending_facility,
+            "allowed_sources": sources, "client_cert_name": cert_name}, ctx.clock.now())
+        session.commit()
 
 
 def remove_sender(ctx: EngineContext, actor: Actor, sender_id: int) -> None:
@@ -102,14 +143,20 @@ def list_senders(ctx: EngineContext) -> list[SenderView]:
     with ctx.read() as session:
         rows = session.execute(select(Hl7Sender).order_by(Hl7Sender.site_id, Hl7Sender.sending_application,
                                                           Hl7Sender.sending_facility)).scalars()
-        return [SenderView(r.id, r.site_id, r.sending_application, r.sending_facility) for r in rows]
+        return [SenderView(r.id, r.site_id, r.sending_application, r.sending_facility, r.allowed_sources,
+                           r.client_cert_name) for r in rows]
 
 
 def site_of_sender(ctx: EngineContext, application: str, facility: str) -> str | None:
+    access = sender_access(ctx, application, facility)
+    return access.site_id if access is not None else None
+
+
+def sender_access(ctx: EngineContext, application: str, facility: str) -> SenderAccess | None:
     with ctx.read() as session:
-        return session.execute(select(Hl7Sender.site_id).where(
-            Hl7Sender.sending_application == application, Hl7Sender.sending_facility == facility)
-        ).scalar_one_or_none()
+        row = session.execute(select(Hl7Sender.site_id, Hl7Sender.allowed_sources, Hl7Sender.client_cert_name).where(
+            Hl7Sender.sending_application == application, Hl7Sender.sending_facility == facility)).first()
+        return SenderAccess(row.site_id, row.allowed_sources, row.client_cert_name) if row is not None else None
 
 
 def set_endpoint(ctx: EngineContext, actor: Actor, site_id: str, host: str, port: int, *,

@@ -1,6 +1,7 @@
 """What `telerad run` and `telerad worker` start: the MLLP listener and the outbox delivery thread.
 
-    service = Hl7Service.from_env(ctx)   # TELERAD_MLLP_HOST, TELERAD_MLLP_PORT, TELERAD_HL7_DELIVERY_INTERVAL
+    service = Hl7Service.from_env(ctx)   # TELERAD_MLLP_HOST, TELERAD_MLLP_PORT, TELERAD_HL7_DELIVERY_INTERVAL,
+                                         # TELERAD_MLLP_TLS_CERT / _KEY / _CA / _CLIENT_CERT (integrations.peers)
     service.start()
     ...
     service.stop()
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from engine.services.context import EngineContext
 from integrations.hl7.inbound import InboundHandler
 from integrations.hl7.mllp import MllpListener
 from integrations.hl7.outbox import deliver_pending, install
+from integrations.peers import tls_context_from_env
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +34,15 @@ class Hl7Settings:
     host: str = "127.0.0.1"
     port: int = 2575
     delivery_interval: float = 10.0
+    tls: ssl.SSLContext | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Hl7Settings:
         env = os.environ if env is None else env
         return cls(host=env.get("TELERAD_MLLP_HOST") or "127.0.0.1",
                    port=int(_number(env, "TELERAD_MLLP_PORT", 2575, 0, 65535, integer=True)),
-                   delivery_interval=_number(env, "TELERAD_HL7_DELIVERY_INTERVAL", 10.0, 0.2, 3600))
+                   delivery_interval=_number(env, "TELERAD_HL7_DELIVERY_INTERVAL", 10.0, 0.2, 3600),
+                   tls=tls_context_from_env(env, "TELERAD_MLLP_TLS_"))
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float,
@@ -64,9 +69,9 @@ class DeliveryState:
 
 class Hl7Service:
     def __init__(self, ctx: EngineContext, host: str = "127.0.0.1", port: int = 2575, *,
-                 delivery_interval: float = 10.0, listen: bool = True):
+                 delivery_interval: float = 10.0, listen: bool = True, tls: ssl.SSLContext | None = None):
         self.ctx = ctx
-        self.listener = MllpListener(host, port, InboundHandler(ctx)) if listen else None
+        self.listener = MllpListener(host, port, InboundHandler(ctx), tls=tls) if listen else None
         self.delivery_interval = delivery_interval
         self.state = DeliveryState()
         self._stop = threading.Event()
@@ -76,7 +81,8 @@ class Hl7Service:
     @classmethod
     def from_env(cls, ctx: EngineContext, env: Mapping[str, str] | None = None) -> Hl7Service:
         settings = Hl7Settings.from_env(env)
-        return cls(ctx, settings.host, settings.port, delivery_interval=settings.delivery_interval)
+        return cls(ctx, settings.host, settings.port, delivery_interval=settings.delivery_interval,
+                   tls=settings.tls)
 
     @property
     def port(self) -> int | None:

@@ -30,8 +30,10 @@ def install_hooks(ctx: EngineContext) -> None:
 
 
 def dicom_service(ctx: EngineContext, instance_path: Path, env: Mapping[str, str] | None = None) -> Any:
-    """The DICOM SCP from TELERAD_DICOM_AE_TITLE / _HOST / _PORT / _STABLE_SECONDS."""
+    """The DICOM SCP from TELERAD_DICOM_AE_TITLE / _HOST / _PORT / _STABLE_SECONDS, with TLS when
+    TELERAD_DICOM_TLS_CERT and _KEY are set (_CA and _CLIENT_CERT for client certificates)."""
     from integrations.dicom.service import DicomService
+    from integrations.peers import tls_context_from_env
 
     env = os.environ if env is None else env
     ae_title = env.get("TELERAD_DICOM_AE_TITLE", "TELERAD").strip()
@@ -44,12 +46,14 @@ def dicom_service(ctx: EngineContext, instance_path: Path, env: Mapping[str, str
         raise ValueError("TELERAD_DICOM_PORT must be an integer and TELERAD_DICOM_STABLE_SECONDS a number") from None
     if not 0 <= port <= 65535 or not 1 <= stable <= 3600:
         raise ValueError("TELERAD_DICOM_PORT must be 0-65535 and TELERAD_DICOM_STABLE_SECONDS 1-3600")
+    tls = tls_context_from_env(env, "TELERAD_DICOM_TLS_")
     return DicomService(ctx, ae_title, env.get("TELERAD_DICOM_HOST", "127.0.0.1"), port, instance_path / "dicom",
-                        stable_seconds=stable)
+                        stable_seconds=stable, tls=tls)
 
 
 def start_services(ctx: EngineContext, instance_path: Path) -> list[Any]:
-    """Start the listeners; a bad setting stops the program with a message naming it."""
+    """Start the listeners; a bad setting (TLS files missing or unreadable included) stops the program with a
+    message naming it."""
     from integrations.hl7.service import Hl7Service
 
     services: list[Any] = []
