@@ -52,7 +52,7 @@ def login(app, ctx, clock, username, client=None):
     response = client.post("/login", data={"username": username, "password": DEMO_PASSWORD})
     assert response.status_code == 302, response.get_data(as_text=True)
     with ctx.read() as session:
-        secret = session.get(User, username).totp_secret
+        secret = ctx.keys.decrypt_secret(session.get(User, username).totp_secret)
     code = pyotp.TOTP(secret).at(clock.now())
     response = client.post("/login/totp", data={"code": code})
     assert response.status_code == 302 and "/login" not in response.headers["Location"]

@@ -43,10 +43,14 @@ class Settings:
     def https(self) -> bool:
         return self.public_url.startswith("https://")
 
+    @property
+    def keys_path(self) -> Path:
+        return self.keys_file or self.instance_path / "keys.json"
+
     def key_ring(self) -> KeyRing:
         """The audit, secrets and signing keys of this install, generated on first use when the file is absent."""
         try:
-            return KeyRing.load_or_create(self.keys_file or self.instance_path / "keys.json")
+            return KeyRing.load_or_create(self.keys_path)
         except KeyFileError as error:
             raise SettingsError(f"TELERAD_KEYS_FILE: {error}") from None
 

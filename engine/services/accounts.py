@@ -41,7 +41,7 @@ from engine.services.accounts_lockout import (
 )
 from engine.services.accounts_lookup import USER_BY_NAME, USER_BY_TOKEN, grants
 from engine.services.accounts_tokens import record_token_use, token_hash
-from engine.services.accounts_totp import matching_step, new_totp_secret, provisioning_uri
+from engine.services.accounts_totp import matching_step, provisioning_uri, sealed_totp_secret, unsealed
 from engine.services.context import EngineContext
 from engine.store import audit
 from engine.store.directory_models import ApiToken, User, UserRole, UserSite
@@ -120,7 +120,7 @@ def create_user(ctx: EngineContext, actor: Actor, username: str, display_name: s
         _refuse(unknown_sites_refusal(session, sites)
                 or unknown_territory_refusal(session, radiologist_fields.get("territory_id")))
         session.add(User(username=username, display_name=display_name, password_hash=password_hash,
-                         totp_secret=new_totp_secret(), totp_last_step=0, failed_logins=0, active=True,
+                         totp_secret=sealed_totp_secret(ctx.keys), totp_last_step=0, failed_logins=0, active=True,
                          language="fr", created_at=now, **radiologist_fields))
         session.flush()
         session.add_all([UserRole(username=username, role=role) for role in sorted(role_set)])
@@ -175,7 +175,7 @@ def reset_totp(ctx: EngineContext, actor: Actor, username: str) -> None:
     _require_admin(actor)
     with ctx.write() as session:
         user = _lock_user(session, username)
-        user.totp_secret, user.totp_enrolled_at, user.totp_last_step = new_totp_secret(), None, 0
+        user.totp_secret, user.totp_enrolled_at, user.totp_last_step = sealed_totp_secret(ctx.keys), None, 0
         user.end_sessions()
         _audit(session, ctx, actor.user_id, "auth.totp_reset", username=username)
         session.commit()
@@ -237,7 +237,7 @@ def totp_provisioning(ctx: EngineContext, username: str) -> tuple[str, str]:
             raise AccountError("Compte inconnu.")
         if user.totp_enrolled_at is not None:
             raise AuthenticationFailed("Le second facteur de ce compte est déjà configuré.", "already_enrolled")
-        secret = user.totp_secret
+        secret = unsealed(ctx.keys, user.totp_secret)
     return secret, provisioning_uri(secret, username)
 
 
@@ -265,7 +265,7 @@ def _check_code(ctx: EngineContext, username: str, code: str, *, enrolling: bool
                    if enrolling else
                    AuthenticationFailed("Configurez d'abord votre second facteur.", "not_enrolled"))
         now = lift_expired_lock(user, ctx.clock.now())
-        step = matching_step(user.totp_secret, code, now)
+        step = matching_step(ctx.keys, user.totp_secret, code, now)
         error: AuthenticationFailed | None = None
         if user.locked_until is not None:
             error = _refuse_locked(session, user, now, "totp")

@@ -26,6 +26,7 @@ from engine.services.account_rules import (
     unknown_sites_refusal,
     unknown_territory_refusal,
 )
+from engine.services.accounts_totp import unsealed
 from engine.services.context import EngineContext
 from engine.services.directory_checks import identifier_refusal, members_refusal, text_refusal
 from engine.services.directory_conventions import ConventionSummary, convention_from_row
@@ -156,7 +157,7 @@ def mark_totp_enrolled(ctx: EngineContext, actor: Actor, username: str) -> str:
         if user is None:
             raise DirectoryError(f"Compte inconnu : {username}.")
         user.totp_enrolled_at = ctx.clock.now()
-        secret = user.totp_secret
+        secret = unsealed(ctx.keys, user.totp_secret)
         audit.append_global(session, [audit.AuditEntry(actor.user_id, "user.totp_preenrolled", None,
                                                        {"username": username})], ctx.clock.now())
         session.commit()

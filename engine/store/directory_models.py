@@ -41,7 +41,7 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(128), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(256))
-    totp_secret: Mapped[str] = mapped_column(String(64))
+    totp_secret: Mapped[str] = mapped_column(String(255))  # Fernet token (engine.services.accounts_totp)
     totp_enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     totp_last_step: Mapped[int] = mapped_column(BigId, default=0)  # refuses replay of a used code
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)

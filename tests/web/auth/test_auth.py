@@ -84,7 +84,7 @@ def submit(client, url: str, **data: str):
 
 def code_now(ctx, clock, steps: int = 0) -> str:
     with ctx.read() as session:
-        secret = session.get(User, "jdupont").totp_secret
+        secret = ctx.keys.decrypt_secret(session.get(User, "jdupont").totp_secret)
     return pyotp.TOTP(secret).at(clock.now() + timedelta(seconds=30 * steps))
 
 
@@ -114,7 +114,7 @@ def test_full_login_flow_password_enrolment_totp_logout(client, ctx, clock, user
     html = page.get_data(as_text=True)
     assert re.search(r'<div class="qr-code"><svg [^>]*viewBox', html)
     with ctx.read() as session:
-        secret = session.get(User, "jdupont").totp_secret
+        secret = ctx.keys.decrypt_secret(session.get(User, "jdupont").totp_secret)
     assert " ".join(secret[i:i + 4] for i in range(0, 32, 4)) in html
     assert 'autocomplete="one-time-code"' in html and 'inputmode="numeric"' in html
     response = client.post("/login/enrol", data={"csrf_token": csrf_of(html), "code": code_now(ctx, clock)})
