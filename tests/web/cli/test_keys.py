@@ -102,3 +102,17 @@ def test_keys_show_lists_ids_and_public_keys_never_the_keys(telerad, keys_file):
     material = json.loads(keys_file.read_text())
     for kind in ("audit", "secrets", "signing"):
         assert material[kind][0]["key"] not in result.output
+
+
+def test_the_web_app_uses_the_install_key_file_made_on_first_start(tmp_path):
+    from web.app import create_app
+    from web.config import Settings
+
+    instance = tmp_path / "instance"
+    settings = Settings.from_env({"TELERAD_INSTANCE_PATH": str(instance),
+                                  "TELERAD_DATABASE_URL": f"sqlite:///{tmp_path / 'telerad.db'}"})
+    app = create_app(settings)
+    ring = app.extensions["telerad"].ctx.keys
+    assert not ring.is_development and ring == KeyRing.load(instance / "keys.json")
+    assert (instance / "keys.json").stat().st_mode & 0o077 == 0
+    app.extensions["telerad"].ctx.engine.dispose()
