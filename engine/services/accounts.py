@@ -5,15 +5,16 @@ tolerance either side) that can be used once only. Five consecutive failures (wr
 replayed code) lock the account for fifteen minutes; only a complete login (password then code) resets
 the count, so knowing the password does not buy unlimited guesses at the code. Every attempt, successful
 or not, is written to the global audit chain. API tokens are random bearer secrets of which only the
-SHA-256 is stored. The parts: account_rules (what an account may hold), accounts_totp (codes), accounts_lockout
-(the failure count), accounts_lookup (the per-request account statements), accounts_tokens (token storage).
+SHA-256 is stored; they expire and may only read or also act. The parts: account_rules (what an account may
+hold), accounts_totp (codes), accounts_lockout (the failure count), accounts_lookup (the per-request account
+statements), accounts_tokens (token storage and terms), user_sessions (the signed-in browsers).
 """
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -40,7 +41,7 @@ from engine.services.accounts_lockout import (
     record_failure,
 )
 from engine.services.accounts_lookup import USER_BY_NAME, USER_BY_TOKEN, grants
-from engine.services.accounts_tokens import record_token_use, token_hash
+from engine.services.accounts_tokens import DEFAULT_TOKEN_DAYS, record_token_use, token_hash, token_terms_refusal
 from engine.services.accounts_totp import matching_step, provisioning_uri, sealed_totp_secret, unsealed
 from engine.services.context import EngineContext
 from engine.store import audit
@@ -88,7 +89,8 @@ INVALID_CODE = "Code incorrect ou expiré : saisissez le code à 6 chiffres affi
 REPLAYED_CODE = "Ce code a déjà servi : attendez le code suivant de votre application (30 secondes au plus)."
 
 
-def _profile(user: Any) -> Profile:
+def profile_from_row(user: Any) -> Profile:
+    """The profile of an account row (a User, or a row of an accounts_lookup statement)."""
     return Profile(user.username, user.display_name, grants(user.roles), grants(user.sites), user.active,
                    user.language, user.totp_enrolled_at is not None, int(user.session_epoch or 0))
 
@@ -96,7 +98,7 @@ def _profile(user: Any) -> Profile:
 def load_profile(ctx: EngineContext, username: str) -> Profile | None:
     with ctx.driver_read() as reader:
         user = USER_BY_NAME.one_or_none(reader, {"username": username})
-    return None if user is None else _profile(user)
+    return None if user is None else profile_from_row(user)
 
 
 # --- administration -----------------------------------------------------------------------------------------
@@ -241,18 +243,6 @@ def totp_provisioning(ctx: EngineContext, username: str) -> tuple[str, str]:
     return secret, provisioning_uri(secret, username)
 
 
-def record_logout(ctx: EngineContext, username: str, reason: str = "user") -> None:
-    """The person logged out (or was logged out when idle): every session of the account ends, a copy of its
-    cookie included (sessions are not yet kept one by one on the server: issue 16)."""
-    with ctx.write() as session:
-        user = session.execute(select(User).where(User.username == username).with_for_update()).scalar_one_or_none()
-        if user is not None:
-            user.end_sessions()
-        _audit(session, ctx, username, "auth.logout", reason=reason)
-        session.commit()
-
-
-
 def _check_code(ctx: EngineContext, username: str, code: str, *, enrolling: bool) -> Profile:
     with ctx.write() as session:
         user = session.execute(select(User).where(User.username == username).with_for_update()).scalar_one_or_none()
@@ -329,11 +319,14 @@ def _audit_unknown(ctx: EngineContext, username: str, factor: str) -> None:
 # --- API tokens -------------------------------------------------------------------------------------------------
 
 @enforces("CH-5.3")
-def issue_api_token(ctx: EngineContext, username: str, name: str, *, actor: Actor | None = None) -> str:
-    """A new bearer token, shown once; only its SHA-256 is stored. Token names are unique among active ones."""
+def issue_api_token(ctx: EngineContext, username: str, name: str, *, actor: Actor | None = None,
+                    days: int = DEFAULT_TOKEN_DAYS, scope: str = "act") -> str:
+    """A new bearer token, shown once; only its SHA-256 is stored. Token names are unique among active ones. It
+    expires `days` (1 to 365) from now and may only read (scope "read") or also act ("act")."""
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise AccountError("Donnez au jeton un nom de 1 à 100 caractères (par exemple le nom du système appelant).")
+    _refuse(token_terms_refusal(days, scope))
     token = secrets.token_urlsafe(32)
     with ctx.write() as session:
         user = _lock_user(session, username)
@@ -342,33 +335,33 @@ def issue_api_token(ctx: EngineContext, username: str, name: str, *, actor: Acto
         if session.execute(select(ApiToken.id).where(ApiToken.username == username, ApiToken.name == name,
                                                      ApiToken.revoked.is_(False))).first():
             raise AccountError(f"Un jeton actif nommé « {name} » existe déjà pour ce compte : révoquez-le d'abord.")
-        session.add(ApiToken(username=username, name=name, token_hash=token_hash(token),
-                             created_at=ctx.clock.now(), revoked=False))
-        _audit(session, ctx, (actor or Actor(username)).user_id, "auth.token_issued", username=username, name=name)
+        now = ctx.clock.now()
+        session.add(ApiToken(username=username, name=name, token_hash=token_hash(token), created_at=now,
+                             revoked=False, expires_at=now + timedelta(days=days), scope=scope))
+        _audit(session, ctx, (actor or Actor(username)).user_id, "auth.token_issued", username=username, name=name,
+               scope=scope, days=days)
         session.commit()
     return token
 
 
 def revoke_api_token(ctx: EngineContext, username: str, name: str, *, actor: Actor | None = None) -> None:
     with ctx.write() as session:
-        row = session.execute(select(ApiToken).where(ApiToken.username == username, ApiToken.name == name,
-                                                     ApiToken.revoked.is_(False)).with_for_update()).scalar()
-        if row is None:
-            raise AccountError(f"Aucun jeton actif nommé « {name} » pour le compte « {username} ».")
+        row = active_token(session, username, name)
         row.revoked = True
         _audit(session, ctx, (actor or Actor(username)).user_id, "auth.token_revoked", username=username, name=name)
         session.commit()
 
 
 def profile_for_token(ctx: EngineContext, token: str) -> Profile | None:
-    """The active account a bearer token belongs to, or None (unknown, revoked, account deactivated)."""
+    """The active account a bearer token belongs to, or None (unknown, revoked, expired, account deactivated).
+    The API uses engine.services.token_access, which also tells an expired token and the token's scope."""
     if not token or len(token) > 256:
         return None
     with ctx.driver_read() as reader:
         row = USER_BY_TOKEN.one_or_none(reader, {"token_hash": token_hash(token)})
-        if row is None or row.revoked or not row.active:
+        if row is None or row.revoked or not row.active or row.expires_at <= ctx.clock.now():
             return None
-        profile = _profile(row)
+        profile = profile_from_row(row)
     record_token_use(ctx, row.token_id, row.last_used_at)
     return profile
 
@@ -378,6 +371,15 @@ def profile_for_token(ctx: EngineContext, token: str) -> Profile | None:
 def _require_admin(actor: Actor) -> None:
     if not (actor.is_system or "administrator" in actor.roles):
         raise Forbidden("Seul un administrateur peut gérer les comptes.")
+
+
+def active_token(session: Session, username: str, name: str) -> ApiToken:
+    """The token of this name that is not revoked (expired or not), locked for the transaction."""
+    row = session.execute(select(ApiToken).where(ApiToken.username == username, ApiToken.name == name,
+                                                 ApiToken.revoked.is_(False)).with_for_update()).scalar()
+    if row is None:
+        raise AccountError(f"Aucun jeton actif nommé « {name} » pour le compte « {username} ».")
+    return row
 
 
 def _lock_user(session: Session, username: str) -> User:

@@ -1,5 +1,7 @@
 """API bearer tokens as stored: random secrets of which only the SHA-256 is kept, named per account, revoked
-rather than deleted, with the time of their last use (refreshed at most once a minute)."""
+rather than deleted, with the time of their last use (refreshed at most once a minute), an expiry (renewable)
+and a scope: "read" tokens may only read (GET calls), "act" tokens may also act (claim, complete, start a case,
+write a message)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from engine.services.context import EngineContext
 from engine.store.directory_models import ApiToken
 
 TOKEN_USE_RESOLUTION = timedelta(minutes=1)  # last_used_at is refreshed at most once a minute
+TOKEN_SCOPES = ("read", "act")
+DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS = 90, 365
 
 
 @dataclass(frozen=True)
@@ -21,12 +25,26 @@ class TokenInfo:
     created_at: datetime
     last_used_at: datetime | None
     revoked: bool
+    expires_at: datetime | None = None
+    scope: str = "act"
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
 
 def list_api_tokens(ctx: EngineContext, username: str) -> list[TokenInfo]:
     with ctx.read() as session:
         rows = session.execute(select(ApiToken).where(ApiToken.username == username).order_by(ApiToken.id)).scalars()
-        return [TokenInfo(r.name, r.created_at, r.last_used_at, r.revoked) for r in rows]
+        return [TokenInfo(r.name, r.created_at, r.last_used_at, r.revoked, r.expires_at, r.scope) for r in rows]
+
+
+def token_terms_refusal(days: int, scope: str) -> str | None:
+    """Why a token cannot be issued (or renewed) for `days` with `scope`, in French; None when it can."""
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_TOKEN_DAYS:
+        return f"La durée de validité d'un jeton va de 1 à {MAX_TOKEN_DAYS} jours."
+    if scope not in TOKEN_SCOPES:
+        return "Portée de jeton inconnue : « read » (lecture seule) ou « act » (lecture et actions)."
+    return None
 
 
 def token_hash(token: str) -> str:

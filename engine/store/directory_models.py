@@ -64,8 +64,28 @@ class User(Base):
 
 
     def end_sessions(self) -> None:
-        """End every open session of this account (saved with the caller's transaction)."""
+        """End every open session of this account (saved with the caller's transaction): a session row
+        (UserSession) lives only while its epoch is the account's."""
         self.session_epoch = int(self.session_epoch or 0) + 1
+
+
+class UserSession(Base):
+    """A signed-in browser (engine.services.user_sessions). The cookie carries a random secret of which only the
+    SHA-256 is stored; the session lives while ended_at is empty, its epoch is the account's, and it is younger
+    than the absolute lifetime and more recently seen than the idle timeout."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(ForeignKey("app_user.username"), index=True)
+    epoch: Mapped[int] = mapped_column(Integer)  # the account's session_epoch when it was opened
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)  # refreshed at most once a minute
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
 
 class UserRole(Base):
     __tablename__ = "user_role"
@@ -116,7 +136,8 @@ class OnCallSlotRow(Base):
 
 
 class ApiToken(Base):
-    """A personal bearer token; only its SHA-256 is stored."""
+    """A personal bearer token; only its SHA-256 is stored. It expires (renewable) and either only reads
+    ("read": GET calls) or also acts ("act"): engine.services.accounts_tokens."""
 
     __tablename__ = "api_token"
 
@@ -127,6 +148,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    scope: Mapped[str] = mapped_column(String(8), default="act", server_default="act")
 
 
 class CaseMessage(Base):

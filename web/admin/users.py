@@ -1,5 +1,5 @@
 """Administrator pages for accounts: roles, sites, radiologist credentials, active flag, unlock, second factor,
-password (CH-3.1, CH-3.2).
+password, open sessions and API tokens (CH-3.1, CH-3.2, CH-8.1).
 
 Every route requires the administrator role on the server; every change goes through an engine service, which
 checks it again, does it in one transaction and records it in the audit chain. Refusals (AccountError,
@@ -15,8 +15,9 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from engine.errors import Forbidden
+from engine.errors import Forbidden, NotFound
 from engine.services.accounts import AccountError, create_user, reset_totp, set_password, unlock_user
+from engine.services.accounts_tokens import DEFAULT_TOKEN_DAYS, list_api_tokens
 from engine.services.directory import (
     DirectoryError,
     UserSummary,
@@ -25,6 +26,8 @@ from engine.services.directory import (
     update_radiologist_credentials,
     update_user_roles_sites,
 )
+from engine.services.token_access import renew_api_token
+from engine.services.user_sessions import end_other_sessions, end_session, list_sessions
 from web.admin.account_forms import (
     AccessForm,
     ActionForm,
@@ -43,7 +46,9 @@ from web.admin.account_support import (
     user_or_404,
     was_submitted,
 )
-from web.auth.access import current_actor, roles_required
+from web.auth.access import current_actor, roles_required, session_limits
+from web.auth.account import RenewTokenForm
+from web.shared.formatting import paris_time
 
 bp = Blueprint("users", __name__, url_prefix="/admin")
 
@@ -146,7 +151,9 @@ def _edit_page(user: UserSummary, *, access: AccessForm | None = None, creds: Ed
     credential_choices(creds)
     return render_template("admin/users/user_edit.html", user=user, access=access, creds=creds,
                            password=password or PasswordForm(prefix="password", formdata=None), errors=errors or {},
-                           state=credential_state(user, today_in_france()), **display_context())
+                           state=credential_state(user, today_in_france()), now=ctx().clock.now(),
+                           sessions=list_sessions(ctx(), current_actor(), user.username, session_limits()),
+                           tokens=list_api_tokens(ctx(), user.username), **display_context())
 
 
 @bp.post("/users/<username>/password")
@@ -211,3 +218,43 @@ def reactivate(username: str) -> Any:
                            _("Compte réactivé."))
 
 
+@bp.post("/users/<username>/sessions/<int:session_id>/end")
+@login_required
+@roles_required("administrator")
+def end_user_session(username: str, session_id: int) -> Any:
+    """End one session of the account (audited); a session of another account, or an ended one, gives 404."""
+    def end() -> None:
+        try:
+            end_session(ctx(), current_actor(), username, session_id, session_limits())
+        except NotFound:
+            abort(404)
+
+    return _account_action(username, end, _("Session terminée : ce navigateur devra s'identifier à nouveau."))
+
+
+@bp.post("/users/<username>/sessions/end-all")
+@login_required
+@roles_required("administrator")
+def end_user_sessions(username: str) -> Any:
+    return _account_action(username, lambda: end_other_sessions(ctx(), current_actor(), username, None,
+                                                                session_limits()) > 0,
+                           _("Toutes les sessions de ce compte sont terminées."))
+
+
+@bp.post("/users/<username>/tokens/renew")
+@login_required
+@roles_required("administrator")
+def renew_user_token(username: str) -> Any:
+    user_or_404(username)
+    form = RenewTokenForm()
+    if not form.validate():
+        flash(" ".join(str(e) for e in form.days.errors) or _("Demande invalide."), "danger")
+        return redirect(url_for("users.edit_user", username=username, _anchor="tokens"))
+    try:
+        expires = renew_api_token(ctx(), current_actor(), username, form.name.data or "",
+                                  form.days.data or DEFAULT_TOKEN_DAYS)
+    except AccountError:
+        abort(404)
+    flash(_("Jeton « %(name)s » renouvelé : il expire le %(day)s (heure de Paris). Sa valeur ne change pas.",
+            name=form.name.data, day=paris_time(expires)), "success")
+    return redirect(url_for("users.edit_user", username=username, _anchor="tokens"))

@@ -1,4 +1,5 @@
-"""OpenAPI 3.1 description of /api/v1 (served at /api/v1/openapi.json)."""
+"""OpenAPI 3.1 description of /api/v1 (served at /api/v1/openapi.json). Bearer tokens expire and have a scope:
+"read" tokens may call the GET endpoints only (403 read_only_token on the others)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ def _responses(ok: dict[str, Any], *codes: int) -> dict[str, Any]:
     described = {400: "Requête invalide (error = bad_request) : corps autre que du JSON UTF-8, JSON mal formé ou "
                       "imbriqué sur plus de 32 niveaux, NaN ou Infinity, caractère NUL ou surrogate isolé dans un "
                       "texte ou un paramètre, nombre hors des entiers 64 bits",
-                 401: "Jeton absent ou invalide", 403: "Interdit", 404: "Introuvable ou non visible",
+                 401: "Jeton absent, invalide ou révoqué (error = unauthorized), ou expiré (error = token_expired : "
+                      "le renouveler)",
+                 403: "Interdit ; jeton en lecture seule sur un appel qui écrit (error = read_only_token)",
+                 404: "Introuvable ou non visible",
                  409: "Conflit (tâche déjà prise ou terminée) ou étape refusée au titre de la charte "
                       "(error = charter_refused, refusals = règles et motifs)",
                  422: "Données refusées (erreurs par champ)"}
@@ -58,13 +62,13 @@ OPENAPI: dict[str, Any] = {
         "/tasks/{task_id}": {"get": {"summary": "Une tâche, ses données et son formulaire (JSON Schema)",
                                      "parameters": [TASK_ID], "responses": _responses(_json("Tâche"), 401, 404, 409)}},
         "/tasks/{task_id}/claim": {"post": {"summary": "Prendre la tâche", "parameters": [TASK_ID],
-                                            "responses": _responses(_json("Tâche"), 401, 404, 409)}},
+                                            "responses": _responses(_json("Tâche"), 401, 403, 404, 409)}},
         "/tasks/{task_id}/unclaim": {"post": {"summary": "Libérer la tâche", "parameters": [TASK_ID],
                                               "responses": _responses(_json("Tâche"), 401, 403, 404, 409)}},
         "/tasks/{task_id}/complete": {"post": {
             "summary": "Terminer la tâche avec les données de son formulaire", "parameters": [TASK_ID],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
-            "responses": _responses(_json("Terminée"), 401, 404, 409, 422)}},
+            "responses": _responses(_json("Terminée"), 401, 403, 404, 409, 422)}},
         "/cases": {
             "get": {"summary": "Dossiers visibles", "parameters": [
                 {"name": "status", "in": "query", "schema": {"type": "string"}},
@@ -84,6 +88,6 @@ OPENAPI: dict[str, Any] = {
             "post": {"summary": "Ajouter un message", "parameters": [CASE_ID], "requestBody": {
                 "required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["body"], "properties": {"body": {"type": "string"}}}}}},
-                "responses": {**_responses(_json("Ajouté"), 401, 404, 422), "201": _json("Ajouté")}}},
+                "responses": {**_responses(_json("Ajouté"), 401, 403, 404, 422), "201": _json("Ajouté")}}},
     },
 }

@@ -1,4 +1,8 @@
-"""JSON API under /api/v1 with personal bearer tokens and the same permission checks as the pages."""
+"""JSON API under /api/v1 with personal bearer tokens and the same permission checks as the pages.
+
+A token expires (401 once it has, until it is renewed) and has a scope: a "read" token may only call the GET
+endpoints; any call that writes (claim, unclaim, complete, start a case, post a message) gets 403.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
+from flask_babel import gettext as _
 
 from engine.domain.actors import Actor
 from engine.errors import CharterRefused, Conflict, Forbidden, NotFound
-from engine.services import accounts
 from engine.services.cases import InvalidInput, case_record, list_cases, post_message
 from engine.services.instances import start_instance
 from engine.services.tasks import claim_task, complete_task, list_tasks, task_with_data, unclaim_task
+from engine.services.token_access import token_access
 from forms import FormValidationError
 from forms.registry import trimmed
 from web.api.openapi import OPENAPI
@@ -22,6 +27,7 @@ from web.shared.bodies import BadInput, check_parameters, read_json_body, reques
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens, no cookies: CSRF does not apply
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def _error(status: int, code: str, message: str, **extra: Any) -> Any:
     return jsonify({"error": code, "message": message, **extra}), status
@@ -31,13 +37,18 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        profile = accounts.profile_for_token(_ctx(), token.strip()) if scheme.lower() == "bearer" and token else None
-        if profile is None:
-            response = _error(401, "unauthorized", "Jeton d'accès absent, invalide ou révoqué.")
+        scheme, _space, token = header.partition(" ")
+        access = token_access(_ctx(), token.strip()) if scheme.lower() == "bearer" and token else None
+        if access is None or access.expired:
+            message = (_("Jeton d'accès expiré : renouvelez-le (page « Mes sessions ») ou demandez-en un nouveau.")
+                       if access is not None else "Jeton d'accès absent, invalide ou révoqué.")
+            response = _error(401, "token_expired" if access is not None else "unauthorized", message)
             response[0].headers["WWW-Authenticate"] = 'Bearer realm="telerad"'
             return response
-        g.actor = profile.actor
+        if request.method not in READ_METHODS and not access.may_act:
+            return _error(403, "read_only_token", _("Ce jeton est en lecture seule : il ne permet que la "
+                                                     "consultation. Utilisez un jeton « lecture et actions »."))
+        g.actor = access.profile.actor
         try:
             check_parameters(request_parameters(request.view_args, request.args))
             g.json_body = read_json_body(request) if request.method in ("POST", "PUT", "PATCH") else None

@@ -1,6 +1,7 @@
 """Authentication and sessions: login with the second factor, logout, language; who the user is on every request
-(access), idle timeout and role checks; the session cookie (sessions)."""
+(access), idle timeout, absolute lifetime and role checks; the session cookie (sessions); "Mes sessions" and
+the person's API tokens (account)."""
 
-from web.auth.views import bp
+from web.auth import account, views
 
-BLUEPRINTS = (bp,)
+BLUEPRINTS = (views.bp, account.bp)

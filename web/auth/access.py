@@ -1,22 +1,33 @@
-"""Sessions (flask-login), the second factor, idle timeout and role checks. Every view goes through these."""
+"""Sessions (flask-login), the second factor, idle timeout, absolute lifetime and role checks. Every view goes
+through these.
+
+The session cookie carries the username and the secret of a session kept on the server
+(engine.services.user_sessions): the account and its session are loaded by one statement per page, and a
+session that was ended (logout, "Mes sessions", an administrator, a change of the account) opens nothing, even
+from a copy of the cookie. A session past its absolute lifetime (TELERAD_SESSION_MAX_HOURS) or its idle timeout
+(TELERAD_IDLE_MINUTES) sends the person to the login page with a message saying so.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, abort, current_app, flash, redirect, request, session, url_for
+from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, UserMixin, current_user, logout_user
 
 from engine.domain.actors import Actor
-from engine.services.accounts import Profile, load_profile
+from engine.services.accounts import Profile
+from engine.services.user_sessions import SessionLimits, close_session, load_session
 from web.extensions import telerad
 
 F = TypeVar("F", bound=Callable[..., Any])
-EPOCH_SEPARATOR = "#"  # usernames cannot hold it (engine.services.account_rules)
+ID_SEPARATOR = "#"  # usernames cannot hold it (engine.services.account_rules), session secrets neither
+DEFAULT_SESSION_MAX_HOURS = 12
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = _l("Veuillez vous identifier pour accéder à cette page.")
@@ -25,13 +36,14 @@ login_manager.session_protection = "basic"  # "strong" would log out on-call rad
 
 
 class SessionUser(UserMixin):
-    def __init__(self, profile: Profile):
+    def __init__(self, profile: Profile, session_id: int, secret: str):
         self.profile = profile
+        self.session_id = session_id  # the user_session row, shown as "cette session" on the sessions page
+        self._secret = secret
 
     def get_id(self) -> str:
-        """What the session keeps: the username and the account's session epoch, so that the sessions end when
-        the epoch moves (logout, password, second factor, roles or sites, deactivation)."""
-        return f"{self.profile.username}{EPOCH_SEPARATOR}{self.profile.session_epoch}"
+        """What the cookie keeps: the username and the secret of the session kept on the server."""
+        return f"{self.profile.username}{ID_SEPARATOR}{self._secret}"
 
     @property
     def username(self) -> str:
@@ -50,12 +62,20 @@ class SessionUser(UserMixin):
 
 
 @login_manager.user_loader
-def _load_user(session_id: str) -> SessionUser | None:
-    username, _separator, epoch = session_id.rpartition(EPOCH_SEPARATOR)
-    profile = load_profile(telerad(current_app).ctx, username) if username else None
-    if profile is None or not profile.active or not profile.totp_enrolled or str(profile.session_epoch) != epoch:
-        return None  # a session opened before the account's sessions were ended, or a cookie from before it
-    return SessionUser(profile)
+def _load_user(user_id: str) -> SessionUser | None:
+    username, _separator, secret = user_id.rpartition(ID_SEPARATOR)
+    loaded = load_session(telerad(current_app).ctx, secret, session_limits()) if username else None
+    if loaded is None or loaded.profile.username != username:
+        return None  # an unknown secret, or a cookie from before sessions were kept on the server
+    if loaded.refusal is not None:
+        g.session_refusal = (loaded.refusal, username, loaded.session_id)  # explained by _check_session_age
+        return None
+    return SessionUser(loaded.profile, loaded.session_id, secret)
+
+
+def session_limits() -> SessionLimits:
+    """The absolute lifetime and idle timeout of the sessions, from the settings."""
+    return current_app.extensions["telerad_session_limits"]  # type: ignore[no-any-return]
 
 
 def current_actor() -> Actor:
@@ -81,25 +101,42 @@ def roles_required(*roles: str) -> Callable[[F], F]:
 
 def init_security(app: Flask, idle_minutes: int) -> None:
     login_manager.init_app(app)
+    max_hours = getattr(telerad(app).settings, "session_max_hours", DEFAULT_SESSION_MAX_HOURS)
+    limits = SessionLimits(max_age=timedelta(hours=max_hours), idle=timedelta(minutes=idle_minutes))
+    app.extensions["telerad_session_limits"] = limits
 
     @app.before_request
-    def _expire_idle_sessions() -> Any:
+    def _check_session_age() -> Any:
         if request.endpoint in ("static", "health.healthz") or request.path.startswith("/api/"):
             return None
+        ctx = telerad(current_app).ctx
         if not current_user.is_authenticated:
-            return None
-        now = telerad(current_app).ctx.clock.now().timestamp()
+            refused = g.pop("session_refusal", None)
+            if refused is None or refused[0] == "ended":
+                return None  # ended on purpose: the login page, as for anyone not signed in
+            reason, username, session_id = refused
+            close_session(ctx, username, session_id, reason)
+            return _back_to_login(_("Votre session a atteint sa durée maximale de %(hours)d heures. Identifiez-vous "
+                                    "à nouveau.", hours=max_hours) if reason == "lifetime" else _idle_message())
+        now = ctx.clock.now().timestamp()
         seen = session.get("seen_at")
         if seen is not None and now - float(seen) > idle_minutes * 60:
-            from engine.services.accounts import record_logout
-
-            record_logout(telerad(current_app).ctx, current_user.username, "idle")
+            close_session(ctx, current_user.username, current_user.session_id, "idle")
             logout_user()
-            language = session.get("language")
-            session.clear()
-            if language:
-                session["language"] = language
-            flash(_("Votre session a expiré après une période d'inactivité. Identifiez-vous à nouveau."), "warning")
-            return redirect(url_for("auth.login", next=request.full_path))
+            return _back_to_login(_idle_message())
         session["seen_at"] = now
         return None
+
+
+def _idle_message() -> str:
+    return _("Votre session a expiré après une période d'inactivité. Identifiez-vous à nouveau.")
+
+
+def _back_to_login(message: str) -> Any:
+    """Forget the session (the language choice excepted) and go to the login page, back here afterwards."""
+    language = session.get("language")
+    session.clear()
+    if language:
+        session["language"] = language
+    flash(message, "warning")
+    return redirect(url_for("auth.login", next=request.full_path))

@@ -1,5 +1,7 @@
 """Login in two steps (password, then a TOTP code; enrolment of the second factor at the first login), logout
-and the language switch (CH-5.3, CH-8.1).
+and the language switch (CH-5.3, CH-8.1). A completed login opens a session kept on the server
+(engine.services.user_sessions); logging out ends that session only, the person's other devices stay signed in
+(they end them from "Mes sessions": web.auth.account).
 
 Between the two steps the session holds only the pending username and when the password was checked; it is
 good for PENDING_SECONDS. The session is cleared when the password is accepted and again when the login
@@ -28,11 +30,11 @@ from engine.services.accounts import (
     authenticate_password,
     confirm_enrolment,
     load_profile,
-    record_logout,
     totp_provisioning,
     verify_totp,
 )
 from engine.services.context import EngineContext
+from engine.services.user_sessions import close_session, open_session
 from web.auth.access import SessionUser
 from web.extensions import telerad
 from web.shared.formatting import LANGUAGES, paris_time
@@ -122,7 +124,7 @@ def totp() -> Any:
 @bp.post("/logout")
 def logout() -> Any:
     if current_user.is_authenticated:
-        record_logout(_ctx(), current_user.username)
+        close_session(_ctx(), current_user.username, current_user.session_id, "user")
     logout_user()
     _clear_session()
     flash(_("Vous êtes déconnecté."), "info")
@@ -208,7 +210,9 @@ def _finish_login(profile: Profile) -> Any:
     _clear_session()
     session["language"] = chosen if chosen in LANGUAGES else (profile.language if profile.language in LANGUAGES
                                                               else "fr")
-    login_user(SessionUser(profile))
+    session_id, secret = open_session(_ctx(), profile.username, client_address=request.remote_addr,
+                                      user_agent=request.user_agent.string)
+    login_user(SessionUser(profile, session_id, secret))
     session["seen_at"] = _ctx().clock.now().timestamp()  # the idle timeout of web.auth.access counts from here
     return redirect(safe_next(next_url) or url_for("inbox.index"))
 

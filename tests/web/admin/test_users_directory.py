@@ -140,11 +140,14 @@ def test_every_admin_route_is_forbidden_to_non_administrators(app, demo_ctx, clo
               ("get", "/admin/users/dr.legall"), ("post", "/admin/users/dr.legall"),
               ("post", "/admin/users/dr.legall/password"), ("post", "/admin/users/dr.legall/unlock"),
               ("post", "/admin/users/dr.legall/totp-reset"), ("post", "/admin/users/dr.legall/deactivate"),
-              ("post", "/admin/users/dr.legall/reactivate"), ("get", "/admin/directory"),
+              ("post", "/admin/users/dr.legall/reactivate"), ("post", "/admin/users/dr.legall/sessions/1/end"),
+              ("post", "/admin/users/dr.legall/sessions/end-all"), ("post", "/admin/users/dr.legall/tokens/renew"),
+              ("get", "/admin/directory"),
               ("post", "/admin/directory"), ("get", "/admin/directory/conventions/1"),
               ("post", "/admin/directory/conventions/1"), ("get", "/admin/users/nobody")]
     rules = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith(("users.", "directory."))}
-    assert {re.sub(r"dr\.legall|nobody", "<username>", re.sub(r"/1$", "/<int:convention_id>", url))
+    assert {re.sub(r"dr\.legall|nobody", "<username>", re.sub(r"/1$", "/<int:convention_id>",
+                                                            url.replace("/sessions/1/", "/sessions/<int:session_id>/")))
             for _method, url in routes} == rules
     data = {"access-roles": ["administrator"], "access-submit": "x", "username": "intrus",
             "display_name": "Intrus", "password": NEW_PASSWORD, "roles": ["administrator"], "submit": "x"}
