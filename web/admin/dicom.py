@@ -10,7 +10,13 @@ from flask_babel import gettext as _
 
 from engine.errors import NotFound
 from engine.services.directory import list_sites
-from integrations.dicom.callers import CallerError, add_calling_ae, list_calling_aes, remove_calling_ae
+from integrations.dicom.callers import (
+    CallerError,
+    add_calling_ae,
+    list_calling_aes,
+    remove_calling_ae,
+    set_caller_access,
+)
 from integrations.dicom.studies import held_instances, studies_to_watch
 from web.auth.access import current_actor, roles_required
 from web.extensions import telerad
@@ -25,11 +31,13 @@ def _ctx() -> Any:
 @bp.route("/admin/dicom", methods=["GET", "POST"])
 @roles_required("administrator")
 def admin() -> Any:
-    error, typed = None, {"site_id": "", "ae_title": ""}
+    fields = ("site_id", "ae_title", "allowed_sources", "client_cert_name")
+    error, typed = None, dict.fromkeys(fields, "")
     if request.method == "POST":
-        typed = {"site_id": request.form.get("site_id", ""), "ae_title": request.form.get("ae_title", "")}
+        typed = {name: request.form.get(name, "")[:4000] for name in fields}
         try:
-            add_calling_ae(_ctx(), current_actor(), typed["site_id"], typed["ae_title"])
+            add_calling_ae(_ctx(), current_actor(), typed["site_id"], typed["ae_title"],
+                           allowed_sources=typed["allowed_sources"], client_cert_name=typed["client_cert_name"])
         except CallerError as err:
             error = str(err)
         else:
@@ -49,3 +57,19 @@ def remove_caller(caller_id: int) -> Any:
         abort(404)
     flash(_("Titre AE retiré : ses associations seront refusées."), "success")
     return redirect(url_for("dicom.admin"))
+
+
+@bp.post("/admin/dicom/callers/<int:caller_id>/access")
+@roles_required("administrator")
+def caller_access(caller_id: int) -> Any:
+    """Where a calling AE may connect from and the certificate it must present (CH-5.3, CH-8.1)."""
+    try:
+        set_caller_access(_ctx(), current_actor(), caller_id, request.form.get("allowed_sources", "")[:4000],
+                          request.form.get("client_cert_name", "")[:400])
+    except NotFound:
+        abort(404)
+    except CallerError as err:
+        flash(str(err), "danger")
+    else:
+        flash(_("Restrictions de connexion du titre AE enregistrées."), "success")
+    return redirect(url_for("dicom.admin") + "#callers")

@@ -33,6 +33,7 @@ from integrations.hl7.senders import (
     remove_endpoint,
     remove_sender,
     set_endpoint,
+    set_sender_access,
 )
 from web.auth.access import current_actor, roles_required
 from web.extensions import telerad
@@ -58,6 +59,15 @@ class SenderForm(FlaskForm):
     facility = StringField(_l("Établissement émetteur (MSH-4)"), validators=[
         _required(_l("Saisissez l'établissement émetteur.")), Length(max=180)],
         render_kw={"autocapitalize": "none", "spellcheck": "false"})
+    allowed_sources = StringField(_l("Adresses autorisées (facultatif)"), validators=[Optional(), Length(max=2000)],
+                                  description=_l("Adresses IP ou réseaux (CIDR) séparés par des virgules, par exemple "
+                                                 "« 10.29.4.0/24, 192.0.2.7 ». Vide : toute adresse."),
+                                  render_kw={"autocapitalize": "none", "spellcheck": "false"})
+    client_cert_name = StringField(_l("Certificat client exigé (facultatif)"), validators=[Optional(),
+                                                                                            Length(max=200)],
+                                   description=_l("Nom (CN ou nom DNS) du certificat TLS que le RIS doit présenter. "
+                                                  "Vide : aucun certificat exigé."),
+                                   render_kw={"autocapitalize": "none", "spellcheck": "false"})
     submit = SubmitField(_l("Autoriser cet expéditeur"))
 
 
@@ -114,7 +124,8 @@ def config() -> Any:
     try:
         if sender_form.submit.data and sender_form.validate_on_submit():
             add_sender(_ctx(), current_actor(), sender_form.site_id.data or "", sender_form.application.data or "",
-                       sender_form.facility.data or "")
+                       sender_form.facility.data or "", allowed_sources=sender_form.allowed_sources.data,
+                       client_cert_name=sender_form.client_cert_name.data)
             flash(_("Expéditeur autorisé : ses messages sont maintenant acceptés."), "success")
             return redirect(url_for("hl7.config") + "#senders")
         if endpoint_form.submit.data and endpoint_form.validate_on_submit():
@@ -142,6 +153,21 @@ def delete_sender(sender_id: int) -> Any:
         try:
             remove_sender(_ctx(), current_actor(), sender_id)
             flash(_("Expéditeur retiré : ses messages seront refusés (AR)."), "success")
+        except (Hl7ConfigError, Forbidden) as err:
+            flash(_refused(err), "danger")
+    return redirect(url_for("hl7.config") + "#senders")
+
+
+@bp.post("/senders/<int:sender_id>/access")
+@login_required
+@roles_required("administrator")
+def sender_access(sender_id: int) -> Any:
+    """Where a sender may connect from and the certificate it must present (CH-5.3, CH-8.1)."""
+    if ActionForm().validate_on_submit():
+        try:
+            set_sender_access(_ctx(), current_actor(), sender_id, request.form.get("allowed_sources", "")[:4000],
+                              request.form.get("client_cert_name", "")[:400])
+            flash(_("Restrictions de connexion de l'expéditeur enregistrées."), "success")
         except (Hl7ConfigError, Forbidden) as err:
             flash(_refused(err), "danger")
     return redirect(url_for("hl7.config") + "#senders")
