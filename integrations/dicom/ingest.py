@@ -28,6 +28,7 @@ from integrations.dicom.holds import hold_instance, open_identity_check, reevalu
 from integrations.dicom.matching import Decision, DicomPatient, compare, decide, same_patient
 from integrations.dicom.models import INSTANCE, SERIES, STUDY
 from integrations.dicom.orphans import content_conflict
+from integrations.dicom.preview_queue import mark_received
 from integrations.dicom.storage import InvalidDicom, ParsedInstance, StoredFile, parse_instance, store_bytes
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,8 @@ def ingest_file(ctx: EngineContext, path_or_bytes: Path | bytes, site_id: str | 
         open_identity_check(ctx, parsed.study_uid)
     elif outcome.waiting and outcome.transition is None:  # the next image after the identity check decides
         reevaluate_held(ctx, parsed.study_uid, ctx.clock.now())
+    if outcome.status == "stored":  # rendered ahead by the worker, never by the page that shows it
+        mark_received(storage, parsed.series_uid)
     return IngestResult(outcome.status, None, parsed.study_uid, parsed.sop_instance_uid)
 
 

@@ -1,6 +1,10 @@
-"""The previews of stored files: rendered once in a child process with CPU and memory limits, so that an image
-built to exhaust a decoder costs the child, never the web process (which also serves requests and may run the
-scheduler and the listeners), then cached on disk by the SHA-256 of the source file.
+"""The previews of stored files: rendered in a child process with CPU and memory limits, so that an image
+built to exhaust a decoder costs the child, never the process that asked (which may run the scheduler and the
+listeners), then cached on disk by the SHA-256 of the source file.
+
+Only the worker's preview job renders (integrations.dicom.preview_queue); the pages only read the cache
+(preview_state, cached_png): a preview is ready, pending (not rendered yet) or unavailable (rendering failed,
+remembered by a `.none` file).
 
 The child is this module run with `python -m`: it sets its own limits before decoding anything, renders
 the preview (integrations.dicom.thumbnails.render_preview) and writes the PNG to its standard output. Anything
@@ -30,17 +34,41 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 VERSION = "v2"  # bump when the rendering changes: cached previews are keyed by it
 
 
-def series_preview(storage: Path, cache: Path, sha256: str) -> bytes | None:
-    """PNG bytes of the preview of a stored file, or None when it cannot be rendered (remembered too). It is
-    rendered in a child process with CPU and memory limits (render_isolated below)."""
+READY, PENDING, UNAVAILABLE = "ready", "pending", "unavailable"
+
+
+def cache_of(storage: Path) -> Path:
+    """The preview cache beside the DICOM files: <instance>/dicom-previews for <instance>/dicom."""
+    return storage.parent / "dicom-previews"
+
+
+def _cached(cache: Path, sha256: str) -> tuple[Path, Path]:
     folder = cache / sha256[:2]
-    png, unavailable = folder / f"{sha256}-{VERSION}.png", folder / f"{sha256}-{VERSION}.none"
+    return folder / f"{sha256}-{VERSION}.png", folder / f"{sha256}-{VERSION}.none"
+
+
+def preview_state(cache: Path, sha256: str) -> str:
+    """READY (the PNG is cached), UNAVAILABLE (rendering failed) or PENDING: reads the cache, never renders."""
+    png, unavailable = _cached(cache, sha256)
     if png.exists():
-        return png.read_bytes()
-    if unavailable.exists():
+        return READY
+    return UNAVAILABLE if unavailable.exists() else PENDING
+
+
+def cached_png(cache: Path, sha256: str) -> bytes | None:
+    """The cached PNG preview of a stored file, None when it is not (or not yet) there."""
+    try:
+        return _cached(cache, sha256)[0].read_bytes()
+    except FileNotFoundError:
         return None
+
+
+def render_into_cache(storage: Path, cache: Path, sha256: str) -> bytes | None:
+    """Render the preview of a stored file in a limited child process (render_isolated below) and cache the PNG,
+    or remember that there is none. For the worker's preview job only: a web request never calls it."""
+    png, unavailable = _cached(cache, sha256)
     content = render_isolated(path_of(storage, sha256), MAX_SIZE)
-    folder.mkdir(parents=True, exist_ok=True)
+    png.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(png if content is not None else unavailable, content or b"")
     return content
 
@@ -77,7 +105,6 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-
 def _write_atomically(target: Path, content: bytes) -> None:
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
     try:
@@ -86,6 +113,7 @@ def _write_atomically(target: Path, content: bytes) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
+
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

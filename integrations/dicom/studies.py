@@ -80,12 +80,21 @@ def preview_source(ctx: EngineContext, case_id: int, series_uid: str) -> str | N
     with ctx.read() as session:
         shown = session.execute(select(DicomSeries.uid).join(DicomStudy, DicomStudy.uid == DicomSeries.study_uid)
                                 .where(DicomSeries.uid == series_uid, _shown_on(case_id))).first()
-        if shown is None:
+    return series_representative(ctx, series_uid) if shown is not None else None
+
+
+def series_representative(ctx: EngineContext, series_uid: str) -> str | None:
+    """SHA-256 of the series' middle instance (by instance number, then SOP Instance UID): the file its preview
+    is rendered from; None when the series has no instance. No permission check: the preview job uses it."""
+    with ctx.read() as session:
+        count = session.execute(select(func.count()).select_from(DicomInstance)
+                                .where(DicomInstance.series_uid == series_uid)).scalar_one()
+        if not count:
             return None
-        files = session.execute(
+        return session.execute(
             select(DicomInstance.sha256).where(DicomInstance.series_uid == series_uid)
-            .order_by(DicomInstance.instance_number, DicomInstance.sop_instance_uid)).scalars().all()
-    return files[len(files) // 2] if files else None
+            .order_by(DicomInstance.instance_number, DicomInstance.sop_instance_uid)
+            .offset(int(count) // 2).limit(1)).scalar_one_or_none()
 
 
 def studies_to_watch(ctx: EngineContext, limit: int = 100) -> list[StudyLine]:

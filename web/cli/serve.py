@@ -41,7 +41,8 @@ def run(host: str | None, port: int | None, threads: int, workers: int, no_sched
     ext = telerad(app)
     services = []
     if not no_scheduler:
-        ext.scheduler = TimerScheduler(ext.ctx, settings.scheduler_interval)
+        ext.scheduler = TimerScheduler(ext.ctx, settings.scheduler_interval,
+                                       dicom_storage=settings.instance_path / "dicom")
         ext.scheduler.start()
         services = start_services(ext.ctx, settings.instance_path)
         ext.hl7 = services[0]
@@ -82,8 +83,10 @@ def _serve_processes(settings: Settings, host: str, port: int, threads: int, wor
                 sibling.kill()
 
 
-@click.command(help="Run the timer scheduler and the HL7/DICOM listeners without the web server (scale-out).")
-@click.option("--no-listeners", is_flag=True, help="Timers only (another worker runs the HL7/DICOM listeners).")
+@click.command(help="Run the timer scheduler, the DICOM previews and the HL7/DICOM listeners without the web "
+                    "server (scale-out).")
+@click.option("--no-listeners", is_flag=True,
+              help="Timers and previews only (another worker runs the HL7/DICOM listeners).")
 def worker(no_listeners: bool) -> None:
     from engine.services.bootstrap import build_context
     from web.ops.listeners import install_hooks, start_services, stop_services
@@ -95,7 +98,7 @@ def worker(no_listeners: bool) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     ctx = build_context(settings.database_url, keys=settings.key_ring())
     install_hooks(ctx)
-    scheduler = TimerScheduler(ctx, settings.scheduler_interval)
+    scheduler = TimerScheduler(ctx, settings.scheduler_interval, dicom_storage=settings.instance_path / "dicom")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -1,6 +1,9 @@
 """Images of a case: the series received with their non-diagnostic previews, and the web upload (CH-4.1.11,
 CH-5.1).
 
+Previews are rendered ahead by the worker (integrations.dicom.preview_queue); these pages only read the cache and
+show each preview ready, in preparation or unavailable. A request never starts a renderer.
+
 The case page includes clinical/cases/_images.html, which calls `dicom_case_images(case_id)` (a context helper
 registered with this blueprint) after case_record has checked that the person may see the case.
 """
@@ -17,7 +20,8 @@ from flask_login import login_required
 
 from engine.errors import Forbidden, NotFound
 from engine.services.cases import ensure_visible
-from integrations.dicom.previews import series_preview
+from integrations.dicom.preview_queue import ask_for_preview
+from integrations.dicom.previews import PENDING, READY, UNAVAILABLE, cache_of, cached_png, preview_state
 from integrations.dicom.studies import case_images, preview_source
 from integrations.dicom.upload import UPLOAD_ROLES, upload_files
 from web.auth.access import current_actor
@@ -35,23 +39,33 @@ def dicom_storage() -> Path:
     return Path(telerad(current_app).settings.instance_path) / "dicom"
 
 
-def _previews() -> Path:
-    return Path(telerad(current_app).settings.instance_path) / "dicom-previews"
-
-
 @dataclass(frozen=True)
 class ShownImages:
-    series: list[dict[str, Any]]  # SeriesLine fields + "preview": whether a preview could be rendered
+    series: list[dict[str, Any]]  # SeriesLine fields + "preview": READY, PENDING or UNAVAILABLE
     held_studies: int
+
+    @property
+    def previews_pending(self) -> bool:
+        return any(line["preview"] == PENDING for line in self.series)
+
+
+def _preview_of(case_id: int, series_uid: str) -> tuple[str, str] | None:
+    """(state, SHA-256 of the file the preview shows) of a series shown on the case, None when the case does not
+    show it (or it has no instance); a series not yet rendered is queued for the worker."""
+    source = preview_source(_ctx(), case_id, series_uid)
+    if source is None:
+        return None
+    cache = cache_of(dicom_storage())
+    state = preview_state(cache, source)
+    if state == PENDING:
+        ask_for_preview(cache, series_uid)
+    return state, source
 
 
 def _shown_images(case_id: int) -> ShownImages:
     images = case_images(_ctx(), case_id)
-    shown = []
-    for line in images.series:
-        source = preview_source(_ctx(), case_id, line.uid)
-        preview = source is not None and series_preview(dicom_storage(), _previews(), source) is not None
-        shown.append({**asdict(line), "preview": preview})
+    shown = [{**asdict(line), "preview": (_preview_of(case_id, line.uid) or (UNAVAILABLE,))[0]}
+             for line in images.series]
     return ShownImages(shown, images.held_studies)
 
 
@@ -87,8 +101,14 @@ def thumbnail(case_id: int, uid: str) -> Any:
         ensure_visible(_ctx(), current_actor(), case_id)
     except NotFound:
         abort(404)
-    source = preview_source(_ctx(), case_id, uid[:64])
-    content = series_preview(dicom_storage(), _previews(), source) if source else None
-    if content is None:
-        abort(404)
-    return Response(content, mimetype="image/png")
+    preview = _preview_of(case_id, uid[:64])
+    if preview is None:
+        abort(404)  # not a series of this case: the same answer as a case the person may not see
+    state, source = preview
+    content = cached_png(cache_of(dicom_storage()), source) if state == READY else None
+    if content is not None:
+        return Response(content, mimetype="image/png")
+    if state == PENDING:
+        return Response(_("Aperçu en préparation : rechargez la page dans quelques secondes."), 202,
+                        mimetype="text/plain", headers={"Retry-After": "5"})
+    return Response(_("aperçu indisponible"), 404, mimetype="text/plain")

@@ -1,4 +1,5 @@
-"""The in-process scheduler: fires due timers every few seconds (APScheduler)."""
+"""The in-process scheduler: fires due timers every few seconds and, given the DICOM folder, renders the
+previews waiting for the worker (APScheduler; each job in its own thread, one run of it at a time)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine.services.context import EngineContext
 from engine.services.timers import fire_due_timers
+from integrations.dicom.preview_queue import render_pending_previews
+
+PREVIEW_SECONDS = 2.0  # the preview queue is looked at this often (a directory listing when it is empty)
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +29,18 @@ class SchedulerState:
 
 
 class TimerScheduler:
-    def __init__(self, ctx: EngineContext, interval: float):
+    def __init__(self, ctx: EngineContext, interval: float, *, dicom_storage: Path | None = None):
         self.ctx = ctx
         self.interval = interval
+        self.dicom_storage = dicom_storage
         self.state = SchedulerState()
         self._lock = threading.Lock()
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._scheduler.add_job(self.tick, "interval", seconds=interval, id="fire_due_timers",
                                 max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+        if dicom_storage is not None:
+            self._scheduler.add_job(self.render_previews, "interval", seconds=PREVIEW_SECONDS, id="render_previews",
+                                    max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
 
     def tick(self) -> None:
         try:
@@ -45,6 +54,15 @@ class TimerScheduler:
             self.state.last_tick = datetime.now(UTC)
             self.state.last_error = None
             self.state.fired_total += report.fired
+
+    def render_previews(self) -> None:
+        """Previews of the received series, in limited child processes (integrations.dicom.preview_queue)."""
+        if self.dicom_storage is None:
+            return
+        try:
+            render_pending_previews(self.ctx, self.dicom_storage)
+        except Exception:  # keep the scheduler alive; the series stay queued for the next run
+            log.exception("preview rendering failed")
 
     def start(self) -> None:
         self._scheduler.start()

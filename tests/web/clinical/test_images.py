@@ -1,5 +1,5 @@
 """The images of a case through the Flask test client: web upload of files and zip archives, the series of a
-case with non-diagnostic previews, who may see them (CH-5.3)."""
+case with non-diagnostic previews (rendered by the worker's job, never by the page), who may see them (CH-5.3)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,17 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from integrations.dicom.ingest import ingest_file
+from integrations.dicom.preview_queue import render_pending_previews
 from tests.demo_app import login
 from tests.integration import dicom_support
 from tests.integration.dicom_support import counts, demo_case, for_case, rewrite, stored_files, study
 
 dicom_ctx, app = dicom_support.dicom_ctx, dicom_support.dicom_app  # fixtures
+
+
+def render_previews(ctx, tmp_path) -> None:
+    """What the worker's scheduler does every few seconds (web.ops.scheduler.TimerScheduler.render_previews)."""
+    render_pending_previews(ctx, tmp_path / "instance" / "dicom", settle_seconds=0)
 
 
 def zip_of(entries: dict[str, bytes]) -> io.BytesIO:
@@ -49,8 +55,14 @@ def test_a_zip_upload_is_stored_indexed_and_listed_with_previews(app, dicom_ctx,
     assert study(dicom_ctx, uid).status == "attached"
     files = stored_files(tmp_path / "instance" / "dicom")
     assert len(files) == 2 and not (tmp_path / "escape.dcm").exists()  # archive names are never paths
-    # The case page: series, counts, previews with alternative text, the non-diagnostic notice.
+    # The case page: series, counts, previews in preparation until the worker renders them, then shown with
+    # alternative text; the non-diagnostic notice.
     assert "Aperçu non diagnostique" in page
+    assert page.count("aperçu en préparation") == 2 and "rechargez la page dans quelques secondes" in page
+    assert "thumbnail.png" not in page
+    render_previews(dicom_ctx, tmp_path)
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "aperçu en préparation" not in page and "rechargez la page" not in page
     previews = re.findall(rf'src="(/cases/{case_id}/series/[0-9.]+/thumbnail.png)" alt="([^"]+)"', page)
     assert len(previews) == 2 and all("Aperçu non diagnostique de la série" in alt for _, alt in previews)
     thumbnail = client.get(previews[0][0])
@@ -72,6 +84,8 @@ def test_previews_and_upload_only_for_people_who_see_the_case(app, dicom_ctx, cl
     technologist.post(f"/cases/{case_id}/dicom", data={"dicom_files": (io.BytesIO(path.read_bytes()), "mr.dcm")},
                       content_type="multipart/form-data")
     url = f"/cases/{case_id}/series/{series}/thumbnail.png"
+    assert technologist.get(url).status_code == 202  # in preparation
+    render_previews(dicom_ctx, tmp_path)
     assert technologist.get(url).status_code == 200
     outsider = login(app, dicom_ctx, clock, "dr.kerbrat")  # CH de Morlaix, never involved in this case
     assert outsider.get(url).status_code == 404
@@ -93,6 +107,7 @@ def test_a_held_upload_is_flagged_on_the_case_and_shown_on_the_identity_check(ap
     assert held.status == "held"
     page = client.get(f"/cases/{case_id}").get_data(as_text=True)
     assert "Des images reçues pour ce dossier sont retenues" in page and "thumbnail.png" not in page
+    render_previews(dicom_ctx, tmp_path)
     check = client.get(f"/cases/{held.identity_case_id}").get_data(as_text=True)
     assert "thumbnail.png" in check and "retenue" in check
     assert "Identité des images à vérifier" in check and "identité différente : nom" in check
@@ -110,7 +125,10 @@ def test_preview_unavailable_when_the_pixel_data_cannot_be_decoded(app, dicom_ct
     page = client.post(f"/cases/{case_id}/dicom", data={"dicom_files": (io.BytesIO(lossy.read_bytes()), "nm.dcm")},
                        content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
     assert "1 image(s) enregistrée(s)" in page
-    assert "aperçu indisponible" in page and "thumbnail.png" not in page
+    assert "aperçu en préparation" in page and "thumbnail.png" not in page
+    render_previews(dicom_ctx, tmp_path)  # the worker's child fails to decode it: remembered as unavailable
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "aperçu indisponible" in page and "aperçu en préparation" not in page and "thumbnail.png" not in page
 
 
 @pytest.mark.charter("CH-4.1.11")
