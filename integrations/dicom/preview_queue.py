@@ -94,7 +94,12 @@ def _render(ctx: EngineContext, storage: Path, cache: Path, renders: int, settle
             if rendered + unavailable >= renders:
                 examined -= 1
                 break
-            if render_into_cache(storage, cache, source) is None:
+            try:
+                content = render_into_cache(storage, cache, source)
+            except OSError as err:  # the cache cannot be written (disk full): the series stays queued
+                log.warning("preview of series %s not cached: %s", marker.name, err)
+                continue
+            if content is None:
                 unavailable += 1
             else:
                 rendered += 1

@@ -21,6 +21,7 @@ from pydicom.encaps import encapsulate, generate_fragments
 from integrations.dicom import preview_queue, previews, thumbnails
 from integrations.dicom.ingest import ingest_file
 from integrations.dicom.preview_queue import ask_for_preview, render_pending_previews
+from integrations.dicom.studies import series_representative
 from tests.demo_app import login
 from tests.integration import dicom_support
 from tests.integration.dicom_support import demo_case, for_case, rewrite
@@ -209,3 +210,18 @@ def test_the_worker_scheduler_runs_the_preview_job(dicom_ctx, tmp_path, monkeypa
     assert scheduler._scheduler.get_job("render_previews") is not None
     scheduler.render_previews()  # its marker is older than the settling delay
     assert queued(tmp_path) == []
+
+
+def test_the_started_scheduler_renders_a_received_series_in_a_child(dicom_ctx, tmp_path):
+    (uid,) = received(dicom_ctx, tmp_path, 1)
+    scheduler = TimerScheduler(dicom_ctx, 3600, dicom_storage=storage_of(tmp_path))
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 30
+        while queued(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        scheduler.shutdown()
+    cache = previews.cache_of(storage_of(tmp_path))
+    assert queued(tmp_path) == [] and list(cache.rglob("*.png"))
+    assert previews.preview_state(cache, series_representative(dicom_ctx, uid)) == previews.READY
