@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -62,6 +63,34 @@ def test_an_order_over_tls_gets_its_ack(hl7_tls, pki):
     ctx, service = hl7_tls
     with MllpClient("127.0.0.1", service.port, tls=pki.client_context("ris")) as ris:
         assert msa(ris.send(sample("orm_o01_2.5_nw_utf8.hl7")))[0] == "AA"
+    assert case_count(ctx, "ACC-BRE-0002") == 1
+
+
+@pytest.mark.charter("CH-8.1")
+def test_openssl_s_client_gets_the_ack(hl7_tls, pki):
+    ctx, service = hl7_tls
+    message = b"\x0b" + sample("orm_o01_2.5_nw_utf8.hl7").replace(b"\r\n", b"\r").replace(b"\n", b"\r") + b"\x1c\r"
+    client = subprocess.Popen(["openssl", "s_client", "-quiet", "-no_ign_eof", "-connect", f"127.0.0.1:{service.port}",
+                               "-CAfile", str(pki.path("ca.crt")), "-cert", str(pki.path("ris.crt")),
+                               "-key", str(pki.path("ris.key"))], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    assert client.stdin is not None and client.stdout is not None
+    client.stdin.write(message)
+    client.stdin.flush()
+    answer = b""
+    watchdog = threading.Timer(20, client.kill)  # an unanswered read must not hang the suite
+    watchdog.start()
+    try:
+        while b"\x1c\r" not in answer:
+            chunk = client.stdout.read1(65536)  # type: ignore[attr-defined]
+            if not chunk:
+                break
+            answer += chunk
+    finally:
+        watchdog.cancel()
+        client.kill()
+        client.communicate(timeout=10)
+    assert msa(answer.strip(b"\x0b\x1c\r"))[0] == "AA"
     assert case_count(ctx, "ACC-BRE-0002") == 1
 
 
