@@ -8,7 +8,7 @@ only the index rows that changed.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from engine.errors import Conflict, NotFound
 from engine.runtime import Bundle, LiveWorkflow, Snapshot
 from engine.services.charter_gates import check_save
 from engine.services.context import CachedWorkflow, EngineContext
+from engine.services.keyring import KeyRing
 from engine.services.notices import NoticeChanges, notice_changes, write_notices
 from engine.store import audit
 from engine.store.driver import DriverQuery, DriverStatement, Source
@@ -34,6 +35,10 @@ from engine.store.models import (
     Timer,
     table_of,
 )
+
+# A session made by a context bound with engine.services.audit.bind_keys MACs its audit events with that context's
+# ring; any other session with the ring of a context built without keys: the public development ring.
+audit.set_fallback_keys(KeyRing.development())
 
 _INSTANCE = table_of(ProcessInstance)
 _TASK = table_of(Task)
@@ -131,6 +136,7 @@ class PreparedSave:
     audit_rows: list[dict[str, Any]]
     saved: InstanceRow
     notices: NoticeChanges = NoticeChanges()
+    audit_keys: audit.AuditKeys = field(default_factory=KeyRing.development)  # the ring that MACed audit_rows
 
 
 def prepare_save(ctx: EngineContext, instance: InstanceRow, live: LiveWorkflow, before: Snapshot | None,
@@ -148,7 +154,7 @@ def prepare_save(ctx: EngineContext, instance: InstanceRow, live: LiveWorkflow, 
     elif after.completed and status == "running":
         status, ended_at = "completed", now
         events.append(audit.AuditEntry(actor.user_id, "instance.completed", instance.id))
-    rows, head = audit.build_rows(instance.id, instance.audit_head, events, now)
+    rows, head = audit.build_rows(instance.id, instance.audit_head, events, now, ctx.keys)
     columns = {
         "b_id": instance.id, "b_version": instance.version, "b_audit_seq": instance.audit_seq,
         "state": ctx.runtime.dump(live) if state is None else state, "status": status, "updated_at": now,
@@ -160,7 +166,7 @@ def prepare_save(ctx: EngineContext, instance: InstanceRow, live: LiveWorkflow, 
     notices = notice_changes(ctx, instance.site_id, live, before, after)
     if end_as is not None:
         notices = NoticeChanges(notices.new, ("report_overdue", "no_radiologist"))
-    return PreparedSave(instance, live, before, after, columns, events, rows, saved, notices)
+    return PreparedSave(instance, live, before, after, columns, events, rows, saved, notices, ctx.keys)
 
 
 def rechain(prepared: PreparedSave, locked: InstanceRow) -> PreparedSave:
@@ -169,7 +175,7 @@ def rechain(prepared: PreparedSave, locked: InstanceRow) -> PreparedSave:
     if locked.version != prepared.instance.version:
         raise ValueError("the workflow changed: prepare the save again")
     at = prepared.columns["updated_at"]
-    rows, head = audit.build_rows(locked.id, locked.audit_head, prepared.events, at)
+    rows, head = audit.build_rows(locked.id, locked.audit_head, prepared.events, at, prepared.audit_keys)
     columns = {**prepared.columns, "b_audit_seq": locked.audit_seq, "audit_seq": head.seq, "audit_hash": head.hash}
     saved = replace(prepared.saved, audit_seq=head.seq, audit_hash=head.hash)
     return replace(prepared, instance=locked, columns=columns, audit_rows=rows, saved=saved)
@@ -267,7 +273,7 @@ def _sync_subscriptions(session: Session, instance_id: int, before: Snapshot | N
 def append_case_events(session: Session, instance: InstanceRow, events: Iterable[audit.AuditEntry], at: datetime,
                        **changes: object) -> InstanceRow:
     """Record events in a locked case's chain (and optional column changes) without touching its state."""
-    rows, head = audit.build_rows(instance.id, instance.audit_head, events, at)
+    rows, head = audit.build_rows(instance.id, instance.audit_head, events, at, audit.keys_of(session))
     session.connection().execute(update(_INSTANCE).where(_INSTANCE.c.id == instance.id)
                     .values(audit_seq=head.seq, audit_hash=head.hash, **changes))
     audit.insert_rows(session, rows)

@@ -214,6 +214,8 @@ class AuditEvent(Base):
     detail: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The audit key (engine.services.keyring) whose HMAC is `hash`; "sha256": an unkeyed event from before 0016.
+    key_id: Mapped[str] = mapped_column(String(64), server_default="sha256")
 
 
 class AuditHead(Base):
@@ -224,6 +226,20 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditExport(Base):
+    """Where each export of the audit trail stands ("heads": signed chain heads, "atna": events sent to the
+    syslog server, "heads-syslog": sink lines sent there). Bookkeeping only: verification trusts the sink."""
+
+    __tablename__ = "audit_export"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)  # last exported audit_event id (or sink line count)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")  # failed attempts in a row
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CaseNotice(Base):
