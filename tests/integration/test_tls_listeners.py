@@ -150,6 +150,15 @@ def test_tls_settings_are_checked_at_start(pki, tmp_path):
     assert optional is not None and optional.minimum_version.name == "TLSv1_2"
 
 
+def test_dicom_tls_settings_are_checked_at_start(dicom_ctx, pki, tmp_path):
+    from web.ops.listeners import dicom_service
+
+    service = dicom_service(dicom_ctx, tmp_path, {"TELERAD_DICOM_PORT": "0", **pki.env(DICOM)})
+    assert service.scp.tls is not None and service.scp.tls.verify_mode.name == "CERT_REQUIRED"
+    with pytest.raises(ValueError, match="TELERAD_DICOM_TLS_KEY: cannot read"):
+        dicom_service(dicom_ctx, tmp_path, {**pki.env(DICOM), f"{DICOM}KEY": str(tmp_path / "nope.key")})
+
+
 # --- DICOM --------------------------------------------------------------------------------------------------
 
 @pytest.mark.charter("CH-8.1")
