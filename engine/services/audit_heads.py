@@ -27,6 +27,7 @@ from engine.store.models import AuditEvent
 HEADS_EXPORT = "heads"
 FORMAT = 1
 BATCH_EVENTS = 50_000  # events looked at per export; the rest waits for the next one
+HEADS_PER_LINE = 80  # a line stays under 8 KB, the message size RFC 5425 receivers should accept
 
 
 @dataclass(frozen=True)
@@ -50,28 +51,29 @@ def signed_bytes(document: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def export_heads(ctx: EngineContext, sink: Path, *, force: bool = False) -> str | None:
-    """Append one signed line of heads to `sink`; None when no event was written since the last export (unless
-    `force`). Returns the line written."""
+def export_heads(ctx: EngineContext, sink: Path, *, force: bool = False) -> list[str]:
+    """Append signed lines of heads to `sink` (HEADS_PER_LINE heads a line); none when no event was written since
+    the last export, unless `force`. Returns the lines written."""
     cursor = read_cursor(ctx, HEADS_EXPORT)
     now = ctx.clock.now()
     with ctx.read() as session:
         rows = settled_events(session, cursor.position, BATCH_EVENTS, now)
         if not rows and not force:
-            return None
+            return []
         chains = {audit.GLOBAL_CHAIN} | {row.chain for row in rows}
-        heads = _current_heads(session, chains)
+        heads = [[chain, head.seq, head.hash] for chain, head in sorted(_current_heads(session, chains).items())]
     position = rows[-1].id if rows else cursor.position
-    document: dict[str, Any] = {
-        "format": FORMAT, "exported_at": now.isoformat(), "events_upto": position,
-        "prev": _last_line_digest(sink),
-        "heads": [[chain, head.seq, head.hash] for chain, head in sorted(heads.items())],
-    }
-    document["key_id"], document["signature"] = ctx.keys.sign(signed_bytes(document))
-    line = json.dumps(document, separators=(",", ":"))
-    append_line(sink, line)
+    previous, lines = _last_line_digest(sink), []
+    for start in range(0, max(len(heads), 1), HEADS_PER_LINE):
+        document: dict[str, Any] = {"format": FORMAT, "exported_at": now.isoformat(), "events_upto": position,
+                                    "prev": previous, "heads": heads[start:start + HEADS_PER_LINE]}
+        document["key_id"], document["signature"] = ctx.keys.sign(signed_bytes(document))
+        line = json.dumps(document, separators=(",", ":"))
+        append_line(sink, line)
+        previous = hashlib.sha256(line.encode()).hexdigest()
+        lines.append(line)
     advance(ctx, cursor, position)
-    return line
+    return lines
 
 
 def _current_heads(session: Any, chains: set[int]) -> dict[int, audit.ChainHead]:

@@ -28,14 +28,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ExportReport:
-    heads_line: str | None = None
+    heads_lines: list[str] = field(default_factory=list)
     events_sent: int = 0
     heads_sent: int = 0
     errors: list[str] = field(default_factory=list)
 
 
 def run_audit_export(ctx: EngineContext, settings: AuditExportSettings, *, force_heads: bool = False) -> ExportReport:
-    report = ExportReport(heads_line=export_heads(ctx, settings.heads_file, force=force_heads))
+    report = ExportReport(heads_lines=export_heads(ctx, settings.heads_file, force=force_heads))
     if settings.syslog is None:
         return report
     for stream in (_send_events, _send_heads):

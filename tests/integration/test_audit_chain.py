@@ -69,7 +69,7 @@ def test_a_rewrite_recomputed_without_the_key_fails_the_chain(deployed, change, 
 def test_a_rewrite_recomputed_with_the_key_is_caught_by_the_exported_heads(deployed, tmp_path, change):
     case_id = busy_case(deployed)
     sink = tmp_path / "heads.jsonl"
-    assert export_heads(deployed, sink) is not None
+    assert export_heads(deployed, sink)
     assert heads_check(deployed, sink).problems == []
     rewrite(deployed, with_key(DEV.audit_key_id, DEV.audit[0].material), change)
     assert chain_report(deployed).problems == []  # the attacker had the key: the database alone looks intact
@@ -80,11 +80,11 @@ def test_a_rewrite_recomputed_with_the_key_is_caught_by_the_exported_heads(deplo
 def test_heads_are_exported_when_chains_grow_and_signed(deployed, tmp_path, clock):
     sink = tmp_path / "heads.jsonl"
     case_id = busy_case(deployed, views=0)
-    first = json.loads(export_heads(deployed, sink) or "{}")
+    first = json.loads(export_heads(deployed, sink)[0])
     assert {chain for chain, _, _ in first["heads"]} == {0, case_id} and first["prev"] is None
-    assert export_heads(deployed, sink) is None  # nothing written since
+    assert export_heads(deployed, sink) == []  # nothing written since
     busy_case(deployed, views=1)
-    second = json.loads(export_heads(deployed, sink) or "{}")
+    second = json.loads(export_heads(deployed, sink)[0])
     assert len(second["heads"]) == 2 and case_id not in {chain for chain, _, _ in second["heads"]}
     lines = sink.read_bytes().splitlines()
     assert second["prev"] == hashlib.sha256(lines[0]).hexdigest()
@@ -166,3 +166,16 @@ def _deployed(ctx):
     bind_keys(ctx)
     deploy_library(ctx, Actor("designer"), DATA / "bpmn")
     return ctx
+
+
+def test_many_heads_are_split_into_lines_under_8_kb(deployed, tmp_path, monkeypatch):
+    import engine.services.audit_heads as heads_module
+
+    monkeypatch.setattr(heads_module, "HEADS_PER_LINE", 2)
+    sink = tmp_path / "heads.jsonl"
+    for _ in range(3):
+        busy_case(deployed, views=0)
+    lines = export_heads(deployed, sink)
+    assert [len(json.loads(line)["heads"]) for line in lines] == [2, 2]
+    check = heads_check(deployed, sink)
+    assert check.problems == [] and check.heads == 4

@@ -96,7 +96,7 @@ def audit_export_heads(as_json: bool) -> None:
         if ctx.keys.is_development:
             click.echo(f"WARNING: {DEVELOPMENT_WARNING}", err=True)
         report = run_audit_export(ctx, settings, force_heads=True)
-    heads = len(json.loads(report.heads_line)["heads"]) if report.heads_line else 0
+    heads = sum(len(json.loads(line)["heads"]) for line in report.heads_lines)
     if as_json:
         click.echo(json.dumps({"file": str(settings.heads_file), "heads": heads, "events_sent": report.events_sent,
                                "heads_sent": report.heads_sent, "errors": report.errors}))
