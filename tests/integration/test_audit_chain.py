@@ -179,3 +179,18 @@ def test_many_heads_are_split_into_lines_under_8_kb(deployed, tmp_path, monkeypa
     assert [len(json.loads(line)["heads"]) for line in lines] == [2, 2]
     check = heads_check(deployed, sink)
     assert check.problems == [] and check.heads == 4
+
+
+def test_the_worker_scheduler_exports_the_heads_periodically(deployed, tmp_path):
+    from integrations.audit_export.settings import AuditExportSettings
+    from web.ops.scheduler import TimerScheduler
+
+    settings = AuditExportSettings.from_env(tmp_path, {"TELERAD_AUDIT_EXPORT_SECONDS": "45"})
+    assert settings.heads_file == tmp_path / "audit-heads.jsonl" and settings.syslog is None
+    scheduler = TimerScheduler(deployed, 3600, audit_export=settings)
+    job = scheduler._scheduler.get_job("export_audit")
+    assert job is not None and job.trigger.interval.total_seconds() == 45
+    assert TimerScheduler(deployed, 3600)._scheduler.get_job("export_audit") is None
+    busy_case(deployed)
+    scheduler.export_audit()
+    assert heads_check(deployed, settings.heads_file).heads == 2

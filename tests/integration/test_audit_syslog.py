@@ -128,3 +128,32 @@ def test_a_server_certificate_from_another_ca_is_refused_and_retried(deployed, r
     fixed = settings_for(rsyslog, tmp_path)
     report = run_audit_export(deployed, AuditExportSettings(**{**fixed.__dict__, "source_id": settings.source_id}))
     assert report.errors == [] and report.events_sent == event_count(deployed)
+
+
+def test_settings_are_checked_when_read(tmp_path):
+    from integrations.audit_export.settings import AuditExportSettingsError
+
+    def read(**env: str) -> AuditExportSettings:
+        return AuditExportSettings.from_env(tmp_path, env)
+
+    assert read().syslog is None and read().heads_file == tmp_path / "audit-heads.jsonl"
+    assert read(TELERAD_AUDIT_SYSLOG="tls://syslog.example:7000").syslog == SyslogTarget("syslog.example", 7000, True)
+    assert read(TELERAD_AUDIT_SYSLOG="tcp://127.0.0.1").syslog == SyslogTarget("127.0.0.1", 514, False)
+    for bad in ({"TELERAD_AUDIT_SYSLOG": "udp://host:514"}, {"TELERAD_AUDIT_SYSLOG": "tls://host:port"},
+                {"TELERAD_AUDIT_SYSLOG": "tls://h", "TELERAD_AUDIT_SYSLOG_CA": str(tmp_path / "none.crt")},
+                {"TELERAD_AUDIT_SYSLOG": "tls://h", "TELERAD_AUDIT_SYSLOG_KEY": __file__},
+                {"TELERAD_AUDIT_EXPORT_SECONDS": "0"}, {"TELERAD_AUDIT_SYSLOG_BATCH": "many"}):
+        with pytest.raises(AuditExportSettingsError):
+            read(**bad)
+
+
+def test_a_frame_is_rfc5424_with_octet_counting():
+    from datetime import UTC, datetime
+
+    from integrations.audit_export.syslog import octet_counted, rfc5424
+
+    frame = rfc5424(b"<AuditMessage/>", hostname="h\u00f4te avec espaces", msgid="IHE+RFC-3881",
+                    at=datetime(2026, 12, 7, 18, 0, tzinfo=UTC), procid="42")
+    assert frame == b"<85>1 2026-12-07T18:00:00.000000Z h_te_avec_espaces telerad 42 IHE+RFC-3881 - " \
+                    b"\xef\xbb\xbf<AuditMessage/>"
+    assert octet_counted(frame) == str(len(frame)).encode() + b" " + frame

@@ -1,5 +1,6 @@
 """The in-process scheduler: fires due timers every few seconds and, given the DICOM folder, renders the
-previews waiting for the worker (APScheduler; each job in its own thread, one run of it at a time)."""
+previews waiting for the worker; given the audit export settings, exports the signed audit heads and the ATNA
+syslog stream (APScheduler; each job in its own thread, one run of it at a time)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine.services.context import EngineContext
 from engine.services.timers import fire_due_timers
+from integrations.audit_export.exporter import run_audit_export
+from integrations.audit_export.settings import AuditExportSettings
 from integrations.dicom.preview_queue import render_pending_previews
 
 PREVIEW_SECONDS = 2.0  # the preview queue is looked at this often (a directory listing when it is empty)
@@ -29,8 +32,10 @@ class SchedulerState:
 
 
 class TimerScheduler:
-    def __init__(self, ctx: EngineContext, interval: float, *, dicom_storage: Path | None = None):
+    def __init__(self, ctx: EngineContext, interval: float, *, dicom_storage: Path | None = None,
+                 audit_export: AuditExportSettings | None = None):
         self.ctx = ctx
+        self.audit_export = audit_export
         self.interval = interval
         self.dicom_storage = dicom_storage
         self.state = SchedulerState()
@@ -40,6 +45,9 @@ class TimerScheduler:
                                 max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
         if dicom_storage is not None:
             self._scheduler.add_job(self.render_previews, "interval", seconds=PREVIEW_SECONDS, id="render_previews",
+                                    max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+        if audit_export is not None:
+            self._scheduler.add_job(self.export_audit, "interval", seconds=audit_export.interval, id="export_audit",
                                     max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
 
     def tick(self) -> None:
@@ -63,6 +71,16 @@ class TimerScheduler:
             render_pending_previews(self.ctx, self.dicom_storage)
         except Exception:  # keep the scheduler alive; the series stay queued for the next run
             log.exception("preview rendering failed")
+
+    def export_audit(self) -> None:
+        """Signed chain heads to the sink, ATNA messages and heads to the syslog server (integrations.audit_export);
+        what could not be sent stays queued in the database for the next run."""
+        if self.audit_export is None:
+            return
+        try:
+            run_audit_export(self.ctx, self.audit_export)
+        except Exception:  # keep the scheduler alive; nothing is lost, the next run starts where this one stopped
+            log.exception("audit export failed")
 
     def start(self) -> None:
         self._scheduler.start()
