@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from engine.domain.charter import enforces
@@ -61,22 +61,67 @@ def on_call_at(slots: Iterable[OnCallSlot], territory_id: str, moment: datetime)
     return max(current, key=lambda s: s.starts_at).user_id if current else None
 
 
+Interval = tuple[datetime, datetime]
+
+
+def out_of_hours_intervals(start: datetime, end: datetime) -> list[Interval]:
+    """The out-of-hours periods between start and end, exact to the second: each night from 18:30 to 08:00
+    (Paris time, daylight saving included), and whole weekends and public holidays, merged and clipped."""
+    periods: list[Interval] = []
+    day = start.astimezone(PARIS).date() - timedelta(days=1)
+    last = end.astimezone(PARIS).date()
+    while day <= last:
+        midnight, next_midnight = _local(day, time(0)), _local(day + timedelta(days=1), time(0))
+        if day.weekday() >= 5 or day in public_holidays(day.year):
+            periods.append((midnight, next_midnight))
+        else:
+            periods += [(midnight, _local(day, DAY_STARTS)), (_local(day, DAY_ENDS), next_midnight)]
+        day += timedelta(days=1)
+    return _clip(_merge(periods), start.astimezone(UTC), end.astimezone(UTC))
+
+
+def uncovered(periods: Iterable[Interval], covers: Iterable[Interval]) -> list[Interval]:
+    """The parts of `periods` that no interval of `covers` covers."""
+    remaining: list[Interval] = []
+    merged = _merge(covers)
+    for begin, finish in periods:
+        cursor = begin
+        for cover_start, cover_end in merged:
+            if cover_end <= cursor or cover_start >= finish:
+                continue
+            if cover_start > cursor:
+                remaining.append((cursor, cover_start))
+            cursor = max(cursor, cover_end)
+            if cursor >= finish:
+                break
+        if cursor < finish:
+            remaining.append((cursor, finish))
+    return remaining
+
+
 @enforces("CH-5.5")
 def coverage_gaps(slots: Iterable[OnCallSlot], territory_id: str, start: datetime,
-                  end: datetime) -> list[tuple[datetime, datetime]]:
-    """Out-of-hours periods between start and end that no on-call slot of the territory covers."""
-    covered = sorted((s.starts_at, s.ends_at) for s in slots if s.territory_id == territory_id)
-    gaps: list[tuple[datetime, datetime]] = []
-    step = timedelta(minutes=30)
-    moment, gap_start = start, None
-    while moment < end:
-        uncovered = is_out_of_hours(moment) and not any(a <= moment < b for a, b in covered)
-        if uncovered and gap_start is None:
-            gap_start = moment
-        elif not uncovered and gap_start is not None:
-            gaps.append((gap_start, moment))
-            gap_start = None
-        moment += step
-    if gap_start is not None:
-        gaps.append((gap_start, end))
-    return gaps
+                  end: datetime) -> list[Interval]:
+    """Out-of-hours periods between start and end that no on-call slot of the territory covers, as exact
+    intervals (a service from 18:30 to 08:00 with nobody on duty is one gap from 18:30 to 08:00)."""
+    covers = [(s.starts_at, s.ends_at) for s in slots if s.territory_id == territory_id]
+    return uncovered(out_of_hours_intervals(start, end), covers)
+
+
+def _local(day: date, moment: time) -> datetime:
+    """A Paris wall-clock moment, in UTC: intervals compare and subtract exactly across daylight saving."""
+    return datetime.combine(day, moment, tzinfo=PARIS).astimezone(UTC)
+
+
+def _merge(intervals: Iterable[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for begin, finish in sorted(intervals):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], finish))
+        elif begin < finish:
+            merged.append((begin, finish))
+    return merged
+
+
+def _clip(intervals: list[Interval], start: datetime, end: datetime) -> list[Interval]:
+    return [(max(begin, start), min(finish, end)) for begin, finish in intervals if finish > start and begin < end]

@@ -52,3 +52,23 @@ def test_CH5_5_coverage_gaps_are_the_uncovered_out_of_hours_periods():
     assert gaps == [(paris(2026, 1, 6, 18, 30), paris(2026, 1, 7, 8, 0))]
     full_week = coverage_gaps([], "brest", paris(2026, 1, 5, 0, 0), paris(2026, 1, 5, 0, 0) + timedelta(days=7))
     assert full_week[0][0] == paris(2026, 1, 5, 0, 0)
+
+
+@pytest.mark.charter("CH-5.5")
+def test_CH5_5_gaps_are_exact_intervals_whatever_the_minute_they_are_computed_from():
+    night = [(paris(2026, 1, 6, 18, 30), paris(2026, 1, 7, 8, 0))]
+    assert coverage_gaps([], "brest", paris(2026, 1, 6, 12, 0), paris(2026, 1, 7, 12, 0)) == night
+    assert coverage_gaps([], "brest", paris(2026, 1, 6, 12, 7), paris(2026, 1, 7, 12, 23)) == night
+    late = coverage_gaps([], "brest", paris(2026, 1, 6, 18, 53), paris(2026, 1, 7, 12, 0))
+    assert late == [(paris(2026, 1, 6, 18, 53), paris(2026, 1, 7, 8, 0))]  # clipped, never shifted
+
+
+@pytest.mark.charter("CH-5.5")
+def test_CH5_5_a_partial_slot_leaves_exactly_the_uncovered_parts_and_a_weekend_is_one_period():
+    slot = OnCallSlot("brest", "dr.a", paris(2026, 1, 6, 20, 0), paris(2026, 1, 7, 2, 0))
+    assert coverage_gaps([slot], "brest", paris(2026, 1, 6, 12, 0), paris(2026, 1, 7, 12, 0)) == [
+        (paris(2026, 1, 6, 18, 30), paris(2026, 1, 6, 20, 0)), (paris(2026, 1, 7, 2, 0), paris(2026, 1, 7, 8, 0))]
+    # Friday 18:30 to Monday 08:00 across the change to summer time (29 March 2026): one gap, one hour shorter.
+    weekend = coverage_gaps([], "brest", paris(2026, 3, 27, 12, 0), paris(2026, 3, 30, 12, 0))
+    assert weekend == [(paris(2026, 3, 27, 18, 30), paris(2026, 3, 30, 8, 0))]
+    assert weekend[0][1] - weekend[0][0] == timedelta(hours=60, minutes=30)

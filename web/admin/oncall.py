@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -50,10 +50,14 @@ def index() -> Any:
             else:
                 flash(_("Garde enregistrée."), "success")
                 return redirect(url_for("oncall.index"))
-    now = ctx.clock.now()
-    return render_template("admin/oncall/index.html", slots=list_slots(ctx, now, now + HORIZON),
-                           gaps=gaps(ctx, now, now + HORIZON), territories=list_territories(ctx), error=error,
-                           form=request.form, horizon_days=HORIZON.days)
+    # From the start of today (Paris), not from the current minute: the gaps read 18:30 → 08:00 whatever the
+    # time the page is opened.
+    today = datetime.combine(ctx.clock.now().astimezone(PARIS).date(), time(0), tzinfo=PARIS)
+    territories = list_territories(ctx)
+    return render_template("admin/oncall/index.html", slots=list_slots(ctx, today, today + HORIZON),
+                           gaps=gaps(ctx, today, today + HORIZON), territories=territories,
+                           territory_names={t[0]: t[1] for t in territories}, error=error, form=request.form,
+                           horizon_days=HORIZON.days)
 
 
 @bp.post("/<int:slot_id>/delete")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -26,6 +28,19 @@ def test_admin_adds_a_slot_and_the_gap_shrinks(app, demo_ctx, clock):
     page = client.get("/admin/oncall").get_data(as_text=True)
     assert "Dr Yann Le Gall" in page
     assert "06/01/2026 18:30" in page  # the next uncovered evening starts the gap list of brest
+
+
+@pytest.mark.charter("CH-5.5")
+def test_the_gaps_read_the_service_hours_whatever_the_minute_the_page_is_opened(app, demo_ctx, clock):
+    client = login(app, demo_ctx, clock, "admin")
+    first = client.get("/admin/oncall").get_data(as_text=True)
+    clock.advance(minutes=23)
+    second = client.get("/admin/oncall").get_data(as_text=True)
+    gaps = [re.findall(r'<li class="text-danger">([^<]+)</li>', page) for page in (first, second)]
+    assert gaps[0] == gaps[1] and gaps[0]
+    assert all(re.fullmatch(r"\d\d/\d\d/\d{4} (18:30|00:00) → \d\d/\d\d/\d{4} (08:00|00:00)", gap.strip())
+               for gap in gaps[0]), gaps[0][:4]
+    assert "Brest" in first and "<h3 class=\"h6\">brest</h3>" not in first  # the territory's name, not its id
 
 
 @pytest.mark.charter("CH-5.5", negative=True)
