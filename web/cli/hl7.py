@@ -20,19 +20,46 @@ def sender() -> None:
     pass
 
 
+_SOURCES_HELP = "Adresses IP ou réseaux CIDR autorisés, séparés par des virgules (vide : toute adresse)."
+_CERT_HELP = "Nom (CN ou nom DNS) du certificat client TLS exigé (vide : aucun)."
+
+
 @sender.command("add", help="Rattacher un couple application / établissement émetteur à un site.")
 @click.argument("site")
 @click.argument("application")
 @click.argument("facility")
-def sender_add(site: str, application: str, facility: str) -> None:
+@click.option("--allowed-sources", default="", help=_SOURCES_HELP)
+@click.option("--client-cert-name", default="", help=_CERT_HELP)
+def sender_add(site: str, application: str, facility: str, allowed_sources: str, client_cert_name: str) -> None:
     from integrations.hl7.senders import add_sender
 
     with engine_context() as ctx:
         try:
-            add_sender(ctx, CLI_ACTOR, site, application, facility)
+            add_sender(ctx, CLI_ACTOR, site, application, facility, allowed_sources=allowed_sources or None,
+                       client_cert_name=client_cert_name or None)
         except Hl7ConfigError as err:
             raise click.ClickException(str(err)) from err
     click.echo(f"{application}/{facility} rattaché au site {site} : ses messages sont acceptés.")
+
+
+@sender.command("access", help="Définir d'où un expéditeur peut se connecter et le certificat client qu'il doit "
+                                "présenter (options vides : aucune restriction).")
+@click.argument("application")
+@click.argument("facility")
+@click.option("--allowed-sources", default="", help=_SOURCES_HELP)
+@click.option("--client-cert-name", default="", help=_CERT_HELP)
+def sender_access(application: str, facility: str, allowed_sources: str, client_cert_name: str) -> None:
+    from integrations.hl7.senders import list_senders, set_sender_access
+
+    with engine_context() as ctx:
+        found = [s for s in list_senders(ctx) if (s.sending_application, s.sending_facility) == (application, facility)]
+        if not found:
+            raise click.ClickException(f"Expéditeur inconnu : {application}/{facility}.")
+        try:
+            set_sender_access(ctx, CLI_ACTOR, found[0].id, allowed_sources or None, client_cert_name or None)
+        except Hl7ConfigError as err:
+            raise click.ClickException(str(err)) from err
+    click.echo(f"{application}/{facility} : restrictions de connexion enregistrées.")
 
 
 @sender.command("remove", help="Retirer un expéditeur : ses messages seront refusés (AR).")
@@ -50,7 +77,8 @@ def sender_remove(application: str, facility: str) -> None:
 
 
 @sender.command("list", help="Lister les expéditeurs autorisés.")
-@click.option("--json", "as_json", is_flag=True, help='Afficher [{"site", "application", "facility"}].')
+@click.option("--json", "as_json", is_flag=True,
+              help='Afficher [{"site", "application", "facility", "allowed_sources", "client_cert_name"}].')
 def sender_list(as_json: bool) -> None:
     from integrations.hl7.senders import list_senders
 
@@ -58,10 +86,13 @@ def sender_list(as_json: bool) -> None:
         senders = list_senders(ctx)
     if as_json:
         click.echo(json.dumps([{"site": s.site_id, "application": s.sending_application,
-                                "facility": s.sending_facility} for s in senders]))
+                                "facility": s.sending_facility, "allowed_sources": s.allowed_sources,
+                                "client_cert_name": s.client_cert_name} for s in senders]))
         return
     for s in senders:
-        click.echo(f"{s.site_id:<24} {s.sending_application:<20} {s.sending_facility}")
+        limits = [f"adresses {s.allowed_sources}"] if s.allowed_sources else []
+        limits += [f"certificat {s.client_cert_name}"] if s.client_cert_name else []
+        click.echo(f"{s.site_id:<24} {s.sending_application:<20} {s.sending_facility:<20} {', '.join(limits)}".rstrip())
     if not senders:
         click.echo("Aucun expéditeur : tous les messages sont refusés.")
 

@@ -117,9 +117,19 @@ def test_cli_senders_endpoints_and_outbox(hl7_ctx, database_url, tmp_path):
     result = runner.invoke(hl7, ["sender", "add", "ch-morlaix", "XPLORE", "CH_MORLAIX"], env=env)
     assert result.exit_code == 0, result.output
     result = runner.invoke(hl7, ["sender", "list", "--json"], env=env)
-    assert {"site": "ch-morlaix", "application": "XPLORE", "facility": "CH_MORLAIX"} in json.loads(result.output)
+    assert {"site": "ch-morlaix", "application": "XPLORE", "facility": "CH_MORLAIX", "allowed_sources": None,
+            "client_cert_name": None} in json.loads(result.output)
     result = runner.invoke(hl7, ["sender", "add", "nowhere", "A", "B"], env=env)
     assert result.exit_code == 1 and "Site inconnu" in result.output
+    result = runner.invoke(hl7, ["sender", "access", "XPLORE", "CH_MORLAIX", "--allowed-sources", "10.0.0.300"],
+                           env=env)
+    assert result.exit_code == 1 and "Adresse ou réseau invalide" in result.output
+    result = runner.invoke(hl7, ["sender", "access", "XPLORE", "CH_MORLAIX", "--allowed-sources", "10.29.4.0/24",
+                                 "--client-cert-name", "ris.ch-morlaix.fr"], env=env)
+    assert result.exit_code == 0, result.output
+    listed = [s for s in json.loads(runner.invoke(hl7, ["sender", "list", "--json"], env=env).output)
+              if s["application"] == "XPLORE"]
+    assert (listed[0]["allowed_sources"], listed[0]["client_cert_name"]) == ("10.29.4.0/24", "ris.ch-morlaix.fr")
     result = runner.invoke(hl7, ["endpoint", "set", "ch-brest", "127.0.0.1", str(free_port()), "--charset", "8859/1"],
                            env=env)
     assert result.exit_code == 0, result.output
