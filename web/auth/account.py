@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, logout_user
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField
 from wtforms.validators import DataRequired, InputRequired, NumberRange
@@ -80,6 +80,8 @@ def end_one(session_id: int) -> Any:
     except NotFound:
         abort(404)
     if session_id == current_user.session_id:
+        logout_user()
+        flash(_("Vous avez terminé cette session : vous êtes déconnecté."), "info")
         return redirect(url_for("auth.login"))
     flash(_("Session terminée : ce navigateur devra s'identifier à nouveau."), "success")
     return redirect(url_for("account.sessions"))

@@ -86,6 +86,16 @@ def test_a_session_ended_from_my_sessions_refuses_a_copy_of_its_cookie(app, demo
         ("dr.legall", {"username": "dr.legall", "session_id": laptop_session})]
 
 
+def test_ending_this_session_from_my_sessions_logs_out(app, demo_ctx, clock):
+    client = login(app, demo_ctx, clock, "dr.legall")
+    thief = copy_of(app, client)
+    own = sessions_of(demo_ctx, "dr.legall")[0].id
+    response = client.post(f"/account/sessions/{own}/end")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert "vous êtes déconnecté" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert not signed_in(client) and not signed_in(thief)
+
+
 @pytest.mark.charter("CH-8.1", negative=True)
 def test_ending_all_other_sessions_keeps_this_one(app, demo_ctx, clock):
     client = login(app, demo_ctx, clock, "dr.legall")
