@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy import ColumnElement, and_, delete, select, update
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
@@ -31,6 +31,9 @@ from engine.store.directory_models import User, UserSession
 SEEN_RESOLUTION = timedelta(minutes=1)  # last_seen_at is refreshed at most once a minute
 MAX_SECRET_LENGTH = 128
 ADDRESS_LENGTH, AGENT_LENGTH = 64, 200  # the columns' widths: longer values are cut
+# Rows older than this are deleted when their account next logs in: all long dead (the lifetime is at most 168 h),
+# their logins and ends are in the audit chain.
+KEPT_FOR = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,14 @@ def secret_hash(secret: str) -> str:
 
 def open_session(ctx: EngineContext, username: str, *, client_address: str | None,
                  user_agent: str | None) -> tuple[int, str]:
-    """A new session for an account that has just completed its login: its id, and the secret for the cookie."""
+    """A new session for an account that has just completed its login: its id, and the secret for the cookie.
+    The account's sessions older than KEPT_FOR are deleted."""
     secret = secrets.token_urlsafe(32)
     now = ctx.clock.now()
     with ctx.write() as session:
         epoch = session.execute(select(User.session_epoch).where(User.username == username)).scalar_one()
+        session.execute(delete(UserSession).where(UserSession.username == username,
+                                                  UserSession.created_at < now - KEPT_FOR))
         row = UserSession(secret_hash=secret_hash(secret), username=username, epoch=int(epoch or 0),
                           created_at=now, last_seen_at=now, client_address=_cut(client_address, ADDRESS_LENGTH),
                           user_agent=_cut(user_agent, AGENT_LENGTH))

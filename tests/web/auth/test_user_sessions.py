@@ -203,3 +203,14 @@ def test_an_idle_session_is_ended_on_the_server(app, demo_ctx, clock):
     assert "inactivité" in thief.get(response.headers["Location"]).get_data(as_text=True)
     assert not signed_in(client)
     assert sessions_of(demo_ctx, "dr.legall")[0].end_reason == "idle"
+
+
+def test_sessions_older_than_30_days_are_deleted_at_the_next_login(app, demo_ctx, clock):
+    login(app, demo_ctx, clock, "dr.legall")
+    clock.advance(days=29)
+    login(app, demo_ctx, clock, "dr.legall")
+    assert len(sessions_of(demo_ctx, "dr.legall")) == 2
+    clock.advance(days=2)
+    login(app, demo_ctx, clock, "dr.legall")
+    assert [row.created_at for row in sessions_of(demo_ctx, "dr.legall")][-1] == clock.now()
+    assert len(sessions_of(demo_ctx, "dr.legall")) == 2  # the first one, 31 days old, is gone
