@@ -1,11 +1,12 @@
 """People, places and agreements: users with roles and sites, territories, sites, conventions, API tokens,
-plus what clinicians add to a case (messages, attachments)."""
+plus what clinicians add to a case (messages, attachments), and how people are reached outside the browser
+(their contacts and preferences, the notification outbox: engine.services.notifications)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.store.models import Base, BigId, UTCDateTime
@@ -178,3 +179,43 @@ class Attachment(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     uploaded_by: Mapped[str] = mapped_column(String(128))
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NotificationContact(Base):
+    """A person's email address, phone number (E.164) and notification preferences ({event: [channels]},
+    NULL: the defaults of engine.services.notification_rules)."""
+
+    __tablename__ = "notification_contact"
+
+    username: Mapped[str] = mapped_column(ForeignKey("app_user.username"), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(16))
+    preferences: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NotificationOutbox(Base):
+    """One message to one person on one channel, written in the transaction of the save that raised its event,
+    sent by the worker (integrations.notify), retried with backoff until sent or given up (status failed)."""
+
+    __tablename__ = "notification_outbox"
+    __table_args__ = (
+        UniqueConstraint("recipient", "channel", "event_key", name="uq_notification_once"),
+        Index("ix_notification_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event: Mapped[str] = mapped_column(String(32))
+    event_key: Mapped[str] = mapped_column(String(128))
+    case_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    site_id: Mapped[str | None] = mapped_column(String(64))
+    urgency: Mapped[str | None] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(16))  # pending, sent, failed (given up)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
