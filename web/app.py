@@ -13,7 +13,7 @@ from engine.services.context import EngineContext
 from web.auth.sessions import PagesOnlySessionInterface
 from web.config import Settings
 from web.extensions import TeleradExtension, babel, csrf
-from web.shared.formatting import LANGUAGES, paris_time
+from web.shared.formatting import LANGUAGES, french_date, paris_time
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
        "base-uri 'self'; frame-ancestors 'none'; form-action 'self'")
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, ctx: EngineContext | None = Non
 
     register_error_pages(app)
     app.jinja_env.filters["paris"] = paris_time
+    app.jinja_env.filters["french_date"] = french_date
     from web.shared.labels import register_label_filters
 
     register_label_filters(app)

@@ -34,7 +34,7 @@ def case_summary(data: Mapping[str, Any]) -> CaseSummary:
         patient_birth_date=_text(patient.get("birth_date"), 10),
         urgency=_text(data.get("urgency"), 16),
         accession_number=_text(data.get("accession_number"), 64),
-        summary=_text(data.get("requested_exam") or data.get("question"), 300),
+        summary=_text(data.get("requested_exam") or data.get("question") or data.get("summary"), 300),
         patient_ref=_text(patient.get("site_patient_id"), 64),
     )
 

@@ -73,3 +73,9 @@ def with_case_status(query: Select[Any], case_id_column: ColumnElement[Any]) -> 
     """`query` with the status of the case `case_id_column` names as its last column, in the same statement
     (an outer join: None when the column is null or names no case)."""
     return query.add_columns(ProcessInstance.status).outerjoin(ProcessInstance, ProcessInstance.id == case_id_column)
+
+
+def case_urgency(ctx: EngineContext, case_id: int) -> str | None:
+    """The urgency level of a case (vital, urgent, scheduled...), None when it has none or does not exist."""
+    with ctx.read() as session:
+        return session.execute(select(ProcessInstance.urgency).where(ProcessInstance.id == case_id)).scalar()

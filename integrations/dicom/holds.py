@@ -21,6 +21,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.domain.actors import Actor
+from engine.services.case_lookup import case_urgency
 from engine.services.context import EngineContext
 from engine.services.images import case_identity, record_image_events
 from engine.services.instances import cancel_instance, start_instance
@@ -105,9 +106,14 @@ def open_identity_check(ctx: EngineContext, study_uid: str) -> int | None:
     try:
         case = case_identity(ctx, study.case_id)
         actor = Actor("dicom", frozenset({"technologist"}), frozenset({case.site_id} if case.site_id else set()))
+        # The check carries the blocked case's patient and urgency: it shows that patient in its banner and sorts
+        # with that case in the inboxes (an urgent case waits for it).
+        urgency = case_urgency(ctx, study.case_id)
         identity_case = start_instance(ctx, actor, IDENTITY_PROCESS, {
             "case_id": study.case_id, "study_uid": study_uid, "hold_reason": study.hold_reason,
-            "dicom_patient": study_patient(study).as_dict(), "case_patient": case.patient}, site_id=case.site_id)
+            "dicom_patient": study_patient(study).as_dict(), "case_patient": case.patient,
+            "patient": case.patient, "summary": f"Images à rapprocher du dossier n° {study.case_id}",
+            **({"urgency": urgency} if urgency else {})}, site_id=case.site_id)
     except Exception:
         log.exception("identity check for held study %s could not be opened; retried by the next tick", study_uid)
         return None

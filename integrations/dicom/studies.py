@@ -30,6 +30,7 @@ class SeriesLine:
 class CaseImages:
     series: list[SeriesLine]
     held_studies: int  # studies claiming this case but held for an identity check (CH-4.1.6)
+    identity_checks: tuple[int, ...] = ()  # the reconciliation cases opened for them (linked from the case)
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,11 @@ def case_images(ctx: EngineContext, case_id: int) -> CaseImages:
             .group_by(DicomSeries.uid, DicomSeries.study_uid, DicomSeries.modality, DicomSeries.description,
                       DicomSeries.number, DicomStudy.status, DicomStudy.first_received_at)
             .order_by(DicomStudy.first_received_at, DicomSeries.number, DicomSeries.uid)).all()
-        held = session.execute(select(func.count()).select_from(DicomStudy).where(
+        held = session.execute(select(DicomStudy.identity_case_id).where(
             DicomStudy.case_id == case_id, DicomStudy.status == "held",
-            or_(DicomStudy.identity_case_id.is_(None), DicomStudy.identity_case_id != case_id))).scalar_one()
-    return CaseImages([SeriesLine(*row) for row in rows], int(held))
+            or_(DicomStudy.identity_case_id.is_(None), DicomStudy.identity_case_id != case_id))).scalars().all()
+    checks = tuple(sorted({check for check in held if check is not None}))
+    return CaseImages([SeriesLine(*row) for row in rows], len(held), checks)
 
 
 def preview_source(ctx: EngineContext, case_id: int, series_uid: str) -> str | None:

@@ -8,6 +8,7 @@ and hold is an event on the case's audit chain."""
 from __future__ import annotations
 
 import io
+import re
 from datetime import timedelta
 
 import pydicom
@@ -15,6 +16,7 @@ import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy import select
 
+from engine.store.models import ProcessInstance, Task
 from integrations.dicom.ingest import ingest_file
 from integrations.dicom.models import DicomHeldInstance
 from integrations.dicom.stability import notify_stable_studies
@@ -172,6 +174,30 @@ def test_service_an_instance_of_another_site_never_joins_a_study_waiting_for_its
                          "ch-morlaix", "dicom", storage=storage, calling_ae="CT_MORLAIX")
     assert second.status == "held" and "autre site" in (second.reason or "")
     assert counts(dicom_ctx) == (1, 1, 1) and held_instances(dicom_ctx)[0].case_id is None
+
+
+@pytest.mark.charter("CH-4.1.6")
+def test_the_identity_check_carries_the_blocked_cases_patient_and_urgency_and_both_link_to_each_other(
+        app, dicom_ctx, storage, tmp_path, clock):  # noqa: F811
+    case_id, accession = demo_case(dicom_ctx)  # identity checked; the case records no IPP
+    uid = generate_uid()
+    bare = rewrite(tmp_path, "CT_small.dcm", study=uid, AccessionNumber=accession, PatientID=QUERE["PatientID"],
+                   PatientName="", PatientBirthDate="", PatientSex="")
+    ingest_file(dicom_ctx, bare, "ch-brest", "dicom", storage=storage, calling_ae="CT_BREST")
+    check = study(dicom_ctx, uid).identity_case_id
+    assert check is not None
+    with dicom_ctx.read() as session:
+        blocked, reconciliation = (session.get(ProcessInstance, i) for i in (case_id, check))
+        task_urgencies = dict(session.execute(select(Task.instance_id, Task.urgency).where(
+            Task.instance_id.in_((case_id, check)), Task.status == "open")).all())
+    assert blocked.urgency and reconciliation.urgency == blocked.urgency
+    assert task_urgencies[check] == task_urgencies[case_id]  # sorts with the case it blocks
+    assert reconciliation.patient_name == blocked.patient_name and f"n° {case_id}" in reconciliation.summary
+    client = login(app, dicom_ctx, clock, "merm.leroy")
+    page = client.get(f"/cases/{check}").get_data(as_text=True)
+    assert f'href="/cases/{case_id}"' in page and "QUÉRÉ" in page.upper() and ">? <" not in page
+    assert re.search(r"\d\d/\d\d/\d{4}", page) and "1960-09-21" not in page  # dates as people read them
+    assert f'href="/cases/{check}"' in client.get(f"/cases/{case_id}").get_data(as_text=True)
 
 
 # Through the web upload

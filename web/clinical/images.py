@@ -43,6 +43,7 @@ def dicom_storage() -> Path:
 class ShownImages:
     series: list[dict[str, Any]]  # SeriesLine fields + "preview": READY, PENDING or UNAVAILABLE
     held_studies: int
+    identity_checks: tuple[int, ...] = ()  # reconciliation cases of the held studies
 
     @property
     def previews_pending(self) -> bool:
@@ -66,7 +67,7 @@ def _shown_images(case_id: int) -> ShownImages:
     images = case_images(_ctx(), case_id)
     shown = [{**asdict(line), "preview": (_preview_of(case_id, line.uid) or (UNAVAILABLE,))[0]}
              for line in images.series]
-    return ShownImages(shown, images.held_studies)
+    return ShownImages(shown, images.held_studies, images.identity_checks)
 
 
 @bp.app_context_processor
