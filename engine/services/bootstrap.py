@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.ports import Clock, Directory, SystemClock
 from engine.runtime import OperationRegistry, Runtime
+from engine.services.audit import bind_keys
 from engine.services.context import EngineContext
 from engine.services.escalation import LiveEscalation
 from engine.services.keyring import KeyRing
@@ -48,6 +49,7 @@ def build_context(database_url: str, *, clock: Clock | None = None, operations: 
         protocol_catalogue=catalogue, keys=keys or KeyRing.development(),
     )
     built.append(ctx)
+    bind_keys(ctx)  # the audit events written through its sessions are MACed with ctx.keys
     return ctx
 
 

@@ -61,7 +61,8 @@ def stored(ctx, username="jdupont") -> User:
 
 
 def code_at(ctx, clock, steps: int = 0, username="jdupont") -> str:
-    return pyotp.TOTP(ctx.keys.decrypt_secret(stored(ctx, username).totp_secret)).at(clock.now() + timedelta(seconds=30 * steps))
+    secret = ctx.keys.decrypt_secret(stored(ctx, username).totp_secret)
+    return pyotp.TOTP(secret).at(clock.now() + timedelta(seconds=30 * steps))
 
 
 def actions(ctx) -> list[tuple[str, str]]:
@@ -86,7 +87,8 @@ def test_create_user_hashes_the_password_and_prepares_a_totp_secret(ctx, clock, 
     assert user.roles == {"radiologist"} and user.sites == {"ch-lens"} and not user.totp_enrolled
     row = stored(ctx)
     assert row.password_hash.startswith("$argon2id$") and PASSWORD not in row.password_hash
-    assert len(ctx.keys.decrypt_secret(row.totp_secret)) == 32 and row.created_at == clock.now() and row.failed_logins == 0
+    assert len(ctx.keys.decrypt_secret(row.totp_secret)) == 32
+    assert row.created_at == clock.now() and row.failed_logins == 0
     assert actions(ctx) == [("system", "user.created")]
     secret, uri = totp_provisioning(ctx, "jdupont")
     assert secret == ctx.keys.decrypt_secret(row.totp_secret) and secret not in row.totp_secret

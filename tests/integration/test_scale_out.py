@@ -25,6 +25,7 @@ from engine.domain.actors import Actor
 from engine.ports import SystemClock
 from engine.services.accounts import issue_api_token
 from engine.services.definitions import deploy_library
+from engine.services.keyring import KeyRing
 from engine.services.persistence import bundle_of
 from engine.store.directory_models import CaseMessage
 from engine.store.models import AuditEvent, EscalationSetting, ProcessInstance, Task, Timer
@@ -83,7 +84,10 @@ def test_two_web_processes_and_two_workers_lose_and_duplicate_nothing(make_ctx, 
     tokens = {name: issue_api_token(ctx, name, "scale-out") for name in ("dr.martin", "dr.legall", "dr.morvan")}
 
     web_port, mllp_ports = free_port(), [free_port(), free_port()]
+    keys = tmp_path / "keys.json"
+    KeyRing.development().save(keys)  # the ring of this test's own context: one audit chain, one key
     env = {**os.environ, "TELERAD_DATABASE_URL": database_url, "TELERAD_INSTANCE_PATH": str(tmp_path / "instance"),
+           "TELERAD_KEYS_FILE": str(keys),
            "TELERAD_SECRET_KEY": "scale-out-test-" + "k" * 40, "TELERAD_SCHEDULER_INTERVAL": "0.2",
            "TELERAD_LOG_LEVEL": "WARNING", "TELERAD_HL7_DELIVERY_INTERVAL": "1"}
     logs = tmp_path / "logs"

@@ -18,6 +18,7 @@ from engine.domain.actors import Actor
 from engine.ports import SystemClock
 from engine.services.definitions import deploy_library
 from engine.services.instances import start_instance
+from engine.services.keyring import KeyRing
 from engine.store import audit
 from engine.store.models import AuditEvent, EscalationSetting, ProcessInstance, Timer
 from forms import default_registry
@@ -43,7 +44,10 @@ def test_two_workers_fire_each_escalation_exactly_once(make_ctx, database_url, t
     assert len(waiting) == CASES + 1  # the demo's first case waits at tier 1 too
     time.sleep(1.2)  # real time: the workers run on the system clock
 
+    keys = tmp_path / "keys.json"
+    KeyRing.development().save(keys)  # the ring of this test's own context: one audit chain, one key
     env = {**os.environ, "TELERAD_DATABASE_URL": database_url, "TELERAD_INSTANCE_PATH": str(tmp_path / "instance"),
+           "TELERAD_KEYS_FILE": str(keys),
            "TELERAD_SCHEDULER_INTERVAL": "0.2", "TELERAD_LOG_LEVEL": "WARNING"}
     telerad = str(Path(sys.executable).with_name("telerad"))
     workers = [subprocess.Popen([telerad, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -6,12 +6,16 @@ import logging
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
 from web.cli.common import load_settings, require_migrated
 from web.config import Settings
 from web.ops.heap import settle_startup_objects
+
+if TYPE_CHECKING:
+    from integrations.audit_export.settings import AuditExportSettings
 
 
 @click.command(help="Serve the web application, with the timer scheduler and the HL7 and DICOM listeners.")
@@ -42,7 +46,8 @@ def run(host: str | None, port: int | None, threads: int, workers: int, no_sched
     services = []
     if not no_scheduler:
         ext.scheduler = TimerScheduler(ext.ctx, settings.scheduler_interval,
-                                       dicom_storage=settings.instance_path / "dicom")
+                                       dicom_storage=settings.instance_path / "dicom",
+                                       audit_export=_audit_export(settings))
         ext.scheduler.start()
         services = start_services(ext.ctx, settings.instance_path)
         ext.hl7 = services[0]
@@ -98,7 +103,8 @@ def worker(no_listeners: bool) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     ctx = build_context(settings.database_url, keys=settings.key_ring())
     install_hooks(ctx)
-    scheduler = TimerScheduler(ctx, settings.scheduler_interval, dicom_storage=settings.instance_path / "dicom")
+    scheduler = TimerScheduler(ctx, settings.scheduler_interval, dicom_storage=settings.instance_path / "dicom",
+                               audit_export=_audit_export(settings))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -110,3 +116,13 @@ def worker(no_listeners: bool) -> None:
     stop.wait()
     stop_services(services)
     scheduler.shutdown()
+
+
+def _audit_export(settings: Settings) -> AuditExportSettings:
+    """Where the scheduler exports the audit trail (signed heads file, ATNA syslog): TELERAD_AUDIT_*."""
+    from integrations.audit_export.settings import AuditExportSettings, AuditExportSettingsError
+
+    try:
+        return AuditExportSettings.from_env(settings.instance_path)
+    except AuditExportSettingsError as error:
+        raise click.ClickException(str(error)) from None
