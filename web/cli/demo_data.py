@@ -12,9 +12,11 @@ from engine.services.accounts import create_user
 from engine.services.context import EngineContext
 from engine.services.directory import create_convention, create_site, create_territory, mark_totp_enrolled
 from engine.services.instances import start_instance
+from engine.services.notification_contacts import DEFAULT_PREFERENCES, update_contact
 from engine.services.tasks import complete_task, list_tasks
 
 DEMO_PASSWORD = "telerad-demo-2026"  # noqa: S105 - printed to the newcomer; demo databases only
+DEMO_MAIL_DOMAIN = "telerad.localhost"  # `make run` with a local SMTP sink shows the mails (docs/notifications.md)
 SYSTEM = Actor.system()
 VALID_UNTIL = {"authorization_expires": date(2030, 12, 31), "insurance_expires": date(2030, 12, 31)}
 
@@ -59,6 +61,7 @@ def create_demo(ctx: EngineContext) -> list[dict[str, Any]]:
         create_user(ctx, SYSTEM, user.username, user.name, DEMO_PASSWORD, user.roles, user.sites,
                     **(user.radiologist or {}))
         secret = mark_totp_enrolled(ctx, SYSTEM, user.username)
+        update_contact(ctx, SYSTEM, user.username, f"{user.username}@{DEMO_MAIL_DOMAIN}", "", DEFAULT_PREFERENCES)
         accounts.append({"username": user.username, "password": DEMO_PASSWORD, "totp_secret": secret,
                          "roles": list(user.roles), "sites": list(user.sites), "name": user.name})
     for site in ("ch-brest", "ch-morlaix", "clinique-landerneau"):
