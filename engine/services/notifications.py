@@ -110,9 +110,10 @@ class NotificationHook:
     def _notice_events(self, session: Session, facts: CaseFacts, at: datetime) -> list[Event]:
         notices = session.execute(select(CaseNotice.id, CaseNotice.kind, CaseNotice.audience).where(
             CaseNotice.instance_id == facts.case_id, CaseNotice.created_at == at)).all()
+        by_kind = {n.kind: n for n in notices if n.kind in NOTICE_EVENTS}  # one message per kind and save
         return [Event(NOTICE_EVENTS[n.kind], f"notice:{n.id}",
                       tuple(self._on_call_first(facts.site_id, audience_of(session, n.audience, facts.site_id))))
-                for n in notices if n.kind in NOTICE_EVENTS]
+                for n in by_kind.values()]
 
     def _on_call_first(self, site_id: str | None, people: Iterable[str]) -> list[str]:
         ordered = list(dict.fromkeys(people))
@@ -175,26 +176,29 @@ def write_rows(session: Session, facts: CaseFacts, events: Sequence[Event], chan
 
 
 def remind_unhandled(ctx: EngineContext, every: timedelta, channels: Sequence[str] = CHANNELS) -> int:
-    """Again to the same people, `every` after the last time: each "no radiologist left" notice of a running case
-    that nobody has handled yet (CH-3.3, CH-5.5). Returns how many rows were written."""
+    """Again to the same people when nobody was told for `every`: each running case with a "no radiologist left"
+    notice that nobody has handled yet (CH-3.3, CH-5.5). The diagram renews its own alert (a new notice, told by the
+    save hook), so this only speaks when it has not. Returns how many rows were written."""
     now = ctx.clock.now()
     written = 0
     with ctx.write() as session:
         query = (select(CaseNotice.id, CaseNotice.instance_id, CaseNotice.audience, CaseNotice.site_id,
-                        CaseNotice.created_at, ProcessInstance.urgency)
+                        ProcessInstance.urgency)
                  .join(ProcessInstance, ProcessInstance.id == CaseNotice.instance_id)
                  .where(CaseNotice.kind == "no_radiologist", CaseNotice.resolved_at.is_(None),
                         ProcessInstance.status == "running", CaseNotice.created_at <= now - every)
-                 .order_by(CaseNotice.id).limit(100))
+                 .order_by(CaseNotice.id.desc()).limit(200))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(of=table_of(CaseNotice), skip_locked=True)
+        latest = {}
         for notice in session.execute(query).all():
+            latest.setdefault(notice.instance_id, notice)
+        for case_id, notice in sorted(latest.items()):
             last = session.execute(select(func.max(_OUTBOX.c.created_at)).where(
-                _OUTBOX.c.case_id == notice.instance_id, _OUTBOX.c.event == NO_RADIOLOGIST,
-                _OUTBOX.c.event_key.like(f"notice:{notice.id}%"))).scalar_one()
+                _OUTBOX.c.case_id == case_id, _OUTBOX.c.event == NO_RADIOLOGIST)).scalar_one()
             if last is not None and last > now - every:
                 continue
-            facts = CaseFacts(notice.instance_id, notice.site_id, notice.urgency)
+            facts = CaseFacts(case_id, notice.site_id, notice.urgency)
             people = audience_of(session, notice.audience, notice.site_id)
             on_duty = on_call_of(ctx, notice.site_id)
             people = sorted(dict.fromkeys([*people, *([on_duty] if on_duty else [])]), key=lambda u: u != on_duty)
