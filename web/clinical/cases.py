@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import (
@@ -31,6 +32,7 @@ from engine.services.cases import (
     list_cases,
     post_message,
 )
+from engine.services.duplicates import Duplicate, PatientKey, find_duplicates
 from engine.services.instances import start_instance
 from forms import FormValidationError
 from web.auth.access import current_actor
@@ -74,9 +76,13 @@ def new(process: str) -> Any:
     sites = sorted(actor.sites)
     form = TaskForm(_ctx().forms, form_key, None)
     site_id = request.form.get("site_id") or (sites[0] if len(sites) == 1 else "")
+    confirm = False
     if request.method == "POST" and form.validate_submission():
         if site_id not in actor.sites:
             form.form_errors.append(_("Choisissez le site demandeur."))
+        elif (duplicates := _unconfirmed_duplicates(actor, site_id, form.data_for_engine())):
+            form.form_errors.extend(duplicates)
+            confirm = True
         else:
             try:
                 case_id = start_instance(_ctx(), actor, process, {}, site_id=site_id,
@@ -90,7 +96,49 @@ def new(process: str) -> Any:
                 flash(_("La demande est envoyée."), "success")
                 return redirect(url_for("cases.show", case_id=case_id))
     return render_template("clinical/cases/new.html", form=form, title=title, process=process, sites=sites,
-                           site_id=site_id)
+                           site_id=site_id, confirm_duplicate=confirm)
+
+
+@bp.get("/duplicates")
+@login_required
+def duplicate_check() -> Any:
+    """The duplicate warning of the new-request page while it is filled in (duplicate-check.js): the same fields,
+    named as in the form; JSON {"warnings": [...]} in the page's language."""
+    actor = current_actor()
+    site_id = request.args.get("site_id", "")
+    if not actor.roles.intersection({"requester", "local_radiologist"}) or site_id not in actor.sites:
+        return {"warnings": []}
+    patient = {name: request.args.get(f"patient-{name}", "")[:150]
+               for name in ("birth_name", "first_names", "birth_date", "site_patient_id", "ins")}
+    found = find_duplicates(_ctx(), actor, PatientKey.from_request(site_id, patient),
+                            request.args.get("modality", "")[:16] or None)
+    return {"warnings": _duplicate_warnings(found)}
+
+
+def _unconfirmed_duplicates(actor: Any, site_id: str, data: dict[str, Any]) -> list[str]:
+    """The warning of an open request for the same patient and modality (within the duplicate window), until the
+    requester ticks "confirm anyway" (the `confirm_duplicate` box of the form shown again)."""
+    if request.form.get("confirm_duplicate") == "1":
+        return []
+    patient = data.get("patient") if isinstance(data.get("patient"), dict) else {}
+    found = find_duplicates(_ctx(), actor, PatientKey.from_request(site_id, patient), data.get("modality"))
+    return _duplicate_warnings(found)
+
+
+def _duplicate_warnings(found: list[Duplicate]) -> list[str]:
+    now = _ctx().clock.now()
+    return [_("Une demande ouverte existe déjà pour ce patient et cette modalité (n° %(case_id)d, il y a "
+              "%(age)s). Confirmer quand même ?", case_id=d.case_id, age=elapsed_text(now - d.started_at))
+            for d in found[:3]]
+
+
+def elapsed_text(elapsed: timedelta) -> str:
+    minutes = max(0, int(elapsed.total_seconds() // 60))
+    if minutes < 60:
+        return _("%(minutes)d min", minutes=minutes)
+    if minutes < 48 * 60:
+        return _("%(hours)d h", hours=minutes // 60)
+    return _("%(days)d j", days=minutes // 1440)
 
 
 def _store_uploads(case_id: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -9,17 +10,24 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
-from engine.domain.urgency import LEVELS, rank
 from engine.errors import Conflict, Forbidden, NotFound
+from engine.services.duplicates import duplicates_of_case
 from engine.services.notices import list_notices
-from engine.services.tasks import claim_task, complete_task, get_task, list_tasks, task_data, unclaim_task
+from engine.services.tasks import claim_task, complete_task, get_task, task_data, unclaim_task
+from engine.services.worklist import MODALITIES, InvalidFilter, parse_filters, worklist
 from forms import FormValidationError
 from web.auth.access import current_actor
+from web.clinical.live import bp as live_bp
 from web.clinical.taskforms import TaskForm
 from web.extensions import telerad
 from web.shared.redirects import safe_next
 
 bp = Blueprint("inbox", __name__)
+bp.register_blueprint(live_bp)  # the live inbox's stream, /inbox/events (endpoint inbox.live.events)
+SORT_LABELS = {"urgency": _l("Urgence puis échéance"), "due": _l("Échéance"), "created": _l("Arrivée"),
+               "-created": _l("Arrivée (récentes d'abord)"), "site": _l("Site"), "modality": _l("Modalité"),
+               "age": _l("Âge du patient")}
+STATUS_LABELS = {"unclaimed": _l("À prendre"), "mine": _l("Prises par moi"), "overdue": _l("En retard")}
 NOTICE_TITLES = {"report_overdue": _l("Compte-rendu en retard"), "no_radiologist": _l("Aucun radiologue disponible")}
 
 
@@ -34,21 +42,17 @@ def home() -> Any:
 def index() -> Any:
     from flask import current_app
 
-    actor = current_actor()
-    tasks = list_tasks(telerad(current_app).ctx, actor)
-    site, urgency, kind = request.args.get("site"), request.args.get("urgency"), request.args.get("type")
-    if site:
-        tasks = [t for t in tasks if t.site_id == site]
-    if urgency in LEVELS:
-        tasks = [t for t in tasks if t.urgency == rank(urgency)]
-    if kind:
-        tasks = [t for t in tasks if t.spec_name == kind]
-    kinds = sorted({(t.spec_name, t.title) for t in tasks})
-    notices = list_notices(telerad(current_app).ctx, actor)
-    return render_template("clinical/inbox/index.html", tasks=tasks, me=actor.user_id, sites=sorted(actor.sites),
-                           kinds=kinds, filters={"site": site, "urgency": urgency, "type": kind},
-                           notices=notices, notice_titles=NOTICE_TITLES,
-                           notice_sites=_site_names(telerad(current_app).ctx, {n.site_id for n in notices}))
+    ctx, actor = telerad(current_app).ctx, current_actor()
+    try:
+        filters = parse_filters(request.args)
+    except InvalidFilter as err:
+        return render_template("clinical/inbox/bad_filter.html", message=str(err)), 400
+    listing = worklist(ctx, actor, filters)
+    notices = list_notices(ctx, actor)
+    return render_template("clinical/inbox/index.html", listing=listing, tasks=listing.rows, me=actor.user_id,
+                           filters=filters, notices=notices, notice_titles=NOTICE_TITLES,
+                           notice_sites=_site_names(ctx, {n.site_id for n in notices}),
+                           modalities=MODALITIES, sorts=SORT_LABELS, statuses=STATUS_LABELS)
 
 
 def _site_names(ctx: Any, site_ids: set[str | None]) -> dict[str | None, str]:
@@ -115,4 +119,20 @@ def task(task_id: str) -> Any:
         else:
             flash(_("« %(title)s » est enregistrée.", title=view.title), "success")
             return redirect(url_for("inbox.index"))
-    return render_template("clinical/inbox/task.html", task=view, form=form, known=known)
+    return render_template("clinical/inbox/task.html", task=view, form=form, known=known,
+                           duplicates=duplicates_of_case(ctx, actor, view.instance_id))
+
+
+@bp.app_template_filter("due_text")
+def due_text(due: datetime, now: datetime) -> str:
+    """What countdown.js writes (it takes over in the browser): "dans 1 h 05 min", "en retard de 12 min"."""
+    minutes = int(abs((due - now).total_seconds()) // 60)
+    if minutes < 1:
+        span = _("moins d'1 min")
+    elif minutes < 60:
+        span = _("%(minutes)d min", minutes=minutes)
+    elif minutes < 48 * 60:
+        span = _("%(hours)d h %(minutes)02d min", hours=minutes // 60, minutes=minutes % 60)
+    else:
+        span = _("%(days)d j %(hours)02d h", days=minutes // 1440, hours=minutes % 1440 // 60)
+    return _("en retard de %(span)s", span=span) if due <= now else _("dans %(span)s", span=span)

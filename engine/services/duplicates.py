@@ -1,0 +1,145 @@
+"""Duplicate requests: another open case for the same patient and the same modality, started within a window
+(`TELERAD_DUPLICATE_WINDOW_HOURS`, 48 h unless set), shown to the requester before he submits and to the
+radiologist on the offer.
+
+The same patient: the same INS when both cases have one, else the same site's patient id at the same site, else
+the same name and birth date. Only cases the actor may see are named (CH-5.3): a duplicate sent by another hospital
+is not revealed to a requester who never saw it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from engine.domain.actors import Actor
+from engine.services.case_traits import CaseTraits, case_traits
+from engine.services.case_visibility import may_see_case_column
+from engine.services.context import EngineContext
+from engine.store.models import ProcessInstance, table_of
+
+WINDOW_SETTING = "TELERAD_DUPLICATE_WINDOW_HOURS"
+DEFAULT_WINDOW_HOURS = 48.0
+MAX_WINDOW_HOURS = 24.0 * 31
+_INSTANCE = table_of(ProcessInstance)
+log = logging.getLogger(__name__)
+
+
+def window(environ: Mapping[str, str] | None = None) -> timedelta:
+    """The duplicate window from the environment: hours, 0 turns the warning off; a bad value is logged and the
+    default kept."""
+    text = (os.environ if environ is None else environ).get(WINDOW_SETTING, "").strip()
+    if not text:
+        return timedelta(hours=DEFAULT_WINDOW_HOURS)
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = -1.0
+    if not 0 <= hours <= MAX_WINDOW_HOURS:
+        log.warning("%s=%r is not a number of hours between 0 and %d: %s h kept", WINDOW_SETTING, text,
+                    MAX_WINDOW_HOURS, DEFAULT_WINDOW_HOURS)
+        return timedelta(hours=DEFAULT_WINDOW_HOURS)
+    return timedelta(hours=hours)
+
+
+@dataclass(frozen=True)
+class PatientKey:
+    site_id: str | None
+    name: str | None  # as the case row keeps it: "BIRTH_NAME FIRST NAMES", upper case
+    birth_date: str | None
+    site_patient_id: str | None = None
+    ins: str | None = None
+
+    @classmethod
+    def from_request(cls, site_id: str | None, patient: Mapping[str, Any]) -> PatientKey:
+        def text(key: str, size: int) -> str | None:
+            value = patient.get(key)
+            return value.strip()[:size] or None if isinstance(value, str) else None
+
+        name = " ".join(p for p in (text("birth_name", 150), text("first_names", 140)) if p)
+        birth = patient.get("birth_date")
+        birth_text = birth.isoformat() if isinstance(birth, date) else text("birth_date", 10)
+        return cls(site_id, name.upper() or None, birth_text, text("site_patient_id", 64), text("ins", 64))
+
+    def same_patient(self, other: PatientKey) -> bool:
+        if self.ins and other.ins:
+            return self.ins.replace(" ", "") == other.ins.replace(" ", "")
+        if self.site_patient_id and other.site_patient_id and self.site_id == other.site_id:
+            return self.site_patient_id == other.site_patient_id
+        return bool(self.name and self.birth_date) and (self.name, self.birth_date) == (other.name, other.birth_date)
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    case_id: int
+    started_at: datetime
+
+
+def find_duplicates(ctx: EngineContext, actor: Actor, patient: PatientKey, modality: str | None,
+                    exclude_case: int | None = None) -> list[Duplicate]:
+    """Open cases the actor may see, for this patient and modality, started within the window; most recent
+    first. Two statements (the candidates, then the traits of those not cached)."""
+    found = duplicates_of(ctx, actor, {0: (patient, modality)}, exclude=[exclude_case] if exclude_case else [])
+    return found.get(0, [])
+
+
+def duplicates_of(ctx: EngineContext, actor: Actor, requests: Mapping[int, tuple[PatientKey, str | None]],
+                  exclude: Iterable[int] = ()) -> dict[int, list[Duplicate]]:
+    """For each keyed request (e.g. a case of the inbox, keyed by its id), its duplicates: one query of the open
+    cases started within the window sharing a birth date or a site's patient id with any of them."""
+    span = window()
+    wanted = {key: value for key, value in requests.items() if value[1] and span > timedelta(0)}
+    if not wanted:
+        return {}
+    births = sorted({p.birth_date for p, _ in wanted.values() if p.birth_date})
+    refs = [and_(_INSTANCE.c.site_id == p.site_id, _INSTANCE.c.patient_ref == p.site_patient_id)
+            for p, _ in wanted.values() if p.site_patient_id and p.site_id]
+    matches = ([_INSTANCE.c.patient_birth_date.in_(births)] if births else []) + refs
+    if not matches:
+        return {}
+    since = ctx.clock.now() - span
+    query = (select(_INSTANCE.c.id, _INSTANCE.c.version, _INSTANCE.c.site_id, _INSTANCE.c.patient_name,
+                    _INSTANCE.c.patient_birth_date, _INSTANCE.c.patient_ref, _INSTANCE.c.started_at)
+             .where(_INSTANCE.c.status == "running", _INSTANCE.c.started_at >= since, or_(*matches),
+                    may_see_case_column(actor, _INSTANCE.c.id))
+             .order_by(_INSTANCE.c.started_at.desc()).limit(200))
+    with ctx.read() as session:
+        rows = session.execute(query).all()
+    excluded = set(exclude)
+    rows = [row for row in rows if row.id not in excluded]
+    traits = case_traits(ctx, {row.id: row.version for row in rows})
+    result: dict[int, list[Duplicate]] = {}
+    for key, (patient, modality) in wanted.items():
+        same = [Duplicate(row.id, row.started_at) for row in rows
+                if row.id != key and _matches(row, traits.get(row.id), patient, modality)]
+        if same:
+            result[key] = same
+    return result
+
+
+def _matches(row: Any, traits: CaseTraits | None, patient: PatientKey, modality: str | None) -> bool:
+    if traits is None or traits.modality != modality:
+        return False
+    other = PatientKey(row.site_id, row.patient_name, row.patient_birth_date, row.patient_ref, traits.ins)
+    return patient.same_patient(other)
+
+
+def duplicates_of_case(ctx: EngineContext, actor: Actor, case_id: int) -> list[Duplicate]:
+    """Other open cases of this case's patient and modality (the offer of a case to a radiologist)."""
+    with ctx.read() as session:
+        row = session.execute(select(_INSTANCE.c.id, _INSTANCE.c.version, _INSTANCE.c.site_id,
+                                     _INSTANCE.c.patient_name, _INSTANCE.c.patient_birth_date,
+                                     _INSTANCE.c.patient_ref).where(_INSTANCE.c.id == case_id)).one_or_none()
+    if row is None:
+        return []
+    traits = case_traits(ctx, {row.id: row.version}).get(row.id)
+    if traits is None or not traits.modality:
+        return []
+    patient = PatientKey(row.site_id, row.patient_name, row.patient_birth_date, row.patient_ref, traits.ins)
+    return duplicates_of(ctx, actor, {row.id: (patient, traits.modality)}).get(row.id, [])
