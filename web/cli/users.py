@@ -85,15 +85,29 @@ def unlock_command(username: str) -> None:
 @users.command("token", help="Émettre un jeton d'API ; il n'est affiché qu'une fois.")
 @click.argument("username")
 @click.option("--name", required=True, help="Nom du jeton (ex. le système appelant).")
+@click.option("--days", type=click.IntRange(1, 365), default=90, show_default=True,
+              help="Durée de validité en jours (1 à 365).")
+@click.option("--scope", type=click.Choice(["read", "act"]), default="act", show_default=True,
+              help="read : lecture seule (GET) ; act : lecture et actions.")
+@click.option("--renew", is_flag=True,
+              help="Renouveler le jeton actif de ce nom : même valeur, nouvelle expiration dans --days jours.")
 @click.option("--revoke", is_flag=True, help="Révoquer le jeton actif de ce nom au lieu d'en émettre un.")
-def token(username: str, name: str, revoke: bool) -> None:
+def token(username: str, name: str, days: int, scope: str, renew: bool, revoke: bool) -> None:
     from engine.services.accounts import issue_api_token, revoke_api_token
+    from engine.services.token_access import renew_api_token
+    from web.shared.formatting import paris_time
 
     with engine_context() as ctx:
         if revoke:
             revoke_api_token(ctx, username, name, actor=CLI_ACTOR)
             click.echo(f"Jeton « {name} » de « {username} » révoqué.")
             return
-        value = issue_api_token(ctx, username, name, actor=CLI_ACTOR)
+        if renew:
+            expires = renew_api_token(ctx, CLI_ACTOR, username, name, days)
+            click.echo(f"Jeton « {name} » de « {username} » renouvelé : il expire le {paris_time(expires)} "
+                       "(heure de Paris). Sa valeur ne change pas.")
+            return
+        value = issue_api_token(ctx, username, name, actor=CLI_ACTOR, days=days, scope=scope)
     click.echo(value)
-    click.echo("Conservez ce jeton maintenant : il ne sera plus affiché (seule son empreinte est stockée).", err=True)
+    click.echo(f"Conservez ce jeton maintenant : il ne sera plus affiché (seule son empreinte est stockée). "
+               f"Il expire dans {days} jours.", err=True)

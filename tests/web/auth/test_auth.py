@@ -21,6 +21,7 @@ from engine.services.accounts import (
     load_profile,
     profile_for_token,
 )
+from engine.services.accounts_tokens import list_api_tokens
 from engine.store.directory_models import User
 from web.app import create_app
 from web.cli.users import users
@@ -335,6 +336,15 @@ def test_users_command_creates_accounts_and_tokens(ctx, clock, database_url, tmp
     assert profile_for_token(ctx, token).username == "jdupont"
     result = runner.invoke(users, ["token", "jdupont", "--name", "RIS", "--revoke"], env=env)
     assert result.exit_code == 0 and profile_for_token(ctx, token) is None
+    result = runner.invoke(users, ["token", "jdupont", "--name", "PACS", "--days", "7", "--scope", "read"], env=env)
+    assert result.exit_code == 0, result.output
+    [pacs] = [t for t in list_api_tokens(ctx, "jdupont") if t.name == "PACS"]
+    assert pacs.scope == "read" and timedelta(days=6) < pacs.expires_at - pacs.created_at <= timedelta(days=7)
+    result = runner.invoke(users, ["token", "jdupont", "--name", "PACS", "--renew", "--days", "30"], env=env)
+    assert result.exit_code == 0 and "renouvelé" in result.output, result.output
+    [pacs] = [t for t in list_api_tokens(ctx, "jdupont") if t.name == "PACS"]
+    assert pacs.expires_at - pacs.created_at > timedelta(days=29)
+    assert runner.invoke(users, ["token", "jdupont", "--name", "X", "--days", "400"], env=env).exit_code == 2
     result = runner.invoke(users, ["reset-totp", "jdupont"], env=env)
     assert result.exit_code == 0 and not load_profile(ctx, "jdupont").totp_enrolled
     result = runner.invoke(users, ["reset-totp", "nobody"], env=env)
