@@ -1,6 +1,7 @@
 """Administration: accounts and the routing directory, escalation delays and waiting timers, on-call, HL7 and
-DICOM links, the protocol catalogue, the charter conformance matrix."""
+DICOM links, the protocol catalogue, the charter conformance matrix, the notification outbox."""
 
-from web.admin import conformance, dicom, directory, escalation, hl7, oncall, protocols, users
+from web.admin import conformance, dicom, directory, escalation, hl7, notifications, oncall, protocols, users
 
-BLUEPRINTS = (users.bp, directory.bp, escalation.bp, oncall.bp, hl7.bp, dicom.bp, conformance.bp, protocols.bp)
+BLUEPRINTS = (users.bp, directory.bp, escalation.bp, oncall.bp, hl7.bp, dicom.bp, conformance.bp, protocols.bp,
+              notifications.bp)
