@@ -183,7 +183,7 @@ class Attachment(Base):
 
 class NotificationContact(Base):
     """A person's email address, phone number (E.164) and notification preferences ({event: [channels]},
-    NULL: the defaults of engine.services.notification_rules)."""
+    NULL: the defaults of engine.services.notification_contacts)."""
 
     __tablename__ = "notification_contact"
 
