@@ -167,3 +167,21 @@ def test_starttls_required_with_a_throwaway_certificate(night_ctx, pki):
     assert len(mailbox.messages) == 1 and report.retried == 1
     (refused,) = [row for row in outbox(night_ctx) if row.status == "pending"]
     assert "certificate" in refused.last_error.lower()  # the server's certificate is not from the CA we trust
+
+
+def test_the_worker_scheduler_sends_the_outbox_when_given_the_settings(night_ctx):
+    from web.ops.scheduler import TimerScheduler
+
+    assert TimerScheduler(night_ctx, 3600)._scheduler.get_job("deliver_notifications") is None
+    assert TimerScheduler(night_ctx, 3600, notify=settings_for())._scheduler.get_job("deliver_notifications") is None
+    controller, mailbox = smtp_server()
+    try:
+        settings = settings_for(controller.port, TELERAD_NOTIFY_SECONDS="2")
+        scheduler = TimerScheduler(night_ctx, 3600, notify=settings)
+        assert scheduler._scheduler.get_job("deliver_notifications").trigger.interval.total_seconds() == 2
+        install(night_ctx, settings)
+        urgent_case(night_ctx)
+        scheduler.send_notifications()
+    finally:
+        controller.stop()
+    assert len(mailbox.to("dr.legall@telerad.localhost")) == 1

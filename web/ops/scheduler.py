@@ -1,6 +1,7 @@
 """The in-process scheduler: fires due timers every few seconds and, given the DICOM folder, renders the
 previews waiting for the worker; given the audit export settings, exports the signed audit heads and the ATNA
-syslog stream (APScheduler; each job in its own thread, one run of it at a time)."""
+syslog stream; given the notification settings, sends the notification outbox (APScheduler; each job in its own
+thread, one run of it at a time)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from engine.services.timers import fire_due_timers
 from integrations.audit_export.exporter import run_audit_export
 from integrations.audit_export.settings import AuditExportSettings
 from integrations.dicom.preview_queue import render_pending_previews
+from integrations.notify.delivery import deliver_notifications
+from integrations.notify.settings import NotifySettings
 
 PREVIEW_SECONDS = 2.0  # the preview queue is looked at this often (a directory listing when it is empty)
 
@@ -33,9 +36,10 @@ class SchedulerState:
 
 class TimerScheduler:
     def __init__(self, ctx: EngineContext, interval: float, *, dicom_storage: Path | None = None,
-                 audit_export: AuditExportSettings | None = None):
+                 audit_export: AuditExportSettings | None = None, notify: NotifySettings | None = None):
         self.ctx = ctx
         self.audit_export = audit_export
+        self.notify = notify if notify is not None and notify.enabled else None
         self.interval = interval
         self.dicom_storage = dicom_storage
         self.state = SchedulerState()
@@ -49,6 +53,10 @@ class TimerScheduler:
         if audit_export is not None:
             self._scheduler.add_job(self.export_audit, "interval", seconds=audit_export.interval, id="export_audit",
                                     max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+        if self.notify is not None:
+            self._scheduler.add_job(self.send_notifications, "interval", seconds=self.notify.interval,
+                                    id="deliver_notifications", max_instances=1, coalesce=True,
+                                    next_run_time=datetime.now(UTC))
 
     def tick(self) -> None:
         try:
@@ -81,6 +89,16 @@ class TimerScheduler:
             run_audit_export(self.ctx, self.audit_export)
         except Exception:  # keep the scheduler alive; nothing is lost, the next run starts where this one stopped
             log.exception("audit export failed")
+
+    def send_notifications(self) -> None:
+        """The notification outbox: reminders due, then the rows due, by email and webhook (integrations.notify);
+        what could not be sent stays in the outbox with its next attempt."""
+        if self.notify is None:
+            return
+        try:
+            deliver_notifications(self.ctx, self.notify)
+        except Exception:  # keep the scheduler alive; nothing is lost, the rows stay due
+            log.exception("notification delivery failed")
 
     def start(self) -> None:
         self._scheduler.start()
