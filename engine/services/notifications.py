@@ -91,6 +91,9 @@ class NotificationHook:
             if task.restricted:
                 people = list(session.execute(select(TaskCandidate.user_id).where(
                     TaskCandidate.task_id == task.id).order_by(TaskCandidate.user_id)).scalars())
+                if task.spec_name in ACCEPTANCE_TASKS:
+                    told = self._told_of_this_tier(session, facts)
+                    people = [user for user in people if user not in told]
             elif task.assignee:
                 people = [task.assignee]
             else:
@@ -106,6 +109,18 @@ class NotificationHook:
         if timed_out:
             return NEXT_TIER
         return URGENT_OFFER if facts.urgency in (VITAL, URGENT) else OFFER
+
+    def _told_of_this_tier(self, session: Session, facts: CaseFacts) -> set[str]:
+        """Who was already offered the case at this tier: a colleague's decline re-offers it to the others, who
+        need no second message."""
+        tier_moved = session.execute(select(func.max(Task.ended_at)).where(
+            Task.instance_id == facts.case_id, Task.spec_name.in_(ACCEPTANCE_TASKS),
+            Task.status == "cancelled")).scalar_one()
+        query = select(_OUTBOX.c.recipient).where(_OUTBOX.c.case_id == facts.case_id,
+                                                  _OUTBOX.c.event.in_((URGENT_OFFER, OFFER, NEXT_TIER)))
+        if tier_moved is not None:
+            query = query.where(_OUTBOX.c.created_at >= tier_moved)
+        return set(session.execute(query).scalars())
 
     def _notice_events(self, session: Session, facts: CaseFacts, at: datetime) -> list[Event]:
         notices = session.execute(select(CaseNotice.id, CaseNotice.kind, CaseNotice.audience).where(
@@ -190,7 +205,7 @@ def remind_unhandled(ctx: EngineContext, every: timedelta, channels: Sequence[st
                  .order_by(CaseNotice.id.desc()).limit(200))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(of=table_of(CaseNotice), skip_locked=True)
-        latest = {}
+        latest: dict[int, Any] = {}
         for notice in session.execute(query).all():
             latest.setdefault(notice.instance_id, notice)
         for case_id, notice in sorted(latest.items()):

@@ -16,8 +16,9 @@ from engine.services.notification_contacts import (
     WEBHOOK,
     update_contact,
 )
-from engine.services.tasks import complete_task
+from engine.services.tasks import complete_task, list_tasks
 from engine.services.timers import fire_due_timers
+from engine.store.directory_models import User
 from integrations.notify.delivery import deliver_notifications, install
 from tests.demo_app import open_task
 from tests.integration.notify_support import (
@@ -123,3 +124,23 @@ def test_next_tier_then_no_radiologist_left_with_reminders_until_handled(night_c
     clock.advance(hours=1)
     deliver_notifications(night_ctx, settings)
     assert told() == before + 3  # handled: no more reminders
+
+
+def test_a_decline_does_not_offer_the_case_again_to_those_already_told(night_ctx, clock):
+    settings = settings_for(webhook="http://127.0.0.1:9/telerad")
+    install(night_ctx, settings)
+    _phones(night_ctx)
+    clock.advance(hours=9, minutes=30)  # 09:00 in Paris: tier 1, the radiologists of the territory
+    with night_ctx.write() as session:  # a second radiologist in the Brest territory
+        session.get(User, "dr.morvan").territory_id = "brest"
+        session.commit()
+    case_id = urgent_case(night_ctx)
+    offered = {row.recipient for row in outbox(night_ctx, case_id=case_id, event=URGENT_OFFER)}
+    assert offered == {"dr.legall", "dr.morvan"}
+    legall = Actor("dr.legall", frozenset({"radiologist", "tele_expert"}))
+    task = next(t for t in list_tasks(night_ctx, legall) if t.instance_id == case_id)
+    complete_task(night_ctx, legall, task.id, {"acceptance": "decline", "decline_reason": "Déjà en vacation."})
+    morvan = Actor("dr.morvan", frozenset({"radiologist"}))
+    reoffered = next(t for t in list_tasks(night_ctx, morvan) if t.instance_id == case_id)
+    assert reoffered.spec_name == "accept_case" and reoffered.id != task.id  # offered again, to him only
+    assert len(outbox(night_ctx, case_id=case_id)) == 2  # dr.morvan was told already
