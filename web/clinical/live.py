@@ -4,7 +4,7 @@ changed: the page then fetches its own list, with the same permission checks as 
 One loop per web process (`LiveHub`) polls the audit log through `engine.services.inbox_version.ChangeFeed`
 (one indexed statement per poll whatever the number of streams) and wakes the streams of the people a changed
 case concerns. Each stream holds one request thread of the server: at most `TELERAD_LIVE_MAX_STREAMS` per process
-(extra ones get 503 with Retry-After), two per person (a third ends the oldest, e.g. a tab left behind), and none
+(extra ones are told "busy" and to retry in 30 s), two per person (a third ends the oldest, e.g. a tab left behind), and none
 lives longer than `STREAM_LIFETIME_S` (the browser reconnects, which checks the session again).
 Deployment behind a reverse proxy: docs/deployment.md, "Live inbox".
 """
@@ -189,9 +189,13 @@ def events() -> Any:
     hub = hub_of(app)
     subscriber = hub.subscribe(current_actor())
     if subscriber is None:
-        return Response(_("Trop de connexions en direct sur ce serveur : nouvel essai automatique dans "
-                          "%(seconds)d s.", seconds=BUSY_RETRY_S), status=503, mimetype="text/plain",
-                        headers={"Retry-After": str(BUSY_RETRY_S)})
+        # A stream that says so and ends, rather than an error status: EventSource gives up for good on any
+        # status but 200, and reconnects after `retry` ms when a stream ends.
+        refusal = (f"retry: {BUSY_RETRY_S * 1000}\n: "
+                   + _("Trop de connexions en direct sur ce serveur : nouvel essai automatique dans %(seconds)d s.",
+                       seconds=BUSY_RETRY_S) + "\n" + _event("busy", {"retry_after": BUSY_RETRY_S}))
+        return Response(refusal, mimetype="text/event-stream",
+                        headers={"Retry-After": str(BUSY_RETRY_S), "Cache-Control": "no-store"})
     heartbeat_s = _setting(app, HEARTBEAT_SETTING, DEFAULT_HEARTBEAT_S)
     return Response(_stream(hub, subscriber, heartbeat_s), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

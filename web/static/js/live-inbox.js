@@ -129,6 +129,10 @@
       setStatus(texts.live || '');
     });
     source.addEventListener('inbox', soon);
+    source.addEventListener('busy', function () { // the server serves as many pages as it may: it retries later
+      controls.setAttribute('data-live-state', 'busy');
+      setStatus(texts.busy || '');
+    });
     source.addEventListener('bye', function (event) {
       var reason = '';
       try { reason = JSON.parse(event.data).reason; } catch (e) { reason = ''; }
@@ -138,9 +142,10 @@
       }
     });
     source.onerror = function () {
+      if (controls.getAttribute('data-live-state') === 'busy') return; // the retry hint of the server applies
       controls.setAttribute('data-live-state', 'reconnecting');
-      if (source.readyState === EventSource.CLOSED) { // refused (server busy, signed out): try later
-        setStatus(texts.busy || texts.reconnecting || '');
+      if (source.readyState === EventSource.CLOSED) { // refused (signed out, proxy error): try later
+        setStatus(texts.reconnecting || '');
         window.setTimeout(function () { connect(); soon(); }, BUSY_RETRY_MS + Math.random() * 5000);
       } else {
         setStatus(texts.reconnecting || '');

@@ -1,0 +1,61 @@
+"""The live inbox in Chromium (issue 17, item 2): the radiologist's inbox is open in one page, the requester sends
+a vital-emergency request from another; the new offer appears in the radiologist's list within 2 s, without a
+reload, and raises the urgent-offer alert the radiologist turned on (notification permission granted)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.e2e.test_telediagnosis_browser import create_request, inbox_row
+
+ARRIVAL_BOUND_S = 2.0
+# In the radiologist's page: when each line first appears (Date.now()), and a mark a reload would erase.
+WATCH_ARRIVALS = """() => {
+  window.__sameDocument = true;
+  window.__arrivals = {};
+  const note = () => document.querySelectorAll('tr[data-task-id]').forEach(row => {
+    const id = row.getAttribute('data-task-id');
+    if (!(id in window.__arrivals)) window.__arrivals[id] = Date.now();
+  });
+  note();
+  new MutationObserver(note).observe(document.getElementById('live-region'), {childList: true, subtree: true});
+}"""
+
+
+@pytest.mark.charter("CH-4.1.12")
+def test_urgent_request_reaches_the_open_inbox_without_reload(login, server, shoot, browser_log):
+    from playwright.sync_api import expect
+
+    radiologist = login("dr.legall")
+    radiologist.context.grant_permissions(["notifications"], origin=server.base_url)
+    radiologist.goto("/inbox")
+    controls = radiologist.locator("#live-controls")
+    expect(controls).to_have_attribute("data-live-state", "live")
+    expect(radiologist.locator("#live-status")).to_contain_text("Mise à jour en direct")
+    radiologist.locator("#live-notify").check()
+    radiologist.locator("#live-sound").check()
+    radiologist.evaluate(WATCH_ARRIVALS)
+    mark = browser_log.mark()
+
+    requester = login("dr.martin")
+    clicked: list[float] = []  # the moment "Envoyer la demande" is clicked (ms since the epoch, as Date.now())
+    case_id = create_request(requester, server, birth_name="Direct", first_names="Urgence", attachment=None,
+                             shoot=lambda page, step: clicked.append(time.time() * 1000))
+    row = inbox_row(radiologist, case_id, "accept_case")
+    expect(row).to_be_visible(timeout=int(ARRIVAL_BOUND_S * 1000))
+    task_id = row.get_attribute("data-task-id")
+    shown_at = radiologist.evaluate("id => window.__arrivals[id]", task_id)
+    arrived = (shown_at - clicked[0]) / 1000
+    print(f"\nurgent case shown in the open inbox {arrived:.2f} s after the click")
+    assert 0 < arrived <= ARRIVAL_BOUND_S, f"the urgent case took {arrived:.2f} s to appear after the click"
+    expect(row).to_contain_text("Urgence vitale")
+    expect(row).to_contain_text("DIRECT URGENCE")
+    expect(row).to_contain_text("Scanner")
+    expect(row.locator("[data-due]")).to_contain_text("dans")
+    assert radiologist.evaluate("() => window.__sameDocument === true"), "the inbox was reloaded"
+    expect(radiologist).to_have_title(re.compile(r"^\(\d+\) "))  # the urgent-offer alert ran
+    shoot(radiologist, "live-inbox-urgent-arrived")
+    assert browser_log.errors(mark) == [], browser_log.errors(mark)
