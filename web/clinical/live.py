@@ -3,9 +3,10 @@ changed: the page then fetches its own list, with the same permission checks as 
 
 One loop per web process (`LiveHub`) polls the audit log through `engine.services.inbox_version.ChangeFeed`
 (one indexed statement per poll whatever the number of streams) and wakes the streams of the people a changed
-case concerns. Each stream holds one request thread of the server: at most `TELERAD_LIVE_MAX_STREAMS` per process
-(extra ones are told "busy" and to retry in 30 s), two per person (a third ends the oldest, e.g. a tab left behind), and none
-lives longer than `STREAM_LIFETIME_S` (the browser reconnects, which checks the session again).
+case concerns. Each stream holds one request thread of the server: at most `TELERAD_LIVE_MAX_STREAMS` per
+process (extra ones are told "busy" and to retry in 30 s), two per person (a third ends the oldest, e.g. a tab
+left behind), and none lives longer than `STREAM_LIFETIME_S` (the browser reconnects, which checks the session
+again).
 Deployment behind a reverse proxy: docs/deployment.md, "Live inbox".
 """
 
