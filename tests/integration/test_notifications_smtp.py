@@ -185,3 +185,54 @@ def test_the_worker_scheduler_sends_the_outbox_when_given_the_settings(night_ctx
     finally:
         controller.stop()
     assert len(mailbox.to("dr.legall@telerad.localhost")) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.filterwarnings("ignore:Session.login_data is deprecated")
+def test_smtps_with_login_and_the_password_never_shown(night_ctx, pki, caplog):
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def authenticator(server, session, envelope, mechanism, data):
+        good = isinstance(data, LoginPassword) and (data.login, data.password) == (b"telerad", b"s3cr3t-Pa55")
+        return AuthResult(success=good, handled=False)  # handled=False: aiosmtpd answers 535 itself
+
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(pki.path("server.crt"), pki.path("server.key"))
+    controller, mailbox = smtp_server(ssl_context=server_tls, server_hostname="localhost",
+                                      authenticator=authenticator, auth_required=True,
+                                      auth_require_tls=False,  # aiosmtpd only counts STARTTLS as TLS
+                                      auth_exclude_mechanism=["LOGIN"])  # its LOGIN stalls smtplib's 2nd try
+    try:
+        ca = str(pki.path("ca.crt"))
+        settings = settings_for(TELERAD_SMTP_URL=f"smtps://telerad:s3cr3t-Pa55@127.0.0.1:{controller.port}",
+                                TELERAD_SMTP_CA_FILE=ca)
+        assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings.smtp)
+        install(night_ctx, settings)
+        urgent_case(night_ctx)
+        assert deliver_notifications(night_ctx, settings).sent == 1
+        wrong = settings_for(TELERAD_SMTP_URL=f"smtps://telerad:wrong-Pa55@127.0.0.1:{controller.port}",
+                             TELERAD_SMTP_CA_FILE=ca)
+        urgent_case(night_ctx)
+        assert deliver_notifications(night_ctx, wrong).retried == 1
+    finally:
+        controller.stop()
+    assert len(mailbox.messages) == 1
+    (refused,) = [row for row in outbox(night_ctx) if row.status == "pending"]
+    assert "authentification refusée" in refused.last_error and "wrong-Pa55" not in refused.last_error
+    assert "Pa55" not in caplog.text
+
+
+def test_rows_written_before_a_restart_are_sent_by_the_next_process(night_ctx, make_ctx):
+    from forms import default_registry
+
+    settings = settings_for(free_port())
+    install(night_ctx, settings)
+    case_id = urgent_case(night_ctx)
+    night_ctx.engine.dispose()  # the process stops before sending
+    controller, mailbox = smtp_server()
+    try:
+        restarted = make_ctx(operations=None, forms=default_registry(), escalation=None)
+        assert deliver_notifications(restarted, settings_for(controller.port)).sent == 1
+    finally:
+        controller.stop()
+    assert f"n° {case_id}" in mailbox.to("dr.legall@telerad.localhost")[0]["Subject"]
