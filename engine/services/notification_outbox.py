@@ -18,7 +18,7 @@ from engine.domain.actors import Actor
 from engine.errors import Forbidden
 from engine.services.audit import record_global_event
 from engine.services.context import EngineContext
-from engine.store.directory_models import NotificationOutbox
+from engine.store.directory_models import NotificationOutbox, User
 
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=1)
@@ -49,12 +49,13 @@ class OutboxRow:
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+    recipient_name: str | None = None  # the person's display name, on the administrators' page
 
 
-def _view(row: NotificationOutbox) -> OutboxRow:
+def _view(row: NotificationOutbox, names: dict[str, str] | None = None) -> OutboxRow:
     return OutboxRow(row.id, row.event, row.event_key, row.case_id, row.site_id, row.urgency, row.recipient,
                      row.channel, row.address, row.status, row.attempts, row.next_attempt_at, row.last_error,
-                     row.created_at, row.sent_at)
+                     row.created_at, row.sent_at, (names or {}).get(row.recipient))
 
 
 def claim_due(ctx: EngineContext, limit: int = 50, now: datetime | None = None) -> list[OutboxRow]:
@@ -110,7 +111,10 @@ def list_outbox(ctx: EngineContext, actor: Actor, status: str | None = None, lim
         query = select(NotificationOutbox).order_by(NotificationOutbox.id.desc()).limit(limit)
         if status in STATUSES:
             query = query.where(NotificationOutbox.status == status)
-        return [_view(row) for row in session.execute(query).scalars()]
+        rows = session.execute(query).scalars().all()
+        names = dict(session.execute(select(User.username, User.display_name).where(
+            User.username.in_(sorted({row.recipient for row in rows})))).tuples().all())
+        return [_view(row, names) for row in rows]
 
 
 def count_by_status(ctx: EngineContext, actor: Actor) -> dict[str, int]:
