@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 
 from engine.domain.actors import Actor
 from engine.services.case_traits import CaseTraits, case_traits
@@ -92,15 +92,17 @@ def find_duplicates(ctx: EngineContext, actor: Actor, patient: PatientKey, modal
 def duplicates_of(ctx: EngineContext, actor: Actor, requests: Mapping[int, tuple[PatientKey, str | None]],
                   exclude: Iterable[int] = ()) -> dict[int, list[Duplicate]]:
     """For each keyed request (e.g. a case of the inbox, keyed by its id), its duplicates: one query of the open
-    cases started within the window sharing a birth date or a site's patient id with any of them."""
+    cases started within the window sharing a name or a site's patient id with any of them."""
     span = window()
     wanted = {key: value for key, value in requests.items() if value[1] and span > timedelta(0)}
     if not wanted:
         return {}
-    births = sorted({p.birth_date for p, _ in wanted.values() if p.birth_date})
-    refs = [and_(_INSTANCE.c.site_id == p.site_id, _INSTANCE.c.patient_ref == p.site_patient_id)
-            for p, _ in wanted.values() if p.site_patient_id and p.site_id]
-    matches = ([_INSTANCE.c.patient_birth_date.in_(births)] if births else []) + refs
+    names = sorted({p.name for p, _ in wanted.values() if p.name and p.birth_date})
+    refs = sorted({p.site_patient_id for p, _ in wanted.values() if p.site_patient_id and p.site_id})
+    # Indexed look-ups (patient_name, patient_ref); the same INS under another spelling of the name and without
+    # the site's patient id is not found.
+    matches = ([_INSTANCE.c.patient_name.in_(names)] if names else []) + (
+        [_INSTANCE.c.patient_ref.in_(refs)] if refs else [])
     if not matches:
         return {}
     since = ctx.clock.now() - span
@@ -114,12 +116,19 @@ def duplicates_of(ctx: EngineContext, actor: Actor, requests: Mapping[int, tuple
     excluded = set(exclude)
     rows = [row for row in rows if row.id not in excluded]
     traits = case_traits(ctx, {row.id: row.version for row in rows})
+    by_name: dict[tuple[str | None, str | None], list[Any]] = {}
+    by_ref: dict[tuple[str | None, str | None], list[Any]] = {}
+    for row in rows:
+        by_name.setdefault((row.patient_name, row.patient_birth_date), []).append(row)
+        by_ref.setdefault((row.site_id, row.patient_ref), []).append(row)
     result: dict[int, list[Duplicate]] = {}
     for key, (patient, modality) in wanted.items():
-        same = [Duplicate(row.id, row.started_at) for row in rows
+        near = {row.id: row for row in by_name.get((patient.name, patient.birth_date), [])
+                + by_ref.get((patient.site_id, patient.site_patient_id), [])}
+        same = [Duplicate(row.id, row.started_at) for row in near.values()
                 if row.id != key and _matches(row, traits.get(row.id), patient, modality)]
         if same:
-            result[key] = same
+            result[key] = sorted(same, key=lambda duplicate: duplicate.started_at, reverse=True)
     return result
 
 
