@@ -134,7 +134,7 @@ class ActionForm(FlaskForm):
 
 class TerritoryForm(FlaskForm):
     territory_id = StringField(_l("Identifiant"), validators=[_required(_l("Saisissez l'identifiant.")), _max(64)],
-                               description=_l("Par exemple « brest » : minuscules, chiffres, point, tirets."),
+                               description=_l("Par exemple « cornouaille » : minuscules, chiffres, point, tirets."),
                                render_kw={"required": True, "autocapitalize": "none", "spellcheck": "false"})
     name = StringField(_l("Nom"), validators=[_required(_l("Saisissez le nom.")), _max(200)],
                        render_kw={"required": True})
@@ -148,7 +148,7 @@ class TerritoryForm(FlaskForm):
 
 class SiteForm(FlaskForm):
     site_id = StringField(_l("Identifiant"), validators=[_required(_l("Saisissez l'identifiant.")), _max(64)],
-                          description=_l("Par exemple « ch-brest » : minuscules, chiffres, point, tirets."),
+                          description=_l("Par exemple « ch-quimper » : minuscules, chiffres, point, tirets."),
                           render_kw={"required": True, "autocapitalize": "none", "spellcheck": "false"})
     name = StringField(_l("Nom"), validators=[_required(_l("Saisissez le nom.")), _max(200)],
                        render_kw={"required": True})

@@ -33,6 +33,7 @@ bp = Blueprint("escalation", __name__, url_prefix="/admin/escalation")
 PER_PAGE = 50
 MODES = ("future", "rearm")
 SETTING_LABELS = {
+    "accept_oncall": _l("Acceptation — radiologue de garde"),
     "accept_tier1": _l("Acceptation — niveau 1 (territoire)"),
     "accept_tier2": _l("Acceptation — niveau 2 (territoires voisins)"),
     "accept_tier3": _l("Acceptation — niveau 3 (département, région)"),

@@ -111,8 +111,9 @@ def version_file(definition_id: int, file_name: str) -> Response:
 def edit(process_id: str) -> str:
     ctx = _ctx()
     draft = designer.open_draft(ctx, current_actor(), process_id)
+    known = [p.name for p in designer.list_processes(ctx, current_actor()) if p.process_id == process_id]
     return render_template(
-        "designer/edit.html", draft=draft, process_id=process_id,
+        "designer/edit.html", draft=draft, process_id=process_id, process_name=known[0] if known else process_id,
         roles=[(role, role_label(role)) for role in sorted(LANE_ROLES)],
         settings=sorted(DEFAULT_ESCALATION), forms=ctx.forms.keys(),
         charter_roles=[(role.name, f"{role.label} ({', '.join(role.rules)})") for role in CHARTER_ROLES.values()],

@@ -63,6 +63,29 @@ def _protocol(protocol_id: str) -> str | None:
     return found.label if found is not None else None
 
 
+def site_name(site_id: str | None) -> str:
+    """The name of a site (CH de Brest), never its id; the directory is read once per request."""
+    return _directory_names()[0].get(site_id or "", site_id or "—")
+
+
+def territory_name(territory_id: str | None) -> str:
+    return _directory_names()[1].get(territory_id or "", territory_id or "—")
+
+
+def _directory_names() -> tuple[dict[str, str], dict[str, str]]:
+    from flask import current_app, g
+
+    from engine.services.directory import list_sites, list_territories
+    from web.extensions import telerad
+
+    if "directory_names" not in g:
+        ctx = telerad(current_app).ctx
+        g.directory_names = ({site[0]: site[1] for site in list_sites(ctx)},
+                             {territory[0]: territory[1] for territory in list_territories(ctx)})
+    names: tuple[dict[str, str], dict[str, str]] = g.directory_names
+    return names
+
+
 def role_label(role: str | None) -> str:
     return str(ROLE_LABELS.get(role or "", role or "—"))
 
@@ -77,4 +100,6 @@ def iso_to_datetime(value: Any) -> datetime | None:
 def register_label_filters(app: Flask) -> None:
     app.jinja_env.filters["coded"] = coded
     app.jinja_env.filters["role"] = role_label
+    app.jinja_env.filters["site_name"] = site_name
+    app.jinja_env.filters["territory_name"] = territory_name
     app.jinja_env.filters["isodate"] = iso_to_datetime
