@@ -1,7 +1,8 @@
 """Authentication and sessions: login with the second factor, logout, language; who the user is on every request
 (access), idle timeout, absolute lifetime and role checks; the session cookie (sessions); "Mes sessions" and
-the person's API tokens (account)."""
+the person's API tokens (account); "Mes notifications", the person's email, phone and preferences
+(notification_settings)."""
 
-from web.auth import account, views
+from web.auth import account, notification_settings, views
 
-BLUEPRINTS = (views.bp, account.bp)
+BLUEPRINTS = (views.bp, account.bp, notification_settings.bp)

@@ -16,6 +16,7 @@ from web.ops.heap import settle_startup_objects
 
 if TYPE_CHECKING:
     from integrations.audit_export.settings import AuditExportSettings
+    from integrations.notify.settings import NotifySettings
 
 
 @click.command(help="Serve the web application, with the timer scheduler and the HL7 and DICOM listeners.")
@@ -47,7 +48,7 @@ def run(host: str | None, port: int | None, threads: int, workers: int, no_sched
     if not no_scheduler:
         ext.scheduler = TimerScheduler(ext.ctx, settings.scheduler_interval,
                                        dicom_storage=settings.instance_path / "dicom",
-                                       audit_export=_audit_export(settings))
+                                       audit_export=_audit_export(settings), notify=_notify(settings))
         ext.scheduler.start()
         services = start_services(ext.ctx, settings.instance_path)
         ext.hl7 = services[0]
@@ -104,7 +105,7 @@ def worker(no_listeners: bool) -> None:
     ctx = build_context(settings.database_url, keys=settings.key_ring())
     install_hooks(ctx)
     scheduler = TimerScheduler(ctx, settings.scheduler_interval, dicom_storage=settings.instance_path / "dicom",
-                               audit_export=_audit_export(settings))
+                               audit_export=_audit_export(settings), notify=_notify(settings))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -125,4 +126,14 @@ def _audit_export(settings: Settings) -> AuditExportSettings:
     try:
         return AuditExportSettings.from_env(settings.instance_path)
     except AuditExportSettingsError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _notify(settings: Settings) -> NotifySettings:
+    """How the scheduler reaches people outside the browser (email, webhook): TELERAD_SMTP_*, TELERAD_WEBHOOK_*."""
+    from integrations.notify.settings import NotifySettings, NotifySettingsError
+
+    try:
+        return NotifySettings.from_env(public_url=settings.public_url)
+    except NotifySettingsError as error:
         raise click.ClickException(str(error)) from None

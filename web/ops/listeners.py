@@ -25,8 +25,10 @@ class Service(Protocol):
 def install_hooks(ctx: EngineContext) -> None:
     """Work queued atomically with case changes; needed by every process that saves cases."""
     from integrations.hl7.outbox import install
+    from integrations.notify.delivery import install as install_notifications
 
     install(ctx)
+    install_notifications(ctx)  # without TELERAD_SMTP_URL or TELERAD_WEBHOOK_URL it writes nothing
 
 
 def dicom_service(ctx: EngineContext, instance_path: Path, env: Mapping[str, str] | None = None) -> Any:
