@@ -61,7 +61,6 @@ class TaskView:
     patient_birth_date: str | None = None
     patient_ref: str | None = None
     case_version: int | None = None
-    case_started_at: datetime | None = None
 
 
 def _view(row: Any, **changes: Any) -> TaskView:
@@ -75,8 +74,7 @@ _INSTANCE = table_of(ProcessInstance)
 # The inbox query, built once (its cache key too); the actor's roles and sites are expanding parameters.
 _INBOX = (
     select(_TASK, _INSTANCE.c.patient_name, _INSTANCE.c.summary.label("case_summary"), _INSTANCE.c.process_id,
-           _INSTANCE.c.patient_birth_date, _INSTANCE.c.patient_ref, _INSTANCE.c.version.label("case_version"),
-           _INSTANCE.c.started_at.label("case_started_at"))
+           _INSTANCE.c.patient_birth_date, _INSTANCE.c.patient_ref, _INSTANCE.c.version.label("case_version"))
     .join(_INSTANCE, _INSTANCE.c.id == _TASK.c.instance_id)
     .where(_TASK.c.status == "open", or_(
         _TASK.c.assignee == bindparam("user"),
