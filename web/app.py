@@ -13,10 +13,8 @@ from engine.services.context import EngineContext
 from web.auth.sessions import PagesOnlySessionInterface
 from web.config import Settings
 from web.extensions import TeleradExtension, babel, csrf
+from web.shared.csp import CSP
 from web.shared.formatting import LANGUAGES, french_date, paris_time
-
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-       "base-uri 'self'; frame-ancestors 'none'; form-action 'self'")
 
 
 def create_app(settings: Settings | None = None, ctx: EngineContext | None = None) -> Flask:

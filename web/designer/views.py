@@ -11,7 +11,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -24,10 +36,18 @@ from engine.services.context import EngineContext
 from forms.wtforms_builder import UnsupportedSchema, build_form_class
 from web.auth.access import current_actor, roles_required
 from web.extensions import telerad
+from web.shared.csp import CSP
 from web.shared.errors import MESSAGES
 from web.shared.labels import role_label
 
 bp = Blueprint("designer", __name__, url_prefix="/designer")
+# The properties panel builds its two containers from HTML with style="height: 100%" and
+# style="flex: none; height: auto" (bpmn-js-properties-panel, PropertiesPanelRenderer). The modeler page allows
+# exactly those two attribute values by their hashes ('unsafe-hashes' covers attributes matching a listed hash
+# only), so the browser applies them and logs no CSP error; every other page keeps the app's CSP.
+MODELER_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-hashes' "
+                          "'sha256-nR5hyLltSjfvi2rqC26RbcredWrJvTaPA1yqPX96jpY=' "
+                          "'sha256-LIWyuNLBDBQuKJLr4mOx2cFEzHX9lM0BrbfcAAzCvSU='")
 DESIGNERS = ("process_designer", "administrator")
 MAX_UPLOAD = 2_000_000
 
@@ -108,16 +128,18 @@ def version_file(definition_id: int, file_name: str) -> Response:
 
 @bp.get("/processes/<process_id>/edit")
 @roles_required(*DESIGNERS)
-def edit(process_id: str) -> str:
+def edit(process_id: str) -> BaseResponse:
     ctx = _ctx()
     draft = designer.open_draft(ctx, current_actor(), process_id)
     known = [p.name for p in designer.list_processes(ctx, current_actor()) if p.process_id == process_id]
-    return render_template(
+    response = make_response(render_template(
         "designer/edit.html", draft=draft, process_id=process_id, process_name=known[0] if known else process_id,
         roles=[(role, role_label(role)) for role in sorted(LANE_ROLES)],
         settings=sorted(DEFAULT_ESCALATION), forms=ctx.forms.keys(),
         charter_roles=[(role.name, f"{role.label} ({', '.join(role.rules)})") for role in CHARTER_ROLES.values()],
-    )
+    ))
+    response.headers["Content-Security-Policy"] = MODELER_CSP
+    return response
 
 
 @bp.get("/processes/<process_id>/draft.json")
