@@ -147,6 +147,7 @@ def check_schema(schema: Any, key: str = "") -> None:
     if not isinstance(schema, dict) or schema.get("type") != "object":
         raise UnknownForm(f"schema {key} must describe an object")
     _check_options(schema, key)
+    _check_context(schema, key)
 
 
 def _check_options(schema: Mapping[str, Any], key: str, prefix: str = "") -> None:
@@ -189,6 +190,87 @@ def with_options(schema: Mapping[str, Any], options: Mapping[str, Sequence[tuple
             prop["enum"] = [value for value, _label in choices]
             prop["x-labels"] = {value: label for value, label in choices}
     return resolved
+
+
+#: A task form declares what earlier steps recorded that its decision needs, shown read-only above its fields:
+#: ``"x-context": [{"form": "<schema file>", "fields": ["<property>", ...]}, {"contact": "<data field>"}]``; a
+#: "contact" entry names the case field holding a person's user name (e.g. "requester_id") whose directory phone
+#: is shown. ``"x-summary"`` is what the case history says once the step is done, with ``{<property>}`` replaced
+#: by the recorded value's label and ``{by}`` by the name of who did it.
+CONTEXT_KEY = "x-context"
+SUMMARY_KEY = "x-summary"
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ContextSource:
+    """One entry of a form's ``x-context``: fields recorded by the form ``form``, or a person's contact."""
+
+    def __init__(self, form: str | None = None, fields: Sequence[str] = (), contact: str | None = None):
+        self.form, self.fields, self.contact = form, tuple(fields), contact
+
+
+def context_sources(schema: Mapping[str, Any]) -> list[ContextSource]:
+    entries = schema.get(CONTEXT_KEY)
+    if not isinstance(entries, list):
+        return []
+    return [ContextSource(e.get("form"), e.get("fields") or (), e.get("contact")) for e in entries
+            if isinstance(e, Mapping)]
+
+
+def summary_template(schema: Mapping[str, Any]) -> str | None:
+    template = schema.get(SUMMARY_KEY)
+    return template if isinstance(template, str) and template.strip() else None
+
+
+def summary_fields(template: str) -> list[str]:
+    return _PLACEHOLDER.findall(template)
+
+
+def fill_summary(template: str, values: Mapping[str, str]) -> str | None:
+    """The template with each placeholder replaced; None when one of them has no value (e.g. withheld)."""
+    if any(name not in values for name in summary_fields(template)):
+        return None
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+
+
+def _check_context(schema: Mapping[str, Any], key: str) -> None:
+    """The shape of ``x-context`` and ``x-summary`` (which forms and fields they name: context_problems)."""
+    entries = schema.get(CONTEXT_KEY)
+    if entries is not None:
+        shaped = isinstance(entries, list) and all(
+            isinstance(e, Mapping) and (
+                (isinstance(e.get("form"), str) and isinstance(e.get("fields"), list) and e["fields"]
+                 and all(isinstance(f, str) for f in e["fields"]) and set(e) <= {"form", "fields"})
+                or (isinstance(e.get("contact"), str) and set(e) == {"contact"}))
+            for e in entries)
+        if not shaped:
+            raise UnknownForm(f"schema {key}: {CONTEXT_KEY} lists {{\"form\": <schema file>, \"fields\": [...]}} "
+                              f"or {{\"contact\": <field>}} entries")
+    template = schema.get(SUMMARY_KEY)
+    if template is None:
+        return
+    properties = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
+    assert isinstance(properties, Mapping)
+    unknown = [name for name in summary_fields(template) if name != "by" and name not in properties] \
+        if isinstance(template, str) else ["?"]
+    if unknown:
+        raise UnknownForm(f"schema {key}: {SUMMARY_KEY} is a text whose {{placeholders}} name the form's own "
+                          f"fields or {{by}}: {', '.join(unknown)}")
+
+
+def context_problems(registry: FormRegistry, key: str) -> list[str]:
+    """What the form's ``x-context`` names that does not exist: an unknown form, or a field that form lacks."""
+    problems: list[str] = []
+    for source in context_sources(registry.schema(key)):
+        if source.form is None:
+            continue
+        if not registry.exists(source.form):
+            problems.append(f"{key}: {CONTEXT_KEY} names the form {source.form}, which does not exist")
+            continue
+        properties = registry.schema(source.form).get("properties", {})
+        problems.extend(f"{key}: {CONTEXT_KEY}: {source.form} has no field {name}"
+                        for name in source.fields if name not in properties)
+    return problems
 
 
 _default: FormRegistry | None = None

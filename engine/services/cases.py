@@ -18,6 +18,14 @@ from sqlalchemy.orm import Session
 from engine.domain.actors import Actor
 from engine.domain.cases import may_see_case
 from engine.errors import NotFound, TeleradError
+from engine.services.case_record import (
+    FieldReader,
+    RecordedStep,
+    completions,
+    describe_timeline,
+    recorded_steps,
+    step_data,
+)
 from engine.services.case_visibility import visible_case_ids
 from engine.services.context import EngineContext
 from engine.services.persistence import append_case_events, bundle_of, load_workflow, lock_instance
@@ -63,6 +71,7 @@ class CaseRecord:
     messages: list[dict[str, Any]] = field(default_factory=list)
     attachments: list[dict[str, Any]] = field(default_factory=list)
     open_tasks: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[RecordedStep] = field(default_factory=list)  # what each completed step recorded
 
 
 def _involved(actor: Actor) -> Any:
@@ -131,13 +140,19 @@ def case_record(ctx: EngineContext, actor: Actor, case_id: int) -> CaseRecord:
                                   .where(ProcessDefinition.id == instance.definition_id)).scalar_one()
         done, current = cached.live.element_states()
         main_file = _main_file(bundle.files, bundle.process_id)
-        data = redact_report(actor, cached.live.case_data(), facts_of(cached.live), row.started_by)
+        facts = facts_of(cached.live)
+        data = redact_report(actor, cached.live.case_data(), facts, row.started_by)
+        steps, timeline = completions(session, case_id), _timeline(session, case_id)
+        reader = FieldReader(ctx, session, data, steps, step_data(
+            cached.live, steps, lambda recorded: redact_report(actor, recorded, facts, row.started_by)))
+        describe_timeline(reader, steps, timeline)  # "Protocole choisi : ...", not "step completed"
         record = CaseRecord(
             line=_line(row), definition_version=version, main_file=main_file,
             diagram_xml=bundle.files[main_file], data=data,
             done_elements=done, current_elements=current,
-            timeline=_timeline(session, case_id), messages=_messages(session, case_id),
+            timeline=timeline, messages=_messages(session, case_id),
             attachments=_attachments(session, case_id), open_tasks=_open_tasks(session, case_id),
+            steps=recorded_steps(reader, steps),
         )
         viewed = {"report_withheld": True} if WITHHELD_KEY in data else {}
         append_case_events(session, instance, [audit.AuditEntry(actor.user_id, "case.viewed", case_id, viewed)],
