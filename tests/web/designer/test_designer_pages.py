@@ -183,3 +183,17 @@ def test_CH9_1_a_new_version_moves_no_running_case_and_a_clinician_cannot_migrat
     with demo_ctx.read() as session:
         assert {session.get(ProcessInstance, i).definition_id for i in running} == {first}
         assert session.execute(select(AuditEvent).where(AuditEvent.action == "instance.migrated")).first() is None
+
+
+def test_only_the_modeler_page_allows_the_properties_panels_two_style_attributes(app, demo_ctx, clock):
+    import base64
+    import hashlib
+
+    client = login(app, demo_ctx, clock, "designer")
+    modeler = client.get("/designer/processes/telediagnosis/edit").headers["Content-Security-Policy"]
+    for value in ("height: 100%", "flex: none; height: auto"):
+        digest = base64.b64encode(hashlib.sha256(value.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in modeler
+    assert "'unsafe-hashes'" in modeler and "unsafe-inline" not in modeler and "script-src 'self';" in modeler
+    elsewhere = client.get("/designer/").headers["Content-Security-Policy"]
+    assert "unsafe-hashes" not in elsewhere and "style-src 'self';" in elsewhere
