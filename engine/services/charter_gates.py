@@ -20,6 +20,7 @@ from engine.errors import CharterRefused
 from engine.runtime import LiveWorkflow, Snapshot
 from engine.services.context import EngineContext
 from engine.services.eligibility import check_expert
+from engine.services.report_signature import check_report_signature
 
 
 def catalogue(ctx: EngineContext) -> ProtocolCatalogue:
@@ -84,6 +85,8 @@ def check_save(ctx: EngineContext, process_id: str, live: LiveWorkflow, before: 
         step = found[0][0]
         message = gates.describe([r for _, r in found], _step_label(step))
         raise CharterRefused(message, [(r.rule, r.message) for _, r in found])
+    # Last, once every other gate passed: checking the signature uses up the author's code (CH-5.3).
+    check_report_signature(ctx, live, recorded)
 
 
 def check_radiologist_step(ctx: EngineContext, actor: Actor, role: str | None, data: Mapping[str, Any],

@@ -21,6 +21,7 @@ from integrations.hl7.models import Hl7Outbox
 from integrations.hl7.outbox import install
 from integrations.hl7.senders import set_endpoint
 from tests import demo_app
+from tests.signing import signed
 
 demo_ctx = demo_app.demo_ctx  # the demo directory, accounts and cases (fixture)
 
@@ -57,7 +58,7 @@ def reported_case(ctx, **report: Any) -> int:
                                                                  Task.status == "open")).scalar_one()
     complete(ctx, case_id, "acquire_images", TECHNOLOGIST, {"images_sent": True, "protocol_followed": True,
                                                             "technical_difficulty": False})
-    complete(ctx, case_id, "interpret", RADIOLOGIST, {**REPORT, **report})
+    complete(ctx, case_id, "interpret", RADIOLOGIST, signed(ctx, "dr.legall", {**REPORT, **report}))
     return case_id
 
 

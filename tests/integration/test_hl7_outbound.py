@@ -23,6 +23,7 @@ from integrations.hl7.queries import outbox
 from integrations.hl7.senders import set_endpoint
 from integrations.hl7.service import Hl7Service
 from tests.integration.hl7_support import FakeRis, demo_hl7_ctx, free_port, msa, sample, wait_for
+from tests.signing import signature_code
 from web.cli.demo_data import demo_request
 
 SYSTEM = Actor.system()
@@ -74,7 +75,7 @@ def order_and_report(ctx, findings=FINDINGS):
              technical_difficulty=False)
     complete(ctx, case_id, "interpret", RADIOLOGIST, outcome="report", technique="Acquisition sans injection.",
              findings=findings, conclusion="Hématome sous-dural aigu droit.", certainty="certain",
-             urgent_finding=False, poor_prognosis=False)
+             urgent_finding=False, poor_prognosis=False, signature_code=signature_code(ctx, RADIOLOGIST.user_id))
     return case_id
 
 

@@ -20,6 +20,7 @@ from engine.services.timers import fire_due_timers
 from engine.store.models import Task
 from integrations.notify.delivery import deliver_notifications, install
 from tests.integration.notify_support import night_ctx, outbox, settings_for, smtp_server
+from tests.signing import signed
 
 __all__ = ["night_ctx"]
 REQUESTER = Actor("dr.martin", frozenset({"requester"}), frozenset({"ch-brest"}))
@@ -55,7 +56,7 @@ def test_overdue_report_announcement_plan_and_released_report(night_ctx, clock):
         fire_due_timers(night_ctx)
         assert {(REPORT_OVERDUE, "dr.legall"), (REPORT_OVERDUE, "dr.martin"), (REPORT_OVERDUE, "dr.guillou")} <= \
             events_of(night_ctx, case_id)
-        complete(night_ctx, case_id, "interpret", RADIOLOGIST, REPORT)
+        complete(night_ctx, case_id, "interpret", RADIOLOGIST, signed(night_ctx, "dr.legall", REPORT))
         complete(night_ctx, case_id, "propose_announcement", RADIOLOGIST, {"announcement_proposal": "En consultation."})
         assert (ANNOUNCEMENT_PLAN, "dr.martin") in events_of(night_ctx, case_id)
         assert (REPORT_RELEASED, "dr.martin") not in events_of(night_ctx, case_id)

@@ -15,6 +15,7 @@ from engine.store.directory_models import CaseMessage
 from engine.store.models import ProcessInstance, Task
 from tests import demo_app
 from tests.demo_app import case_of, login, open_task
+from tests.signing import signature_code
 from web.cli.demo_data import _actor as demo_actor
 from web.cli.demo_data import demo_request
 
@@ -182,7 +183,8 @@ def test_CH4_1_12_an_urgent_finding_is_not_released_before_the_phone_call_is_rec
     api = Api(app, demo_ctx, "dr.legall")
     response = api.post(f"/tasks/{open_task(demo_ctx, case_id, 'interpret')}/complete", {
         "outcome": "report", "findings": "Fracture déplacée du radius distal.", "conclusion": "Fracture.",
-        "certainty": "certain", "urgent_finding": True, "poor_prognosis": False})
+        "certainty": "certain", "urgent_finding": True, "poor_prognosis": False,
+        "signature_code": signature_code(demo_ctx, "dr.legall")})
     assert response.status_code == 200 and open_steps(demo_ctx, case_id) == ["record_phone_call"]
     response = api.post(f"/tasks/{open_task(demo_ctx, case_id, 'record_phone_call')}/complete",
                         {"caller": "Dr Le Gall", "callee": "Dr Martin"})
@@ -198,7 +200,7 @@ def test_CH4_1_14_a_refusal_without_its_reason_is_refused_through_the_api(app, d
     case_id = xr_case_at_interpretation(demo_ctx)
     api = Api(app, demo_ctx, "dr.legall")
     assert api.post(f"/tasks/{open_task(demo_ctx, case_id, 'interpret')}/complete",
-                    {"outcome": "refuse"}).status_code == 200
+                    {"outcome": "refuse", "signature_code": signature_code(demo_ctx, "dr.legall")}).status_code == 200
     task_id = open_task(demo_ctx, case_id, "state_refusal")
     response = api.post(f"/tasks/{task_id}/complete", {"refusal_follow_up": "convention_fallback"})
     assert response.status_code == 422 and {"refusal_reason", "refusal_detail"} <= set(
@@ -213,7 +215,8 @@ def test_CH4_1_15_the_acknowledgement_without_integration_in_the_record_is_refus
     case_id = xr_case_at_interpretation(demo_ctx)
     step(demo_ctx, case_id, "interpret", "dr.legall", {
         "outcome": "report", "findings": "Pas de fracture.", "conclusion": "Radiographie normale.",
-        "certainty": "certain", "urgent_finding": False, "poor_prognosis": False})
+        "certainty": "certain", "urgent_finding": False, "poor_prognosis": False,
+        "signature_code": signature_code(demo_ctx, "dr.legall")})
     task_id = open_task(demo_ctx, case_id, "acknowledge_report")
     response = Api(app, demo_ctx, "dr.martin").post(f"/tasks/{task_id}/complete",
                                                     {"report_read": True, "integrated_in_record": False})
@@ -277,7 +280,7 @@ def test_an_urgent_finding_is_not_released_with_a_blank_phone_call_record(app, d
     api = Api(app, demo_ctx, "dr.legall")
     api.post(f"/tasks/{open_task(demo_ctx, case_id, 'interpret')}/complete", {
         "outcome": "report", "findings": "Fracture déplacée.", "conclusion": "Fracture.", "certainty": "certain",
-        "urgent_finding": True, "poor_prognosis": False})
+        "urgent_finding": True, "poor_prognosis": False, "signature_code": signature_code(demo_ctx, "dr.legall")})
     response = api.post(f"/tasks/{open_task(demo_ctx, case_id, 'record_phone_call')}/complete",
                         {"caller": BLANK, "callee": BLANK, "called_at": "2026-01-05T12:05", "summary": BLANK})
     assert response.status_code == 422
