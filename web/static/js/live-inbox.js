@@ -15,6 +15,7 @@
   var STORE = 'telerad.live.';
   var BUSY_RETRY_MS = 30000;
   var DEBOUNCE_MS = 200;
+  var JITTER_MS = 300; // spreads the pages of one change over a few hundred ms on the server
 
   var controls = document.querySelector('[data-live-url]');
   var region = document.getElementById('live-region');
@@ -115,7 +116,7 @@
 
   function soon() {
     window.clearTimeout(pending);
-    pending = window.setTimeout(refresh, DEBOUNCE_MS);
+    pending = window.setTimeout(refresh, DEBOUNCE_MS + Math.random() * JITTER_MS);
   }
 
   function connect() {
@@ -186,5 +187,6 @@
       if (controls.getAttribute('data-live-state') === 'paused') { connect(); soon(); }
     }
   });
+  window.addEventListener('focus', function () { document.title = document.title.replace(/^\(\d+\) /, ''); });
   window.addEventListener('pagehide', function () { if (source) source.close(); });
 }());
