@@ -127,3 +127,40 @@ def test_duplicate_window_setting():
     assert window({WINDOW_SETTING: "0"}) == timedelta(0)
     assert window({WINDOW_SETTING: "beaucoup"}) == timedelta(hours=48)
     assert window({WINDOW_SETTING: "-3"}) == timedelta(hours=48)
+
+
+def test_traits_come_from_the_tasks_that_ran_the_latest_first_never_from_future_tasks():
+    import json
+
+    from engine.services.case_traits import NO_TRAITS, traits_from_state
+
+    state = {"data": {}, "tasks": {
+        "a": {"state": 64, "last_state_change": 1.0, "data": {},
+              "delta": {"updates": {"patient": {"sex": "M", "ins": "1 48 05"}, "modality": "CT"}}},
+        "b": {"state": 64, "last_state_change": 2.0, "data": {"modality": "MR"}, "delta": {}},
+        "c": {"state": 4, "last_state_change": 3.0, "data": {"modality": "US"},
+              "delta": {"updates": {"patient": {"sex": "F"}}, "deletions": ["modality"]}},  # future: ignored
+    }}
+    traits = traits_from_state(json.dumps(state))
+    assert (traits.modality, traits.sex, traits.ins) == ("MR", "M", "1 48 05")
+    assert traits_from_state("not json") == NO_TRAITS and traits_from_state("[]") == NO_TRAITS
+
+
+def test_age_is_in_whole_years_at_the_paris_date():
+    from datetime import date
+
+    from engine.services.worklist import age_in_years
+
+    assert age_in_years("1948-05-17", date(2026, 5, 16)) == 77
+    assert age_in_years("1948-05-17", date(2026, 5, 17)) == 78
+    assert age_in_years("17/05/1948", date(2026, 5, 17)) is None and age_in_years(None, date(2026, 1, 1)) is None
+
+
+def test_filters_round_trip_through_the_address():
+    from engine.services.worklist import parse_filters
+
+    filters = parse_filters({"urgency": "vital", "site": "ch-brest", "modality": "CT", "status": "mine",
+                             "type": "accept_case", "sort": "-created"})
+    assert filters.descending and filters.sort == "created"
+    assert parse_filters(filters.as_args()) == filters
+    assert parse_filters({}).as_args() == {}
