@@ -15,6 +15,7 @@ from engine.services.instances import case_data
 from engine.services.tasks import complete_task
 from engine.store.directory_models import User
 from engine.store.models import AuditEvent, Task
+from engine.store.report_models import ReportAddendum
 from tests import demo_app
 from tests.demo_app import login, open_task
 from tests.signing import signature_code
@@ -123,3 +124,82 @@ def test_the_right_code_signs_releases_and_shows_the_report(app, demo_ctx, clock
     assert "Signé électroniquement par" in page
     with demo_ctx.read() as session:
         assert session.get(Task, task_id).status == "completed"
+
+
+def signed_and_released(app, demo_ctx, clock) -> tuple[int, Any]:
+    case_id = xr_case_at_interpretation(demo_ctx)
+    client = login(app, demo_ctx, clock, RADIOLOGIST)
+    client.post(f"/tasks/{open_task(demo_ctx, case_id, 'interpret')}", data=form_of(signature_code(demo_ctx,
+                                                                                                  RADIOLOGIST)))
+    assert open_steps(demo_ctx, case_id) == ["acknowledge_report"]
+    return case_id, client
+
+
+def addenda(ctx, case_id: int) -> list[ReportAddendum]:
+    with ctx.read() as session:
+        return list(session.execute(select(ReportAddendum).where(ReportAddendum.instance_id == case_id)).scalars())
+
+
+def case_events(ctx, case_id: int, action: str) -> list[Any]:
+    with ctx.read() as session:
+        return list(session.execute(select(AuditEvent).where(AuditEvent.instance_id == case_id,
+                                                             AuditEvent.action == action)).scalars())
+
+
+@pytest.mark.charter("CH-5.3")
+def test_a_signed_addendum_keeps_the_original_and_is_shown_and_audited(app, demo_ctx, clock):
+    case_id, client = signed_and_released(app, demo_ctx, clock)
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "Signer et ajouter" in page
+    text = "Addendum : fissure de la styloïde ulnaire visible sur le profil."
+    response = client.post(f"/cases/{case_id}/addenda", data={"text": text,
+                                                             "signature_code": signature_code(demo_ctx, RADIOLOGIST)})
+    assert response.status_code == 302
+    [row] = addenda(demo_ctx, case_id)
+    assert row.author == RADIOLOGIST and row.text == text
+    assert case_data(demo_ctx, case_id)["conclusion"] == REPORT["conclusion"]  # the original is unchanged
+    assert len(case_events(demo_ctx, case_id, "report.addendum")) == 1
+    requester = login(app, demo_ctx, clock, "dr.martin")
+    page = requester.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert text in page and "Addendum signé électroniquement par" in page
+    assert "Signer et ajouter" not in page  # the requester reads it, does not add one
+
+
+@pytest.mark.charter("CH-5.3", negative=True)
+def test_an_addendum_is_refused_without_a_valid_code_or_from_someone_not_allowed(app, demo_ctx, clock):
+    case_id, client = signed_and_released(app, demo_ctx, clock)
+    for code in ("", "000000"):
+        response = client.post(f"/cases/{case_id}/addenda", data={"text": "Complément.", "signature_code": code},
+                               follow_redirects=True)
+        assert response.status_code == 200 and "Signature refusée" in response.get_data(as_text=True)
+    response = client.post(f"/cases/{case_id}/addenda", data={"text": "  ", "signature_code": "123456"})
+    assert response.status_code == 302
+    requester = login(app, demo_ctx, clock, "dr.martin")
+    response = requester.post(f"/cases/{case_id}/addenda", data={
+        "text": "Complément.", "signature_code": signature_code(demo_ctx, "dr.martin")})
+    assert response.status_code == 403
+    other = login(app, demo_ctx, clock, "dr.morvan")
+    response = other.post(f"/cases/{case_id}/addenda", data={
+        "text": "Complément.", "signature_code": signature_code(demo_ctx, "dr.morvan")})
+    assert response.status_code in (403, 404)
+    assert addenda(demo_ctx, case_id) == [] and case_events(demo_ctx, case_id, "report.addendum") == []
+
+
+@pytest.mark.charter("CH-4.1.13", negative=True)
+def test_addenda_are_withheld_with_a_poor_prognosis_report_until_the_plan_is_confirmed(demo_ctx):
+    from engine.services.cases import case_record
+    from engine.services.report_addenda import list_addenda
+
+    case_id = xr_case_at_interpretation(demo_ctx)
+    radiologist = demo_actor(RADIOLOGIST)
+    complete_task(demo_ctx, radiologist, open_task(demo_ctx, case_id, "interpret"),
+                  {**REPORT, "poor_prognosis": True, "signature_code": signature_code(demo_ctx, RADIOLOGIST)})
+    with demo_ctx.write() as session:  # an addendum already there (written as the service would)
+        session.add(ReportAddendum(instance_id=case_id, author=RADIOLOGIST, text="Complément.",
+                                   signed_at=demo_ctx.clock.now()))
+        session.commit()
+    technologist = demo_actor("merm.leroy")
+    shown = case_record(demo_ctx, technologist, case_id).data
+    assert list_addenda(demo_ctx, technologist, case_id, shown) == []
+    mine = case_record(demo_ctx, radiologist, case_id).data
+    assert [a.text for a in list_addenda(demo_ctx, radiologist, case_id, mine)] == ["Complément."]
