@@ -1,6 +1,7 @@
-"""Signing a report in tests: the current TOTP code of an account (engine.services.report_signature). A code is
-usable once per 30-second step, and logging in uses the step too: the fake clock is moved to the next step when the
-current one is used already."""
+"""Signing a report in tests: a TOTP code of an account (engine.services.report_signature). A code is usable once
+per 30-second step, and logging in uses the account's steps too. The code given is that of the step before the
+current one (accepted for clock drift), so that the same user may still log in at the current time afterwards; the
+fake clock is moved on when that step is used already."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ def signature_code(ctx, username: str) -> str:
         user = session.get(User, username)
         secret, last_step = ctx.keys.decrypt_secret(user.totp_secret), user.totp_last_step
     step = int(ctx.clock.now().timestamp()) // TOTP_STEP_SECONDS
-    if step <= last_step:
-        ctx.clock.advance(seconds=(last_step - step + 1) * TOTP_STEP_SECONDS)
-    return pyotp.TOTP(secret, interval=TOTP_STEP_SECONDS).at(ctx.clock.now())
+    if step - 1 <= last_step:
+        ctx.clock.advance(seconds=(last_step - step + 2) * TOTP_STEP_SECONDS)
+        step = int(ctx.clock.now().timestamp()) // TOTP_STEP_SECONDS
+    return pyotp.TOTP(secret, interval=TOTP_STEP_SECONDS).at((step - 1) * TOTP_STEP_SECONDS)
 
 
 def signed(ctx, username: str, data: dict) -> dict:

@@ -67,7 +67,15 @@ OPENAPI: dict[str, Any] = {
                                               "responses": _responses(_json("Tâche"), 401, 403, 404, 409)}},
         "/tasks/{task_id}/complete": {"post": {
             "summary": "Terminer la tâche avec les données de son formulaire", "parameters": [TASK_ID],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "description": ("Les données sont celles du formulaire de la tâche. Un compte-rendu (ou un avis de "
+                            "télé-expert) est signé : `signature_code` porte le code à 6 chiffres de "
+                            "l'application d'authentification du titulaire du jeton, utilisable une fois. Sans "
+                            "code, avec un code faux ou déjà utilisé : 409 `charter_refused` (CH-5.3), rien "
+                            "n'est enregistré ; les codes faux comptent dans le verrouillage du compte."),
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"signature_code": {
+                    "type": "string", "pattern": "^[0-9]{6}$",
+                    "description": "Signature du compte-rendu : code TOTP à 6 chiffres"}}}}}},
             "responses": _responses(_json("Terminée"), 401, 403, 404, 409, 422)}},
         "/cases": {
             "get": {"summary": "Dossiers visibles", "parameters": [
