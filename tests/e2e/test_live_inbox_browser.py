@@ -1,6 +1,7 @@
 """The live inbox in Chromium (issue 17, item 2): the radiologist's inbox is open in one page, the requester sends
 a vital-emergency request from another; the new offer appears in the radiologist's list within 2 s, without a
-reload, and raises the urgent-offer alert the radiologist turned on (notification permission granted)."""
+reload, and raises the urgent-offer alert the radiologist turned on (notification permission granted). Filling a
+second request for the same patient and modality warns the requester before he sends it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from tests.e2e.test_telediagnosis_browser import create_request, inbox_row
+from tests.e2e.test_telediagnosis_browser import choose, create_request, fill, inbox_row
 
 ARRIVAL_BOUND_S = 2.0
 # In the radiologist's page: when each line first appears (Date.now()), and a mark a reload would erase.
@@ -58,4 +59,15 @@ def test_urgent_request_reaches_the_open_inbox_without_reload(login, server, sho
     assert radiologist.evaluate("() => window.__sameDocument === true"), "the inbox was reloaded"
     expect(radiologist).to_have_title(re.compile(r"^\(\d+\) "))  # the urgent-offer alert ran
     shoot(radiologist, "live-inbox-urgent-arrived")
+
+    # The same patient and modality again: the requester is warned while filling the form, before sending.
+    requester.goto("/cases/new/telediagnosis")
+    requester.get_by_label("Nom de naissance").fill("Direct")
+    fill(requester, "patient-first_names", "Urgence")
+    fill(requester, "patient-birth_date", "1951-03-14")
+    choose(requester, "modality", "CT")
+    warning = requester.locator("#duplicate-check")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text(f"Une demande ouverte existe déjà pour ce patient et cette modalité (n° {case_id}")
+    shoot(requester, "duplicate-warning-before-sending")
     assert browser_log.errors(mark) == [], browser_log.errors(mark)

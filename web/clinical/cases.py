@@ -134,6 +134,8 @@ def _duplicate_warnings(found: list[Duplicate]) -> list[str]:
 
 def elapsed_text(elapsed: timedelta) -> str:
     minutes = max(0, int(elapsed.total_seconds() // 60))
+    if minutes < 1:
+        return _("moins d'1 min")
     if minutes < 60:
         return _("%(minutes)d min", minutes=minutes)
     if minutes < 48 * 60:
