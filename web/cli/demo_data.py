@@ -16,6 +16,7 @@ from engine.services.notification_contacts import DEFAULT_PREFERENCES, update_co
 from engine.services.tasks import complete_task, list_tasks
 
 DEMO_PASSWORD = "telerad-demo-2026"  # noqa: S105 - printed to the newcomer; demo databases only
+DEMO_PHONES = {"dr.martin": "+33298000001", "dr.legall": "+33298000002"}  # fictitious numbers of the demo
 DEMO_MAIL_DOMAIN = "telerad.localhost"  # `make run` with a local SMTP sink shows the mails (docs/notifications.md)
 SYSTEM = Actor.system()
 VALID_UNTIL = {"authorization_expires": date(2030, 12, 31), "insurance_expires": date(2030, 12, 31)}
@@ -61,7 +62,8 @@ def create_demo(ctx: EngineContext) -> list[dict[str, Any]]:
         create_user(ctx, SYSTEM, user.username, user.name, DEMO_PASSWORD, user.roles, user.sites,
                     **(user.radiologist or {}))
         secret = mark_totp_enrolled(ctx, SYSTEM, user.username)
-        update_contact(ctx, SYSTEM, user.username, f"{user.username}@{DEMO_MAIL_DOMAIN}", "", DEFAULT_PREFERENCES)
+        update_contact(ctx, SYSTEM, user.username, f"{user.username}@{DEMO_MAIL_DOMAIN}",
+                       DEMO_PHONES.get(user.username, ""), DEFAULT_PREFERENCES)
         accounts.append({"username": user.username, "password": DEMO_PASSWORD, "totp_secret": secret,
                          "roles": list(user.roles), "sites": list(user.sites), "name": user.name})
     for site in ("ch-brest", "ch-morlaix", "clinique-landerneau"):
@@ -94,6 +96,7 @@ def demo_request(**overrides: Any) -> dict[str, Any]:
         "clinical_context": "Chute de sa hauteur sous anticoagulant, céphalées.",
         "question": "Hématome intracrânien ?", "modality": "CT", "requested_exam": "Scanner cérébral sans injection",
         "urgency": "vital", "pregnancy_status": "not_applicable", "local_radiologist_on_duty": False,
+        "callback_phone": "+33 2 98 00 00 01",
     }
     data.update(overrides)
     return data
