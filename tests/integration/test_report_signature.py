@@ -203,3 +203,27 @@ def test_addenda_are_withheld_with_a_poor_prognosis_report_until_the_plan_is_con
     assert list_addenda(demo_ctx, technologist, case_id, shown) == []
     mine = case_record(demo_ctx, radiologist, case_id).data
     assert [a.text for a in list_addenda(demo_ctx, radiologist, case_id, mine)] == ["Complément."]
+
+
+@pytest.mark.charter("CH-5.3", negative=True)
+@pytest.mark.charter("CH-4.2.3")
+def test_the_tele_experts_opinion_is_signed_too(app, demo_ctx):
+    from tests.web.clinical.test_charter_negative_pages import TE_REQUEST, step
+
+    local, expert = Api(app, demo_ctx, "dr.kerbrat"), Api(app, demo_ctx, RADIOLOGIST)
+    response = local.post("/cases", {"process": "teleexpertise", "site_id": "ch-morlaix", "request": TE_REQUEST})
+    case_id = response.get_json()["id"]
+    step(demo_ctx, case_id, "te_consent", "dr.kerbrat", {"patient_informed": True, "consent": "given"})
+    assert expert.post(f"/tasks/{open_task(demo_ctx, case_id, 'te_check')}/complete",
+                       {"file_complete": True}).status_code == 200
+    task_id = open_task(demo_ctx, case_id, "te_report")
+    opinion = {"opinion": "Kyste Bosniak II.", "conclusion": "Surveillance à 6 mois.", "send_to_requester": False,
+               "patient_requested": False}
+    response = expert.post(f"/tasks/{task_id}/complete", opinion)
+    assert response.status_code == 409 and "CH-5.3" in response.get_json()["message"]
+    assert open_task(demo_ctx, case_id, "te_report") == task_id and "opinion" not in case_data(demo_ctx, case_id)
+    response = expert.post(f"/tasks/{task_id}/complete",
+                           {**opinion, "signature_code": signature_code(demo_ctx, RADIOLOGIST)})
+    assert response.status_code == 200, response.get_json()
+    signed = case_data(demo_ctx, case_id)["report_signed"]
+    assert signed["by"] == RADIOLOGIST and signed["role"] == "expert_opinion"
