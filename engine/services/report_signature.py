@@ -106,3 +106,13 @@ def _forget_code(live: Any, signed: dict[str, Any] | None) -> None:
             if signed is not None:
                 task.data[SIGNED_KEY] = signed
     live.workflow.data.pop(SIGNATURE_FIELD, None)
+
+
+def signed_events(instance_id: int, live: Any, recorded: set[str]) -> list[audit.AuditEntry]:
+    """The `report.signed` event of the case's own chain for a save that recorded a signed report (to be appended
+    to the save's events after the gates ran: engine.services.persistence.prepare_save)."""
+    roles = [role for role in SIGNED_ROLES if role in recorded]
+    signed = live.latest_data().get(SIGNED_KEY) if roles else None
+    if not isinstance(signed, Mapping) or signed.get("role") != roles[0]:
+        return []
+    return [audit.AuditEntry(str(signed.get("by")), "report.signed", instance_id, dict(signed))]
