@@ -227,3 +227,20 @@ def test_the_tele_experts_opinion_is_signed_too(app, demo_ctx):
     assert response.status_code == 200, response.get_json()
     signed = case_data(demo_ctx, case_id)["report_signed"]
     assert signed["by"] == RADIOLOGIST and signed["role"] == "expert_opinion"
+
+
+def test_the_signed_event_of_the_case_chain_is_built_only_for_a_newly_signed_report():
+    from engine.services.report_signature import signed_events
+
+    class Live:
+        def __init__(self, data):
+            self.data = data
+
+        def latest_data(self):
+            return self.data
+
+    signed = {"by": RADIOLOGIST, "at": "2026-01-05T08:00:00+00:00", "role": "report", "task": "interpret"}
+    [event] = signed_events(7, Live({"report_signed": signed}), {"report"})
+    assert (event.actor, event.action, event.instance_id, event.detail) == (RADIOLOGIST, "report.signed", 7, signed)
+    assert signed_events(7, Live({"report_signed": signed}), {"acquisition"}) == []
+    assert signed_events(7, Live({}), {"report"}) == []
