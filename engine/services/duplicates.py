@@ -63,7 +63,8 @@ class PatientKey:
     def from_request(cls, site_id: str | None, patient: Mapping[str, Any]) -> PatientKey:
         def text(key: str, size: int) -> str | None:
             value = patient.get(key)
-            return value.strip()[:size] or None if isinstance(value, str) else None
+            # A NUL byte (refused by the request's validation afterwards) must not reach PostgreSQL here.
+            return value.replace("\x00", "").strip()[:size] or None if isinstance(value, str) else None
 
         name = " ".join(p for p in (text("birth_name", 150), text("first_names", 140)) if p)
         birth = patient.get("birth_date")

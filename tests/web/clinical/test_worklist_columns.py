@@ -164,3 +164,10 @@ def test_filters_round_trip_through_the_address():
     assert filters.descending and filters.sort == "created"
     assert parse_filters(filters.as_args()) == filters
     assert parse_filters({}).as_args() == {}
+
+
+def test_duplicate_check_with_a_nul_byte_answers_without_error(app, demo_ctx, clock):
+    client = login(app, demo_ctx, clock, "dr.martin")
+    response = client.get("/cases/duplicates?site_id=ch-brest&patient-birth_name=Le%00Goff&patient-first_names=A"
+                          "&patient-birth_date=1990-01-02&patient-site_patient_id=%00&modality=CT%00")
+    assert response.status_code == 200 and response.get_json() == {"warnings": []}
