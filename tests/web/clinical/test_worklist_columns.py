@@ -166,8 +166,10 @@ def test_filters_round_trip_through_the_address():
     assert parse_filters({}).as_args() == {}
 
 
-def test_duplicate_check_with_a_nul_byte_answers_without_error(app, demo_ctx, clock):
+def test_duplicate_check_with_a_nul_byte_is_refused_not_a_500(app, demo_ctx, clock):
     client = login(app, demo_ctx, clock, "dr.martin")
     response = client.get("/cases/duplicates?site_id=ch-brest&patient-birth_name=Le%00Goff&patient-first_names=A"
                           "&patient-birth_date=1990-01-02&patient-site_patient_id=%00&modality=CT%00")
-    assert response.status_code == 200 and response.get_json() == {"warnings": []}
+    assert response.status_code == 400  # the application's guard on NUL bytes; the POST is in test_task_bad_input
+    assert client.get("/cases/duplicates?site_id=ch-brest&patient-birth_name=Le%20Goff&modality=CT").get_json() == {
+        "warnings": []}
