@@ -17,7 +17,8 @@ from sqlalchemy import create_engine, text
 
 import engine.store.designer_models  # noqa: F401  (registers the designer tables in the metadata)
 import engine.store.directory_models  # noqa: F401  (registers the directory tables in the metadata)
-import engine.store.protocol_models  # noqa: F401  (registers the protocol catalogue table in the metadata)
+import engine.store.protocol_models  # noqa: F401
+import engine.store.report_models  # noqa: F401  (registers the report drafts and addenda tables in the metadata)
 import integrations.dicom.models  # noqa: F401
 import integrations.hl7.models  # noqa: F401
 from engine.ports import FakeClock

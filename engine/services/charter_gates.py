@@ -59,13 +59,14 @@ def roles_reached(live: LiveWorkflow, before: Snapshot | None, after: Snapshot) 
 
 
 def check_save(ctx: EngineContext, process_id: str, live: LiveWorkflow, before: Snapshot | None,
-               after: Snapshot) -> None:
-    """Raise CharterRefused if the change from `before` to `after` passes a gate it may not pass.
+               after: Snapshot) -> set[str]:
+    """Raise CharterRefused if the change from `before` to `after` passes a gate it may not pass; otherwise the
+    charter roles the change recorded (the save adds their audit events, e.g. the report's signature).
 
     A version deployed before charter roles existed records no facts: its running cases finish as they started
     (no deployment accepts such a version of a family any more; `telerad` can migrate them to the current one)."""
     if not live.definition.charter_roles:
-        return
+        return set()
     facts = live.charter_facts()
     recorded, opened = roles_reached(live, before, after)
     reached = recorded | opened
@@ -87,6 +88,7 @@ def check_save(ctx: EngineContext, process_id: str, live: LiveWorkflow, before: 
         raise CharterRefused(message, [(r.rule, r.message) for _, r in found])
     # Last, once every other gate passed: checking the signature uses up the author's code (CH-5.3).
     check_report_signature(ctx, live, recorded)
+    return recorded
 
 
 def check_radiologist_step(ctx: EngineContext, actor: Actor, role: str | None, data: Mapping[str, Any],

@@ -24,6 +24,7 @@ from engine.services.charter_gates import check_save
 from engine.services.context import CachedWorkflow, EngineContext
 from engine.services.keyring import KeyRing
 from engine.services.notices import NoticeChanges, notice_changes, write_notices
+from engine.services.report_signature import signed_events
 from engine.store import audit
 from engine.store.driver import DriverQuery, DriverStatement, Source
 from engine.store.models import (
@@ -145,9 +146,8 @@ def prepare_save(ctx: EngineContext, instance: InstanceRow, live: LiveWorkflow, 
     """`state`: the workflow already encoded by the caller (ctx.runtime.dump), if it was."""
     now = ctx.clock.now()
     after = live.snapshot()
-    if end_as is None:
-        check_save(ctx, instance.process_id, live, before, after)
-    events = list(events)
+    recorded = check_save(ctx, instance.process_id, live, before, after) if end_as is None else set()
+    events = [*events, *signed_events(instance.id, live, recorded)]  # the signature on the case's own chain
     status, ended_at = instance.status, None
     if end_as is not None:
         status, ended_at = end_as, now

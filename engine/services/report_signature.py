@@ -8,8 +8,9 @@ Who must sign: every person holding an account (the web and the API act for one)
 and actors with no account (engine tests on an in-memory directory) sign nothing: they cannot authenticate.
 
 On success the code is removed from the case data and replaced by `report_signed` (who, when, which step), saved in
-the same transaction as the report; the account's step and the `report.signed` event of the global audit chain are
-written just before, in their own transaction (a code refused later by a conflicting save must be typed again)."""
+the same transaction as the report, with the `report.signed` event on the case's own audit chain. The account's
+used step and an `auth.signature_code` event of the global chain are written just before, in their own
+transaction (a code refused later by a conflicting save must be typed again)."""
 
 from __future__ import annotations
 
@@ -76,7 +77,9 @@ def consume_code(ctx: EngineContext, username: str, code: Any, what: Mapping[str
                 raise SignatureRefused(lock_message(locked, LOCK_AFTER).rstrip("."))
             raise SignatureRefused(WRONG_CODE if step is None else REPLAYED_CODE)
         user.totp_last_step, user.failed_logins = step, 0
-        audit.append_global(session, [audit.AuditEntry(username, "report.signed", None, dict(what))], now)
+        # The code is used up whatever happens to the save; the signature itself is the save's `report.signed`
+        # event on the case's own chain (signed_events).
+        audit.append_global(session, [audit.AuditEntry(username, "auth.signature_code", None, dict(what))], now)
         session.commit()
     return now.isoformat()
 
