@@ -89,9 +89,11 @@ def open_session(ctx: EngineContext, username: str, *, client_address: str | Non
     return session_id, secret
 
 
-def load_session(ctx: EngineContext, secret: str, limits: SessionLimits) -> LoadedSession | None:
+def load_session(ctx: EngineContext, secret: str, limits: SessionLimits, *, touch: bool = True
+                 ) -> LoadedSession | None:
     """The session a cookie's secret opens, with its account (one statement); None for an unknown secret. A live
-    session's last activity is written when it is more than SEEN_RESOLUTION old."""
+    session's last activity is written when it is more than SEEN_RESOLUTION old, unless `touch` is False (a
+    request the page makes on its own, e.g. the live inbox: it is not the person's activity)."""
     if not secret or len(secret) > MAX_SECRET_LENGTH:
         return None
     with ctx.driver_read() as reader:
@@ -100,7 +102,7 @@ def load_session(ctx: EngineContext, secret: str, limits: SessionLimits) -> Load
         return None
     now = ctx.clock.now()
     refusal = _refusal(row, now, limits)
-    if refusal is None and now - row.seen_at >= SEEN_RESOLUTION:
+    if touch and refusal is None and now - row.seen_at >= SEEN_RESOLUTION:
         with ctx.write() as session:
             session.execute(update(UserSession).where(UserSession.id == row.session_id,
                                                       UserSession.ended_at.is_(None)).values(last_seen_at=now))

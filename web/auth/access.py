@@ -64,13 +64,20 @@ class SessionUser(UserMixin):
 @login_manager.user_loader
 def _load_user(user_id: str) -> SessionUser | None:
     username, _separator, secret = user_id.rpartition(ID_SEPARATOR)
-    loaded = load_session(telerad(current_app).ctx, secret, session_limits()) if username else None
+    loaded = (load_session(telerad(current_app).ctx, secret, session_limits(), touch=not background_request())
+              if username else None)
     if loaded is None or loaded.profile.username != username:
         return None  # an unknown secret, or a cookie from before sessions were kept on the server
     if loaded.refusal is not None:
         g.session_refusal = (loaded.refusal, username, loaded.session_id)  # explained by _check_session_age
         return None
     return SessionUser(loaded.profile, loaded.session_id, secret)
+
+
+def background_request() -> bool:
+    """A request the page makes on its own (the live inbox's stream and refreshes): it is authenticated and
+    checked like any other, but it is not the person's activity, so it never keeps an idle session alive."""
+    return request.endpoint == "inbox.live.events" or request.headers.get("X-Telerad-Background") == "1"
 
 
 def session_limits() -> SessionLimits:
@@ -124,7 +131,8 @@ def init_security(app: Flask, idle_minutes: int) -> None:
             close_session(ctx, current_user.username, current_user.session_id, "idle")
             logout_user()
             return _back_to_login(_idle_message())
-        session["seen_at"] = now
+        if not background_request():
+            session["seen_at"] = now
         return None
 
 
