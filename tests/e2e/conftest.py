@@ -91,7 +91,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterato
     instance = tmp_path_factory.mktemp("telerad-instance")
     port = _free_port()
     env = {**os.environ, "TELERAD_INSTANCE_PATH": str(instance), "TELERAD_PORT": str(port),
-           "TELERAD_HOST": "127.0.0.1", "TELERAD_SCHEDULER_INTERVAL": "1"}
+           "TELERAD_HOST": "127.0.0.1", "TELERAD_SCHEDULER_INTERVAL": "1",
+           # Free ports for the listeners: another instance (a developer's `make run`, a parallel run) may hold
+           # the default 2575 and 11112.
+           "TELERAD_MLLP_PORT": "0", "TELERAD_DICOM_PORT": "0"}
     env.pop("TELERAD_DATABASE_URL", None)  # the instance's own SQLite file
     telerad = _telerad()
     for args in (["db", "upgrade"], ["demo", "--json"]):
@@ -203,14 +206,27 @@ class _TotpSteps:
 
 
 @pytest.fixture(scope="session")
-def login(browser: Any, server: Server, browser_log: BrowserLog) -> Iterator[Callable[[str], Any]]:
+def totp_steps() -> _TotpSteps:
+    """The TOTP steps each user has used, shared by the logins and the report signatures of the session."""
+    return _TotpSteps()
+
+
+@pytest.fixture(scope="session")
+def signature_code(server: Server, totp_steps: _TotpSteps) -> Callable[[str], str]:
+    """signature_code(username) -> a fresh code of that user (a report is signed with it, CH-5.3)."""
+    return lambda username: totp_steps.fresh_code(username, server.accounts[username]["totp_secret"])
+
+
+@pytest.fixture(scope="session")
+def login(browser: Any, server: Server, browser_log: BrowserLog,
+          totp_steps: _TotpSteps) -> Iterator[Callable[[str], Any]]:
     """login(username) -> a page, on the inbox, of a browser context in which that user is logged in (one login
     per user and session: a second TOTP code of the same 30-s step would be refused as a replay)."""
     from playwright.sync_api import expect
 
     contexts: dict[str, Any] = {}
     pages: dict[str, Any] = {}
-    steps = _TotpSteps()
+    steps = totp_steps
 
     def _login(username: str) -> Any:
         if username in pages and not pages[username].is_closed():

@@ -12,7 +12,7 @@ from tests.e2e.test_telediagnosis_browser import choose, create_request, fill, i
 
 @pytest.mark.charter("CH-4.1.10", negative=True)
 @pytest.mark.charter("CH-4.1.13", negative=True)
-def test_contrast_injection_then_bad_news_through_the_pages(login, server, shoot, browser_log):
+def test_contrast_injection_then_bad_news_through_the_pages(login, server, shoot, browser_log, signature_code):
     from playwright.sync_api import expect
 
     patient = "CARADEC Loïc"
@@ -88,6 +88,7 @@ def test_contrast_injection_then_bad_news_through_the_pages(login, server, shoot
     fill(radiologist, "conclusion", conclusion)
     choose(radiologist, "certainty", "certain")
     tick(radiologist, "poor_prognosis")
+    fill(radiologist, "signature_code", signature_code("dr.legall"))  # the report is signed (CH-5.3)
     submit_task(radiologist, server, title)
     title = "Proposer une procédure d'annonce"
     open_task(radiologist, server, case_id, "propose_announcement", title, patient)

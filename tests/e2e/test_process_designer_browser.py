@@ -57,7 +57,8 @@ def _case_version(page: Any, case_id: int) -> str:
 
 
 @pytest.mark.charter("CH-4.1.6", negative=True)
-def test_CH9_1_designer_changes_and_deploys_a_procedure_running_cases_keep_theirs(login, server, shoot, browser_log):
+def test_CH9_1_designer_changes_and_deploys_a_procedure_running_cases_keep_theirs(login, server, shoot, browser_log,
+                                                                                 signature_code):
     from playwright.sync_api import expect
 
     start = browser_log.mark()
@@ -143,6 +144,7 @@ def test_CH9_1_designer_changes_and_deploys_a_procedure_running_cases_keep_their
     fill(radiologist, "findings", "Pas de trait de fracture.")
     fill(radiologist, "conclusion", "Pas de fracture du poignet.")
     choose(radiologist, "certainty", "certain")
+    fill(radiologist, "signature_code", signature_code("dr.legall"))  # the report is signed (CH-5.3)
     submit_task(radiologist, server, title)
     title = "Prendre connaissance du compte-rendu et l'intégrer au dossier"
     open_task(requester, server, old_case, "acknowledge_report", title, OLD_CASE_PATIENT)

@@ -135,7 +135,8 @@ def submit_task(page: Any, server: Server, title: str) -> None:
 @pytest.mark.charter("CH-4.1.12")
 @pytest.mark.charter("CH-4.1.15")
 @pytest.mark.charter("CH-5.3")
-def test_telediagnosis_from_request_to_acknowledged_report(login, server, shoot, browser_log, tmp_path):
+def test_telediagnosis_from_request_to_acknowledged_report(login, server, shoot, browser_log, tmp_path,
+                                                          signature_code):
     from playwright.sync_api import expect
 
     patient = "LE GOFF Erwan"
@@ -200,7 +201,10 @@ def test_telediagnosis_from_request_to_acknowledged_report(login, server, shoot,
     # The technologist performs the acquisition and sends the images.
     title = "Réaliser l'acquisition et transmettre les images"
     open_task(technologist, server, case_id, "acquire_images", title, patient)
-    expect(technologist.get_by_text("Coupes fines de la fosse postérieure.")).to_be_visible()
+    # What the radiologist recorded, shown above the fields with who recorded it (issue 17, item 1).
+    recorded = technologist.locator("#task-context")
+    expect(recorded.get_by_text("Coupes fines de la fosse postérieure.")).to_be_visible()
+    expect(recorded).to_contain_text("Le Gall")
     tick(technologist, "images_sent")
     tick(technologist, "protocol_followed")
     shoot(technologist, "acquire_images")
@@ -216,12 +220,16 @@ def test_telediagnosis_from_request_to_acknowledged_report(login, server, shoot,
     fill(radiologist, "conclusion", conclusion)
     choose(radiologist, "certainty", "certain")
     shoot(radiologist, "interpret")
+    fill(radiologist, "signature_code", signature_code("dr.legall"))  # the report is signed (CH-5.3)
     submit_task(radiologist, server, title)
 
     # The requester acknowledges the report; the case is then closed.
     title = "Prendre connaissance du compte-rendu et l'intégrer au dossier"
     open_task(requester, server, case_id, "acknowledge_report", title, patient)
-    expect(requester.get_by_text(conclusion)).to_be_visible()
+    # The whole report above the fields, with who wrote it (not only the conclusion: issue 17, item 1).
+    report = requester.locator("#task-context")
+    expect(report.get_by_text(conclusion)).to_be_visible()
+    expect(report.get_by_text("Pas de collection hémorragique intra- ou extra-axiale. Pas de fracture.")).to_be_visible()
     tick(requester, "report_read")
     tick(requester, "integrated_in_record")
     shoot(requester, "acknowledge_report")
@@ -235,9 +243,14 @@ def test_telediagnosis_from_request_to_acknowledged_report(login, server, shoot,
     expect(requester).to_have_url(server.url(f"/cases/{case_id}"))
     expect(requester.get_by_role("heading", level=1)).to_contain_text(f"Télédiagnostic n° {case_id}")
     expect(requester.get_by_role("heading", level=1).locator(".badge")).to_have_text("Clos")
-    report = requester.locator("section").filter(has=requester.get_by_role("heading", name="Compte-rendu"))
+    report = requester.get_by_role("region", name="Compte-rendu", exact=True)
     expect(report).to_contain_text(conclusion)
     expect(report).to_contain_text("intégré au dossier médical par le demandeur")
+    # Signed with the radiologist's code (issue 17, item 5); every step's record in French (item 1).
+    expect(requester.get_by_role("region", name="Signature du compte-rendu")).to_contain_text(
+        "Signé électroniquement par Dr Yann Le Gall")
+    expect(requester.locator("#steps")).to_contain_text("Coupes fines de la fosse postérieure.")
+    expect(requester.locator(".timeline")).not_to_contain_text("Étape terminée")
     expect(requester.locator(".timeline")).to_contain_text("Dossier clos")
     expect(requester.locator(".diagram-canvas svg").first).to_be_visible()
     expect(requester.locator(".diagram-canvas")).to_have_attribute("aria-busy", "false")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 @click.command(help="Serve the web application, with the timer scheduler and the HL7 and DICOM listeners.")
 @click.option("--host", default=None, help="Listen address (default TELERAD_HOST or 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Listen port (default TELERAD_PORT or 5000).")
-@click.option("--threads", default=8, show_default=True, help="Request threads (of each web process).")
+@click.option("--threads", default=16, show_default=True, type=click.IntRange(2, 512),
+              help="Request threads of each web process; half of them at most hold live-inbox streams "
+                   "(TELERAD_LIVE_MAX_STREAMS, when not set).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Web processes. Above 1: Granian with that many processes, and the timers and listeners in "
                    "one `telerad worker` process started beside them (unless --no-scheduler).")
@@ -32,6 +35,8 @@ def run(host: str | None, port: int | None, threads: int, workers: int, no_sched
     settings = load_settings()
     require_migrated(settings)
     host, port = host or settings.host, port or settings.port
+    # Each open live inbox holds one request thread: half of them at most, so pages always have threads.
+    os.environ.setdefault("TELERAD_LIVE_MAX_STREAMS", str(threads // 2))
     if workers > 1:
         _serve_processes(settings, host, port, threads, workers, no_scheduler)
         return
