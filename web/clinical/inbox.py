@@ -13,6 +13,7 @@ from flask_login import login_required
 from engine.errors import Conflict, Forbidden, NotFound
 from engine.services.duplicates import duplicates_of_case
 from engine.services.notices import list_notices
+from engine.services.report_signature import SignatureRefused
 from engine.services.tasks import claim_task, complete_task, get_task, task_data, unclaim_task
 from engine.services.worklist import MODALITIES, InvalidFilter, parse_filters, worklist
 from forms import FormValidationError
@@ -111,6 +112,8 @@ def task(task_id: str) -> Any:
             complete_task(ctx, actor, task_id, form.data_for_engine())
         except FormValidationError as err:
             form.show_errors(err.errors)
+        except SignatureRefused as err:  # what was typed stays on the page, the code field says why
+            form.show_errors({"signature_code": str(err)})
         except Conflict as err:
             flash(_("%(error)s Votre saisie n'a pas été enregistrée.", error=err), "warning")
             return redirect(url_for("inbox.index"))
