@@ -87,14 +87,29 @@ def artifacts() -> Path:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[Server]:
+def mailbox() -> Iterator[Any]:
+    """A real SMTP server on loopback (aiosmtpd) that the e2e server sends its notifications to, as the local
+    sink of `make run` does (docs/notifications.md)."""
+    from tests.integration.notify_support import smtp_server
+
+    controller, box = smtp_server()
+    box.port = controller.port
+    yield box
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path, mailbox: Any) -> Iterator[Server]:
     instance = tmp_path_factory.mktemp("telerad-instance")
     port = _free_port()
     env = {**os.environ, "TELERAD_INSTANCE_PATH": str(instance), "TELERAD_PORT": str(port),
            "TELERAD_HOST": "127.0.0.1", "TELERAD_SCHEDULER_INTERVAL": "1",
            # Free ports for the listeners: another instance (a developer's `make run`, a parallel run) may hold
            # the default 2575 and 11112.
-           "TELERAD_MLLP_PORT": "0", "TELERAD_DICOM_PORT": "0"}
+           "TELERAD_MLLP_PORT": "0", "TELERAD_DICOM_PORT": "0",
+           # People are reached outside the browser: mail to the local sink, sent every second.
+           "TELERAD_SMTP_URL": f"smtp://127.0.0.1:{mailbox.port}", "TELERAD_NOTIFY_SECONDS": "1",
+           "TELERAD_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     env.pop("TELERAD_DATABASE_URL", None)  # the instance's own SQLite file
     telerad = _telerad()
     for args in (["db", "upgrade"], ["demo", "--json"]):

@@ -13,6 +13,7 @@ import pytest
 from tests.e2e.test_telediagnosis_browser import choose, create_request, fill, inbox_row
 
 ARRIVAL_BOUND_S = 2.0
+MAIL_WAIT_S = 30  # a bounded wait, not a speed target: the worker sends every second here
 # In the radiologist's page: when each line first appears (Date.now()), and a mark a reload would erase.
 WATCH_ARRIVALS = """() => {
   window.__sameDocument = true;
@@ -27,7 +28,7 @@ WATCH_ARRIVALS = """() => {
 
 
 @pytest.mark.charter("CH-4.1.12")
-def test_urgent_request_reaches_the_open_inbox_without_reload(login, server, shoot, browser_log):
+def test_urgent_request_reaches_the_open_inbox_without_reload(login, server, shoot, browser_log, mailbox):
     from playwright.sync_api import expect
 
     radiologist = login("dr.legall")
@@ -57,6 +58,18 @@ def test_urgent_request_reaches_the_open_inbox_without_reload(login, server, sho
     expect(row).to_contain_text("Scanner")
     expect(row.locator("[data-due]")).to_contain_text("dans")
     assert radiologist.evaluate("() => window.__sameDocument === true"), "the inbox was reloaded"
+
+    # And by mail, for when nobody watches the page (issue 17, item 3): the radiologist offered the case gets a
+    # message with its number and a link, and no patient data.
+    deadline = time.monotonic() + MAIL_WAIT_S
+    mails: list = []
+    while time.monotonic() < deadline and not mails:
+        mails = [m for m in mailbox.to("dr.legall@telerad.localhost") if f"/cases/{case_id}" in m.get_content()]
+        time.sleep(0.2)
+    assert mails, f"no mail to dr.legall about case {case_id} within {MAIL_WAIT_S} s"
+    print(f"mail to the radiologist {time.time() - clicked[0] / 1000:.1f} s after the click")
+    content = mails[0].get_content()
+    assert "urgence vitale" in content.lower() and "DIRECT URGENCE" not in content.upper() and "1951" not in content
     expect(radiologist).to_have_title(re.compile(r"^\(\d+\) "))  # the urgent-offer alert ran
     shoot(radiologist, "live-inbox-urgent-arrived")
 
