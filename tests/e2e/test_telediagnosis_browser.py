@@ -229,7 +229,8 @@ def test_telediagnosis_from_request_to_acknowledged_report(login, server, shoot,
     # The whole report above the fields, with who wrote it (not only the conclusion: issue 17, item 1).
     report = requester.locator("#task-context")
     expect(report.get_by_text(conclusion)).to_be_visible()
-    expect(report.get_by_text("Pas de collection hémorragique intra- ou extra-axiale. Pas de fracture.")).to_be_visible()
+    findings = "Pas de collection hémorragique intra- ou extra-axiale. Pas de fracture."
+    expect(report.get_by_text(findings)).to_be_visible()
     tick(requester, "report_read")
     tick(requester, "integrated_in_record")
     shoot(requester, "acknowledge_report")
