@@ -76,6 +76,9 @@ _SAFE_CLASS = re.compile(r"^\^?(?:[A-Za-z0-9]-[A-Za-z0-9]|[A-Za-z0-9 _]|\\[dws])
 _CLASS = re.compile(r"\[((?:\\.|[^\]\\])*)\]")
 _OMIT = object()
 _SCHEMA_ATTR = "_json_schema"
+#: ``"x-picker": {"purpose": "<purpose>", "value": "username" | "display_name"}`` on a string property: a person
+#: picker (web/clinical/people.py) whose field keeps a plain value, the person's username unless said otherwise.
+PICKER_KEY = "x-picker"
 
 
 class UnsupportedSchema(ValueError):
@@ -168,6 +171,10 @@ def _render_kw(prop: Mapping[str, Any], kind: str, required: bool) -> dict[str, 
             kw["pattern"] = pattern
     if kind in ("integer", "number"):
         kw.update(_bounds(prop, kind == "integer"))
+    picker = prop.get(PICKER_KEY)
+    if kind == "text" and isinstance(picker, Mapping) and isinstance(picker.get("purpose"), str):
+        kw.update(data_picker=picker["purpose"], data_picker_value=str(picker.get("value", "username")),
+                  autocomplete="off", aria_autocomplete="list")
     charter = prop.get("x-charter")
     if isinstance(charter, list) and charter:
         kw["data_charter"] = " ".join(str(rule) for rule in charter)

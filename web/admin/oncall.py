@@ -12,6 +12,7 @@ from flask_login import login_required
 from engine.errors import NotFound
 from engine.services.directory import list_territories
 from engine.services.oncall import OnCallError, add_slot, gaps, list_slots, remove_slot
+from engine.services.people_search import oncall_refusal
 from web.auth.access import current_actor, roles_required
 from web.extensions import telerad
 from web.shared.formatting import PARIS
@@ -42,9 +43,12 @@ def index() -> Any:
         if starts is None or ends is None:
             error = _("Indiquez le début et la fin de la garde (date et heure).")
         else:
+            username = request.form.get("username", "").strip()
             try:
-                add_slot(ctx, current_actor(), request.form.get("territory_id", ""),
-                         request.form.get("username", "").strip(), starts, ends)
+                refusal = oncall_refusal(ctx, username)  # CH-5.5: an active radiologist with valid credentials
+                if refusal:
+                    raise OnCallError(refusal)
+                add_slot(ctx, current_actor(), request.form.get("territory_id", ""), username, starts, ends)
             except OnCallError as err:
                 error = str(err)
             else:

@@ -57,3 +57,38 @@ def test_invalid_slots_are_refused_in_french_and_non_admins_get_403(app, demo_ct
     requester = login(app, demo_ctx, clock, "dr.martin")
     assert requester.get("/admin/oncall").status_code == 403
     assert requester.post("/admin/oncall/1/delete").status_code == 403
+
+
+@pytest.mark.charter("CH-5.5")
+def test_the_radiologist_is_chosen_with_a_picker_of_the_eligible_radiologists(app, demo_ctx, clock):
+    client = login(app, demo_ctx, clock, "admin")
+    page = client.get("/admin/oncall").get_data(as_text=True)
+    assert 'data-picker="oncall"' in page and 'list="username-people"' in page
+    assert 'data-picker-url="/directory/people?purpose=oncall"' in page and "js/people-picker.js" in page
+    assert 'aria-autocomplete="list"' in page and "(identifiant)" not in page
+    datalist = page[page.find('<datalist id="username-people">'):page.find("</datalist>")]
+    assert 'value="dr.legall"' in datalist and "Dr Yann Le Gall (radiologue)" in datalist
+    assert 'value="dr.martin"' not in datalist  # a requester is never offered
+
+
+@pytest.mark.charter("CH-5.5", negative=True)
+def test_a_radiologist_whose_credentials_expired_is_refused_in_french(app, demo_ctx, clock):
+    from datetime import date
+
+    from engine.domain.actors import Actor
+    from engine.services.directory import update_radiologist_credentials
+
+    update_radiologist_credentials(demo_ctx, Actor("admin", frozenset({"administrator"})), "dr.morvan",
+                                   rpps="10101010105", authorization_expires=date(2030, 12, 31),
+                                   insurance_expires=date(2020, 1, 1), extraterritorial=False,
+                                   foreign_authorization_on_file=False, foreign_insurance_on_file=False,
+                                   territory_id="morlaix", external_company=None)
+    client = login(app, demo_ctx, clock, "admin")
+    for username in ("dr.morvan", "nobody\u00e9", "x" * 5000):
+        response = client.post("/admin/oncall", data={"territory_id": "brest", "username": username,
+                                                      "starts_at": "2026-01-05T18:30", "ends_at": "2026-01-06T08:00"})
+        assert response.status_code == 200
+        assert "n'est pas un radiologue actif dont l'autorisation d'exercer et l'assurance sont valides" in \
+            response.get_data(as_text=True).replace("&#39;", "'")
+    with demo_ctx.read() as session:
+        assert session.execute(select(OnCallSlotRow)).first() is None
