@@ -142,6 +142,31 @@ def oncall_refusal(ctx: EngineContext, username: str) -> str | None:
             "l'assurance sont valides : choisissez un radiologue dans la liste.")
 
 
+PRESENCE_FIELD = "physician_name"
+
+
+@enforces("CH-4.1.10")
+def check_physician_present(ctx: EngineContext, site_id: str | None, data: Mapping[str, Any],
+                            case: Mapping[str, Any]) -> dict[str, str]:
+    """TaskCheck (engine.services.task_checks) of the attestation of presence: a name that designates an account
+    of the directory (its name or its username) must be an active physician of the case's site. A name the
+    directory does not know stays allowed: an emergency doctor may have no account; the charter asks for a name."""
+    typed = data.get(PRESENCE_FIELD)
+    if not isinstance(typed, str) or not folded(typed):
+        return {}
+    wanted = folded(typed)
+    eligible = _site_physicians(ctx, site_id)
+    if any(wanted in (folded(p.display_name), folded(p.username)) for p in eligible):
+        return {}
+    with ctx.read() as session:
+        accounts = session.execute(select(User.username, User.display_name)).tuples().all()
+    named = next((name for username, name in accounts if wanted in (folded(name), folded(username))), None)
+    if named is None:
+        return {}
+    return {PRESENCE_FIELD: f"{named} n'est pas un médecin actif de ce site : nommez le médecin physiquement "
+                            "présent auprès du manipulateur (choisissez-le dans la liste ou tapez son nom)."}
+
+
 @enforces("CH-4.1.10")
 def _site_physicians(ctx: EngineContext, site_id: str | None) -> list[PickablePerson]:
     if not site_id:

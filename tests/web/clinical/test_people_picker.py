@@ -12,7 +12,7 @@ import pytest
 from engine.domain.actors import Actor
 from engine.services.accounts import create_user
 from engine.services.directory import update_radiologist_credentials
-from engine.services.people_search import folded, search_people
+from engine.services.people_search import check_physician_present, folded, search_people
 from tests import demo_app
 from tests.demo_app import login
 from tests.integration.test_expert_eligibility import LOCAL, UNBOUND, at_choose_expert, experts, open_task
@@ -138,3 +138,57 @@ def test_oncall_search_offers_active_radiologists_with_valid_credentials(app, de
 def test_folding_and_limit(demo_ctx):
     assert folded("Gwenaëlle LE GALL\x00") == "gwenaelle le gall"
     assert len(search_people(demo_ctx, ADMIN, "oncall", "")) <= 20
+
+
+@pytest.fixture
+def presence_checked(demo_ctx):
+    """The presence check registered on its form as the lead registers it (engine.services.task_checks)."""
+    from engine.services import task_checks
+
+    key = "cs_presence.schema.json"
+    added = check_physician_present not in task_checks._BY_FORM.get(key, [])
+    if added:
+        task_checks.register(key, check_physician_present)
+    yield demo_ctx
+    if added:
+        task_checks._BY_FORM[key].remove(check_physician_present)
+
+
+@pytest.mark.charter("CH-4.1.10", negative=True)
+def test_a_named_account_that_is_no_physician_of_the_site_is_refused(demo_ctx):
+    refused = "n'est pas un médecin actif de ce site"
+    for name in ("Paul Leroy (manipulateur)", "merm.leroy", "dr.kerbrat", "DR LOIC KERBRAT (radiologue de proximite)"):
+        assert refused in check_physician_present(demo_ctx, "ch-brest", {"physician_name": name}, {})[
+            "physician_name"], name
+    for name in ("Dr Claire Martin (urgentiste, demandeuse)", "dr.guillou", "Dr Urgences Kerléo", ""):
+        assert check_physician_present(demo_ctx, "ch-brest", {"physician_name": name}, {}) == {}, name
+
+
+@pytest.mark.charter("CH-4.1.10", negative=True)
+def test_the_attestation_page_refuses_an_ineligible_physician_in_french(app, presence_checked, clock):
+    task_id = presence_task(presence_checked)
+    client = login(app, presence_checked, clock, "merm.leroy")
+    response = client.post(f"/tasks/{task_id}", data={"physician_name": "Dr Loïc Kerbrat (radiologue de proximité)",
+                                                      "physician_role": "other", "physically_present": "y"})
+    assert response.status_code == 200
+    assert "n'est pas un médecin actif de ce site" in html.unescape(response.get_data(as_text=True))
+    assert open_task(presence_checked, open_case_of(presence_checked, task_id), "attest_physician_presence") == task_id
+
+
+def open_case_of(ctx, task_id: str) -> int:
+    from sqlalchemy import select
+
+    from engine.store.models import Task
+
+    with ctx.read() as session:
+        return session.execute(select(Task.instance_id).where(Task.id == task_id)).scalar_one()
+
+
+@pytest.mark.charter("CH-4.2.1")
+def test_the_chosen_expert_is_shown_by_name_on_the_case_page(app, experts, clock):
+    case_id = at_choose_expert(experts)
+    client = login(app, experts, clock, LOCAL.user_id)
+    client.post(f"/tasks/{open_task(experts, case_id, 'te_choose_expert')}", data={"expert_id": "dr.morvan"})
+    shown = html.unescape(client.get(f"/cases/{case_id}").get_data(as_text=True))
+    assert "Télé-expert sollicité : Dr Anne Morvan (radiologue)" in shown
+    assert "Télé-expert sollicité : dr.morvan" not in shown
