@@ -20,7 +20,8 @@ TaskCheck = Callable[[EngineContext, str | None, Mapping[str, Any], Mapping[str,
 _BY_FORM: dict[str, list[TaskCheck]] = {}
 # The charter rule behind each checked field, for the trace of a refusal.
 FIELD_RULES = {"patient.ins": "CH-4.1.6", "clinical_exam_date": "CH-4.1.1", "patient.birth_date": "CH-4.1.1",
-               "protocol": "CH-4.1.9", "exposure_justification": "CH-4.1.3", "expert_id": "CH-3.4"}
+               "protocol": "CH-4.1.9", "exposure_justification": "CH-4.1.3", "expert_id": "CH-3.4",
+               "physician_name": "CH-4.1.10"}
 
 
 def as_refusals(problems: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -42,12 +43,15 @@ def task_data_problems(ctx: EngineContext, form_key: str | None, site_id: str | 
 
 def _register_shipped_checks() -> None:
     from engine.services.eligibility import check_expert
+    from engine.services.people_directory import check_physician_present
     from engine.services.protocols import PROTOCOL_FORM, check_protocol_choice
 
     register(PROTOCOL_FORM, check_protocol_choice)
     # The tele-expert must be bound to the site by an active convention and hold valid credentials (CH-3.4).
     register("te_request.schema.json", check_expert)
     register("te_choose_expert.schema.json", check_expert)
+    # The physician present at the injection, when the directory knows the name typed, is one of the site's (CH-4.1.10).
+    register("cs_presence.schema.json", check_physician_present)
 
 
 _register_shipped_checks()

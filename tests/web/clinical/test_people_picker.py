@@ -12,7 +12,8 @@ import pytest
 from engine.domain.actors import Actor
 from engine.services.accounts import create_user
 from engine.services.directory import update_radiologist_credentials
-from engine.services.people_search import check_physician_present, folded, search_people
+from engine.services.people_directory import check_physician_present, folded
+from engine.services.people_search import search_people
 from tests import demo_app
 from tests.demo_app import login
 from tests.integration.test_expert_eligibility import LOCAL, UNBOUND, at_choose_expert, experts, open_task
