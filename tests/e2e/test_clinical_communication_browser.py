@@ -230,7 +230,7 @@ def test_clinical_communication_on_the_real_pages(login, server, shoot, browser_
     requester = login("dr.martin")
     case_id = create_request(requester, server, birth_name="Garde Nocturne", first_names="Erwan", attachment=None)
     content = _wait_for_mail(mailbox, "dr.legall@telerad.localhost", case_id)
-    print(f"\nmail to the on-call radiologist about case {case_id}: {'garde' in content.lower()=}")
+    print(f"\nmail to the on-call radiologist about case {case_id}:\n{content}")
     assert "GARDE NOCTURNE" not in content.upper()  # no patient data by mail
 
     radiologist = login("dr.legall")
@@ -246,6 +246,12 @@ def test_clinical_communication_on_the_real_pages(login, server, shoot, browser_
     _english_mode(requester, shoot)
     _addendum(radiologist, server, case_id, conclusion, signature_code("dr.legall"), shoot)
     expect(radiologist.locator(".timeline")).not_to_contain_text("Étape terminée")
+
+    # The slot goes, so the next tests of the session find the demo's on-call table (none).
+    admin.goto("/admin/oncall")
+    admin.locator("table tbody tr").filter(has_text="Dr Yann Le Gall").get_by_role("button", name="Supprimer").click()
+    expect(admin.get_by_role("alert").filter(has_text="Garde supprimée.")).to_be_visible()
+    expect(admin.get_by_text("Aucune garde prévue.")).to_be_visible()
 
     csp = browser_log.matching("Content Security Policy", start)
     assert not csp, "\n".join(csp)
