@@ -5,7 +5,6 @@ operation a deployed diagram calls), and a rule is enforced only with a negative
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -74,16 +73,6 @@ def test_the_product_entry_points_are_found_in_the_source():
             "réception HL7 (MLLP) : InboundHandler.__call__", "planificateur des échéances : TimerScheduler.tick",
             "réception DICOM (C-STORE) : StorageSCP._on_store"} <= labels
     assert "telerad.candidate_pool" in graph.operations
-
-
-def test_the_matrix_is_fast_enough_for_the_suite():
-    """The whole analysis, without the per-process cache; CPU time, so that other processes' load does not count."""
-    from engine.services import conformance
-
-    conformance._code_facts.cache_clear()
-    started = time.process_time()
-    conformance_matrix(PROJECT_ROOT)
-    assert time.process_time() - started < 3
 
 
 def test_cli_json_shape():

@@ -20,6 +20,7 @@ from engine.services.notification_contacts import (
 )
 from tests.demo_app import demo_ctx, login, web_app
 from web.auth import notification_settings
+from web.cli.demo_data import DEMO_PHONES
 
 __all__ = ["demo_ctx"]
 
@@ -64,7 +65,7 @@ def test_bad_input_is_shown_beside_the_fields_and_keeps_what_was_typed(app, demo
     page = _text(answer)
     assert answer.status_code == 400
     assert "Numéro de téléphone invalide" in page and 'value="12"' in page
-    assert get_contact(demo_ctx, Actor("dr.martin")).phone is None
+    assert get_contact(demo_ctx, Actor("dr.martin")).phone == DEMO_PHONES["dr.martin"]  # unchanged
 
 
 def test_nobody_edits_someone_elses_preferences(demo_ctx):
