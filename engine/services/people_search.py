@@ -35,6 +35,7 @@ from engine.store.sql_directory import SqlDirectory
 PICKER_KEY = "x-picker"
 PURPOSES = ("expert", "physician_present", "oncall")
 CASE_PURPOSES = frozenset({"expert", "physician_present"})
+REQUESTING_ROLES = frozenset({"requester", "local_radiologist"})  # who may start a teleexpertise
 MAX_RESULTS = 20
 MAX_QUERY = 100  # characters of the query kept: a name is never longer
 
@@ -55,26 +56,33 @@ def picker_purposes(schema: Mapping[str, Any]) -> dict[str, str]:
 
 
 def search_people(ctx: EngineContext, actor: Actor, purpose: str, query: str = "", *, task_id: str | None = None,
+                  site_id: str | None = None,
                   case_id: int | None = None) -> list[PickablePerson]:
     """At most MAX_RESULTS eligible people whose name or username contains the query (any case, any accent),
     sorted by name. Raises UnknownPurpose, or Forbidden when the caller has no right to this purpose here."""
     if purpose not in PURPOSES:
         raise UnknownPurpose(purpose)
     wanted = folded(query[:MAX_QUERY])
-    people = [p for p in eligible_people(ctx, actor, purpose, task_id=task_id, case_id=case_id)
+    people = [p for p in eligible_people(ctx, actor, purpose, task_id=task_id, case_id=case_id, site_id=site_id)
               if not wanted or wanted in folded(p.display_name) or wanted in folded(p.username)]
     return people[:MAX_RESULTS]
 
 
 def eligible_people(ctx: EngineContext, actor: Actor, purpose: str, *, task_id: str | None = None,
-                    case_id: int | None = None) -> list[PickablePerson]:
-    """Everyone eligible for the purpose, sorted by name (permission checked as in ``search_people``)."""
+                    case_id: int | None = None, site_id: str | None = None) -> list[PickablePerson]:
+    """Everyone eligible for the purpose, sorted by name (permission checked as in ``search_people``). A new
+    teleexpertise request has no case yet: its expert is searched for the requesting site (``site_id``), by a
+    member of that site who may ask for a teleexpertise."""
     if purpose == "oncall":
         if not (actor.is_system or "administrator" in actor.roles):
             raise Forbidden("Seul un administrateur organise les gardes.")
         return oncall_candidates(ctx)
     if purpose not in CASE_PURPOSES:
         raise UnknownPurpose(purpose)
+    if purpose == "expert" and task_id is None and case_id is None and site_id is not None:
+        if site_id not in actor.sites or not REQUESTING_ROLES & actor.roles:
+            raise Forbidden("Seul un membre de ce site qui peut demander une téléexpertise choisit son expert.")
+        return described(ctx, [e.user_id for e in eligible_experts(ctx, site_id, exclude={actor.user_id})])
     task = _picker_task(ctx, actor, purpose, task_id, case_id)
     if purpose == "expert":
         experts = eligible_experts(ctx, task.site_id, exclude={actor.user_id})

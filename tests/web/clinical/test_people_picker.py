@@ -193,3 +193,20 @@ def test_the_chosen_expert_is_shown_by_name_on_the_case_page(app, experts, clock
     shown = html.unescape(client.get(f"/cases/{case_id}").get_data(as_text=True))
     assert "Télé-expert sollicité : Dr Anne Morvan (radiologue)" in shown
     assert "Télé-expert sollicité : dr.morvan" not in shown
+
+
+@pytest.mark.charter("CH-3.4")
+@pytest.mark.charter("CH-4.2.1", negative=True)
+def test_a_new_teleexpertise_request_picks_its_expert_among_those_eligible_for_the_requesting_site(
+        app, experts, clock):
+    client = login(app, experts, clock, "dr.kerbrat")  # local radiologist of ch-morlaix
+    page = client.get("/cases/new/teleexpertise").get_data(as_text=True)
+    assert 'data-picker="expert"' in page and "purpose=expert&amp;site=ch-morlaix" in page
+    assert 'value="dr.legall"' in page and "dr.unbound" not in page  # the list rendered without JavaScript
+    assert "js/people-picker.js" in page
+    found = names(client.get(URL, query_string={"purpose": "expert", "site": "ch-morlaix"}))
+    assert "dr.legall" in found and "dr.unbound" not in found and "dr.kerbrat" not in found
+    assert client.get(URL, query_string={"purpose": "expert", "site": "ch-brest"}).status_code == 403  # not his
+    assert client.get(URL, query_string={"purpose": "expert", "site": "x" * 65}).status_code == 400
+    technologist = login(app, experts, clock, "merm.leroy")  # of ch-brest, but asks for no teleexpertise
+    assert technologist.get(URL, query_string={"purpose": "expert", "site": "ch-brest"}).status_code == 403

@@ -213,4 +213,4 @@ def test_teleexpertise_what_is_missing_reaches_the_local_radiologist_and_the_com
     assert "Compléments apportés" in block and "IRM rénale du 04/01/2026 jointe." in block and KERBRAT in block
     shown = page(local, f"/cases/{case_id}")
     assert f"Dossier complété pour le télé-expert par {KERBRAT}" in shown and "Étape terminée" not in shown
-    assert "Télé-expert sollicité (identifiant)" in shown and LE_GALL in shown
+    assert "Télé-expert sollicité" in shown and LE_GALL in shown

@@ -51,6 +51,8 @@
       asked = query;
       var url = new URL(input.dataset.pickerUrl, window.location.href);
       if (url.origin !== window.location.origin) { return; }
+      var site = document.getElementById("site_id");  // a new request: the requesting site chosen in the page
+      if (site && site.value && !url.searchParams.has("task")) { url.searchParams.set("site", site.value); }
       url.searchParams.set("q", query);
       fetch(url.toString(), {credentials: "same-origin", headers: {"Accept": "application/json"}})
         .then(function (response) { return response.ok ? response.json() : []; })
