@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from engine.services.case_record import (
     RecordedStep,
     completions,
     describe_timeline,
+    display_names,
     recorded_steps,
     step_data,
 )
@@ -146,12 +148,14 @@ def case_record(ctx: EngineContext, actor: Actor, case_id: int) -> CaseRecord:
         reader = FieldReader(ctx, session, data, steps, step_data(
             cached.live, steps, lambda recorded: redact_report(actor, recorded, facts, row.started_by)))
         describe_timeline(reader, steps, timeline)  # "Protocole choisi : ...", not "step completed"
+        messages, attachments, open_tasks = (_messages(session, case_id), _attachments(session, case_id),
+                                             _open_tasks(session, case_id))
+        _name_people(session, ((messages, "author"), (attachments, "uploaded_by"), (open_tasks, "assignee")))
         record = CaseRecord(
             line=_line(row), definition_version=version, main_file=main_file,
             diagram_xml=bundle.files[main_file], data=data,
             done_elements=done, current_elements=current,
-            timeline=timeline, messages=_messages(session, case_id),
-            attachments=_attachments(session, case_id), open_tasks=_open_tasks(session, case_id),
+            timeline=timeline, messages=messages, attachments=attachments, open_tasks=open_tasks,
             steps=recorded_steps(reader, steps),
         )
         viewed = {"report_withheld": True} if WITHHELD_KEY in data else {}
@@ -160,6 +164,15 @@ def case_record(ctx: EngineContext, actor: Actor, case_id: int) -> CaseRecord:
         session.commit()
     ctx.live_cache.put(case_id, type(cached)(instance.version, cached.live, cached.snapshot))
     return record
+
+
+def _name_people(session: Session, lists: Iterable[tuple[list[dict[str, Any]], str]]) -> None:
+    """Give each row the display name of the person in its ``key`` (``<key>_name``), in one query."""
+    lists = list(lists)
+    names = display_names(session, [row.get(key) for rows, key in lists for row in rows])
+    for rows, key in lists:
+        for row in rows:
+            row[f"{key}_name"] = names.get(row.get(key) or "")
 
 
 def _main_file(files: dict[str, str] | Any, process_id: str) -> str:

@@ -27,29 +27,12 @@ from engine.services.timer_queries import MAX_PAGE, waiting_timers
 from web.auth.access import current_actor, roles_required
 from web.extensions import telerad
 from web.shared.formatting import PARIS
+from web.shared.labels import setting_label
 
 bp = Blueprint("escalation", __name__, url_prefix="/admin/escalation")
 
 PER_PAGE = 50
 MODES = ("future", "rearm")
-SETTING_LABELS = {
-    "accept_oncall": _l("Acceptation — radiologue de garde"),
-    "accept_tier1": _l("Acceptation — niveau 1 (territoire)"),
-    "accept_tier2": _l("Acceptation — niveau 2 (territoires voisins)"),
-    "accept_tier3": _l("Acceptation — niveau 3 (département, région)"),
-    "accept_tier4": _l("Acceptation — niveau 4 (société externe)"),
-    "report_vital": _l("Compte-rendu — urgence vitale"),
-    "report_urgent": _l("Compte-rendu — urgent"),
-    "report_scheduled": _l("Compte-rendu — programmé"),
-    "teleexpertise_answer": _l("Avis du télé-expert"),
-    "reminder": _l("Rappel"),
-    "no_radiologist_alert": _l("Aucun radiologue disponible — rappel aux responsables"),
-    "step_vital": _l("Autres étapes — urgence vitale"),
-    "step_urgent": _l("Autres étapes — urgent"),
-    "step_scheduled": _l("Autres étapes — programmé"),
-    "teleexpertise_step": _l("Étapes de la téléexpertise"),
-    "identity_reconciliation": _l("Rapprochement d'identité des images"),
-}
 MODE_LABELS = {
     "future": _l("Pour les délais armés à partir de maintenant"),
     "rearm": _l("Réarmer aussi les délais en attente"),
@@ -58,13 +41,6 @@ MODE_LABELS = {
 
 def _ctx() -> EngineContext:
     return telerad(current_app).ctx
-
-
-def setting_label(name: str | None) -> str:
-    """The French name of a setting; a name this page does not know is shown as it is."""
-    if not name:
-        return "—"
-    return str(SETTING_LABELS.get(name, name))
 
 
 def duration_words(value: str) -> str:

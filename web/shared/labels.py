@@ -20,6 +20,32 @@ ROLE_LABELS = {
 }
 assert set(ROLE_LABELS) == set(ACCOUNT_ROLES)
 
+SETTING_LABELS = {
+    "accept_oncall": _l("Acceptation — radiologue de garde"),
+    "accept_tier1": _l("Acceptation — niveau 1 (territoire)"),
+    "accept_tier2": _l("Acceptation — niveau 2 (territoires voisins)"),
+    "accept_tier3": _l("Acceptation — niveau 3 (département, région)"),
+    "accept_tier4": _l("Acceptation — niveau 4 (société externe)"),
+    "report_vital": _l("Compte-rendu — urgence vitale"),
+    "report_urgent": _l("Compte-rendu — urgent"),
+    "report_scheduled": _l("Compte-rendu — programmé"),
+    "teleexpertise_answer": _l("Avis du télé-expert"),
+    "reminder": _l("Rappel"),
+    "no_radiologist_alert": _l("Aucun radiologue disponible — rappel aux responsables"),
+    "step_vital": _l("Autres étapes — urgence vitale"),
+    "step_urgent": _l("Autres étapes — urgent"),
+    "step_scheduled": _l("Autres étapes — programmé"),
+    "teleexpertise_step": _l("Étapes de la téléexpertise"),
+    "identity_reconciliation": _l("Rapprochement d'identité des images"),
+}
+
+
+def setting_label(name: str | None) -> str:
+    """The French name of a setting; a name this page does not know is shown as it is."""
+    if not name:
+        return "—"
+    return str(SETTING_LABELS.get(name, name))
+
 
 @functools.lru_cache(maxsize=1)
 def _code_labels() -> dict[str, dict[str, str]]:
@@ -103,3 +129,8 @@ def register_label_filters(app: Flask) -> None:
     app.jinja_env.filters["site_name"] = site_name
     app.jinja_env.filters["territory_name"] = territory_name
     app.jinja_env.filters["isodate"] = iso_to_datetime
+    from web.shared.history import actor_label, history_text, recipient_label
+
+    app.jinja_env.filters["history_text"] = history_text
+    app.jinja_env.filters["actor"] = actor_label
+    app.jinja_env.filters["recipient"] = recipient_label

@@ -1,0 +1,82 @@
+"""The case history as people read it: one French sentence per event of the case's audit chain, with who acted by
+name (a person's display name; the system, the image reception or a hospital's interface by what they are),
+never an event code, a timer id or a login name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from web.shared.labels import role_label, setting_label
+
+ACTIONS = {
+    "instance.started": _l("Dossier créé"), "task.claimed": _l("Tâche prise"),
+    "task.unclaimed": _l("Tâche libérée"), "task.completed": _l("Étape terminée"),
+    "message.delivered": _l("Message reçu"), "timer.fired": _l("Délai écoulé"),
+    "instance.completed": _l("Dossier clos"), "case.viewed": _l("Dossier consulté"),
+    "message.posted": _l("Message ajouté"), "attachment.added": _l("Pièce jointe ajoutée"),
+    "timer.rearmed": _l("Délai réarmé"), "instance.cancelled": _l("Dossier annulé"),
+    "case.amended": _l("Dossier mis à jour"), "dicom.study_attached": _l("Images rattachées"),
+    "dicom.study_held": _l("Images retenues"), "dicom.study_rejected": _l("Images rejetées"),
+    "dicom.uploaded": _l("Images déposées"), "attachment.read": _l("Pièce jointe consultée"),
+    "instance.failed": _l("Erreur"), "task.viewed": _l("Tâche consultée"),
+    "charter.refused": _l("Refusé au titre de la charte"),
+    "case.rerouted": _l("Dossier proposé à nouveau aux radiologues"),
+    "dicom.instance_held": _l("Image retenue hors de son examen"),
+    "instance.migrated": _l("Dossier passé à une nouvelle version de la procédure"),
+    "report.signed": _l("Compte-rendu signé électroniquement"), "report.addendum": _l("Addendum au compte-rendu"),
+}
+# Actors that are not people (engine.domain.actors, the adapters' actors).
+MACHINE_ACTORS = {
+    "system": _l("Telerad (automatique)"), "dicom": _l("Réception des images"),
+    "cli": _l("Administration (ligne de commande)"), "anonymous": _l("Personne non identifiée"),
+}
+RECIPIENTS = {"patient": _l("Patient")}
+_REASON_ACTIONS = ("case.rerouted", "dicom.instance_held", "dicom.study_held")
+
+
+def actor_label(user_id: str | None, name: str | None = None) -> str:
+    """Who acted: the person's name, or what the acting system is."""
+    if name and name != user_id:
+        return name
+    if not user_id:
+        return "—"
+    if user_id in MACHINE_ACTORS:
+        return str(MACHINE_ACTORS[user_id])
+    if user_id.startswith("hl7:"):
+        return _("Système de l'hôpital (%(application)s)", application=user_id[4:].split("@")[0])
+    return name or user_id
+
+
+def recipient_label(recipient: str) -> str:
+    """A recipient of a report: a role (the local radiologist, the requester) or the patient."""
+    return str(RECIPIENTS[recipient]) if recipient in RECIPIENTS else role_label(recipient)
+
+
+def history_text(entry: Mapping[str, Any]) -> str:
+    """The sentence of one history entry (a completed step's summary already names who did it)."""
+    if entry.get("summary"):
+        return str(entry["summary"])
+    action = str(entry.get("action") or "")
+    detail: Mapping[str, Any] = entry.get("detail") or {}
+    text = str(ACTIONS.get(action, _("Événement du dossier")))
+    what = _detail_text(action, detail)
+    if what:
+        text = f"{text} : {what}"
+    return f"{text} ({actor_label(entry.get('actor'), entry.get('actor_name'))})"
+
+
+def _detail_text(action: str, detail: Mapping[str, Any]) -> str:
+    if action in ("timer.fired", "timer.rearmed") and detail.get("setting"):
+        return setting_label(detail["setting"])
+    if action == "charter.refused":
+        return " ; ".join(str(refusal.get("reason")) for refusal in detail.get("refusals", [])
+                          if isinstance(refusal, Mapping) and refusal.get("reason"))
+    if action in _REASON_ACTIONS and detail.get("reason"):
+        return str(detail["reason"])
+    if detail.get("title"):
+        return str(detail["title"])
+    return ""
