@@ -88,7 +88,10 @@ OPENAPI: dict[str, Any] = {
                     "site_id": {"type": "string"},
                     "request": {"type": "object"}}}}}},
                 "responses": {**_responses(_json("Créé"), 401, 403, 422), "201": _json("Créé")}}},
-        "/cases/{case_id}": {"get": {"summary": "Le dossier (lecture tracée)", "parameters": [CASE_ID],
+        "/cases/{case_id}": {"get": {"summary": "Le dossier (lecture tracée)", "description": (
+            "Identité, urgence, données (celles que l'appelant peut lire), étapes en cours (open_tasks), ce que "
+            "chaque étape terminée a enregistré en libellés français (steps : title, by_name, at, fields[label, "
+            "value]) et l'historique en phrases (history : at, action, text)."), "parameters": [CASE_ID],
                                      "responses": _responses(_json("Dossier"), 401, 404)}},
         "/cases/{case_id}/messages": {
             "get": {"summary": "Échanges du dossier", "parameters": [CASE_ID],

@@ -24,6 +24,7 @@ from forms.registry import trimmed
 from web.api.openapi import OPENAPI
 from web.extensions import csrf, telerad
 from web.shared.bodies import BadInput, check_parameters, read_json_body, request_parameters
+from web.shared.history import history_text
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens, no cookies: CSRF does not apply
@@ -173,7 +174,22 @@ def case(case_id: int) -> Any:
     return jsonify({**_case_json(record.line), "definition_version": record.definition_version,
                     "data": record.data, "open_tasks": [
                         {**t, "due_at": t["due_at"].isoformat() if t["due_at"] else None}
-                        for t in record.open_tasks]})
+                        for t in record.open_tasks],
+                    "steps": [_step_json(step) for step in record.steps],
+                    "history": [_history_json(entry) for entry in record.timeline]})
+
+
+def _step_json(step: Any) -> dict[str, Any]:
+    """A completed step as its page shows it: what was recorded, in French labels, by whom and when."""
+    done = step.completion
+    return {"task_id": done.task_id, "task": done.spec_name, "title": done.title, "by": done.by,
+            "by_name": done.by_name, "at": done.at.isoformat(),
+            "fields": [{"name": f.name, "label": f.label, "value": f.value} for f in step.fields]}
+
+
+def _history_json(entry: dict[str, Any]) -> dict[str, Any]:
+    return {"at": entry["at"].isoformat() if hasattr(entry["at"], "isoformat") else entry["at"],
+            "action": entry.get("action"), "actor": entry.get("actor"), "text": history_text(entry)}
 
 
 @bp.get("/cases/<int:case_id>/messages")

@@ -36,3 +36,22 @@ def test_api_applies_the_same_checks_with_bearer_tokens(app, demo_ctx):
     assert again.status_code == 409
     spec = client.get("/api/v1/openapi.json").get_json()
     assert spec["openapi"].startswith("3.") and "/tasks/{task_id}/complete" in spec["paths"]
+
+
+def test_the_case_answer_carries_what_each_step_recorded_and_the_history_in_words(app, demo_ctx):
+    """What the case page shows, the API gives (issue 17, item 1): each completed step's recorded fields with
+    their French labels, who and when, and the history as sentences."""
+    client = app.test_client()
+    token = issue_api_token(demo_ctx, "dr.legall", "tests")
+    case_id = case_of(demo_ctx, patient_name="KERMARREC YANN")
+    headers = {"Authorization": f"Bearer {token}"}
+    done = client.post(f"/api/v1/tasks/{open_task(demo_ctx, case_id, 'accept_case')}/complete",
+                       json={"acceptance": "accept"}, headers=headers)
+    assert done.status_code == 200
+    body = client.get(f"/api/v1/cases/{case_id}", headers=headers).get_json()
+    accepted = [step for step in body["steps"] if step["task"] == "accept_case"]
+    assert accepted and accepted[-1]["by"] == "dr.legall" and accepted[-1]["by_name"] == "Dr Yann Le Gall (radiologue)"
+    assert {"label": "Décision", "name": "acceptance", "value": "J'accepte ce dossier"} in accepted[-1]["fields"]
+    texts = [entry["text"] for entry in body["history"]]
+    assert texts and all(entry["action"] != entry["text"] for entry in body["history"])
+    assert not any("dr.legall" in text for text in texts)
