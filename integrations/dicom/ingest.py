@@ -12,6 +12,7 @@ its traits match the case's (integrations.dicom.matching); each attach and hold 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,16 @@ from integrations.dicom.matching import Decision, DicomPatient, compare, decide,
 from integrations.dicom.models import INSTANCE, SERIES, STUDY
 from integrations.dicom.orphans import content_conflict
 from integrations.dicom.preview_queue import mark_received
-from integrations.dicom.storage import InvalidDicom, ParsedInstance, StoredFile, parse_instance, store_bytes
+from integrations.dicom.storage import (
+    InvalidDicom,
+    ParsedInstance,
+    StoredFile,
+    file_sha256,
+    parse_instance,
+    parse_instance_file,
+    store_bytes,
+    store_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,23 +78,32 @@ class _Indexed:
 
 def ingest_file(ctx: EngineContext, path_or_bytes: Path | bytes, site_id: str | None, source: str, *,
                 storage: Path, calling_ae: str | None = None, case_id: int | None = None,
-                fsync: bool = True) -> IngestResult:
+                fsync: bool = True, consume: bool = False) -> IngestResult:
     """Check, store and index one Part-10 file. Refusals are logged and returned, never raised; a storage
-    failure raises StorageFailure. `case_id` is the case chosen by the person uploading (web)."""
+    failure raises StorageFailure. `case_id` is the case chosen by the person uploading (web). A file on disk is
+    checked and stored without being read into memory (its pixel data never is); with `consume` it is moved
+    into the storage rather than copied (the SCP's received file)."""
+    data: bytes | None = None
     try:
-        data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
-        parsed = parse_instance(data)
+        if isinstance(path_or_bytes, bytes):
+            data = path_or_bytes
+            parsed = parse_instance(data)
+            digest = hashlib.sha256(data).hexdigest()
+        else:
+            parsed = parse_instance_file(Path(path_or_bytes))
+            digest = file_sha256(Path(path_or_bytes))
     except (InvalidDicom, OSError) as err:
         reason = str(err) if isinstance(err, InvalidDicom) else "fichier illisible"
         log.warning("DICOM instance refused (source %s, AE %s, site %s): %s", source, calling_ae, site_id, reason)
         return IngestResult("refused", reason)
-    conflict = content_conflict(ctx, parsed.sop_instance_uid, data)
+    conflict = content_conflict(ctx, parsed.sop_instance_uid, sha256=digest)
     if conflict is not None:
         log.warning("DICOM instance %s resent with different content (source %s, AE %s): refused, the first one is"
                     " kept", parsed.sop_instance_uid, source, calling_ae)
         return IngestResult("conflict", conflict, parsed.study_uid, parsed.sop_instance_uid)
     try:
-        stored = store_bytes(storage, data, fsync=fsync)
+        stored = store_bytes(storage, data, fsync=fsync) if data is not None else \
+            store_file(storage, Path(path_or_bytes), digest, fsync=fsync, move=consume)
     except OSError as err:
         log.error("DICOM instance %s could not be stored: %s", parsed.sop_instance_uid, err)
         raise StorageFailure(str(err)) from err

@@ -26,12 +26,14 @@ _STORED_NAME = re.compile(r"[0-9a-f]{64}")
 _PART_NAME = re.compile(r"\.[0-9a-f]{64}\.[0-9a-f]{32}\.part")
 
 
-def content_conflict(ctx: EngineContext, sop_instance_uid: str, data: bytes) -> str | None:
-    """A French reason when this instance was already received with other content (the first one is kept)."""
+def content_conflict(ctx: EngineContext, sop_instance_uid: str, data: bytes | None = None, *,
+                     sha256: str | None = None) -> str | None:
+    """A French reason when this instance was already received with other content (the first one is kept); the
+    content is given as bytes or by its SHA-256."""
     with ctx.read() as session:
         known = session.execute(select(INSTANCE.c.sha256).where(
             INSTANCE.c.sop_instance_uid == sop_instance_uid)).scalar_one_or_none()
-    if known is None or known == hashlib.sha256(data).hexdigest():
+    if known is None or known == (sha256 or hashlib.sha256(data or b"").hexdigest()):
         return None
     return "instance déjà reçue avec un autre contenu (même identifiant SOP) : la première est gardée"
 

@@ -7,7 +7,10 @@
   calling AE title not recognised).
 - Each association runs in its own threads: the store handler opens its own database sessions (the engine
   context hands out a new one per use case).
-- The received dataset is written as sent (file meta + the encoded bytes): no decode and re-encode.
+- The received dataset is written as sent (file meta + the encoded bytes): no decode and re-encode. It streams
+  to disk as its PDUs arrive (pynetdicom's STORE_RECV_CHUNKED_DATASET, a process-wide setting turned on by
+  start()), is checked there without its pixel data being read (storage.parse_instance_file) and moved into the
+  storage: the memory an instance needs is the same whatever its size.
 - With a TLS context (TELERAD_DICOM_TLS_*, integrations.peers) the handshake runs in the association's own
   thread, after the connection was admitted and within the ACSE timeout, so peers that never finish it cannot
   hold the accept loop (pynetdicom's server would do it there, blocking every other caller). A calling AE title
@@ -31,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
@@ -39,7 +42,6 @@ from engine.services.context import EngineContext
 from integrations.dicom.admission import Admission
 from integrations.dicom.callers import caller_access
 from integrations.dicom.ingest import StorageFailure, ingest_file
-from integrations.dicom.storage import part10_bytes
 from integrations.peers import access_refusal, tls_identity
 
 log = logging.getLogger(__name__)
@@ -173,6 +175,7 @@ class StorageSCP:
 
     def start(self) -> None:
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # INFO logs every PDU of every instance
+        _config.STORE_RECV_CHUNKED_DATASET = True  # each C-STORE's dataset is written to a file as it arrives
         handlers: list[Any] = [(evt.EVT_REQUESTED, self._on_requested), (evt.EVT_C_STORE, self._on_store),
                                (evt.EVT_CONN_CLOSE, self._on_closed)]
         server = self.ae.make_server(self.address, ae_title=self.ae_title, evt_handlers=handlers,
@@ -234,9 +237,8 @@ class StorageSCP:
         site_id = getattr(event.assoc, "telerad_site", None)
         calling = getattr(event.assoc, "telerad_calling_ae", None)
         try:
-            data = part10_bytes(event.file_meta, event.request.DataSet.getvalue())
-            result = ingest_file(self.ctx, data, site_id, "dicom", storage=self.storage, calling_ae=calling,
-                                 fsync=self.fsync)
+            result = ingest_file(self.ctx, Path(event.dataset_path), site_id, "dicom", storage=self.storage,
+                                 calling_ae=calling, fsync=self.fsync, consume=True)
         except StorageFailure:
             return STATUS_OUT_OF_RESOURCES
         except Exception:
