@@ -258,17 +258,18 @@ def _check_context(schema: Mapping[str, Any], key: str) -> None:
                           f"fields or {{by}}: {', '.join(unknown)}")
 
 
-def context_problems(registry: FormRegistry, key: str) -> list[str]:
-    """What the form's ``x-context`` names that does not exist: an unknown form, or a field that form lacks."""
+def context_problems(registry: FormRegistry, key: str, schema: Mapping[str, Any] | None = None) -> list[str]:
+    """What the form's ``x-context`` names that does not exist: an unknown form, or a field that form lacks
+    (``schema``: the form's schema when it is not in the registry yet, a designer's new version)."""
     problems: list[str] = []
-    for source in context_sources(registry.schema(key)):
+    for source in context_sources(schema if schema is not None else registry.schema(key)):
         if source.form is None:
             continue
         if not registry.exists(source.form):
-            problems.append(f"{key}: {CONTEXT_KEY} names the form {source.form}, which does not exist")
+            problems.append(f"{key} : {CONTEXT_KEY} nomme le formulaire {source.form}, qui n'existe pas")
             continue
         properties = registry.schema(source.form).get("properties", {})
-        problems.extend(f"{key}: {CONTEXT_KEY}: {source.form} has no field {name}"
+        problems.extend(f"{key} : {CONTEXT_KEY} : le formulaire {source.form} n'a pas de champ {name}"
                         for name in source.fields if name not in properties)
     return problems
 

@@ -26,7 +26,7 @@ from engine.services.designer_versions import FileComparison, VersionComparison,
 from engine.store import audit
 from engine.store.designer_models import DiagramDraft, FormSchemaRow
 from engine.store.models import ProcessDefinition
-from forms.registry import UnknownForm, check_schema
+from forms.registry import UnknownForm, check_schema, context_problems
 
 DESIGNER_ROLES = frozenset({"process_designer", "administrator"})
 _VERSIONED_FORM = re.compile(r"^(?P<base>[A-Za-z0-9_-]+?)(?:\.v(?P<n>\d+))?\.schema\.json$")
@@ -254,6 +254,10 @@ def save_form_schema(ctx: EngineContext, actor: Actor, based_on: str, text: str)
     match = _VERSIONED_FORM.fullmatch(based_on or "")
     if match is None:
         raise FormRefused("Nom de formulaire de départ invalide.")
+    unknown = context_problems(ctx.forms, based_on, schema)
+    if unknown:  # the context shown above the fields must name forms and fields that exist
+        raise FormRefused("Le contexte affiché au-dessus des champs (« x-context ») nomme un formulaire ou un champ "
+                          "qui n'existe pas : " + " ; ".join(problem.split(" : ", 1)[-1] for problem in unknown))
     base = match.group("base")
     with ctx.write() as session:
         taken = set(session.execute(select(FormSchemaRow.key).where(FormSchemaRow.key.like(f"{base}.v%"))).scalars())

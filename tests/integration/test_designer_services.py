@@ -137,6 +137,12 @@ def test_an_edited_form_gets_a_new_immutable_key_usable_by_a_diagram(charter_ctx
                          ('{"type": "object", "properties": {}}', "au moins un champ")):
         with pytest.raises(designer.FormRefused, match=message):
             designer.save_form_schema(ctx, DESIGNER, "td_report.schema.json", bad)
+    # the context above the fields must name forms and fields that exist (issue 17, item 1)
+    for context, missing in (([{"form": "td_absent.schema.json", "fields": ["x"]}], "td_absent.schema.json"),
+                             ([{"form": "td_request.schema.json", "fields": ["question", "egfr_typo"]}], "egfr_typo")):
+        with pytest.raises(designer.FormRefused, match=f"x-context.*{missing}"):
+            designer.save_form_schema(ctx, DESIGNER, "td_report.schema.json",
+                                      json.dumps({**schema, "x-context": context}))
 
 
 def test_a_draft_that_no_longer_defines_its_process_is_refused(charter_ctx):
