@@ -61,6 +61,9 @@ def create_app(settings: Settings | None = None, ctx: EngineContext | None = Non
     from web.shared.labels import register_label_filters
 
     register_label_filters(app)
+    from web.shared.history import register_history_filters
+
+    register_history_filters(app)
     app.after_request(_security_headers)
     if settings.https:
         app.after_request(_strict_transport)

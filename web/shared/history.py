@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from flask import Flask
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -80,3 +81,9 @@ def _detail_text(action: str, detail: Mapping[str, Any]) -> str:
     if detail.get("title"):
         return str(detail["title"])
     return ""
+
+
+def register_history_filters(app: Flask) -> None:
+    app.jinja_env.filters["history_text"] = history_text
+    app.jinja_env.filters["actor"] = actor_label
+    app.jinja_env.filters["recipient"] = recipient_label

@@ -129,8 +129,4 @@ def register_label_filters(app: Flask) -> None:
     app.jinja_env.filters["site_name"] = site_name
     app.jinja_env.filters["territory_name"] = territory_name
     app.jinja_env.filters["isodate"] = iso_to_datetime
-    from web.shared.history import actor_label, history_text, recipient_label
 
-    app.jinja_env.filters["history_text"] = history_text
-    app.jinja_env.filters["actor"] = actor_label
-    app.jinja_env.filters["recipient"] = recipient_label
