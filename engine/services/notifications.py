@@ -51,6 +51,11 @@ class Event:
     event: str
     key: str
     recipients: tuple[str, ...]  # in order: the on-call radiologist first
+    on_call: str | None = None  # the on-call radiologist among them, told that he is reached as such
+
+
+# The key of the on-call radiologist's row: his message says he is reached because he is on call.
+ON_CALL_KEY = ":oncall"
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ class NotificationHook:
                 people = [task.assignee]
             else:
                 people = holders(session, [task.lane] if task.lane else [], facts.site_id)
-            events.append(Event(event, f"task:{task.id}", tuple(self._on_call_first(facts.site_id, people))))
+            events.append(self._event(event, f"task:{task.id}", facts.site_id, people))
         return events
 
     def _offer_event(self, session: Session, facts: CaseFacts, task_id: str) -> str:
@@ -126,14 +131,15 @@ class NotificationHook:
         notices = session.execute(select(CaseNotice.id, CaseNotice.kind, CaseNotice.audience).where(
             CaseNotice.instance_id == facts.case_id, CaseNotice.created_at == at)).all()
         by_kind = {n.kind: n for n in notices if n.kind in NOTICE_EVENTS}  # one message per kind and save
-        return [Event(NOTICE_EVENTS[n.kind], f"notice:{n.id}",
-                      tuple(self._on_call_first(facts.site_id, audience_of(session, n.audience, facts.site_id))))
-                for n in by_kind.values()]
+        return [self._event(NOTICE_EVENTS[n.kind], f"notice:{n.id}", facts.site_id,
+                            audience_of(session, n.audience, facts.site_id)) for n in by_kind.values()]
 
-    def _on_call_first(self, site_id: str | None, people: Iterable[str]) -> list[str]:
+    def _event(self, event: str, key: str, site_id: str | None, people: Iterable[str]) -> Event:
+        """The event for these people, the on-call radiologist of the site's territory first."""
         ordered = list(dict.fromkeys(people))
         on_duty = on_call_of(self.ctx, site_id)
-        return sorted(ordered, key=lambda user: user != on_duty)
+        return Event(event, key, tuple(sorted(ordered, key=lambda user: user != on_duty)),
+                     on_duty if on_duty in ordered else None)
 
 
 def on_call_of(ctx: EngineContext, site_id: str | None) -> str | None:
@@ -168,7 +174,7 @@ def write_rows(session: Session, facts: CaseFacts, events: Sequence[Event], chan
     """One pending row per person, channel and event, for the channels of each person's preferences that have an
     address; a row already written for the same key is not written twice. Returns how many were written."""
     contacts = contacts_of(session, [user for event in events for user in event.recipients])
-    keys = [event.key for event in events]
+    keys = [key for event in events for key in (event.key, event.key + ON_CALL_KEY)]
     existing = {(r.recipient, r.channel, r.event_key) for r in session.execute(
         select(_OUTBOX.c.recipient, _OUTBOX.c.channel, _OUTBOX.c.event_key).where(_OUTBOX.c.event_key.in_(keys)))}
     rows: list[dict[str, Any]] = []
@@ -177,11 +183,12 @@ def write_rows(session: Session, facts: CaseFacts, events: Sequence[Event], chan
             contact = contacts.get(user)
             if contact is None:
                 continue
+            key = event.key + ON_CALL_KEY if user == event.on_call else event.key
             for channel in contact.channels(event.event):
                 address = contact.address(channel)
-                if channel in channels and address and (user, channel, event.key) not in existing:
-                    existing.add((user, channel, event.key))
-                    rows.append({"event": event.event, "event_key": event.key[:128], "case_id": facts.case_id,
+                if channel in channels and address and (user, channel, key) not in existing:
+                    existing.add((user, channel, key))
+                    rows.append({"event": event.event, "event_key": key[:128], "case_id": facts.case_id,
                                  "site_id": facts.site_id, "urgency": facts.urgency, "recipient": user,
                                  "channel": channel, "address": address, "status": "pending", "attempts": 0,
                                  "next_attempt_at": now, "last_error": None, "created_at": now, "sent_at": None})
@@ -218,7 +225,7 @@ def remind_unhandled(ctx: EngineContext, every: timedelta, channels: Sequence[st
             on_duty = on_call_of(ctx, notice.site_id)
             people = sorted(dict.fromkeys([*people, *([on_duty] if on_duty else [])]), key=lambda u: u != on_duty)
             key = f"notice:{notice.id}:reminder:{now.strftime('%Y%m%dT%H%M%S')}"
-            written += write_rows(session, facts, [Event(NO_RADIOLOGIST, key, tuple(people))], channels, now)
+            written += write_rows(session, facts, [Event(NO_RADIOLOGIST, key, tuple(people), on_duty)], channels, now)
         session.commit()
     return written
 

@@ -19,6 +19,7 @@ from engine.services.notification_contacts import (
     URGENT_OFFER,
 )
 from engine.services.notification_outbox import OutboxRow
+from engine.services.notifications import ON_CALL_KEY
 
 URGENCY_LABELS = {"vital": "urgence vitale", "urgent": "urgent", "scheduled": "programmé"}
 WHAT = {
@@ -32,6 +33,7 @@ WHAT = {
     IDENTITY_HOLD: "Des images reçues ne correspondent pas à l'identité du dossier : elles sont retenues "
                    "jusqu'à votre vérification.",
 }
+ON_CALL_LINE = "Vous le recevez en tant que radiologue de garde du territoire de ce site."
 FOOTER = ("Ce message ne contient aucune donnée de santé : connectez-vous à Telerad pour voir le dossier.\n"
           "Message automatique, ne pas répondre.")
 
@@ -53,9 +55,12 @@ def case_link(public_url: str, case_id: int | None) -> str:
 
 def compose(row: OutboxRow, site_name: str | None, public_url: str) -> Message:
     reminder = ":reminder:" in row.event_key
+    on_call = row.event_key.endswith(ON_CALL_KEY)
     title = EVENT_TITLES.get(row.event, "Notification Telerad")
     if reminder:
         title = f"Rappel : {title.lower()}"
+    if on_call:
+        title = f"Garde : {title[0].lower()}{title[1:]}"
     urgency = URGENCY_LABELS.get(row.urgency or "", "")
     number = f"dossier n° {row.case_id}" if row.case_id is not None else "Telerad"
     link = case_link(public_url, row.case_id)
@@ -64,6 +69,7 @@ def compose(row: OutboxRow, site_name: str | None, public_url: str) -> Message:
     lines = [
         "Bonjour,", "",
         WHAT.get(row.event, title),
+        *([ON_CALL_LINE] if on_call else []),
         f"{number.capitalize()}{where}{f', {urgency}' if urgency else ''}.",
         f"Ouvrir le dossier : {link}", "",
         FOOTER,

@@ -56,6 +56,8 @@ def test_overdue_report_announcement_plan_and_released_report(night_ctx, clock):
         fire_due_timers(night_ctx)
         assert {(REPORT_OVERDUE, "dr.legall"), (REPORT_OVERDUE, "dr.martin"), (REPORT_OVERDUE, "dr.guillou")} <= \
             events_of(night_ctx, case_id)
+        # three days later dr.legall's on-call slot is over: he is reached as the case's radiologist, not as on call
+        assert not [row for row in outbox(night_ctx, case_id=case_id) if row.event_key.endswith(":oncall")]
         complete(night_ctx, case_id, "interpret", RADIOLOGIST, signed(night_ctx, "dr.legall", REPORT))
         complete(night_ctx, case_id, "propose_announcement", RADIOLOGIST, {"announcement_proposal": "En consultation."})
         assert (ANNOUNCEMENT_PLAN, "dr.martin") in events_of(night_ctx, case_id)
@@ -70,6 +72,7 @@ def test_overdue_report_announcement_plan_and_released_report(night_ctx, clock):
     assert any("Compte-rendu disponible" in subject for subject in subjects)
     for message in mailbox.to("dr.martin@telerad.localhost"):
         assert "carcinome" not in message.get_content() and "Quéré" not in message.get_content()
+        assert "de garde" not in message.get_content() and "Garde" not in message["Subject"]
 
 
 @pytest.mark.charter("CH-4.1.6")

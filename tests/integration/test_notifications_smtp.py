@@ -44,7 +44,9 @@ def test_an_urgent_offer_at_night_reaches_the_on_call_radiologist_by_email(night
     (message,) = mailbox.to("dr.legall@telerad.localhost")
     body = message.get_content()
     assert message["From"] == "alertes@telerad.localhost"
-    assert message["Subject"] == f"[Telerad] Dossier urgent proposé (urgence vitale) — dossier n° {case_id}"
+    # he is told he is reached as the territory's on-call radiologist
+    assert message["Subject"] == f"[Telerad] Garde : dossier urgent proposé (urgence vitale) — dossier n° {case_id}"
+    assert "radiologue de garde du territoire" in body
     assert f"{PUBLIC_URL}/cases/{case_id}" in body and "CH de Brest (urgences)" in body
     for clinical in ("Kermarrec", "Yann", "Hématome", "anticoagulant", "1948"):
         assert clinical not in body and clinical not in message["Subject"]
