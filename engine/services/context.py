@@ -71,6 +71,10 @@ class EngineContext:
     # Called inside the transaction of every case save with (session, saved InstanceRow, case data); must be
     # idempotent. Integrations use it to queue work atomically with the change (e.g. an HL7 report to send).
     save_hooks: list[Callable[..., None]] = field(default_factory=list)
+    # Called inside the transaction that adds a signed addendum to a released report, with (session, case
+    # InstanceRow, case data, the case's addenda oldest first as engine.services.report_addenda.Addendum): the
+    # report sent again, corrected, to the site's systems.
+    addendum_hooks: list[Callable[..., None]] = field(default_factory=list)
     # Read by the charter gates (engine.services.charter_gates): radiologists' credentials, protocol catalogue.
     directory: Directory | None = None
     protocol_catalogue: Callable[[], Any] | None = None

@@ -49,7 +49,8 @@ def add_addendum(ctx: EngineContext, actor: Actor, case_id: int, text: str, code
     """Add a signed addendum; returns its id. NotFound, Forbidden, FormValidationError (text), or
     SignatureRefused (code: nothing added)."""
     ensure_visible(ctx, actor, case_id)
-    if not may_add(actor, case_data(ctx, case_id)):
+    data = case_data(ctx, case_id)
+    if not may_add(actor, data):
         raise Forbidden("Seuls l'auteur du compte-rendu et les radiologues du dossier ajoutent un addendum, "
                         "une fois le compte-rendu signé et diffusé.")
     text = (text or "").strip()
@@ -66,6 +67,10 @@ def add_addendum(ctx: EngineContext, actor: Actor, case_id: int, text: str, code
         session.flush()
         append_case_events(session, instance, [audit.AuditEntry(actor.user_id, "report.addendum", case_id,
                                                                 {"addendum_id": row.id})], now)
+        if ctx.addendum_hooks:
+            addenda = _addenda(session, case_id)
+            for hook in ctx.addendum_hooks:
+                hook(session, instance, data, addenda)
         session.commit()
         return row.id
 
@@ -77,10 +82,14 @@ def list_addenda(ctx: EngineContext, actor: Actor, case_id: int, shown: Mapping[
         return []
     ensure_visible(ctx, actor, case_id)
     with ctx.read() as session:
-        rows = list(session.execute(select(ReportAddendum).where(ReportAddendum.instance_id == case_id)
-                                    .order_by(ReportAddendum.id)).scalars())
-        names = _names(session, {r.author for r in rows})
-        return [Addendum(r.id, r.author, names.get(r.author, r.author), r.text, r.signed_at) for r in rows]
+        return _addenda(session, case_id)
+
+
+def _addenda(session: Any, case_id: int) -> list[Addendum]:
+    rows = list(session.execute(select(ReportAddendum).where(ReportAddendum.instance_id == case_id)
+                                .order_by(ReportAddendum.id)).scalars())
+    names = _names(session, {r.author for r in rows})
+    return [Addendum(r.id, r.author, names.get(r.author, r.author), r.text, r.signed_at) for r in rows]
 
 
 def signer_name(ctx: EngineContext, username: str) -> str:

@@ -65,10 +65,37 @@ class ReportHook:
             attempts=0, next_attempt_at=now, created_at=now))
 
 
+class AddendumHook:
+    """An addendum signed after the release: the report sent again with every addendum so far, as a correction
+    (OBR-25 C), to the RIS that took the report (idempotent per addendum)."""
+
+    def __init__(self, ctx: EngineContext):
+        self.ctx = ctx
+
+    def __call__(self, session: Session, case: InstanceRow, data: Mapping[str, Any], addenda: list[Any]) -> None:
+        if not addenda or not isinstance(data.get("release"), dict):
+            return
+        key = f"addendum:{addenda[-1].id}"
+        sent = session.execute(select(Hl7Outbox.id).where(
+            Hl7Outbox.case_id == case.id, Hl7Outbox.kind == "ORU", Hl7Outbox.release_key == key)).first()
+        if sent is not None:
+            return
+        if "hl7" not in data and (case.site_id is None or session.get(Hl7Endpoint, case.site_id) is None):
+            return
+        now = self.ctx.clock.now()
+        control_id = new_control_id()
+        session.execute(insert(OUTBOX).values(
+            case_id=case.id, site_id=case.site_id, kind="ORU", release_key=key, control_id=control_id,
+            payload=build_oru(data, control_id=control_id, now=now, addenda=addenda), status="pending",
+            attempts=0, next_attempt_at=now, created_at=now))
+
+
 def install(ctx: EngineContext) -> None:
-    """Register the report hook on a context (idempotent). Every process that saves cases needs it."""
+    """Register the report hooks on a context (idempotent). Every process that saves cases needs them."""
     if not any(isinstance(hook, ReportHook) for hook in ctx.save_hooks):
         ctx.save_hooks.append(ReportHook(ctx))
+    if not any(isinstance(hook, AddendumHook) for hook in ctx.addendum_hooks):
+        ctx.addendum_hooks.append(AddendumHook(ctx))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The released report as an ORU^R01 (2.5): OBR-25 F (C for a later release of the same case), technique,
-findings and conclusion as OBX TX lines, the interpreting radiologist in OBR-32.
+"""The released report as an ORU^R01 (2.5): OBR-25 F (C for a later release of the same case, or the report
+again with its signed addenda), technique, findings and conclusion as OBX TX lines, each addendum after them
+(LOINC 55107-7), the interpreting radiologist in OBR-32.
 
 Built by hand: every value goes through codec.escape, which escapes ``| ^ ~ \\ &`` (hl7apy leaves ``^ &`` as they
 are). MSH-5, MSH-6 and MSH-18 are filled in at delivery from the site's endpoint (see `address`).
@@ -7,9 +8,10 @@ are). MSH-5, MSH-6 and MSH-18 are filled in at delivery from the site's endpoint
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from integrations.hl7.codec import CHARSETS, escape, timestamp
 
@@ -22,6 +24,8 @@ SECTIONS = (  # case data key, OBX-3 (LOINC code, label)
     ("findings", ("18782-3", "Résultats")),
     ("conclusion", ("19005-8", "Conclusion")),
 )
+ADDENDUM = ("55107-7", "Addendum")  # LOINC: Addendum
+PARIS = ZoneInfo("Europe/Paris")
 
 
 def _text(value: Any) -> str:
@@ -73,10 +77,15 @@ def _requester(data: Mapping[str, Any]) -> str:
     return f"{escape(_text(physician.get('id')))}^{escape(_text(physician.get('name')))}"
 
 
-def build_oru(data: Mapping[str, Any], *, control_id: str, now: datetime, corrected: bool = False) -> str:
+def build_oru(data: Mapping[str, Any], *, control_id: str, now: datetime, corrected: bool = False,
+              addenda: Sequence[Any] = ()) -> str:
+    """``addenda`` (engine.services.report_addenda.Addendum, oldest first): the signed addenda after the
+    report's sections, each headed by its date and author; their message is a correction (C) dated by the last."""
     release = data.get("release") if isinstance(data.get("release"), dict) else {}
     assert isinstance(release, dict)
     released = _when(release.get("released_at"))
+    if addenda:
+        corrected, released = True, timestamp(addenda[-1].signed_at)
     order = data.get("ris_order") if isinstance(data.get("ris_order"), dict) else {}
     assert isinstance(order, dict)
     placer = escape(_text(order.get("placer_order_number")))
@@ -89,13 +98,21 @@ def build_oru(data: Mapping[str, Any], *, control_id: str, now: datetime, correc
     obr = segment("OBR", {1: "1", 2: placer, 3: accession, 4: service, 16: _requester(data), 18: accession,
                           22: released, 25: status, 32: interpreter(data.get("radiologist"))})
     segments = ["|".join(msh), _patient(data), segment("ORC", {1: "RE", 2: placer, 3: accession, 5: "CM"}), obr]
+    # OBX-4 tells apart the observations of the same OBX-3: each addendum is its own (1, 2...)
+    sections = [(code, label, 1, _text(data.get(key))) for key, (code, label) in SECTIONS]
+    sections += [(*ADDENDUM, n, f"Addendum du {_paris(a.signed_at)}, signé par {a.author_name} :\n{a.text}")
+                 for n, a in enumerate(addenda, start=1)]
     number = 0
-    for key, (code, label) in SECTIONS:
-        for line in _text(data.get(key)).splitlines():
+    for code, label, sub_id, text in sections:
+        for line in text.splitlines():
             number += 1
-            segments.append(segment("OBX", {1: str(number), 2: "TX", 3: f"{code}^{escape(label)}^LN", 4: "1",
-                                            5: escape(line), 11: status, 14: released}))
+            segments.append(segment("OBX", {1: str(number), 2: "TX", 3: f"{code}^{escape(label)}^LN",
+                                            4: str(sub_id), 5: escape(line), 11: status, 14: released}))
     return "\r".join(segments) + "\r"
+
+
+def _paris(moment: datetime) -> str:
+    return moment.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
 
 
 def segment(name: str, fields: dict[int, str]) -> str:

@@ -12,6 +12,8 @@ from sqlalchemy import select
 from engine.domain.actors import Actor
 from engine.services.instances import case_by_accession, case_data
 from engine.services.persistence import InstanceRow
+from engine.services.report_addenda import add_addendum
+from engine.services.report_signature import SignatureRefused
 from engine.services.tasks import complete_task, list_tasks
 from forms import default_registry
 from integrations.hl7 import codec
@@ -129,6 +131,35 @@ def test_a_released_report_is_queued_once_and_delivered_as_an_oru_r01(ctx):
     with ctx.read() as session:
         logged = session.execute(select(Hl7Message).where(Hl7Message.direction == "out")).scalar_one()
     assert (logged.case_id, logged.control_id, logged.ack_code) == (case_id, sent.control_id, "AA")
+
+
+@pytest.mark.charter("CH-5.1")
+def test_a_signed_addendum_reaches_the_ris_as_a_correction_keeping_the_original(ctx):
+    """Issue 17, item 5: the addendum after the release goes to the RIS that took the report, as the report again
+    (OBR-25 C) with the addendum after the original sections; a refused signature sends nothing."""
+    case_id = order_and_report(ctx)
+    complete(ctx, case_id, "acknowledge_report", REQUESTER, report_read=True, integrated_in_record=True)
+    with pytest.raises(SignatureRefused):
+        add_addendum(ctx, RADIOLOGIST, case_id, "Relecture : pas d'autre anomalie.", "000000")
+    assert len(rows(ctx)) == 1
+    add_addendum(ctx, RADIOLOGIST, case_id, "Relecture : fracture occipitale non déplacée | à surveiller.",
+                 signature_code(ctx, RADIOLOGIST.user_id))
+    assert [row.release_key.split(":")[0] for row in rows(ctx)][1:] == ["addendum"]
+    with FakeRis() as ris:
+        set_endpoint(ctx, SYSTEM, "ch-brest", "127.0.0.1", ris.port, receiving_application="RIS_BREST",
+                     receiving_facility="CH_BREST")
+        assert deliver_pending(ctx).sent == 2
+    original, corrected = (read_oru(text) for text in ris.received)
+    assert original[1].get("OBR", 25) == "F" and corrected[1].get("OBR", 25) == "C"
+    observations = [{field.name: field.to_er7() for field in obx.children} for obx in corrected[0].children
+                    if obx.name == "OBX"]
+    assert [obx["OBX_3"].split("^")[0] for obx in observations] == [
+        "55111-9", "18782-3", "18782-3", "19005-8", "55107-7", "55107-7"]
+    texts = [corrected[1].split(obx["OBX_5"]) for obx in observations]
+    assert texts[:4] == ["Acquisition sans injection.", *FINDINGS.splitlines(), "Hématome sous-dural aigu droit."]
+    assert texts[4].startswith("Addendum du ") and "Le Gall" in texts[4]
+    assert texts[5] == "Relecture : fracture occipitale non déplacée | à surveiller."
+    assert {obx["OBX_11"] for obx in observations} == {"C"}
 
 
 def test_the_hook_is_idempotent_and_a_second_release_is_sent_as_a_correction(ctx):
