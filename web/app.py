@@ -77,9 +77,9 @@ def create_app(settings: Settings | None = None, ctx: EngineContext | None = Non
 def _register_blueprints(app: Flask) -> None:
     """Each area (a package of web/) lists its blueprints; imported here, not at the top, so that the commands
     that never build the app (`telerad worker`, `telerad validate`) do not load the views."""
-    from web import admin, api, auth, clinical, designer, ops
+    from web import admin, api, auth, clinical, designer, dicomweb, ops
 
-    for area in (ops, auth, clinical, admin, api, designer):
+    for area in (ops, auth, clinical, admin, api, designer, dicomweb):
         for blueprint in area.BLUEPRINTS:
             app.register_blueprint(blueprint)
 
