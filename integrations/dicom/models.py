@@ -1,4 +1,5 @@
-"""DICOM tables: calling AE titles allowed per site, and the index of received studies, series and instances.
+"""DICOM tables: calling AE titles allowed per site, the radiologists' viewing stations, and the index of received
+studies, series and instances.
 
 The files themselves are stored content-addressed on disk (see storage.py); these rows are written in one
 transaction after the file is safely on disk, so nothing is ever half-indexed.
@@ -35,6 +36,21 @@ class DicomCallingAE(Base):
     # bear (integrations.peers).
     allowed_sources: Mapped[str | None] = mapped_column(Text)
     client_cert_name: Mapped[str | None] = mapped_column(String(200))
+
+
+class DicomWorkstation(Base):
+    """A radiologist's viewing station: it may query and retrieve (C-FIND, C-GET) the studies its owner may see,
+    from the host registered, and receive the C-MOVEs of studies its owner may see."""
+
+    __tablename__ = "dicom_workstation"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner: Mapped[str] = mapped_column(ForeignKey("app_user.username"), index=True)
+    ae_title: Mapped[str] = mapped_column(String(16), unique=True)
+    host: Mapped[str] = mapped_column(String(253))
+    port: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(128))
 
 
 class DicomStudy(Base):
@@ -118,3 +134,4 @@ STUDY = table_of(DicomStudy)
 SERIES = table_of(DicomSeries)
 INSTANCE = table_of(DicomInstance)
 HELD = table_of(DicomHeldInstance)
+WORKSTATION = table_of(DicomWorkstation)

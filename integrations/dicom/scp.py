@@ -1,10 +1,13 @@
-"""The C-STORE / C-ECHO service class provider (pynetdicom), CH-5.1.
+"""The C-STORE / C-ECHO service class provider (pynetdicom), CH-5.1, and the query/retrieve SCP of the
+radiologists' viewing stations (C-FIND, C-GET, C-MOVE: integrations.dicom.query_retrieve, CH-4.1.11).
 
 - Every storage SOP class is accepted with every transfer syntax (pynetdicom's defaults accept only the
   uncompressed ones, so JPEG, JPEG-LS, JPEG 2000 and RLE studies would fail), plus Verification (C-ECHO).
 - The called AE title must be ours; the calling AE title must be on the allow-list, which also says which
-  site the images come from. An unknown caller gets an A-ASSOCIATE-RJ (rejected-permanent, service-user,
-  calling AE title not recognised).
+  site the images come from, or be a radiologist's registered viewing station (integrations.dicom.workstations),
+  calling from its registered host, whose owner the association then acts for. An unknown caller gets an
+  A-ASSOCIATE-RJ (rejected-permanent, service-user, calling AE title not recognised). A modality may not query
+  or retrieve, a station may not store (0x0124, refused: not authorised).
 - Each association runs in its own threads: the store handler opens its own database sessions (the engine
   context hands out a new one per use case).
 - The received dataset is written as sent (file meta + the encoded bytes): no decode and re-encode. It streams
@@ -42,6 +45,8 @@ from engine.services.context import EngineContext
 from integrations.dicom.admission import Admission
 from integrations.dicom.callers import caller_access
 from integrations.dicom.ingest import StorageFailure, ingest_file
+from integrations.dicom.query_retrieve import NOT_AUTHORISED, QR_SOP_CLASSES, QueryRetrieveHandlers
+from integrations.dicom.workstations import host_matches, owner_actor, workstation_by_title
 from integrations.peers import access_refusal, tls_identity
 
 log = logging.getLogger(__name__)
@@ -164,9 +169,14 @@ class StorageSCP:
         self.ae.maximum_associations = MAX_ASSOCIATIONS
         self.ae.acse_timeout = ACSE_TIMEOUT
         self.admission = Admission()
+        # The SCU role too: a C-GET sends its instances back on the requestor's association (role selection).
         for context in AllStoragePresentationContexts:
-            self.ae.add_supported_context(str(context.abstract_syntax), ALL_TRANSFER_SYNTAXES)
+            self.ae.add_supported_context(str(context.abstract_syntax), ALL_TRANSFER_SYNTAXES, scu_role=True,
+                                          scp_role=True)
         self.ae.add_supported_context(Verification)
+        for sop_class in QR_SOP_CLASSES:
+            self.ae.add_supported_context(sop_class)
+        self.query_retrieve = QueryRetrieveHandlers(ctx, ae_title, storage)
 
     @property
     def port(self) -> int:
@@ -177,7 +187,9 @@ class StorageSCP:
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # INFO logs every PDU of every instance
         _config.STORE_RECV_CHUNKED_DATASET = True  # each C-STORE's dataset is written to a file as it arrives
         handlers: list[Any] = [(evt.EVT_REQUESTED, self._on_requested), (evt.EVT_C_STORE, self._on_store),
-                               (evt.EVT_CONN_CLOSE, self._on_closed)]
+                               (evt.EVT_CONN_CLOSE, self._on_closed), (evt.EVT_C_FIND, self.query_retrieve.on_find),
+                               (evt.EVT_C_GET, self.query_retrieve.on_get),
+                               (evt.EVT_C_MOVE, self.query_retrieve.on_move)]
         server = self.ae.make_server(self.address, ae_title=self.ae_title, evt_handlers=handlers,
                                      contexts=ContextTemplates(self.ae.supported_contexts), ssl_context=self.tls,
                                      server_class=BackloggedAssociationServer, request_handler=QuickAckRequestHandler)
@@ -218,8 +230,9 @@ class StorageSCP:
         except Exception:
             log.exception("calling AE %s could not be checked", calling)
             access = None
+        actor = None
         if access is None:
-            refusal = "unknown calling AE"
+            refusal, actor = self._station_refusal(calling, address)
         else:  # CH-5.3, CH-8.1: a calling AE title is only trusted from where it was registered
             raw = getattr(event.assoc.dul.socket, "socket", None)
             refusal = access_refusal(access.allowed_sources, access.client_cert_name, tls_identity(raw, address))
@@ -228,12 +241,31 @@ class StorageSCP:
             event.assoc.acse.send_reject(*REJECT_CALLING_AE)
             event.assoc.kill()  # waits until the A-ASSOCIATE-RJ is sent, before the socket is closed
             return
-        assert access is not None
-        site_id = access.site_id
-        event.assoc.telerad_site = site_id
         event.assoc.telerad_calling_ae = calling
+        if access is None:
+            event.assoc.telerad_actor = actor  # a viewing station, acting for its owner
+            return
+        event.assoc.telerad_site = access.site_id
+
+    def _station_refusal(self, calling: str, address: str) -> tuple[str | None, Any]:
+        """(why a calling AE title that is no modality may not associate, None when it may; its owner's actor)."""
+        try:
+            station = workstation_by_title(self.ctx, calling)
+            if station is None:
+                return "unknown calling AE", None
+            if not host_matches(station.host, address):
+                return f"viewing station {calling} registered for host {station.host}, not {address}", None
+            actor = owner_actor(self.ctx, station)
+        except Exception:
+            log.exception("calling AE %s could not be checked", calling)
+            return "unknown calling AE", None
+        if actor is None:
+            return f"the owner of viewing station {calling} may no longer use it", None
+        return None, actor
 
     def _on_store(self, event: Any) -> int:
+        if getattr(event.assoc, "telerad_actor", None) is not None:
+            return NOT_AUTHORISED  # a viewing station retrieves images, it does not send them
         site_id = getattr(event.assoc, "telerad_site", None)
         calling = getattr(event.assoc, "telerad_calling_ae", None)
         try:
