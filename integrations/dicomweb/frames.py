@@ -59,7 +59,7 @@ def read_frames(path: Path, numbers: list[int]) -> Iterator[bytes]:
     """The bytes of the frames asked, in the order asked. FrameError (before anything is yielded) when the
     instance has no pixel data or a number is over its frame count."""
     dataset = dcmread(path, defer_size=1024)
-    element = dataset.get_item(PIXEL_DATA)
+    element = dataset.get_item(PIXEL_DATA, keep_deferred=True)
     if not isinstance(element, RawDataElement) or element.value_tell is None:
         raise FrameError("cette instance n'a pas de données d'image")
     frames = int(dataset.get("NumberOfFrames") or 1)
