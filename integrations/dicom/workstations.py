@@ -9,8 +9,10 @@ account is active and still holds a radiologist's role. Every change is on the g
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -195,3 +197,9 @@ def host_matches(host: str, address: str) -> bool:
     except OSError:
         return False
     return any(_normalised(str(info[4][0])) == peer for info in infos)
+
+
+def telerad_endpoint(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(AE title, port) a station calls Telerad's DICOM service at (TELERAD_DICOM_AE_TITLE, _PORT), to show."""
+    env = os.environ if env is None else env
+    return (env.get("TELERAD_DICOM_AE_TITLE") or "TELERAD").strip(), (env.get("TELERAD_DICOM_PORT") or "11112").strip()
