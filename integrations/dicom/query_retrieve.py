@@ -409,14 +409,17 @@ class QueryRetrieveHandlers:
             yield PENDING, response
 
     def on_get(self, event: Any) -> Iterator[Any]:
+        # pynetdicom takes the number of sub-operations first: a refusal is one sub-operation that fails with it.
         actor = self._actor(event)
         if actor is None:
+            yield 1
             yield NOT_AUTHORISED, None
             return
         try:
             found = matches(self.ctx, actor, event.identifier, model_of(event.request.AffectedSOPClassUID))
         except QueryError as err:
             log.warning("C-GET from %s refused: %s", event.assoc.telerad_calling_ae, err)
+            yield 1
             yield err.status, None
             return
         calling = event.assoc.telerad_calling_ae
@@ -426,8 +429,8 @@ class QueryRetrieveHandlers:
 
     def on_move(self, event: Any) -> Iterator[Any]:
         actor = self._actor(event)
-        if actor is None:
-            yield NOT_AUTHORISED, None
+        if actor is None:  # a modality: pynetdicom takes the destination first, refused as unknown (0xA801)
+            yield None, None
             return
         destination_title = str(event.move_destination or "").strip()
         station = workstation_by_title(self.ctx, destination_title)

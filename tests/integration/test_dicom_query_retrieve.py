@@ -213,6 +213,10 @@ def test_unknown_callers_stations_elsewhere_and_modalities_are_kept_out(scp, dic
                     "127.0.0.1", str(scp.port)])
     assert "Final Find Response (Unknown Status: 0x124)" in modality.stderr, modality.stderr  # refused: not authorised
     assert not list(tmp_path.glob("rsp*.dcm"))
+    got = run([GETSCU, "-v", "-S", "-aet", "CT_BREST", "-aec", "TELERAD", "-od", str(tmp_path), *keys, "127.0.0.1",
+               str(scp.port)])
+    assert "0x124" in got.stderr, got.stderr
+    assert not list(tmp_path.glob("*.dcm")) and not list(tmp_path.glob("CT*"))
 
 
 def test_who_may_register_a_station(dicom_ctx):
