@@ -57,9 +57,10 @@ def no_page_errors(browser_log: Any, start: int, expected: tuple[str, ...] = ())
 
 # 1. The expert picker of a new teleexpertise request
 
-def _teleexpertise_request(page: Any, server: Server, shoot: Any, patient: tuple[str, str]) -> int:
+def _teleexpertise_request(page: Any, server: Server, shoot: Any, patient: tuple[str, str], *,
+                           ineligible: tuple[str, ...] = ()) -> int:
     """Through the menu, fill /cases/new/teleexpertise choosing the expert with the picker, send it; returns the
-    case id. Ineligible people (the asker himself, a physician who is no radiologist) are never offered."""
+    case id. The `ineligible` names searched for are never offered."""
     from playwright.sync_api import expect
 
     page.get_by_role("navigation", name="Navigation principale").get_by_role("link", name="Téléexpertise").click()
@@ -77,8 +78,8 @@ def _teleexpertise_request(page: Any, server: Server, shoot: Any, patient: tuple
     expect(options.first).to_have_text(re.compile(r"^Dr Yann Le Gall .*— radiologue, Pays de Brest$"))
     expect(options.first).not_to_contain_text("dr.legall")  # what the person reads is the name, not the login
     shoot(page, "teleexpertise-expert-picker-suggestions")
-    for ineligible in ("Kerbrat", "Martin", "Guillou", "Riou"):
-        assert picker_search(page, "expert_id", ineligible) == [], ineligible
+    for name in ineligible:
+        assert picker_search(page, "expert_id", name) == [], name
         expect(options).to_have_count(0)
 
     picker_search(page, "expert_id", "Le Gall")
@@ -108,7 +109,9 @@ def test_expert_picker_on_a_new_teleexpertise_request(login, server, shoot, brow
 
     start = browser_log.mark()
     local = login("dr.kerbrat")  # local radiologist of the CH de Morlaix
-    case_id = _teleexpertise_request(local, server, shoot, ("Expertise", "Maëlle"))
+    # Never offered: the asker himself, a requesting physician and medical leads (no radiologists).
+    case_id = _teleexpertise_request(local, server, shoot, ("Expertise", "Maëlle"),
+                                     ineligible=("Kerbrat", "Martin", "Guillou", "Riou"))
     expect(local.get_by_role("heading", level=1)).to_contain_text(f"Téléexpertise n° {case_id}")
     steps = local.locator("#steps")
     expert = steps.locator("dt", has_text="Télé-expert sollicité").locator("xpath=following-sibling::dd[1]")
