@@ -83,15 +83,16 @@ def ingest_file(ctx: EngineContext, path_or_bytes: Path | bytes, site_id: str | 
     failure raises StorageFailure. `case_id` is the case chosen by the person uploading (web). A file on disk is
     checked and stored without being read into memory (its pixel data never is); with `consume` it is moved
     into the storage rather than copied (the SCP's received file)."""
-    data: bytes | None = None
+    data = path_or_bytes if isinstance(path_or_bytes, bytes) else None
+    file_path = Path(path_or_bytes) if not isinstance(path_or_bytes, bytes) else None
     try:
-        if isinstance(path_or_bytes, bytes):
-            data = path_or_bytes
+        if data is not None:
             parsed = parse_instance(data)
             digest = hashlib.sha256(data).hexdigest()
         else:
-            parsed = parse_instance_file(Path(path_or_bytes))
-            digest = file_sha256(Path(path_or_bytes))
+            assert file_path is not None
+            parsed = parse_instance_file(file_path)
+            digest = file_sha256(file_path)
     except (InvalidDicom, OSError) as err:
         reason = str(err) if isinstance(err, InvalidDicom) else "fichier illisible"
         log.warning("DICOM instance refused (source %s, AE %s, site %s): %s", source, calling_ae, site_id, reason)
@@ -102,8 +103,11 @@ def ingest_file(ctx: EngineContext, path_or_bytes: Path | bytes, site_id: str | 
                     " kept", parsed.sop_instance_uid, source, calling_ae)
         return IngestResult("conflict", conflict, parsed.study_uid, parsed.sop_instance_uid)
     try:
-        stored = store_bytes(storage, data, fsync=fsync) if data is not None else \
-            store_file(storage, Path(path_or_bytes), digest, fsync=fsync, move=consume)
+        if file_path is not None:
+            stored = store_file(storage, file_path, digest, fsync=fsync, move=consume)
+        else:
+            assert data is not None
+            stored = store_bytes(storage, data, fsync=fsync)
     except OSError as err:
         log.error("DICOM instance %s could not be stored: %s", parsed.sop_instance_uid, err)
         raise StorageFailure(str(err)) from err
