@@ -109,7 +109,7 @@ def _frame_bytes(path: Path, number: int) -> bytes:
 
 
 @pytest.mark.charter("CH-4.1.11")
-def test_qido_and_wado_with_a_real_client(served):
+def test_qido_and_wado_with_a_real_client(served, clock):
     client = served.client(served.token("merm.leroy"))
     ct, multi, rle = (pydicom.dcmread(p) for p in served.files)
     # QIDO-RS, study level: the index and the files' headers.
@@ -166,9 +166,24 @@ def test_qido_and_wado_with_a_real_client(served):
         "objectUID": ct.SOPInstanceUID, "contentType": "application/dicom"}, headers=client._session.headers,
         timeout=30)
     assert uri.status_code == 200 and uri.content == served.files[0].read_bytes()
+    jpeg = requests.get(f"{served.url}/wado", params={
+        "requestType": "WADO", "studyUID": served.study_uid, "seriesUID": ct.SeriesInstanceUID,
+        "objectUID": ct.SOPInstanceUID}, headers=client._session.headers, timeout=30)
+    assert jpeg.headers["Content-Type"] == "image/jpeg" and jpeg.content.startswith(b"\xff\xd8")
+    # No transcoding: a compressed instance or frame asked for in another transfer syntax gets 406.
+    rle_path = f"{served.url}/studies/{served.study_uid}/series/{rle.SeriesInstanceUID}/instances/{rle.SOPInstanceUID}"
+    for path, accept in ((rle_path, 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1'),
+                         (rle_path + "/frames/1", 'multipart/related; type="application/octet-stream"')):
+        refused = requests.get(path, headers={**client._session.headers, "Accept": accept}, timeout=30)
+        assert refused.status_code == 406 and refused.json()["error"] == "not_acceptable"
+    empty = requests.get(f"{served.url}/studies?PatientID=NOBODY", headers=client._session.headers, timeout=30)
+    assert empty.status_code == 204 and empty.content == b""
     # Audited on the case's chain, once per kind within the window whatever the number of requests.
     actions = audit_actions(served.ctx, served.case_id)
     assert actions.count("dicomweb.accessed") == 6  # query, instances, frames, metadata, rendered, wado-uri
+    clock.advance(minutes=6)
+    client.search_for_studies()
+    assert audit_actions(served.ctx, served.case_id).count("dicomweb.accessed") == 7
 
 
 @pytest.mark.charter("CH-4.1.11")

@@ -95,6 +95,7 @@ INSTANCE_KEYS = ("00080016", "00200013", "0020000E", "0020000D")
 
 
 @pytest.mark.charter("CH-4.1.11")
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the database is compared in test_dicomweb
 def test_the_same_answers_as_orthanc(served: Served, orthanc):  # noqa: F811
     _store_in_orthanc(orthanc, served.files)
     ours, theirs = served.client(served.token("merm.leroy")), DICOMwebClient(orthanc)

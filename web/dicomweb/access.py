@@ -100,6 +100,11 @@ def dicomweb_view(view: Callable[..., Any]) -> Callable[..., Any]:
             response = error(503, "busy", _("Rendu d'image occupé : réessayez dans quelques secondes."))
             response.headers["Retry-After"] = "5"
             return response
+        except OSError:  # a stored file unreadable, the disk full while storing: the caller may try again later
+            current_app.logger.exception("DICOMweb %s %s", request.method, request.path)
+            response = error(503, "storage_unavailable", _("Stockage des images indisponible : réessayez plus tard."))
+            response.headers["Retry-After"] = "30"
+            return response
 
     return wrapper
 

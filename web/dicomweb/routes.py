@@ -145,8 +145,8 @@ def _metadata(scope: Scope) -> Response:
         raise NotAcceptable()
     files = _files(scope, "metadata")
     base = _base_url()
-    answers = [metadata(_storage(), f.sha256,
-                        f"{base}/studies/{f.study_uid}/series/{f.series_uid}/instances/{f.sop_instance_uid}/frames/1")
+    answers = [metadata(_storage(), f.sha256, f"{base}/studies/{f.study_uid}/series/{f.series_uid}/instances/"
+                        f"{f.sop_instance_uid}/frames/" + ",".join(str(n) for n in range(1, (f.frames or 1) + 1)))
                for f in files]
     return _json([a for a in answers if a is not None])
 
