@@ -22,8 +22,6 @@ STUDY_ATTRIBUTES = ("StudyDate", "StudyTime", "AccessionNumber", "ReferringPhysi
                     "StudyDescription")
 SERIES_ATTRIBUTES = ("Modality", "SeriesDescription", "SeriesNumber", "SeriesInstanceUID",
                      "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime")
-INSTANCE_ATTRIBUTES = ("SOPClassUID", "SOPInstanceUID", "InstanceNumber", "Rows", "Columns", "BitsAllocated",
-                       "NumberOfFrames")
 FROM_HEADER = {STUDY: STUDY_ATTRIBUTES, SERIES: STUDY_ATTRIBUTES + SERIES_ATTRIBUTES,
                INSTANCE: ("StudyInstanceUID", "SeriesInstanceUID")}
 INLINE_BINARY_BYTES = 4096

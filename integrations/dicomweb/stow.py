@@ -23,7 +23,7 @@ from engine.errors import Forbidden, NotFound
 from engine.services.case_lookup import latest_case_by_accession
 from integrations.dicom.storage import UID_PATTERN
 from integrations.dicom.upload import upload_files
-from integrations.dicomweb.multipart import Part
+from integrations.dicomweb.multipart import BadBody, Part
 from integrations.dicomweb.query import study_case
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,8 @@ def store(ctx: Any, actor: Actor, parts: Iterable[Part], storage: Path, *, study
             if item.content is None:
                 part.content.close()
             items.append(item)
+        if not items:
+            raise BadBody("aucune instance dans le corps multipart/related")
         by_case: dict[int, list[_Item]] = {}
         for item in items:
             if item.failure is not None:

@@ -257,7 +257,11 @@ def test_nothing_is_served_to_whom_may_not_see_it(served, clock, tmp_path):
     for path in paths[:3]:
         anonymous = requests.get(served.url + path, timeout=30, allow_redirects=False)
         assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"].startswith("Bearer")
-    assert _browser(served, clock, "dr.martin").get(served.url + paths[2], timeout=30).status_code == 200
+    browser = _browser(served, clock, "dr.martin")
+    assert browser.get(served.url + paths[2], timeout=30).status_code == 200
+    clock.advance(hours=13)  # past the session's lifetime: 401 for a viewer, not the login page
+    expired = browser.get(served.url + paths[2], timeout=30, allow_redirects=False)
+    assert expired.status_code == 401 and expired.json()["error"] == "unauthorized"
     # A held study (another patient's traits sent to the case) is never served.
     held_uid = generate_uid()
     held = rewrite(tmp_path / "held", "CT_small.dcm", study=held_uid,
