@@ -11,8 +11,8 @@ radiologists' viewing stations (C-FIND, C-GET, C-MOVE: integrations.dicom.query_
 - Each association runs in its own threads: the store handler opens its own database sessions (the engine
   context hands out a new one per use case).
 - The received dataset is written as sent (file meta + the encoded bytes): no decode and re-encode. It streams
-  to disk as its PDUs arrive (pynetdicom's STORE_RECV_CHUNKED_DATASET, a process-wide setting turned on by
-  start()), is checked there without its pixel data being read (storage.parse_instance_file) and moved into the
+  to disk as its PDUs arrive (pynetdicom's STORE_RECV_CHUNKED_DATASET, a process-wide setting on while a
+  StorageSCP runs), is checked there without its pixel data being read (storage.parse_instance_file) and moved into the
   storage: the memory an instance needs is the same whatever its size.
 - With a TLS context (TELERAD_DICOM_TLS_*, integrations.peers) the handshake runs in the association's own
   thread, after the connection was admitted and within the ACSE timeout, so peers that never finish it cannot
@@ -149,6 +149,18 @@ class BackloggedAssociationServer(ThreadedAssociationServer):
         return client, address
 
 
+_CHUNKED_LOCK = threading.Lock()
+_CHUNKED_USERS = [0]
+
+
+def _chunked_reception(change: int) -> None:
+    """pynetdicom's chunked reception is a process-wide setting: on while a StorageSCP runs, back to pynetdicom's
+    default when the last one stops (another pynetdicom SCP of the process then gets its datasets in memory)."""
+    with _CHUNKED_LOCK:
+        _CHUNKED_USERS[0] = max(0, _CHUNKED_USERS[0] + change)
+        _config.STORE_RECV_CHUNKED_DATASET = _CHUNKED_USERS[0] > 0
+
+
 class StorageSCP:
     def __init__(self, ctx: EngineContext, ae_title: str, host: str, port: int, storage: Path, *,
                  fsync: bool = True, tls: ssl.SSLContext | None = None):
@@ -160,6 +172,7 @@ class StorageSCP:
         self.fsync = fsync
         self.server: ThreadedAssociationServer | None = None
         self._thread: threading.Thread | None = None
+        self._chunked = False
         self.ae = AE(ae_title=ae_title)
         self.ae.require_called_aet = True
         # Larger P-DATA PDUs than pynetdicom's 16 kB default: fewer PDUs to decode per instance (DCMTK caps at 128 kB).
@@ -185,7 +198,9 @@ class StorageSCP:
 
     def start(self) -> None:
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # INFO logs every PDU of every instance
-        _config.STORE_RECV_CHUNKED_DATASET = True  # each C-STORE's dataset is written to a file as it arrives
+        if not self._chunked:  # each C-STORE's dataset is written to a file as it arrives
+            self._chunked = True
+            _chunked_reception(+1)
         handlers: list[Any] = [(evt.EVT_REQUESTED, self._on_requested), (evt.EVT_C_STORE, self._on_store),
                                (evt.EVT_CONN_CLOSE, self._on_closed), (evt.EVT_C_FIND, self.query_retrieve.on_find),
                                (evt.EVT_C_GET, self.query_retrieve.on_get),
@@ -216,6 +231,9 @@ class StorageSCP:
         for association in self.ae.active_associations:
             if association.is_established:  # aborting one that is closing (rejected, released) is invalid
                 association.abort()
+        if self._chunked:
+            self._chunked = False
+            _chunked_reception(-1)
 
     def _on_closed(self, event: Any) -> None:
         self.admission.closed(event.assoc)
