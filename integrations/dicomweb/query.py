@@ -120,20 +120,15 @@ def _conditions(query: Query, scope: Scope) -> list[ColumnElement[bool]]:
 
 
 def _study_select(actor: Actor, query: Query, scope: Scope) -> Select[Any]:
-    counted = (select(SERIES.c.study_uid, func.count(distinct(SERIES.c.uid)).label("series"),
-                      func.count(INSTANCE.c.sop_instance_uid).label("instances"),
-                      func.min(INSTANCE.c.sha256).label("sha256"))
-               .join(INSTANCE, INSTANCE.c.series_uid == SERIES.c.uid)
-               .group_by(SERIES.c.study_uid).subquery())
-    return (select(STUDY, counted.c.series, counted.c.instances, counted.c.sha256)
-            .join(counted, counted.c.study_uid == STUDY.c.uid)
-            .where(served(actor), *_conditions(query, scope))
+    return (select(STUDY).where(served(actor), *_conditions(query, scope))
             .order_by(STUDY.c.first_received_at, STUDY.c.uid))
 
 
 def search(ctx: EngineContext, actor: Actor, query: Query, scope: Scope, storage: Path) -> list[Found]:
     """The answers of a QIDO-RS query at its level, paged by its limit and offset, in a stable order. A query
-    at a level matches only on the keys of that level and the levels above (integrations.dicomweb.keys)."""
+    at a level matches only on the keys of that level and the levels above (integrations.dicomweb.keys). The
+    counts are computed for the answers only (indexed look-ups by study or series UID), never for the whole
+    index."""
     if query.level == STUDY_LEVEL:
         statement = _study_select(actor, query, scope)
     elif query.level == SERIES_LEVEL:
@@ -144,8 +139,13 @@ def search(ctx: EngineContext, actor: Actor, query: Query, scope: Scope, storage
     statement = statement.limit(MAX_DATE_SCAN) if dated else statement.offset(query.offset).limit(query.limit)
     with ctx.read() as session:
         rows = session.execute(statement).mappings().all()
-        modalities = _modalities(session, {row["uid"] for row in rows}) if query.level == STUDY_LEVEL else {}
-    found = [_found(query.level, row, modalities) for row in rows]
+        if query.level == STUDY_LEVEL:
+            counts = _study_counts(session, [row["uid"] for row in rows])
+        elif query.level == SERIES_LEVEL:
+            counts = _series_counts(session, [row["series_uid"] for row in rows])
+        else:
+            counts = {}
+    found = [_found(query.level, row, counts) for row in rows]
     if dated:
         low, high = query.matches["StudyDate"]  # type: ignore[misc]
         found = [f for f in found if _date_matches(storage, f, low, high)][query.offset:query.offset + query.limit]
@@ -153,17 +153,44 @@ def search(ctx: EngineContext, actor: Actor, query: Query, scope: Scope, storage
 
 
 def _series_select(actor: Actor, query: Query, scope: Scope) -> Select[Any]:
-    counted = (select(INSTANCE.c.series_uid, func.count().label("instances"),
-                      func.min(INSTANCE.c.sha256).label("sha256"))
-               .group_by(INSTANCE.c.series_uid).subquery())
-    where = _conditions(query, scope)
-    statement = (select(SERIES.c.uid.label("series_uid"), SERIES.c.modality,
-                        SERIES.c.description.label("series_description"), SERIES.c.number.label("series_number"),
-                        STUDY, counted.c.instances, counted.c.sha256)
-                 .join(STUDY, STUDY.c.uid == SERIES.c.study_uid)
-                 .join(counted, counted.c.series_uid == SERIES.c.uid)
-                 .where(served(actor), *where))
-    return statement.order_by(STUDY.c.first_received_at, STUDY.c.uid, SERIES.c.number, SERIES.c.uid)
+    return (select(SERIES.c.uid.label("series_uid"), SERIES.c.modality,
+                   SERIES.c.description.label("series_description"), SERIES.c.number.label("series_number"), STUDY)
+            .join(STUDY, STUDY.c.uid == SERIES.c.study_uid)
+            .where(served(actor), *_conditions(query, scope))
+            .order_by(STUDY.c.first_received_at, STUDY.c.uid, SERIES.c.number, SERIES.c.uid))
+
+
+def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
+def _study_counts(session: Any, study_uids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per study: its modalities, series and instances counted, and one of its files (for its header)."""
+    counts: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(study_uids):
+        for uid, series, instances, sha256 in session.execute(
+                select(SERIES.c.study_uid, func.count(distinct(SERIES.c.uid)), func.count(INSTANCE.c.sop_instance_uid),
+                       func.min(INSTANCE.c.sha256))
+                .join(INSTANCE, INSTANCE.c.series_uid == SERIES.c.uid)
+                .where(SERIES.c.study_uid.in_(chunk)).group_by(SERIES.c.study_uid)).all():
+            counts[uid] = {"series": int(series), "instances": int(instances), "sha256": sha256, "modalities": []}
+        for uid, modality in session.execute(
+                select(SERIES.c.study_uid, SERIES.c.modality).distinct()
+                .where(SERIES.c.study_uid.in_(chunk), SERIES.c.modality.is_not(None))
+                .order_by(SERIES.c.study_uid, SERIES.c.modality)).all():
+            if uid in counts:
+                counts[uid]["modalities"].append(modality)
+    return counts
+
+
+def _series_counts(session: Any, series_uids: list[str]) -> dict[str, dict[str, Any]]:
+    counts: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(series_uids):
+        for uid, instances, sha256 in session.execute(
+                select(INSTANCE.c.series_uid, func.count(), func.min(INSTANCE.c.sha256))
+                .where(INSTANCE.c.series_uid.in_(chunk)).group_by(INSTANCE.c.series_uid)).all():
+            counts[uid] = {"instances": int(instances), "sha256": sha256}
+    return counts
 
 
 def _instance_select(actor: Actor, query: Query, scope: Scope) -> Select[Any]:
@@ -179,18 +206,6 @@ def _instance_select(actor: Actor, query: Query, scope: Scope) -> Select[Any]:
                       INSTANCE.c.instance_number, INSTANCE.c.sop_instance_uid))
 
 
-def _modalities(session: Any, study_uids: set[str]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    if not study_uids:
-        return found
-    rows = session.execute(select(SERIES.c.study_uid, SERIES.c.modality).distinct()
-                           .where(SERIES.c.study_uid.in_(study_uids), SERIES.c.modality.is_not(None))
-                           .order_by(SERIES.c.study_uid, SERIES.c.modality)).all()
-    for study_uid, modality in rows:
-        found.setdefault(study_uid, []).append(modality)
-    return found
-
-
 def _study_values(row: Any) -> dict[str, Any]:
     birth = row["patient_birth_date"]
     return {"StudyInstanceUID": row["uid"], "AccessionNumber": row["accession_number"],
@@ -199,18 +214,20 @@ def _study_values(row: Any) -> dict[str, Any]:
             "StudyDescription": row["description"]}
 
 
-def _found(level: str, row: Any, modalities: dict[str, list[str]]) -> Found:
+def _found(level: str, row: Any, counts: dict[str, dict[str, Any]]) -> Found:
     values = _study_values(row)
     if level == STUDY_LEVEL:
-        values.update(ModalitiesInStudy=modalities.get(row["uid"]) or None,
-                      NumberOfStudyRelatedSeries=int(row["series"]),
-                      NumberOfStudyRelatedInstances=int(row["instances"]))
-        return Found(level, row["uid"], None, None, int(row["case_id"]), values, row["sha256"])
+        counted = counts.get(row["uid"], {})
+        values.update(ModalitiesInStudy=counted.get("modalities") or None,
+                      NumberOfStudyRelatedSeries=counted.get("series", 0),
+                      NumberOfStudyRelatedInstances=counted.get("instances", 0))
+        return Found(level, row["uid"], None, None, int(row["case_id"]), values, counted.get("sha256"))
     values.update(SeriesInstanceUID=row["series_uid"], Modality=row["modality"], SeriesNumber=row["series_number"])
     if level == SERIES_LEVEL:
+        counted = counts.get(row["series_uid"], {})
         values.update(SeriesDescription=row["series_description"],
-                      NumberOfSeriesRelatedInstances=int(row["instances"]))
-        return Found(level, row["uid"], row["series_uid"], None, int(row["case_id"]), values, row["sha256"])
+                      NumberOfSeriesRelatedInstances=counted.get("instances", 0))
+        return Found(level, row["uid"], row["series_uid"], None, int(row["case_id"]), values, counted.get("sha256"))
     values.update(SOPInstanceUID=row["sop_instance_uid"], SOPClassUID=row["sop_class_uid"],
                   InstanceNumber=row["instance_number"], Rows=row["rows"], Columns=row["columns"],
                   NumberOfFrames=row["frames"] if (row["frames"] or 0) > 1 else None)
