@@ -329,16 +329,14 @@ def matches(ctx: EngineContext, actor: Actor, identifier: Dataset, model: str, *
     return [Match(r[0], r[1], r[2], r[3], r[4], int(r[5])) for r in rows]
 
 
-def record_access(ctx: EngineContext, actor: Actor, action: str, found: dict[int, list[str]],
-                  detail: dict[str, Any]) -> None:
-    """One event per case on the case's chain, all in one transaction."""
-    if not found:
+def record_access(ctx: EngineContext, actor: Actor, action: str, details: dict[int, dict[str, Any]]) -> None:
+    """One event per case (case id -> its detail) on the case's chain, all in one transaction."""
+    if not details:
         return
     now = ctx.clock.now()
     with ctx.write() as session:
-        for case_id in sorted(found):
-            record_image_events(session, case_id, [(action, {**detail, "study_uids": sorted(set(found[case_id]))})],
-                                now, actor=actor.user_id)
+        for case_id in sorted(details):
+            record_image_events(session, case_id, [(action, details[case_id])], now, actor=actor.user_id)
         session.commit()
 
 
@@ -400,7 +398,9 @@ class QueryRetrieveHandlers:
             return
         seen: set[int] = event.assoc.__dict__.setdefault("telerad_found_cases", set())
         new_cases = {case_id: uids for case_id, uids in answer.case_studies.items() if case_id not in seen}
-        record_access(self.ctx, actor, "dicom.qr_find", new_cases, {"calling_ae": event.assoc.telerad_calling_ae})
+        calling = event.assoc.telerad_calling_ae
+        record_access(self.ctx, actor, "dicom.qr_find", {
+            case_id: {"calling_ae": calling, "study_uids": sorted(set(uids))} for case_id, uids in new_cases.items()})
         seen.update(new_cases)
         for response in answer.responses:
             if event.is_cancelled:
@@ -458,8 +458,9 @@ class QueryRetrieveHandlers:
 
     def _audit(self, actor: Actor, action: str, found: list[Match], detail: dict[str, Any]) -> None:
         counts = _count_by_case(found)
-        for case_id, study_uids in _by_case(found).items():
-            record_access(self.ctx, actor, action, {case_id: study_uids}, {**detail, "instances": counts[case_id]})
+        record_access(self.ctx, actor, action, {
+            case_id: {**detail, "study_uids": sorted(set(study_uids)), "instances": counts[case_id]}
+            for case_id, study_uids in _by_case(found).items()})
 
     def _suboperations(self, event: Any, found: list[Match]) -> Iterator[tuple[int, Dataset | None]]:
         for match in found:

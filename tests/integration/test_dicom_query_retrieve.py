@@ -5,6 +5,7 @@ an unknown station or to one whose owner may not see the case is refused, an unk
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -14,9 +15,11 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom.uid import generate_uid
+from sqlalchemy import select
 
 from engine.errors import Forbidden, NotFound
 from engine.services.cases import ensure_visible
+from engine.store.models import AuditEvent
 from integrations.dicom.workstations import WorkstationError, add_workstation, list_workstations
 from tests.integration import dicom_support
 from tests.integration.dicom_support import (
@@ -160,6 +163,12 @@ def test_the_owner_finds_and_retrieves_his_visible_study(scp, dicom_ctx, receive
     actions = audit_actions(dicom_ctx, case_id)
     assert actions.count("dicom.qr_find") == 4  # once per association and case (each findscu is one; DUPONT: none)
     assert actions.count("dicom.qr_get") == 1 and actions.count("dicom.qr_move") == 1
+    with dicom_ctx.read() as session:
+        actor, detail = session.execute(select(AuditEvent.actor, AuditEvent.detail).where(
+            AuditEvent.chain == case_id, AuditEvent.action == "dicom.qr_move")).one()
+    assert actor == "dr.legall"
+    assert json.loads(detail) == {"calling_ae": "LEGALL_WS", "destination": "LEGALL_WS",
+                                  "destination_owner": "dr.legall", "study_uids": [uid], "instances": 2}
 
 
 @pytest.mark.charter("CH-5.3")
