@@ -71,6 +71,7 @@ def test_contrast_injection_then_bad_news_through_the_pages(login, server, shoot
     open_task(technologist, server, case_id, "record_injection", title, patient)
     fill(technologist, "product", "Iohexol 350")
     fill(technologist, "volume_ml", "70")
+    fill(technologist, "lot_number", "LOT-4471B")
     fill(technologist, "injected_at", "2026-11-27T03:12")
     submit_task(technologist, server, title)
     title = "Réaliser l'acquisition et transmettre les images"

@@ -83,6 +83,7 @@ def create_request(page: Any, server: Server, *, birth_name: str, first_names: s
     choose(page, "modality", "CT")
     fill(page, "requested_exam", "Scanner cérébral sans injection")
     choose(page, "urgency", "vital")
+    fill(page, "callback_phone", "02 98 34 71 00")  # required for an urgent request: the radiologist calls back
     choose(page, "pregnancy_status", "not_applicable")
     if attachment is not None:
         page.locator("#attachments").set_input_files(str(attachment))

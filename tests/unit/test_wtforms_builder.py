@@ -63,6 +63,7 @@ TYPICAL = {
     "urgency": "vital",
     "pregnancy_status": "not_applicable",
     "teleradiology_reason": "",
+    "callback_phone": "02 98 00 00 01",
 }
 
 
@@ -175,9 +176,9 @@ def test_typical_submission_round_trips_to_valid_task_data(request_ctx):
 
 
 def test_numbers_and_datetimes_get_json_types(request_ctx):
-    _, data = submit("cs_injection.schema.json", {"product": "Iohexol", "volume_ml": "80.5",
+    _, data = submit("cs_injection.schema.json", {"product": "Iohexol", "volume_ml": "80.5", "lot_number": "L1",
                                                   "injected_at": "2024-11-03T02:40", "adverse_event": ""})
-    assert data == {"product": "Iohexol", "volume_ml": 80.5, "injected_at": "2024-11-03T02:40",
+    assert data == {"product": "Iohexol", "volume_ml": 80.5, "lot_number": "L1", "injected_at": "2024-11-03T02:40",
                     "adverse_event": False}
     REGISTRY.validate("cs_injection.schema.json", data)
     _, data = submit("cs_requester_check.schema.json", {"renal_function_egfr": "62", "metformin": "y"})

@@ -105,6 +105,7 @@ def request_form(**overrides: Any) -> dict[str, Any]:
         "clinical_context": "Chute sous anticoagulants, céphalées", "question": "Hématome intracrânien ?",
         "modality": "CT", "requested_exam": "Scanner cérébral sans injection", "urgency": "scheduled",
         "pregnancy_status": "not_applicable", "local_radiologist_on_duty": False,
+        "callback_phone": "02 98 00 00 01",
     }
     data.update(overrides)
     return data

@@ -199,7 +199,7 @@ def test_a_radiologist_who_lapsed_before_the_exposure_is_replaced_not_waited_for
     case.complete("attest_physician_presence", TECHNOLOGIST, physician_name="Dr Requester",
                   physician_role="requester", physically_present=True)
     with pytest.raises(CharterRefused) as refused:  # the injection then the acquisition would expose the patient
-        case.complete("record_injection", TECHNOLOGIST, product="Iohexol 350", volume_ml=70,
+        case.complete("record_injection", TECHNOLOGIST, product="Iohexol 350", volume_ml=70, lot_number="L2",
                       injected_at="2026-01-06T10:00", adverse_event=False)
     assert "proposé à nouveau" in str(refused.value)
     assert case.open_tasks() == ["accept_case"] and "rad.local" not in case.data["offer"]["candidates"]

@@ -63,7 +63,7 @@ def test_CH4_1_10_scheduled_ct_with_contrast_requires_joint_check_and_physician_
     assert "physically_present" in refused.value.errors
     case.complete("attest_physician_presence", TECHNOLOGIST, physician_name="Dr Urgences",
                   physician_role="emergency", physically_present=True)
-    case.complete("record_injection", TECHNOLOGIST, product="Iohexol 350", volume_ml=80,
+    case.complete("record_injection", TECHNOLOGIST, product="Iohexol 350", volume_ml=80, lot_number="LOT-4471B",
                   injected_at="2026-01-05T09:12", adverse_event=True)
     case.complete("record_adverse_event", REQUESTER, description="Urticaire", severity="mild",
                   treatment="Antihistaminique", handled_by="Dr Urgences")

@@ -81,7 +81,7 @@ def telediagnosis_form(**fields: str) -> dict[str, str]:
             "patient-birth_date": "1950-01-02", "patient-sex": "F", "patient-identity_status": "validated",
             "clinical_exam_done": "y", "clinical_exam_date": "2026-01-05", "clinical_context": "Douleur thoracique",
             "question": "Dissection aortique ?", "modality": "CT", "requested_exam": "Angioscanner thoracique",
-            "urgency": "vital", "pregnancy_status": "not_applicable"}
+            "urgency": "vital", "pregnancy_status": "not_applicable", "callback_phone": "02 98 00 00 01"}
     form.update(fields)
     return {k: v for k, v in form.items() if v is not None}
 

@@ -54,7 +54,7 @@ def test_requester_creates_a_request_with_a_prior_report(app, demo_ctx, clock):
         "patient-birth_date": "1990-01-02", "patient-sex": "F", "patient-identity_status": "validated",
         "clinical_exam_done": "y", "clinical_exam_date": "2026-01-05", "clinical_context": "Douleur thoracique",
         "question": "Dissection aortique ?", "modality": "CT", "requested_exam": "Angioscanner thoracique",
-        "urgency": "vital", "pregnancy_status": "not_pregnant",
+        "urgency": "vital", "pregnancy_status": "not_pregnant", "callback_phone": "02 98 00 00 01",
         "attachments": (io.BytesIO(b"%PDF-1.4 ancien compte-rendu"), "cr-2025.pdf", "application/pdf"),
     }
     response = client.post("/cases/new/telediagnosis", data=form, content_type="multipart/form-data")

@@ -44,7 +44,7 @@ def test_request_page_refuses_a_nul_byte_and_creates_no_case(app, demo_ctx, cloc
         "patient-birth_date": "1990-01-02", "patient-sex": "F", "patient-identity_status": "validated",
         "clinical_exam_done": "y", "clinical_exam_date": "2026-01-05", "clinical_context": "Douleur\x00",
         "question": "Dissection aortique ?", "modality": "CT", "requested_exam": "Angioscanner thoracique",
-        "urgency": "vital", "pregnancy_status": "not_pregnant",
+        "urgency": "vital", "pregnancy_status": "not_pregnant", "callback_phone": "02 98 00 00 01",
     }
     response = client.post("/cases/new/telediagnosis", data=form)
     assert response.status_code == 200

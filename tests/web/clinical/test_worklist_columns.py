@@ -20,7 +20,7 @@ REQUEST = {
     "patient-birth_date": "1990-01-02", "patient-sex": "F", "patient-identity_status": "validated",
     "clinical_exam_done": "y", "clinical_exam_date": "2026-01-05", "clinical_context": "Douleur thoracique",
     "question": "Dissection aortique ?", "modality": "CT", "requested_exam": "Angioscanner thoracique",
-    "urgency": "vital", "pregnancy_status": "not_pregnant",
+    "urgency": "vital", "pregnancy_status": "not_pregnant", "callback_phone": "02 98 00 00 01",
 }
 
 
