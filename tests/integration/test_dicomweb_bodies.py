@@ -1,0 +1,82 @@
+"""The pieces of DICOMweb that need no server: multipart/related bodies written and read back whatever the chunk
+boundaries, the QIDO-RS parameters refused or read, the Accept negotiation without transcoding, frame lists."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from integrations.dicomweb import multipart
+from integrations.dicomweb.frames import FrameError, frame_numbers
+from integrations.dicomweb.keys import INSTANCE, SERIES, STUDY, BadQuery, parse_query
+from integrations.dicomweb.media import negotiate_frame, negotiate_instances, negotiate_json, negotiate_rendered
+
+RLE, EXPLICIT, J2K = "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.90"
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 4096])
+def test_a_written_body_reads_back_part_by_part_whatever_the_chunk_size(monkeypatch, chunk):
+    contents = [b"", b"\r\n--not-the-boundary\r\n", bytes(range(256)) * 9, b"last"]
+    boundary = multipart.new_boundary()
+    body = b"".join(multipart.byte_parts(boundary, [(c, "application/dicom") for c in contents]))
+    monkeypatch.setattr(multipart, "CHUNK", chunk)
+    parts = list(multipart.read_parts(io.BytesIO(b"preamble\r\n" + body), boundary))
+    assert [p.content.read() for p in parts] == contents
+    assert {p.content_type for p in parts} == {"application/dicom"}
+
+
+def test_bodies_that_cannot_be_read_are_refused():
+    with pytest.raises(multipart.BadBody):
+        multipart.boundary_of("application/dicom")
+    assert multipart.boundary_of('multipart/related; type="application/dicom"; boundary="a b"') == "a b"
+    with pytest.raises(multipart.BadBody):  # no closing delimiter
+        list(multipart.read_parts(io.BytesIO(b"--b\r\nContent-Type: application/dicom\r\n\r\nxx"), "b"))
+    with pytest.raises(multipart.BadBody):  # no part at all
+        list(multipart.read_parts(io.BytesIO(b"nothing here"), "b"))
+
+
+def test_query_parameters_are_read_or_refused():
+    query = parse_query(STUDY, [("PatientName", "QUER*"), ("00100020", "IPP-1"), ("StudyDate", "20240101-"),
+                                ("ModalitiesInStudy", "CT\\MR"), ("limit", "5"), ("offset", "10"),
+                                ("includefield", "00180050,StudyTime"), ("AccessionNumber", "")])
+    assert query.matches == {"PatientName": "QUER*", "PatientID": "IPP-1", "StudyDate": ("20240101", None),
+                             "ModalitiesInStudy": ["CT", "MR"]}
+    assert (query.limit, query.offset, query.include) == (5, 10, ("SliceThickness", "StudyTime"))
+    assert parse_query(INSTANCE, [("SeriesInstanceUID", "1.2,1.3"), ("InstanceNumber", "4")]).matches == {
+        "SeriesInstanceUID": ["1.2", "1.3"], "InstanceNumber": 4}
+    refused = [(STUDY, "Foo", "1"), (STUDY, "SeriesInstanceUID", "1.2"), (SERIES, "SOPInstanceUID", "1.2"),
+               (STUDY, "StudyDate", "2024"), (STUDY, "StudyDate", "20241301"), (STUDY, "StudyDate", "-"),
+               (STUDY, "limit", "0"), (STUDY, "limit", "1001"), (STUDY, "offset", "-1"),
+               (STUDY, "StudyInstanceUID", "1.02"), (STUDY, "StudyInstanceUID", "1." + "2" * 70),
+               (STUDY, "ModalitiesInStudy", "ct"), (SERIES, "SeriesNumber", "x"), (STUDY, "includefield", "Nope"),
+               (STUDY, "fuzzymatching", "yes"), (STUDY, "PatientName", "A\x00")]
+    for level, name, value in refused:
+        with pytest.raises(BadQuery):
+            parse_query(level, [(name, value)])
+
+
+def test_accept_negotiation_serves_the_stored_syntax_only():
+    any_syntax = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+    assert negotiate_instances(any_syntax, {RLE, EXPLICIT})
+    assert negotiate_instances(None, {RLE}) and negotiate_instances("*/*", {RLE})
+    assert negotiate_instances(f'multipart/related; type="application/dicom"; transfer-syntax={RLE}', {RLE})
+    assert not negotiate_instances(f'multipart/related; type="application/dicom"; transfer-syntax={EXPLICIT}', {RLE})
+    assert not negotiate_instances("application/dicom+json", {EXPLICIT})
+    octet = 'multipart/related; type="application/octet-stream"'
+    assert negotiate_frame(octet, EXPLICIT) == f"application/octet-stream; transfer-syntax={EXPLICIT}"
+    assert negotiate_frame(octet, J2K) is None
+    assert negotiate_frame(octet + "; transfer-syntax=*", J2K) == f"application/octet-stream; transfer-syntax={J2K}"
+    assert negotiate_frame('multipart/related; type="image/jp2"', J2K) == f"image/jp2; transfer-syntax={J2K}"
+    assert negotiate_frame(f'{octet}, multipart/related; type="image/jp2"', J2K) == f"image/jp2; transfer-syntax={J2K}"
+    assert negotiate_frame('multipart/related; type="image/jpeg"', J2K) is None
+    assert negotiate_json(None) and negotiate_json("application/json") and not negotiate_json("text/html")
+    assert negotiate_rendered(None) == "image/jpeg" and negotiate_rendered("image/png") == "image/png"
+    assert negotiate_rendered("text/html") is None and negotiate_rendered(None, "image/gif") is None
+
+
+def test_frame_lists():
+    assert frame_numbers("3,1,2") == [3, 1, 2]
+    for bad in ("", "0", "1,,2", "a", "-1", "1;2", "1" * 10):
+        with pytest.raises(FrameError):
+            frame_numbers(bad)
