@@ -150,3 +150,31 @@ def test_forbidden_characters_are_found_in_nested_data_and_keys():
     data = {"patient": {"names": ["Anne", "B\x00"]}, "k\ud800": "x", "note": "Vu \U0001F600 été"}
     assert forbidden_characters(data) == {"patient.names.1": "Caractère non autorisé.",
                                           "_form": "Caractère non autorisé."}
+
+
+@pytest.mark.charter("CH-4.1.12", negative=True)
+def test_an_urgent_request_without_a_callback_phone_is_refused():
+    from forms import default_registry
+    from web.cli.demo_data import demo_request
+
+    registry = default_registry()
+    for urgency in ("vital", "urgent"):
+        without = {k: v for k, v in demo_request(urgency=urgency).items() if k != "callback_phone"}
+        with pytest.raises(FormValidationError) as refused:
+            registry.validate("td_request.schema.json", without)
+        assert set(refused.value.errors) == {"callback_phone"}
+        with pytest.raises(FormValidationError):
+            registry.validate("td_request.schema.json", {**without, "callback_phone": "12"})
+    scheduled = {k: v for k, v in demo_request(urgency="scheduled").items() if k != "callback_phone"}
+    assert registry.validate("td_request.schema.json", scheduled)["urgency"] == "scheduled"
+
+
+@pytest.mark.charter("CH-4.1.10", negative=True)
+def test_an_injection_without_its_lot_number_is_refused():
+    from forms import default_registry
+
+    injection = {"product": "Iohexol 350", "volume_ml": 70, "injected_at": "2026-01-05T09:12", "adverse_event": False}
+    with pytest.raises(FormValidationError) as refused:
+        default_registry().validate("cs_injection.schema.json", injection)
+    assert set(refused.value.errors) == {"lot_number"}
+    assert default_registry().validate("cs_injection.schema.json", {**injection, "lot_number": "L1"})["lot_number"]

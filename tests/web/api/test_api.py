@@ -55,3 +55,15 @@ def test_the_case_answer_carries_what_each_step_recorded_and_the_history_in_word
     texts = [entry["text"] for entry in body["history"]]
     assert texts and all(entry["action"] != entry["text"] for entry in body["history"])
     assert not any("dr.legall" in text for text in texts)
+
+
+@pytest.mark.charter("CH-4.1.12", negative=True)
+def test_an_urgent_request_without_a_callback_phone_is_refused_by_the_api(app, demo_ctx):
+    from web.cli.demo_data import demo_request
+
+    token = issue_api_token(demo_ctx, "dr.martin", "tests")
+    request_data = {k: v for k, v in demo_request(urgency="vital").items() if k != "callback_phone"}
+    refused = app.test_client().post("/api/v1/cases", json={
+        "process": "telediagnosis", "site_id": "ch-brest", "request": request_data},
+        headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 422 and "callback_phone" in refused.get_json()["fields"]
