@@ -139,6 +139,8 @@ def _matching(identifier: Dataset, level: str) -> list[Any]:
         value = "" if raw is None else str(raw).strip()
         if not value or value == "*":
             continue  # universal matching
+        if not value.isprintable() or len(value) > 324:
+            raise QueryError(f"valeur de {keyword} invalide", UNABLE_TO_PROCESS)
         if kind == "uid":
             conditions.append(_uids(column, value))
         elif kind == "date":

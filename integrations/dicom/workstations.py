@@ -115,6 +115,8 @@ def add_workstation(ctx: EngineContext, actor: Actor, owner: str, ae_title: str,
     """Register a viewing station for `owner` (a radiologist); its id."""
     owner = (owner or "").strip()
     _require_manager(actor, owner)
+    if not owner or len(owner) > 128 or not owner.isprintable():
+        raise WorkstationError("Compte inconnu ou désactivé.")
     title, address, number = _clean_title(ae_title), clean_host(host), clean_port(port)
     profile = load_profile(ctx, owner)
     if profile is None or not profile.active:
@@ -144,6 +146,8 @@ def add_workstation(ctx: EngineContext, actor: Actor, owner: str, ae_title: str,
 
 
 def remove_workstation(ctx: EngineContext, actor: Actor, workstation_id: int) -> None:
+    if not 0 < workstation_id < 2**63:
+        raise NotFound("station introuvable")
     now = ctx.clock.now()
     with ctx.write() as session:
         row = session.get(DicomWorkstation, workstation_id)

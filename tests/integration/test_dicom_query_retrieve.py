@@ -149,6 +149,11 @@ def test_the_owner_finds_and_retrieves_his_visible_study(scp, dicom_ctx, receive
                                                "PatientName": "", "NumberOfPatientRelatedStudies": ""},
                        tmp_path / "find-patient", model="-P")
     assert [(p.PatientName, p.NumberOfPatientRelatedStudies) for p in patients] == [("QUERE^JEAN", 1)]
+    for key, status in (("QueryRetrieveLevel=FRAME", "DataSetDoesNotMatchSOPClass"),  # 0xA900
+                        ("PatientBirthDate=1960", "UnableToProcess")):  # 0xC000
+        bad = run([FINDSCU, "-v", "-S", "-aet", "LEGALL_WS", "-aec", "TELERAD", "-k", "QueryRetrieveLevel=STUDY",
+                   "-k", key, "127.0.0.1", str(scp.port)])
+        assert "Final Find Response (" in bad.stderr and status in bad.stderr, bad.stderr
 
     got = getscu(scp.port, "LEGALL_WS", {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": uid}, tmp_path / "get")
     assert got.returncode == 0, got.stderr

@@ -47,6 +47,10 @@ def test_a_radiologist_registers_and_removes_his_stations(dicom_app, dicom_ctx, 
 def test_an_administrator_registers_for_a_radiologist_and_others_are_refused(dicom_app, dicom_ctx, clock):
     admin = login(dicom_app, dicom_ctx, clock, "admin")
     assert "dr.kerbrat" in admin.get("/account/workstations").get_data(as_text=True)  # radiologists to choose
+    for owner in ("nobody", "a\x00b", "x" * 300):
+        assert admin.post("/account/workstations", data={"owner": owner, "ae_title": "KERBRAT_WS",
+                                                         "host": "127.0.0.1", "port": "11113"}).status_code == 400
+    assert admin.post(f"/account/workstations/{10**30}/delete").status_code == 404
     assert admin.post("/account/workstations", data={"owner": "dr.kerbrat", "ae_title": "KERBRAT_WS",
                                                      "host": "127.0.0.1", "port": "11113"}).status_code == 302
     refused = admin.post("/account/workstations", data={"owner": "merm.leroy", "ae_title": "LEROY_WS",
