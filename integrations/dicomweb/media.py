@@ -1,7 +1,8 @@
 """Media types of DICOMweb answers and the negotiation of the Accept header (PS3.18 8.7).
 
-Stored files are served as they were received: an instance in its stored transfer syntax (no transcoding), a
-frame as its stored bytes (native pixel data as application/octet-stream, a compressed frame as its bitstream).
+Stored files are served as they were received, except a compressed instance asked for in explicit VR little
+endian (or with no transfer syntax named), which is transcoded (integrations.dicomweb.transcode). A frame is
+served as its stored bytes (native pixel data as application/octet-stream, a compressed frame as its bitstream).
 When the Accept header leaves no answer Telerad can give, the caller answers 406.
 """
 
@@ -14,6 +15,7 @@ DICOM_JSON = "application/dicom+json"
 DICOM = "application/dicom"
 OCTET_STREAM = "application/octet-stream"
 ANY_SYNTAX = "*"
+AS_STORED = "stored"
 # The bitstream media type of each encapsulated transfer syntax (PS3.18 table 8.7.3-4).
 BITSTREAM_TYPES = {
     "1.2.840.10008.1.2.4.50": "image/jpeg", "1.2.840.10008.1.2.4.51": "image/jpeg",
@@ -62,17 +64,27 @@ def _multipart_type(accepted: MediaRange) -> str | None:
     return None
 
 
-def negotiate_instances(header: str | None, stored: set[str]) -> bool:
-    """Whether the Accept header takes the instances (multipart/related; type="application/dicom") in their
-    stored transfer syntaxes `stored`."""
+def negotiate_instances(header: str | None, stored: set[str]) -> str | None:
+    """What the Accept header takes of instances (multipart/related; type="application/dicom") stored in the
+    transfer syntaxes `stored`: AS_STORED (transfer-syntax=*, or the one syntax they all have), EXPLICIT_LITTLE
+    (asked for, or no transfer-syntax named: PS3.18's default; compressed instances are then transcoded), or
+    None when no range fits."""
     for accepted in parse_accept(header):
         part = _multipart_type(accepted)
         if part is None or part not in ("", DICOM, "*/*"):
             continue
-        syntax = accepted.parameters.get("transfer-syntax", ANY_SYNTAX)
-        if syntax == ANY_SYNTAX or stored == {syntax}:
-            return True
-    return False
+        syntax = accepted.parameters.get("transfer-syntax")
+        if syntax == ANY_SYNTAX or syntax is not None and stored == {syntax}:
+            return AS_STORED
+        if syntax in (None, EXPLICIT_LITTLE):
+            return EXPLICIT_LITTLE
+    return None
+
+
+def needs_transcoding(stored: str) -> bool:
+    """Whether an instance stored in this syntax is decoded to be sent in explicit VR little endian (compressed
+    pixel data; native files are sent as stored, their syntax named in their part)."""
+    return stored not in NATIVE_SYNTAXES
 
 
 def negotiate_frame(header: str | None, stored: str) -> str | None:

@@ -144,9 +144,14 @@ def test_qido_and_wado_with_a_real_client(served, clock):
     # WADO-RS: the stored files, as they were received.
     retrieved = client.retrieve_instance(served.study_uid, ct.SeriesInstanceUID, ct.SOPInstanceUID)
     assert retrieved.SOPInstanceUID == ct.SOPInstanceUID and retrieved.PixelData == ct.PixelData
-    whole = client.retrieve_study(served.study_uid)
-    assert sorted(d.SOPInstanceUID for d in whole) == sorted(d.SOPInstanceUID for d in (ct, multi, rle))
-    assert {d.file_meta.TransferSyntaxUID for d in whole} == {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2.5"}
+    as_stored = client.retrieve_study(served.study_uid, media_types=(("application/dicom", "*"),))
+    assert sorted(d.SOPInstanceUID for d in as_stored) == sorted(d.SOPInstanceUID for d in (ct, multi, rle))
+    assert {d.file_meta.TransferSyntaxUID for d in as_stored} == {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2.5"}
+    # Without a transfer syntax named (PS3.18's default), the compressed instance is decoded in a limited child.
+    whole = {d.SOPInstanceUID: d for d in client.retrieve_study(served.study_uid)}
+    assert {d.file_meta.TransferSyntaxUID for d in whole.values()} == {"1.2.840.10008.1.2.1"}
+    decoded = whole[rle.SOPInstanceUID]
+    assert (decoded.pixel_array == rle.pixel_array).all() and decoded.SOPInstanceUID == rle.SOPInstanceUID
     frames = client.retrieve_instance_frames(served.study_uid, ct.SeriesInstanceUID, multi.SOPInstanceUID, [3, 1])
     assert frames == [_frame_bytes(served.files[1], 3), _frame_bytes(served.files[1], 1)]
     assert frames[0] != frames[1]
@@ -170,9 +175,11 @@ def test_qido_and_wado_with_a_real_client(served, clock):
         "requestType": "WADO", "studyUID": served.study_uid, "seriesUID": ct.SeriesInstanceUID,
         "objectUID": ct.SOPInstanceUID}, headers=client._session.headers, timeout=30)
     assert jpeg.headers["Content-Type"] == "image/jpeg" and jpeg.content.startswith(b"\xff\xd8")
-    # No transcoding: a compressed instance or frame asked for in another transfer syntax gets 406.
+    # No transcoding but to explicit VR little endian for whole instances: a compressed instance asked for in
+    # another syntax, or a compressed frame asked for as native pixel data, gets 406.
     rle_path = f"{served.url}/studies/{served.study_uid}/series/{rle.SeriesInstanceUID}/instances/{rle.SOPInstanceUID}"
-    for path, accept in ((rle_path, 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1'),
+    jpeg_baseline = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50'
+    for path, accept in ((rle_path, jpeg_baseline),
                          (rle_path + "/frames/1", 'multipart/related; type="application/octet-stream"')):
         refused = requests.get(path, headers={**client._session.headers, "Accept": accept}, timeout=30)
         assert refused.status_code == 406 and refused.json()["error"] == "not_acceptable"

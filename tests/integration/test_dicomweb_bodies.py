@@ -1,5 +1,5 @@
 """The pieces of DICOMweb that need no server: multipart/related bodies written and read back whatever the chunk
-boundaries, the QIDO-RS parameters refused or read, the Accept negotiation without transcoding, frame lists."""
+boundaries, the QIDO-RS parameters refused or read, the Accept negotiation, frame lists."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ import pytest
 from integrations.dicomweb import multipart
 from integrations.dicomweb.frames import FrameError, frame_numbers
 from integrations.dicomweb.keys import INSTANCE, SERIES, STUDY, BadQuery, parse_query
-from integrations.dicomweb.media import negotiate_frame, negotiate_instances, negotiate_json, negotiate_rendered
+from integrations.dicomweb.media import (
+    AS_STORED,
+    negotiate_frame,
+    negotiate_instances,
+    negotiate_json,
+    negotiate_rendered,
+)
 
 RLE, EXPLICIT, J2K = "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.90"
 
@@ -56,13 +62,15 @@ def test_query_parameters_are_read_or_refused():
             parse_query(level, [(name, value)])
 
 
-def test_accept_negotiation_serves_the_stored_syntax_only():
-    any_syntax = 'multipart/related; type="application/dicom"; transfer-syntax=*'
-    assert negotiate_instances(any_syntax, {RLE, EXPLICIT})
-    assert negotiate_instances(None, {RLE}) and negotiate_instances("*/*", {RLE})
-    assert negotiate_instances(f'multipart/related; type="application/dicom"; transfer-syntax={RLE}', {RLE})
-    assert not negotiate_instances(f'multipart/related; type="application/dicom"; transfer-syntax={EXPLICIT}', {RLE})
-    assert not negotiate_instances("application/dicom+json", {EXPLICIT})
+def test_accept_negotiation_gives_the_stored_syntax_or_explicit_little_endian():
+    dicom = 'multipart/related; type="application/dicom"'
+    assert negotiate_instances(dicom + "; transfer-syntax=*", {RLE, EXPLICIT}) == AS_STORED
+    assert negotiate_instances(f"{dicom}; transfer-syntax={RLE}", {RLE}) == AS_STORED
+    for default in (None, "*/*", dicom, f"{dicom}; transfer-syntax={EXPLICIT}"):
+        assert negotiate_instances(default, {RLE}) == EXPLICIT, default
+    assert negotiate_instances(f"{dicom}; transfer-syntax={J2K}", {RLE}) is None
+    assert negotiate_instances(f"{dicom}; transfer-syntax={J2K}, {dicom}; transfer-syntax=*", {RLE}) == AS_STORED
+    assert negotiate_instances("application/dicom+json", {EXPLICIT}) is None
     octet = 'multipart/related; type="application/octet-stream"'
     assert negotiate_frame(octet, EXPLICIT) == f"application/octet-stream; transfer-syntax={EXPLICIT}"
     assert negotiate_frame(octet, J2K) is None

@@ -134,6 +134,12 @@ def test_the_same_answers_as_orthanc(served: Served, orthanc):  # noqa: F811
     for uid, dataset in mine.items():
         assert dataset.file_meta.TransferSyntaxUID == other[uid].file_meta.TransferSyntaxUID
         assert dataset.PixelData == other[uid].PixelData and dataset.SeriesInstanceUID == other[uid].SeriesInstanceUID
+    # Without a transfer syntax named, both decode the compressed instance to explicit VR little endian.
+    mine = {d.SOPInstanceUID: d for d in ours.retrieve_study(served.study_uid)}
+    other = {d.SOPInstanceUID: d for d in theirs.retrieve_study(served.study_uid)}
+    for uid, dataset in mine.items():
+        assert dataset.file_meta.TransferSyntaxUID == other[uid].file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+        assert (dataset.pixel_array == other[uid].pixel_array).all()
     multi = pydicom.dcmread(served.files[1])
     native = (("application/octet-stream", "1.2.840.10008.1.2.1"),)
     mine_frames, other_frames = (client.retrieve_instance_frames(served.study_uid, multi.SeriesInstanceUID,

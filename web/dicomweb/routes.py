@@ -21,6 +21,7 @@ from integrations.dicomweb.model import answer, metadata
 from integrations.dicomweb.query import InstanceFile, Scope, instance_files, scope_visible, search
 from integrations.dicomweb.stow import response as store_response
 from integrations.dicomweb.stow import store
+from integrations.dicomweb.transcode import files_to_send
 from web.dicomweb.access import NotAcceptable, actor, ctx, dicomweb_view, error, install_protocol_answers
 from web.extensions import telerad
 
@@ -113,12 +114,12 @@ def _retrieve(scope: Scope) -> Response:
     files = instance_files(ctx(), actor(), scope)
     if not files:
         raise NotFound()
-    if not media.negotiate_instances(request.headers.get("Accept"), {f.transfer_syntax for f in files}):
+    wanted = media.negotiate_instances(request.headers.get("Accept"), {f.transfer_syntax for f in files})
+    if wanted is None:
         raise NotAcceptable()
     record_access(ctx(), actor(), "instances", [(files[0].case_id, files[0].study_uid)])
     boundary = multipart.new_boundary()
-    parts = [(path_of(_storage(), f.sha256), f"{media.DICOM}; transfer-syntax={f.transfer_syntax}") for f in files]
-    return Response(multipart.file_parts(boundary, parts), direct_passthrough=True,
+    return Response(multipart.file_parts(boundary, files_to_send(_storage(), files, wanted)), direct_passthrough=True,
                     content_type=multipart.content_type(boundary, media.DICOM))
 
 
@@ -239,11 +240,12 @@ def wado_uri() -> Any:
     if content_type != media.DICOM:
         return _rendered(scope, content_type, "wado-uri")
     found = _files(scope, "wado-uri")
-    syntax = arguments.get("transferSyntax")
-    if syntax and syntax != found[0].transfer_syntax:
+    syntax = arguments.get("transferSyntax") or media.EXPLICIT_LITTLE  # PS3.18's default
+    if syntax not in (found[0].transfer_syntax, media.EXPLICIT_LITTLE):
         raise NotAcceptable()
-    return Response(multipart.file_chunks(path_of(_storage(), found[0].sha256)), direct_passthrough=True,
-                    mimetype=media.DICOM)
+    wanted = media.AS_STORED if syntax == found[0].transfer_syntax else media.EXPLICIT_LITTLE
+    ((path, _part_type),) = files_to_send(_storage(), found[:1], wanted)
+    return Response(multipart.file_chunks(path), direct_passthrough=True, mimetype=media.DICOM)
 
 
 # --- STOW-RS ----------------------------------------------------------------------------------------------------
