@@ -88,3 +88,32 @@ def test_frame_lists():
     for bad in ("", "0", "1,,2", "a", "-1", "1;2", "1" * 10):
         with pytest.raises(FrameError):
             frame_numbers(bad)
+
+
+def test_transcoding_decodes_in_a_child_and_refuses_what_the_pixel_bounds_refuse(tmp_path, caplog):
+    import hashlib
+    from pathlib import Path
+
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    from integrations.dicomweb.transcode import transcoded
+
+    storage = tmp_path / "instance" / "dicom"
+    storage.mkdir(parents=True)
+    source = Path(get_testdata_file("SC_rgb_rle_2frame.dcm", download=False))
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    decoded = transcoded(storage, source, sha)
+    original, result = pydicom.dcmread(source), pydicom.dcmread(decoded)
+    assert result.file_meta.TransferSyntaxUID == EXPLICIT and result.SOPInstanceUID == original.SOPInstanceUID
+    assert (result.pixel_array == original.pixel_array).all()
+    assert transcoded(storage, source, sha) == decoded  # cached: no second child
+    # An image whose headers declare more pixels than the bound is never decoded: no transcoding (sent as stored).
+    bomb = pydicom.dcmread(get_testdata_file("JPEG2000.dcm", download=False))
+    bomb.Rows = bomb.Columns = 6000
+    path = tmp_path / "bomb.dcm"
+    bomb.save_as(path, enforce_file_format=True)
+    caplog.set_level("INFO", logger="integrations.dicomweb.transcode")
+    assert transcoded(storage, path, "0" * 64) is None
+    assert "child status 3" in caplog.text and "image de 36000000 pixels par plan" in caplog.text
+    assert not list((storage.parent / "dicom-previews" / "transcoded").rglob("0000*.dcm"))
