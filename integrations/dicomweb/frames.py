@@ -58,8 +58,13 @@ class _Window:
 def read_frames(path: Path, numbers: list[int]) -> Iterator[bytes]:
     """The bytes of the frames asked, in the order asked. FrameError (before anything is yielded) when the
     instance has no pixel data or a number is over its frame count."""
-    dataset = dcmread(path, defer_size=1024)
-    element = dataset.get_item(PIXEL_DATA, keep_deferred=True)
+    try:
+        dataset = dcmread(path, defer_size=1024)
+        element = dataset.get_item(PIXEL_DATA, keep_deferred=True)
+    except OSError:
+        raise
+    except Exception as err:  # a damaged stored file (checked at reception, so unexpected): not served
+        raise FrameError("données d'image illisibles") from err
     if not isinstance(element, RawDataElement) or element.value_tell is None:
         raise FrameError("cette instance n'a pas de données d'image")
     frames = int(dataset.get("NumberOfFrames") or 1)
