@@ -250,9 +250,11 @@ def test_nothing_is_served_to_whom_may_not_see_it(served, clock, tmp_path):
              f"/studies/{served.study_uid}/series", f"/studies/{served.study_uid}/instances",
              f"/studies/{served.study_uid}/series/{series}/instances",
              f"/wado?requestType=WADO&studyUID={served.study_uid}&seriesUID={series}&objectUID={sop}"]
-    # A radiologist of another site: nothing listed, every resource 404 (as an unknown UID).
-    other = served.client(served.token("dr.kerbrat"))
-    assert other.search_for_studies() == [] and other.search_for_instances() == []
+    # Radiologists of another site (or territory): nothing listed, every resource 404 (as an unknown UID).
+    for username in ("dr.kerbrat", "dr.morvan"):
+        other = served.client(served.token(username))
+        assert other.search_for_studies() == [] and other.search_for_series() == []
+        assert other.search_for_instances() == [], username
     headers = {"Authorization": f"Bearer {served.token('dr.kerbrat')}"}
     unknown = generate_uid()
     for path in paths:
