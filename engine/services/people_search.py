@@ -35,7 +35,7 @@ from engine.store.sql_directory import SqlDirectory
 PICKER_KEY = "x-picker"
 PURPOSES = ("expert", "physician_present", "oncall")
 CASE_PURPOSES = frozenset({"expert", "physician_present"})
-REQUESTING_ROLES = frozenset({"requester", "local_radiologist"})  # who may start a teleexpertise
+REQUESTING_ROLES = frozenset({"local_radiologist"})  # who may start a teleexpertise (its diagram's first lane)
 MAX_RESULTS = 20
 MAX_QUERY = 100  # characters of the query kept: a name is never longer
 

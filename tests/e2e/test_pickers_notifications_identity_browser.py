@@ -85,6 +85,9 @@ def _teleexpertise_request(page: Any, server: Server, shoot: Any, patient: tuple
     picker_search(page, "expert_id", "Le Gall")
     page.locator("#expert_id").fill(options.first.get_attribute("value"))  # what choosing the suggestion puts in
     expect(page.locator("#expert_id-person")).to_have_text(re.compile(r"^Dr Yann Le Gall .*— radiologue"))
+    # the person reads the name in the field; the login travels in the hidden input the server reads
+    expect(page.locator("#expert_id")).to_have_value(re.compile(r"^Dr Yann Le Gall .*— radiologue"))
+    expect(page.locator('input[type="hidden"][name="expert_id"]')).to_have_value("dr.legall")
     page.get_by_label("Nom de naissance").fill(patient[0])
     fill(page, "patient-first_names", patient[1])
     fill(page, "patient-birth_date", "1962-07-08")
@@ -125,22 +128,25 @@ def test_expert_picker_on_a_new_teleexpertise_request(login, server, shoot, brow
     no_page_errors(browser_log, start)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the menu and /cases/new/teleexpertise are offered to the requesting physician (web/clinical/cases.py "
-    "REQUEST_FORMS, people_search.REQUESTING_ROLES, CH-4.2.1) but the teleexpertise diagram's first lane is "
-    "local_radiologist only (workflows/bpmn/teleexpertise.bpmn te_lane_local), so start_instance raises Forbidden "
-    "(engine/services/instances.py:94) and the filled form ends on the 403 page"))
-@pytest.mark.charter("CH-4.2.1")
-def test_the_requesting_physician_offered_the_teleexpertise_page_can_send_it(login, server, shoot, browser_log):
+@pytest.mark.charter("CH-4.2.1", negative=True)
+def test_the_requesting_physician_is_not_offered_a_teleexpertise_the_diagram_does_not_let_him_start(
+        login, server, shoot, browser_log):
+    """The deployed teleexpertise starts in the local radiologist's lane: the requesting physician is not offered
+    a page that could only end on a refusal, and the address typed by hand says so in French."""
     from playwright.sync_api import expect
 
+    start = browser_log.mark()
     requester = login("dr.martin")  # requesting physician of the CH de Brest
-    try:
-        case_id = _teleexpertise_request(requester, server, shoot, ("Demandeur", "Soazig"))
-    finally:
-        shoot(requester, "teleexpertise-sent-by-the-requesting-physician")
-    expect(requester.locator("#steps")).to_contain_text("Dr Yann Le Gall")
-    assert case_id > 0
+    requester.goto("/inbox")
+    navigation = requester.get_by_role("navigation", name="Navigation principale")
+    expect(navigation.get_by_role("link", name="Nouvelle demande")).to_have_count(1)
+    expect(navigation.get_by_role("link", name="Téléexpertise")).to_have_count(0)
+    response = requester.goto("/cases/new/teleexpertise")
+    assert response is not None and response.status == 403
+    expect(requester.locator("main")).to_contain_text("Accès refusé")
+    shoot(requester, "teleexpertise-not-offered-to-the-requesting-physician")
+    assert requester.request.get("/directory/people?purpose=expert&site=ch-brest").status == 403
+    no_page_errors(browser_log, start, re.compile(r"/cases/new/teleexpertise|/directory/people"))
 
 
 # 3. "Mes notifications"

@@ -43,7 +43,8 @@ bp = Blueprint("cases", __name__, url_prefix="/cases")
 
 REQUEST_FORMS = {
     "telediagnosis": ("td_request.schema.json", ("requester",), _l("Demande de télédiagnostic")),
-    "teleexpertise": ("te_request.schema.json", ("local_radiologist", "requester"), _l("Demande de téléexpertise")),
+    # The deployed teleexpertise starts in the local radiologist's lane (workflows/bpmn/teleexpertise.bpmn).
+    "teleexpertise": ("te_request.schema.json", ("local_radiologist",), _l("Demande de téléexpertise")),
 }
 
 
