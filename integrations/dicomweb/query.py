@@ -147,7 +147,8 @@ def search(ctx: EngineContext, actor: Actor, query: Query, scope: Scope, storage
             counts = {}
     found = [_found(query.level, row, counts) for row in rows]
     if dated:
-        low, high = query.matches["StudyDate"]  # type: ignore[misc]
+        dates: tuple[str | None, str | None] = query.matches["StudyDate"]  # type: ignore[assignment]
+        low, high = dates
         found = [f for f in found if _date_matches(storage, f, low, high)][query.offset:query.offset + query.limit]
     return found
 

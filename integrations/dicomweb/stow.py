@@ -151,9 +151,9 @@ def _upload(ctx: Any, actor: Actor, case_id: int, group: list[_Item], storage: P
             item.failure, item.reason = PROCESSING_FAILURE, str(err)
         return
     for name, reason in summary.held + summary.refused:
-        item = names.get(name)
-        if item is not None:
-            item.failure, item.reason = PROCESSING_FAILURE, reason
+        kept_out = names.get(name)
+        if kept_out is not None:
+            kept_out.failure, kept_out.reason = PROCESSING_FAILURE, reason
     log.info("STOW-RS to case %s by %s: %s", case_id, actor.user_id, summary.french())
 
 

@@ -217,6 +217,15 @@ def test_stow_stores_through_the_upload_path(served, clock, tmp_path):
                                                                         "boundary=b"})
     assert garbage.status_code == 409
     assert garbage.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0xC000]
+    # Another patient's study sent to the case is stored but held for the identity check: never served.
+    stranger_study = generate_uid()
+    stranger = rewrite(tmp_path / "stow", "CT_small.dcm", study=stranger_study,
+                       **for_case(served.accession, PatientName="AUTRE^PATIENT"))
+    held = requests.post(f"{served.url}/studies", timeout=30, headers={
+        **act._session.headers, "Content-Type": 'multipart/related; type="application/dicom"; boundary=b'},
+        data=b"--b\r\nContent-Type: application/dicom\r\n\r\n" + stranger.read_bytes() + b"\r\n--b--\r\n")
+    assert held.status_code == 200 and study(served.ctx, stranger_study).status == "held"
+    assert act.search_for_studies(search_filters={"StudyInstanceUID": stranger_study}) == []
     # With the browser's session, a store needs the CSRF token.
     browser = _browser(served, clock, "merm.leroy")
     served.app.config["WTF_CSRF_ENABLED"] = True
