@@ -24,7 +24,7 @@ from engine.domain.actors import Actor
 from engine.services.case_lookup import case_urgency
 from engine.services.context import EngineContext
 from engine.services.images import case_identity, record_image_events
-from engine.services.instances import cancel_instance, start_instance
+from engine.services.instances import cancel_instance, case_data, start_instance
 from integrations.dicom.matching import DicomPatient, decide
 from integrations.dicom.models import HELD, STUDY
 from integrations.dicom.storage import ParsedInstance, StoredFile
@@ -109,10 +109,12 @@ def open_identity_check(ctx: EngineContext, study_uid: str) -> int | None:
         # The check carries the blocked case's patient and urgency: it shows that patient in its banner and sorts
         # with that case in the inboxes (an urgent case waits for it).
         urgency = case_urgency(ctx, study.case_id)
+        status = _identity_status(case_data(ctx, study.case_id))
         identity_case = start_instance(ctx, actor, IDENTITY_PROCESS, {
             "case_id": study.case_id, "study_uid": study_uid, "hold_reason": study.hold_reason,
             "dicom_patient": study_patient(study).as_dict(), "case_patient": case.patient,
-            "patient": case.patient, "summary": f"Images à rapprocher du dossier n° {study.case_id}",
+            "patient": {**case.patient, **({"identity_status": status} if status else {})},
+            "summary": f"Images à rapprocher du dossier n° {study.case_id}",
             **({"urgency": urgency} if urgency else {})}, site_id=case.site_id)
     except Exception:
         log.exception("identity check for held study %s could not be opened; retried by the next tick", study_uid)
@@ -126,3 +128,10 @@ def open_identity_check(ctx: EngineContext, study_uid: str) -> int | None:
         return None
     log.info("study %s held (%s): identity check case %s", study_uid, study.hold_reason, identity_case)
     return identity_case
+
+
+def _identity_status(data: dict[str, Any]) -> str | None:
+    """The blocked case's identity status as its banner shows it (the technologist's check, else the request's)."""
+    patient = data.get("patient") if isinstance(data.get("patient"), dict) else {}
+    status = data.get("identity_status") or (patient or {}).get("identity_status")
+    return status if isinstance(status, str) else None

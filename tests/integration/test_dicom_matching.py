@@ -230,6 +230,9 @@ def test_a_patient_mismatch_holds_the_study_for_the_technologist(dicom_ctx, stor
     assert data["case_id"] == case_id and data["study_uid"] == uid
     assert data["dicom_patient"]["birth_date"] == "1960-09-12"
     assert data["case_patient"]["birth_date"] == "1960-09-21"
+    blocked = case_data(dicom_ctx, case_id)  # its banner shows the blocked case's identity status, not "—"
+    assert data["patient"]["identity_status"] == (blocked.get("identity_status")
+                                                  or blocked["patient"]["identity_status"])
     assert open_tasks(dicom_ctx, identity.id) == ["reconcile_images"]  # one check, however many instances
     clock.advance(seconds=DELAY + 1)
     assert notify_stable_studies(dicom_ctx, clock.now(), DELAY).notified == []  # held: the case is not told
