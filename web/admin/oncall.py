@@ -60,7 +60,7 @@ def index() -> Any:
     territories = list_territories(ctx)
     return render_template("admin/oncall/index.html", slots=list_slots(ctx, today, today + HORIZON),
                            gaps=gaps(ctx, today, today + HORIZON), territories=territories,
-                           territory_names={t[0]: t[1] for t in territories}, error=error, form=request.form,
+                           error=error, form=request.form,
                            horizon_days=HORIZON.days)
 
 

@@ -52,14 +52,7 @@ def index() -> Any:
     notices = list_notices(ctx, actor)
     return render_template("clinical/inbox/index.html", listing=listing, tasks=listing.rows, me=actor.user_id,
                            filters=filters, notices=notices, notice_titles=NOTICE_TITLES,
-                           notice_sites=_site_names(ctx, {n.site_id for n in notices}),
                            modalities=MODALITIES, sorts=SORT_LABELS, statuses=STATUS_LABELS)
-
-
-def _site_names(ctx: Any, site_ids: set[str | None]) -> dict[str | None, str]:
-    directory = ctx.directory
-    found = {site_id: directory.site(site_id) if directory is not None and site_id else None for site_id in site_ids}
-    return {site_id: site.name for site_id, site in found.items() if site is not None}
 
 
 @bp.post("/tasks/<task_id>/claim")
