@@ -42,7 +42,7 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
         access = token_access(_ctx(), token.strip()) if scheme.lower() == "bearer" and token else None
         if access is None or access.expired:
             message = (_("Jeton d'accès expiré : renouvelez-le (page « Mes sessions ») ou demandez-en un nouveau.")
-                       if access is not None else "Jeton d'accès absent, invalide ou révoqué.")
+                       if access is not None else _("Jeton d'accès absent, invalide ou révoqué."))
             response = _error(401, "token_expired" if access is not None else "unauthorized", message)
             response[0].headers["WWW-Authenticate"] = 'Bearer realm="telerad"'
             return response
