@@ -11,7 +11,7 @@ from engine.services.bootstrap import build_context
 from engine.services.database import has_accounts
 from engine.services.definitions import deploy_library
 from web.cli.common import load_settings, require_migrated
-from web.cli.demo_data import create_demo
+from web.cli.demo_data import create_demo, create_demo_on_call
 
 
 @click.command(help="Create demo data (territories, sites, one user per role, cases) in an empty database.")
@@ -30,12 +30,15 @@ def demo(as_json: bool) -> None:
         return
     deploy_library(ctx, Actor("cli"), settings.workflows_dir)
     accounts = create_demo(ctx)
+    create_demo_on_call(ctx, ctx.clock.now())
     if as_json:
         click.echo(json.dumps({"users": accounts}, ensure_ascii=False, indent=2))
         return
     click.echo(f"Demo data created. Log in at http://{settings.host}:{settings.port}/ with one of these accounts;")
     click.echo("the second factor is a TOTP code: add the secret to an authenticator app "
                "(or run: python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\").\n")
+    click.echo("dr.legall is on call for the Pays de Brest every night (18:30-08:00, Paris time) for two weeks: "
+               "an urgent request at night reaches him first (Administration -> Gardes).\n")
     for account in accounts:
         click.echo(f"  {account['username']:<12} password {account['password']}  TOTP secret "
                    f"{account['totp_secret']}  roles {', '.join(account['roles'])}")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from engine.domain.actors import Actor
 from engine.domain.data_checks import paris_date
@@ -13,6 +14,7 @@ from engine.services.context import EngineContext
 from engine.services.directory import create_convention, create_site, create_territory, mark_totp_enrolled
 from engine.services.instances import start_instance
 from engine.services.notification_contacts import DEFAULT_PREFERENCES, update_contact
+from engine.services.oncall import add_slot
 from engine.services.tasks import complete_task, list_tasks
 
 DEMO_PASSWORD = "telerad-demo-2026"  # noqa: S105 - printed to the newcomer; demo databases only
@@ -76,6 +78,26 @@ def create_demo(ctx: EngineContext) -> list[dict[str, Any]]:
     configure_demo_hl7(ctx)
     configure_demo_dicom(ctx)
     return accounts
+
+
+DEMO_ON_CALL = ("brest", "dr.legall")  # the demo's on-call radiologist of the Pays de Brest, every night
+DEMO_ON_CALL_NIGHTS = 14
+NIGHT_STARTS, NIGHT_ENDS = time(18, 30), time(8, 0)  # Paris time
+
+
+def create_demo_on_call(ctx: EngineContext, now: datetime) -> int:
+    """Night on-call slots for the demo (`telerad demo` only: the tests' clock makes its own): from the night
+    before `now` for two weeks, so that an urgent request at night reaches the on-call radiologist first and the
+    on-call page shows the day-time gaps. Returns how many slots were added."""
+    paris = ZoneInfo("Europe/Paris")
+    first = now.astimezone(paris).date() - timedelta(days=1)
+    territory, username = DEMO_ON_CALL
+    for night in range(DEMO_ON_CALL_NIGHTS):
+        day = first + timedelta(days=night)
+        starts = datetime.combine(day, NIGHT_STARTS, paris)
+        ends = datetime.combine(day + timedelta(days=1), NIGHT_ENDS, paris)
+        add_slot(ctx, Actor("cli", frozenset({"administrator"})), territory, username, starts, ends)
+    return DEMO_ON_CALL_NIGHTS
 
 
 def _actor(username: str) -> Actor:

@@ -92,3 +92,19 @@ def test_a_radiologist_whose_credentials_expired_is_refused_in_french(app, demo_
             response.get_data(as_text=True).replace("&#39;", "'")
     with demo_ctx.read() as session:
         assert session.execute(select(OnCallSlotRow)).first() is None
+
+
+@pytest.mark.charter("CH-5.5")
+def test_the_demo_has_a_night_on_call_radiologist_so_an_urgent_request_at_night_reaches_him(demo_ctx):
+    """`telerad demo` (web.cli.demo) adds two weeks of nights: `make run` with a mail sink shows the on-call mail."""
+    from datetime import UTC, datetime
+
+    from web.cli.demo_data import DEMO_ON_CALL_NIGHTS, create_demo_on_call
+
+    now = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
+    assert create_demo_on_call(demo_ctx, now) == DEMO_ON_CALL_NIGHTS
+    directory = demo_ctx.directory
+    assert directory.on_call("brest", datetime(2026, 12, 8, 2, 0, tzinfo=UTC)) == "dr.legall"  # 03:00 Paris
+    assert directory.on_call("brest", datetime(2026, 12, 7, 4, 0, tzinfo=UTC)) == "dr.legall"  # the night before
+    assert directory.on_call("brest", datetime(2026, 12, 8, 11, 0, tzinfo=UTC)) is None  # day time: a gap
+    assert directory.on_call("morlaix", datetime(2026, 12, 8, 2, 0, tzinfo=UTC)) is None
