@@ -5,7 +5,6 @@ name."""
 from __future__ import annotations
 
 import pytest
-
 from flask import Flask
 from flask_babel import Babel
 
