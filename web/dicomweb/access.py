@@ -3,6 +3,10 @@
 A caller is authenticated by an API bearer token (engine.services.token_access: a "read" token may only GET) or
 by the session cookie of a signed-in person (a viewer in the browser, same origin). A call that writes (STOW-RS)
 with a session must carry the session's CSRF token (header X-CSRFToken); a bearer token needs none.
+
+A bearer token may also be a viewer token (engine.services.viewer_tokens, issued by "Ouvrir dans Weasis"): it
+only reads, and only the one study it was issued for (the study of the path, of WADO-URI's studyUID, or the single
+StudyInstanceUID key of a search); any other study is answered 404, as one the caller may not see.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from flask_wtf.csrf import CSRFError
 from engine.domain.actors import Actor
 from engine.errors import Forbidden, NotFound
 from engine.services.token_access import token_access
+from engine.services.viewer_tokens import ViewerAccess, viewer_access
 from integrations.dicomweb.frames import FrameError
 from integrations.dicomweb.keys import BadQuery
 from integrations.dicomweb.multipart import BadBody
@@ -53,6 +58,9 @@ def _authenticate() -> Response | None:
     """Set g.dicomweb_actor, or the error answer (401, 403)."""
     scheme, _space, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
+        viewer = viewer_access(ctx(), token.strip())
+        if viewer is not None:
+            return _viewer_refusal(viewer)
         access = token_access(ctx(), token.strip())
         if access is None:
             return error(401, "unauthorized", _("Jeton d'accès absent, invalide ou révoqué."))
@@ -75,6 +83,30 @@ def _authenticate() -> Response | None:
         return None
     return error(401, "unauthorized", _("Identification requise : session ou jeton d'accès (Authorization: "
                                         "Bearer)."))
+
+
+def _requested_study() -> str | None:
+    """The one study a request is about, None when it is not about exactly one."""
+    view_args = request.view_args or {}
+    if "study" in view_args:
+        return str(view_args["study"])
+    if request.path == PREFIX + "/wado":
+        return request.args.get("studyUID")
+    asked = request.args.getlist("StudyInstanceUID") + request.args.getlist("0020000D")
+    return asked[0] if len(asked) == 1 else None
+
+
+def _viewer_refusal(viewer: ViewerAccess) -> Response | None:
+    """Set g.dicomweb_actor for a viewer token that opens this request, or the error answer (401, 403, 404)."""
+    if viewer.expired:
+        return error(401, "token_expired", _("Lien de visualisation expiré : relancez « Ouvrir dans Weasis » depuis "
+                                             "la page du dossier."))
+    if request.method not in READ_METHODS:
+        return error(403, "read_only_token", _("Ce lien de visualisation ne permet que la consultation."))
+    if _requested_study() != viewer.study_uid:
+        return error(404, "not_found", _("Introuvable."))
+    g.dicomweb_actor = viewer.profile.actor
+    return None
 
 
 def dicomweb_view(view: Callable[..., Any]) -> Callable[..., Any]:
