@@ -22,6 +22,7 @@ from pathlib import Path
 
 from engine.services.context import EngineContext
 from integrations.dicom.callers import AE_TITLE
+from integrations.dicom.priors import PriorsTicker
 from integrations.dicom.scp import StorageSCP
 from integrations.dicom.stability import notify_stable_studies
 from integrations.peers import tls_context_from_env
@@ -78,6 +79,7 @@ class DicomService:
         self.scp = StorageSCP(ctx, ae_title, host, port, storage_dir, fsync=fsync, tls=tls)
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self.priors = PriorsTicker(ctx, ae_title)  # prior exams from the sites' PACS, moved to this SCP
 
     @classmethod
     def from_env(cls, ctx: EngineContext, env: Mapping[str, str] | None = None) -> DicomService:
@@ -94,8 +96,10 @@ class DicomService:
         self._stop.clear()
         self._ticker = threading.Thread(target=self._tick_forever, name="dicom-stability", daemon=True)
         self._ticker.start()
+        self.priors.start()
 
     def stop(self) -> None:
+        self.priors.stop()
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join(timeout=30)

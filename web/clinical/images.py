@@ -20,6 +20,7 @@ from flask_login import login_required
 
 from engine.errors import Forbidden, NotFound
 from engine.services.cases import ensure_visible
+from integrations.dicom.pacs import PriorLine, case_priors
 from integrations.dicom.preview_queue import ask_for_preview
 from integrations.dicom.previews import PENDING, READY, UNAVAILABLE, cache_of, cached_png, preview_state
 from integrations.dicom.studies import case_images, preview_source
@@ -44,6 +45,7 @@ class ShownImages:
     series: list[dict[str, Any]]  # SeriesLine fields + "preview": READY, PENDING or UNAVAILABLE
     held_studies: int
     identity_checks: tuple[int, ...] = ()  # reconciliation cases of the held studies
+    priors: tuple[PriorLine, ...] = ()  # prior exams from the site's PACS (their series are not listed above)
 
     @property
     def previews_pending(self) -> bool:
@@ -65,9 +67,11 @@ def _preview_of(case_id: int, series_uid: str) -> tuple[str, str] | None:
 
 def _shown_images(case_id: int) -> ShownImages:
     images = case_images(_ctx(), case_id)
+    priors = tuple(case_priors(_ctx(), case_id))
+    prior_uids = {prior.study_uid for prior in priors}
     shown = [{**asdict(line), "preview": (_preview_of(case_id, line.uid) or (UNAVAILABLE,))[0]}
-             for line in images.series]
-    return ShownImages(shown, images.held_studies, images.identity_checks)
+             for line in images.series if line.study_uid not in prior_uids]
+    return ShownImages(shown, images.held_studies, images.identity_checks, priors)
 
 
 @bp.app_context_processor

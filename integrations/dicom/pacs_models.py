@@ -1,0 +1,99 @@
+"""Prior exams from the sites' PACS (issue 18): each site's PACS, the cases whose priors are to be fetched, and
+the prior studies of each case.
+
+- site_pacs: the PACS of a site (AE title, host, port; its DICOMweb URL is kept for later, C-FIND/C-MOVE is used).
+- prior_fetch: one row per case whose priors are to be fetched (the queue of the worker's priors tick): written by
+  the tick itself when it finds an accepted case or a teleexpertise of a site with a PACS, so nothing runs on the
+  request path and nothing is lost across restarts; retried with a growing delay while the PACS does not answer.
+- case_prior: the studies fetched for a case as its priors. A prior study is a dicom_study row with the case's
+  case_id (so the case's readers see it, DICOMweb included) and a row here: that row is what makes it a prior,
+  never the case's current exam (it never sends images_received).
+
+On the engine's metadata like integrations.dicom.models (the one exception to "adapters import engine.services
+only"): they migrate with Alembic and commit in the same transaction as the case's audit events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, Select, String, exists, or_, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.store.models import Base, ProcessInstance, Task, UTCDateTime, table_of
+
+ACCEPTANCE_TASK = "accept_case"
+TELEEXPERTISE = "teleexpertise"
+
+# prior_fetch.status: to do (or to retry at next_attempt_at) / finished / given up after MAX_ATTEMPTS
+FETCH_STATUSES = ("pending", "done", "failed")
+# case_prior.status: C-MOVE asked, study not yet claimed / a prior of the case / held (identity differs) /
+# already another case's study (not moved again)
+PRIOR_STATUSES = ("requested", "attached", "held", "elsewhere")
+
+
+class SitePacs(Base):
+    """The PACS of a site, queried for the prior exams of its patients."""
+
+    __tablename__ = "site_pacs"
+
+    site_id: Mapped[str] = mapped_column(ForeignKey("site.id"), primary_key=True)
+    ae_title: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(253))
+    port: Mapped[int] = mapped_column(Integer)
+    dicomweb_url: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(128))
+
+
+class PriorFetch(Base):
+    """A case whose prior exams are to be (or were) fetched from its site's PACS."""
+
+    __tablename__ = "prior_fetch"
+    __table_args__ = (Index("ix_prior_fetch_due", "status", "next_attempt_at"),)
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CasePrior(Base):
+    """A study of the site's PACS fetched as a prior exam of a case (as the PACS described it in its C-FIND)."""
+
+    __tablename__ = "case_prior"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), primary_key=True)
+    study_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_date: Mapped[str | None] = mapped_column(String(10))  # YYYY-MM-DD
+    modality: Mapped[str | None] = mapped_column(String(64))  # ModalitiesInStudy, backslash-separated
+    description: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+SITE_PACS = table_of(SitePacs)
+PRIOR_FETCH = table_of(PriorFetch)
+CASE_PRIOR = table_of(CasePrior)
+
+
+def cases_to_queue(limit: int) -> Select[Any]:
+    """(case id, site id, process id) of the running cases of a site with a PACS not queued yet: teleexpertises,
+    and cases whose acceptance task was completed and is not offered again (the caller checks it was accepted)."""
+    accepted = exists().where(Task.instance_id == ProcessInstance.id, Task.spec_name == ACCEPTANCE_TASK,
+                              Task.status == "completed")
+    offered = exists().where(Task.instance_id == ProcessInstance.id, Task.spec_name == ACCEPTANCE_TASK,
+                             Task.status == "open")
+    return (select(ProcessInstance.id, ProcessInstance.site_id, ProcessInstance.process_id)
+            .join(SitePacs, SitePacs.site_id == ProcessInstance.site_id)
+            .where(ProcessInstance.status == "running", ~exists().where(PriorFetch.case_id == ProcessInstance.id),
+                   or_(ProcessInstance.process_id == TELEEXPERTISE, accepted & ~offered))
+            .order_by(ProcessInstance.id).limit(limit))
