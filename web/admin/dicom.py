@@ -17,6 +17,7 @@ from integrations.dicom.callers import (
     remove_calling_ae,
     set_caller_access,
 )
+from integrations.dicom.pacs import list_pacs, remove_pacs, set_pacs
 from integrations.dicom.studies import held_instances, studies_to_watch
 from web.auth.access import current_actor, roles_required
 from web.extensions import telerad
@@ -45,7 +46,7 @@ def admin() -> Any:
             return redirect(url_for("dicom.admin"))
     return render_template("admin/dicom/admin.html", callers=list_calling_aes(_ctx()), sites=list_sites(_ctx()),
                            studies=studies_to_watch(_ctx()), held=held_instances(_ctx()), error=error,
-                           typed=typed), 400 if error else 200
+                           typed=typed, pacs=list_pacs(_ctx())), 400 if error else 200
 
 
 @bp.post("/admin/dicom/callers/<int:caller_id>/delete")
@@ -73,3 +74,29 @@ def caller_access(caller_id: int) -> Any:
     else:
         flash(_("Restrictions de connexion du titre AE enregistrées."), "success")
     return redirect(url_for("dicom.admin") + "#callers")
+
+
+@bp.post("/admin/dicom/pacs")
+@roles_required("administrator")
+def pacs_set() -> Any:
+    """Declare or replace a site's PACS, queried for the prior exams (integrations.dicom.priors)."""
+    form = {name: request.form.get(name, "")[:600] for name in ("site_id", "ae_title", "host", "port", "dicomweb_url")}
+    try:
+        set_pacs(_ctx(), current_actor(), form["site_id"], form["ae_title"], form["host"], form["port"],
+                 form["dicomweb_url"])
+    except CallerError as err:
+        flash(str(err), "danger")
+    else:
+        flash(_("PACS du site enregistré."), "success")
+    return redirect(url_for("dicom.admin") + "#pacs")
+
+
+@bp.post("/admin/dicom/pacs/<site_id>/delete")
+@roles_required("administrator")
+def pacs_remove(site_id: str) -> Any:
+    try:
+        remove_pacs(_ctx(), current_actor(), site_id[:64])
+    except NotFound:
+        abort(404)
+    flash(_("PACS du site retiré : ses examens antérieurs ne seront plus demandés."), "success")
+    return redirect(url_for("dicom.admin") + "#pacs")

@@ -9,11 +9,15 @@ import click
 
 from integrations.dicom.orphans import find_orphans, remove_orphans
 from web.cli.common import engine_context, load_settings, require_migrated
+from web.cli.dicom_pacs import pacs
 
 
 @click.group("dicom", help="Fichiers DICOM reçus.")
 def dicom() -> None:
     pass
+
+
+dicom.add_command(pacs)
 
 
 @dicom.command("orphans", help="Lister les fichiers DICOM qu'aucune instance indexée ou retenue ne désigne "
