@@ -13,6 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from integrations.dicom.ingest import ingest_file
+from integrations.dicom.preview_queue import ask_for_preview
+from integrations.dicom.previews import cache_of, render_into_cache
+from integrations.dicom.storage import path_of
+from integrations.dicomweb.rendered import rendered_png
+from integrations.dicomweb.transcode import transcoded
 from tests.integration import dicom_support
 from tests.integration.dicom_support import counts, demo_case, for_case, rewrite, stored_files, storescu
 from web.cli.main import main
@@ -77,3 +82,55 @@ def test_the_orphans_command_lists_then_removes_only_old_unreferenced_files(dico
     removed = CliRunner().invoke(main, ["dicom", "orphans", "--remove"], env=env)
     assert removed.exit_code == 0 and "2 supprimé(s)" in removed.output
     assert not old.exists() and not interrupted.exists() and young.exists() and referenced.exists()
+
+
+def _age(paths, seconds: float = 3 * 3600) -> None:
+    long_ago = time.time() - seconds
+    for path in paths:
+        os.utime(path, (long_ago, long_ago))
+
+
+def _derived(storage, sha256: str) -> list:
+    """The cached files made from a stored file, through the code that makes them: its preview, a rendered image
+    (DICOMweb /rendered) and its transcoded copy."""
+    render_into_cache(storage, cache_of(storage), sha256)
+    assert rendered_png(storage, sha256, 64) is not None
+    transcoded(storage, path_of(storage, sha256), sha256)  # the copy, or the marker that there is none: cached
+    made = sorted(p for p in cache_of(storage).rglob(f"{sha256}-*") if p.is_file())
+    assert {p.relative_to(cache_of(storage)).parts[0] for p in made} == {sha256[:2], "rendered", "transcoded"}
+    return made
+
+
+def test_cached_previews_renderings_and_transcodings_of_a_gone_file_are_orphans(dicom_ctx, storage, tmp_path,
+                                                                                 database_url):
+    _case_id, accession = demo_case(dicom_ctx)
+    sources = [rewrite(tmp_path / "src", "CT_small.dcm", **for_case(accession)) for _ in range(2)]
+    for source in sources:
+        assert ingest_file(dicom_ctx, source, "ch-brest", "dicom", storage=storage).status == "stored"
+    kept_file, gone_file = stored_files(storage)
+    kept, gone = _derived(storage, kept_file.name), _derived(storage, gone_file.name)
+    gone_file.unlink()  # its source gone (removed by hand, a restore...): its decoded copies must go too
+    # An unreferenced stored file and its cached copies: all found in the same run.
+    stray = storage / "ef" / ("ef" + "4" * 62)
+    stray.parent.mkdir(exist_ok=True)
+    stray.write_bytes(kept_file.read_bytes())
+    stray_copies = [p.with_name(p.name.replace(kept_file.name, stray.name)).parent.parent / stray.name[:2]
+                    / p.name.replace(kept_file.name, stray.name) for p in kept]
+    for copy, original in zip(stray_copies, kept, strict=True):
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(original.read_bytes())
+    young = cache_of(storage) / "rendered" / "12" / (("12" + "5" * 62) + "-1-64.png")  # a source gone, but new
+    young.parent.mkdir(parents=True)
+    young.write_bytes(b"png")
+    ask_for_preview(cache_of(storage), "1.2.3")  # the preview queue's marker is not a derived file
+    markers = [p for p in (cache_of(storage) / "pending").rglob("*") if p.is_file()]
+    assert markers
+    _age([kept_file, stray, *kept, *gone, *stray_copies, *markers])
+    env = {"TELERAD_DATABASE_URL": database_url, "TELERAD_INSTANCE_PATH": str(storage.parent)}
+    listed = CliRunner().invoke(main, ["dicom", "orphans", "--json", "--remove"], env=env)
+    assert listed.exit_code == 0, listed.output
+    expected = sorted(str(p) for p in [*gone, stray, *stray_copies])
+    assert sorted(o["path"] for o in json.loads(listed.output)["orphans"]) == expected
+    assert json.loads(listed.output)["removed"] == len(expected)
+    assert not any(p.exists() for p in [*gone, stray, *stray_copies])
+    assert all(p.exists() for p in [kept_file, *kept, young, *markers])
