@@ -42,7 +42,7 @@ import pynetdicom  # noqa: E402
 from pydicom.data import get_testdata_file  # noqa: E402
 from pydicom.filewriter import write_file_meta_info  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
-from pynetdicom import AE, StoragePresentationContexts, evt  # noqa: E402
+from pynetdicom import AE, StoragePresentationContexts, _config, evt  # noqa: E402
 from pynetdicom.transport import ThreadedAssociationServer  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
@@ -110,7 +110,11 @@ class BareSCP:
         return int(self.server.server_address[1])
 
     def on_store(self, event: Any) -> int:
-        with open(self.folder / event.request.AffectedSOPInstanceUID, "wb") as handle:
+        target = self.folder / event.request.AffectedSOPInstanceUID
+        if _config.STORE_RECV_CHUNKED_DATASET:  # on while Telerad's SCP runs (process-wide): pynetdicom wrote the
+            shutil.copyfile(event.dataset_path, target)  # dataset to a file in the DICOM format as it arrived
+            return 0x0000
+        with open(target, "wb") as handle:
             handle.write(b"\x00" * 128 + b"DICM")
             write_file_meta_info(handle, event.file_meta, enforce_standard=False)
             handle.write(event.request.DataSet.getvalue())
