@@ -21,7 +21,7 @@ from engine.services.audit import record_global_event
 from engine.services.context import EngineContext
 from engine.services.site_lookup import site_exists, with_site_name
 from integrations.dicom.callers import CallerError, clean_ae_title
-from integrations.dicom.models import DicomCallingAE
+from integrations.dicom.models import DicomCallingAE, DicomStudy
 from integrations.dicom.pacs_models import CasePrior, SitePacs
 
 HOST_MAX = 253
@@ -137,14 +137,18 @@ class PriorLine:
     date: str | None  # YYYY-MM-DD
     modality: str | None
     description: str | None
-    status: str  # requested, attached, held, elsewhere (integrations.dicom.pacs_models.PRIOR_STATUSES)
+    status: str  # requested, attached, held, rejected (by the technologist), elsewhere (another case's study)
 
 
 def case_priors(ctx: EngineContext, case_id: int) -> list[PriorLine]:
-    """The prior exams fetched for a case, newest first."""
+    """The prior exams fetched for a case, newest first, with their study's status now (a held prior is attached
+    or rejected later, at the identity check or by the technologist's reconciliation)."""
     with ctx.read() as session:
         rows = session.execute(select(CasePrior.study_uid, CasePrior.study_date, CasePrior.modality,
-                                      CasePrior.description, CasePrior.status)
+                                      CasePrior.description, CasePrior.status, DicomStudy.case_id, DicomStudy.status)
+                               .outerjoin(DicomStudy, DicomStudy.uid == CasePrior.study_uid)
                                .where(CasePrior.case_id == case_id)
                                .order_by(CasePrior.study_date.desc(), CasePrior.study_uid)).all()
-    return [PriorLine(*row) for row in rows]
+    return [PriorLine(uid, date, modality, description, study_status if study_case == case_id and study_status
+                      and status != "elsewhere" else status)
+            for uid, date, modality, description, status, study_case, study_status in rows]

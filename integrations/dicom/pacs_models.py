@@ -25,6 +25,7 @@ from engine.store.models import Base, ProcessInstance, Task, UTCDateTime, table_
 
 ACCEPTANCE_TASK = "accept_case"
 TELEEXPERTISE = "teleexpertise"
+EXPERTISE_REQUEST_TASK = "te_request"  # the teleexpertise's request: the patient's identity is known from then on
 
 # prior_fetch.status: to do (or to retry at next_attempt_at) / finished / given up after MAX_ATTEMPTS
 FETCH_STATUSES = ("pending", "done", "failed")
@@ -86,8 +87,11 @@ CASE_PRIOR = table_of(CasePrior)
 
 
 def cases_to_queue(limit: int) -> Select[Any]:
-    """(case id, site id, process id) of the running cases of a site with a PACS not queued yet: teleexpertises,
-    and cases whose acceptance task was completed and is not offered again (the caller checks it was accepted)."""
+    """(case id, site id, process id) of the running cases of a site with a PACS not queued yet: teleexpertises
+    whose request was written, and cases whose acceptance task was completed and is not offered again (the caller
+    checks it was accepted)."""
+    requested = exists().where(Task.instance_id == ProcessInstance.id, Task.spec_name == EXPERTISE_REQUEST_TASK,
+                               Task.status == "completed")
     accepted = exists().where(Task.instance_id == ProcessInstance.id, Task.spec_name == ACCEPTANCE_TASK,
                               Task.status == "completed")
     offered = exists().where(Task.instance_id == ProcessInstance.id, Task.spec_name == ACCEPTANCE_TASK,
@@ -95,5 +99,10 @@ def cases_to_queue(limit: int) -> Select[Any]:
     return (select(ProcessInstance.id, ProcessInstance.site_id, ProcessInstance.process_id)
             .join(SitePacs, SitePacs.site_id == ProcessInstance.site_id)
             .where(ProcessInstance.status == "running", ~exists().where(PriorFetch.case_id == ProcessInstance.id),
-                   or_(ProcessInstance.process_id == TELEEXPERTISE, accepted & ~offered))
+                   or_((ProcessInstance.process_id == TELEEXPERTISE) & requested, accepted & ~offered))
             .order_by(ProcessInstance.id).limit(limit))
+
+
+def case_process(case_id: int) -> Select[Any]:
+    """The process id of a case (telediagnosis, teleexpertise...)."""
+    return select(ProcessInstance.process_id).where(ProcessInstance.id == case_id)

@@ -42,10 +42,10 @@ from engine.services.context import EngineContext
 from engine.services.images import CaseIdentity, case_identity, record_image_events
 from engine.services.instances import case_data
 from integrations.dicom.holds import open_identity_check, study_patient
-from integrations.dicom.matching import identity_differences, normalise
+from integrations.dicom.matching import AWAITING_CHECK, identity_differences, normalise
 from integrations.dicom.models import STUDY
 from integrations.dicom.pacs import PacsAddress, pacs_of_site
-from integrations.dicom.pacs_models import CASE_PRIOR, PRIOR_FETCH, cases_to_queue
+from integrations.dicom.pacs_models import CASE_PRIOR, PRIOR_FETCH, TELEEXPERTISE, case_process, cases_to_queue
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,8 @@ def _fetch_case(ctx: EngineContext, case_id: int, site_id: str, telerad_ae: str,
         return []
     data = case_data(ctx, case_id)
     with ctx.read() as session:
+        # A teleexpertise has no identity check step: its priors are compared with the request's identity alone.
+        checked = identity.identity_checked or session.execute(case_process(case_id)).scalar_one() == TELEEXPERTISE
         own = set(session.execute(select(STUDY.c.uid).where(STUDY.c.case_id == case_id)).scalars()) \
             - set(session.execute(select(CASE_PRIOR.c.study_uid).where(CASE_PRIOR.c.case_id == case_id)).scalars())
     accession = str(data.get("accession_number") or "").strip()
@@ -201,10 +203,10 @@ def _fetch_case(ctx: EngineContext, case_id: int, site_id: str, telerad_ae: str,
     chosen = choose(found, str(data.get("modality") or ""), max_studies)
     reported, missing = [], []
     for study in chosen:
-        status = _claim(ctx, case_id, identity, study)
+        status = _claim(ctx, case_id, identity, checked, study)
         if status == "requested":
             move_study(pacs, telerad_ae, study.uid)
-            status = _claim(ctx, case_id, identity, study)
+            status = _claim(ctx, case_id, identity, checked, study)
         if status == "requested":
             missing.append(study.uid)
         reported.append({"study_uid": study.uid, "date": study.date, "modalities": study.modalities,
@@ -225,8 +227,10 @@ def choose(found: list[FoundStudy], modality: str, limit: int) -> list[FoundStud
     return sorted(ranked, key=lambda s: not relevant(s))[:limit]
 
 
-def _claim(ctx: EngineContext, case_id: int, identity: CaseIdentity, study: FoundStudy) -> str:
-    """Record the study as a prior of the case, and attach or hold it if it was received: its prior status."""
+def _claim(ctx: EngineContext, case_id: int, identity: CaseIdentity, checked: bool, study: FoundStudy) -> str:
+    """Record the study as a prior of the case, and attach or hold it if it was received: its prior status. Before
+    the case's identity check it is held (AWAITING_CHECK) and the stability tick decides at the check, as for any
+    image (integrations.dicom.holds.reevaluate_held)."""
     now = ctx.clock.now()
     held_reason = None
     with ctx.write() as session:
@@ -246,15 +250,16 @@ def _claim(ctx: EngineContext, case_id: int, identity: CaseIdentity, study: Foun
         if received.case_id is not None or received.status != "receiving" or received.site_id != identity.site_id:
             status = "attached" if received.case_id == case_id and received.status == "attached" else "elsewhere"
         else:
-            differences = identity_differences(study_patient(received), identity.patient)
-            status = "held" if differences else "attached"
+            differences = identity_differences(study_patient(received), identity.patient) if checked else []
+            status = "held" if differences or not checked else "attached"
             held_reason = ("identité différente : " + ", ".join(differences))[:300] if differences else None
             session.execute(update(STUDY).where(STUDY.c.uid == study.uid, STUDY.c.status == "receiving",
                                                 STUDY.c.case_id.is_(None)).values(
-                case_id=case_id, status=status, hold_reason=held_reason, notified_at=now))
+                case_id=case_id, status=status, hold_reason=held_reason or (None if checked else AWAITING_CHECK),
+                notified_at=now))
             record_image_events(session, case_id, [(f"dicom.study_{status}", {
                 "study_uid": study.uid, "accession_number": received.accession_number, "prior": True,
-                "reason": held_reason})], now)
+                "reason": held_reason or (None if checked else AWAITING_CHECK)})], now)
         session.execute(update(CASE_PRIOR).where(CASE_PRIOR.c.case_id == case_id,
                                                  CASE_PRIOR.c.study_uid == study.uid).values(
             status=status, fetched_at=now))

@@ -25,9 +25,19 @@ from engine.store.models import AuditEvent
 from integrations.dicom.pacs import case_priors, list_pacs, remove_pacs, set_pacs
 from integrations.dicom.pacs_models import PriorFetch
 from integrations.dicom.priors import PriorsSettings, fetch_priors
+from integrations.dicom.stability import notify_stable_studies
 from tests.demo_app import login
 from tests.integration import dicom_support
-from tests.integration.dicom_support import DEMO_ACTORS, QUERE, demo_case, open_tasks, rewrite, study
+from tests.integration.dicom_support import (
+    DEMO_ACTORS,
+    QUERE,
+    check_identity,
+    demo_case,
+    justify_and_protocol,
+    open_tasks,
+    rewrite,
+    study,
+)
 from tests.integration.test_dicomweb_orthanc import ORTHANC, START_SECONDS, _free_port
 
 dicom_ctx, storage, scp, dicom_app = (dicom_support.dicom_ctx, dicom_support.storage, dicom_support.scp,
@@ -126,6 +136,11 @@ def test_priors_are_fetched_from_the_site_pacs_attached_held_and_shown(dicom_ctx
                        **{**quere, "PatientName": "QUERE^MARIE", "PatientSex": "F", "PatientID": "IPP-BREST-77"})
     other = _upload(pacs, files, "MR_small.dcm", Modality="CR", StudyDate="20240201", AccessionNumber="PACS-5",
                     PatientName="MARTIN^PAUL", PatientBirthDate="19700101", PatientID="IPP-BREST-9")
+    # Nolwenn Le Bihan's case is accepted, her identity not checked yet: her prior waits for the check.
+    unchecked_case, _accession = demo_case(ctx, "LE")
+    unchecked = _upload(pacs, files, "CT_small.dcm", StudyDate="20220303", StudyDescription="Scanner abdominal",
+                        AccessionNumber="PACS-6", PatientName="LE BIHAN^NOLWENN", PatientBirthDate="19790203",
+                        PatientSex="F", PatientID="IPP-BREST-2")
     settings = PriorsSettings(max_studies=3)
 
     # No PACS declared for the site: nothing is queued, nothing is asked.
@@ -172,6 +187,18 @@ def test_priors_are_fetched_from_the_site_pacs_attached_held_and_shown(dicom_ctx
     assert ("dicom.study_held", namesake) in [(a, d.get("study_uid")) for a, d in chain]
     assert "dicom.pacs_set" in _global_actions(ctx)
 
+    # The prior of the case whose identity is not checked yet is held until the check (and, as for any image of
+    # the case, until the radiologist's protocol), then attached by the stability tick, still without
+    # images_received.
+    waiting = study(ctx, unchecked)
+    assert (waiting.case_id, waiting.status, waiting.identity_case_id) == (unchecked_case, "held", None)
+    assert [p.status for p in case_priors(ctx, unchecked_case)] == ["held"]
+    check_identity(ctx, unchecked_case)
+    justify_and_protocol(ctx, unchecked_case)
+    notify_stable_studies(ctx, clock.now(), 0)
+    assert study(ctx, unchecked).status == "attached" and study(ctx, unchecked).notified_at is not None
+    assert [p.status for p in case_priors(ctx, unchecked_case)] == ["attached"]
+
     # Fetched once: the next ticks do nothing for this case.
     clock.advance(hours=1)
     assert case_id not in fetch_priors(ctx, "TELERAD", settings).fetched
@@ -182,6 +209,32 @@ def test_priors_are_fetched_from_the_site_pacs_attached_held_and_shown(dicom_ctx
     assert "Poignet droit face profil" in page and "10/01/2024" in page and "01/06/2019" in page
     assert "Scanner thoracique" not in page
     assert accession  # the case's own accession number was excluded from the C-FIND answers
+
+
+@pytest.mark.charter("CH-4.2.2")
+def test_a_teleexpertise_gets_the_priors_of_the_requesting_site(dicom_ctx, pacs, tmp_path):
+    from engine.services.instances import start_instance
+    from tests.integration.dicom_support import complete_step
+
+    ctx = dicom_ctx
+    kermarrec = {"PatientName": "KERMARREC^YANN", "PatientBirthDate": "19500302", "PatientSex": "M",
+                 "PatientID": "IPP-MORLAIX-7"}
+    previous = _upload(pacs, tmp_path / "pacs-files", "CT_small.dcm", StudyDate="20230912",
+                       StudyDescription="Scanner abdominal", AccessionNumber="MX-1", **kermarrec)
+    set_pacs(ctx, ADMIN, "ch-morlaix", PACS_AE, "127.0.0.1", pacs.dicom_port)
+    case_id = start_instance(ctx, DEMO_ACTORS["dr.kerbrat"], "teleexpertise", {}, site_id="ch-morlaix")
+    assert case_id not in fetch_priors(ctx, "TELERAD").queued  # no request yet: no patient to look for
+    complete_step(ctx, case_id, "te_request", "dr.kerbrat", {
+        "patient": {"birth_name": "KERMARREC", "first_names": "Yann", "birth_date": "1950-03-02", "sex": "M",
+                    "site_patient_id": "IPP-MORLAIX-7", "identity_status": "qualified"},
+        "expert_id": "dr.legall", "question": "Lésion rénale gauche : kyste ou lésion tissulaire ?",
+        "clinical_context": "Découverte fortuite.", "study_reference": "MX-2", "prior_imaging": "scanner 2023",
+        "interventional_decision_possible": True})
+    report = fetch_priors(ctx, "TELERAD")
+    assert case_id in report.queued and case_id in report.fetched
+    assert [(p.study_uid, p.status, p.modality) for p in case_priors(ctx, case_id)] == [(previous, "attached", "CT")]
+    assert study(ctx, previous).case_id == case_id
+    assert "dicom.priors_fetched" in [a for a, _d in _chain(ctx, case_id)]
 
 
 def test_pacs_administration_is_for_administrators_and_audited(dicom_ctx):
