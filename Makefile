@@ -20,7 +20,7 @@ NPM ?= npm
 NPM_STAMP := web/static/vendor/.npm-stamp
 
 # Front-end libraries (bpmn-js) come from npm with the committed lock file, never from a CDN.
-$(NPM_STAMP): package-lock.json package.json scripts/copy_vendor.mjs
+$(NPM_STAMP): package-lock.json package.json scripts/copy_vendor.mjs scripts/build_viewer.mjs
 	@command -v $(NPM) >/dev/null || { echo "Telerad needs Node.js 18+ and npm to install the diagram viewer and editor (no CDN is used)"; exit 1; }
 	$(NPM) ci --no-audit --no-fund
 	$(NPM) run --silent vendor

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Copies the prebuilt browser files Telerad serves from web/static/vendor/ (no CDN, no bundler).
+// Copies the prebuilt browser files Telerad serves from web/static/vendor/ (no CDN), then builds the image
+// viewer with esbuild (scripts/build_viewer.mjs).
 // Run by `npm run vendor` after `npm ci`. The destination is wiped first so that files of an older
 // version never linger; every url() a copied stylesheet references is copied too (same relative
 // path), and the run fails when one is missing. A deterministic manifest (package versions, files,
@@ -9,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildViewer } from './build_viewer.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const modules = join(root, 'node_modules');
@@ -125,3 +127,6 @@ function main() {
 }
 
 main();
+// The case image viewer is bundled (ES modules, a worker, WASM codecs), not copied: scripts/build_viewer.mjs,
+// into vendor/viewer/ (not listed in the manifest above, which lists the files copied as published).
+await buildViewer();
