@@ -8,6 +8,7 @@ import engine.store.directory_models  # noqa: F401
 import engine.store.protocol_models  # noqa: F401
 import engine.store.report_models  # noqa: F401
 import integrations.dicom.models  # noqa: F401
+import integrations.dicom.pacs_models  # noqa: F401
 import integrations.hl7.models  # noqa: F401
 from engine.store.models import Base
 

@@ -20,6 +20,7 @@ import engine.store.directory_models  # noqa: F401  (registers the directory tab
 import engine.store.protocol_models  # noqa: F401
 import engine.store.report_models  # noqa: F401  (registers the report drafts and addenda tables in the metadata)
 import integrations.dicom.models  # noqa: F401
+import integrations.dicom.pacs_models  # noqa: F401
 import integrations.hl7.models  # noqa: F401
 from engine.ports import FakeClock
 from engine.runtime import OperationRegistry
