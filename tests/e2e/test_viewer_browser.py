@@ -85,6 +85,12 @@ def _demo_case(page: Any) -> tuple[int, str]:
     return case_id, accession.inner_text().split()[-1]
 
 
+def _study_of(path: Path) -> str:
+    import pydicom
+
+    return str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID)
+
+
 def _stats(page: Any, pane: str = "current") -> dict[str, Any]:
     return dict(page.evaluate(CANVAS_STATS, pane))
 
@@ -95,16 +101,21 @@ def test_the_radiologist_views_a_ct_with_its_prior_and_an_outsider_gets_nothing(
                                                                                 tmp_path):
     from playwright.sync_api import expect
 
-    from tests.integration.dicom_support import storescu
+    from tests.integration.dicom_support import rewrite, storescu
 
     start = browser_log.mark()
     page = login(RADIOLOGIST)
     case_id, accession = _demo_case(page)
     current = _ct_series(tmp_path / "current", accession, 3, "20261207", "TDM cerebrale")
     prior = _ct_series(tmp_path / "prior", accession, 2, "20240115", "TDM cerebrale ancienne")
+    # A JPEG-LS compressed series in the current study, sent as stored (DCMTK proposes JPEG-LS lossless).
+    compressed = rewrite(tmp_path / "compressed", "MR_small_jpeg_ls_lossless.dcm", study=_study_of(current[0]),
+                         AccessionNumber=accession, StudyDate="20261207", SeriesNumber=7,
+                         SeriesDescription="IRM compressee", StudyDescription="TDM cerebrale", **PATIENT)
     called, port = _dicom_listener(server)
-    sent = storescu(port, *current, *prior, calling="CT_BREST", called=called)  # the demo's CT of the CH de Brest
-    assert sent.returncode == 0, f"storescu failed:\n{sent.stdout}\n{sent.stderr}\n{server.log_tail()}"
+    for files, options in (([*current, *prior], ()), ([compressed], ("-xt",))):
+        sent = storescu(port, *files, options=options, calling="CT_BREST", called=called)  # the demo's CT, Brest
+        assert sent.returncode == 0, f"storescu failed:\n{sent.stdout}\n{sent.stderr}\n{server.log_tail()}"
 
     # The case page links to the viewer once the images are attached (stored as they arrive: no waiting).
     page.goto(f"/cases/{case_id}")
@@ -123,8 +134,9 @@ def test_the_radiologist_views_a_ct_with_its_prior_and_an_outsider_gets_nothing(
     # The case's two studies, the newest opened; the older one in the second viewport (as any other visible study
     # of the patient would be).
     expect(page.locator("#series-current optgroup").first).to_have_attribute("label", "07/12/2026 · TDM cerebrale")
-    expect(page.locator("#series-current option")).to_have_text(["CT n° 1 TDM cerebrale (3 images)",
-                                                                  "CT n° 1 TDM cerebrale ancienne (2 images)"])
+    expect(page.locator("#series-current option")).to_have_text([
+        "CT n° 1 TDM cerebrale (3 images)", "MR n° 7 IRM compressee (1 image)",
+        "CT n° 1 TDM cerebrale ancienne (2 images)"])
     expect(page.locator("#series-prior optgroup")).to_have_attribute("label", "15/01/2024 · TDM cerebrale ancienne")
     expect(page.locator("#series-prior option")).to_have_text(["CT n° 1 TDM cerebrale ancienne (2 images)"])
     expect(page.locator('[data-pane="current"] [data-slice-label]')).to_have_text("1 / 3")
@@ -163,6 +175,14 @@ def test_the_radiologist_views_a_ct_with_its_prior_and_an_outsider_gets_nothing(
     measure.click()
     expect(measure).to_have_attribute("aria-pressed", "true")
     expect(page.get_by_role("button", name="Fenêtrage")).to_have_attribute("aria-pressed", "false")
+
+    # The compressed series: chosen in the list, decoded and drawn.
+    page.locator("#series-current").select_option(label="MR n° 7 IRM compressee (1 image)")
+    expect(current_viewport).to_have_attribute("data-images", "1")
+    expect(current_viewport).to_have_attribute("data-rendered", "true")
+    expect(page.locator('[data-pane="current"] [data-slice-label]')).to_have_text("1 / 1")
+    expect(page.locator("#slice-current")).to_be_disabled()
+    assert _stats(page)["variance"] > 50
 
     csp = browser_log.matching("Content Security Policy", start)
     assert not csp, "\n".join(csp)
