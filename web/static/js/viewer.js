@@ -50,6 +50,34 @@ const ENGINE_ID = 'telerad-viewer';
 const TOOL_GROUP_ID = 'telerad-viewer-tools';
 
 const root = document.getElementById('viewer');
+// Messages in French, or in English when the page (or the viewer's element) says lang="en".
+const TEXTS = {
+  fr: {
+    loading: 'Chargement des images…',
+    noImage: 'Cette série ne contient aucune image affichable.',
+    truncated: (max) => `Seules les ${max} premières images sont affichées.`,
+    failed: 'Les images n’ont pas pu être chargées : rechargez la page ; si cela persiste, prévenez l’administrateur.',
+    noSeries: 'Aucune série visible pour ce dossier.',
+    noPrior: 'Aucun examen antérieur visible pour ce patient.',
+    unknownDate: 'date inconnue',
+    number: 'n°',
+    images: (count) => `${count} ${count > 1 ? 'images' : 'image'}`,
+  },
+  en: {
+    loading: 'Loading the images…',
+    noImage: 'This series holds no image that can be shown.',
+    truncated: (max) => `Only the first ${max} images are shown.`,
+    failed: 'The images could not be loaded: reload the page; if it happens again, tell the administrator.',
+    noSeries: 'No series of this case can be shown to you.',
+    noPrior: 'No earlier study of this patient can be shown to you.',
+    unknownDate: 'unknown date',
+    number: 'no.',
+    images: (count) => `${count} ${count > 1 ? 'images' : 'image'}`,
+  },
+};
+const holder = root?.closest('[lang]');
+const T = ((holder && holder.getAttribute('lang')) || document.documentElement.lang || 'fr').toLowerCase()
+  .startsWith('en') ? TEXTS.en : TEXTS.fr;
 
 function value(item, tag) {
   const entry = item?.[tag];
@@ -74,18 +102,18 @@ function formatDate(text) {
 function seriesLabel(series) {
   const number = value(series, TAG.seriesNumber);
   const parts = [value(series, TAG.modality) || '—'];
-  if (number !== undefined) parts.push(`n° ${number}`);
+  if (number !== undefined) parts.push(`${T.number} ${number}`);
   const description = value(series, TAG.seriesDescription);
   if (description) parts.push(description);
   const count = value(series, TAG.seriesInstances);
-  if (count !== undefined) parts.push(`(${count} ${count > 1 ? 'images' : 'image'})`);
+  if (count !== undefined) parts.push(`(${T.images(count)})`);
   return parts.join(' ');
 }
 
 function studyLabel(study) {
   const date = formatDate(value(study, TAG.studyDate));
   const description = value(study, TAG.studyDescription);
-  return [date || 'date inconnue', description].filter(Boolean).join(' · ');
+  return [date || T.unknownDate, description].filter(Boolean).join(' · ');
 }
 
 class Pane {
@@ -140,7 +168,7 @@ class Pane {
   async openSeries(key) {
     const [studyUid, seriesUid] = key.split('|');
     if (!studyUid || !seriesUid) return;
-    this.say('Chargement des images…');
+    this.say(T.loading);
     delete this.element.dataset.rendered;
     const instances = await qido(this.base, `/studies/${studyUid}/series/${seriesUid}/instances`);
     instances.sort((a, b) => (value(a, TAG.instanceNumber) ?? 0) - (value(b, TAG.instanceNumber) ?? 0));
@@ -161,7 +189,7 @@ class Pane {
       }
     }
     if (imageIds.length === 0) {
-      this.say('Cette série ne contient aucune image affichable.');
+      this.say(T.noImage);
       return;
     }
     this.slider.max = String(imageIds.length);
@@ -170,7 +198,7 @@ class Pane {
     await this.viewport.setStack(imageIds, 0);
     this.viewport.render();
     this.onImage(0);
-    this.say(imageIds.length >= MAX_IMAGES ? `Seules les ${MAX_IMAGES} premières images sont affichées.` : '');
+    this.say(imageIds.length >= MAX_IMAGES ? T.truncated(MAX_IMAGES) : '');
   }
 
   show(index) {
@@ -217,7 +245,7 @@ class Pane {
 
   fail(error) {
     console.warn('viewer:', error);
-    this.say('Les images n’ont pas pu être chargées : rechargez la page ; si cela persiste, prévenez l’administrateur.');
+    this.say(T.failed);
   }
 }
 
@@ -279,7 +307,7 @@ async function loadCurrent(pane, base, studyUids) {
   const options = await seriesOptions(base, studies, studies.length > 1);
   pane.fill(options);
   if (options.length === 0) {
-    pane.say('Aucune série visible pour ce dossier.');
+    pane.say(T.noSeries);
     return studies;
   }
   await pane.openSeries(options[0].value);
@@ -301,7 +329,7 @@ async function loadPriors(pane, base, studies) {
   const options = await seriesOptions(base, [...priors.values()].sort(byDateDescending), true);
   pane.fill(options);
   if (options.length === 0) {
-    pane.say('Aucun examen antérieur visible pour ce patient.');
+    pane.say(T.noPrior);
     return;
   }
   await pane.openSeries(options[0].value);
