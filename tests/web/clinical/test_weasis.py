@@ -15,6 +15,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from engine.domain.actors import Actor
+from engine.services.accounts import revoke_api_token
 from engine.services.accounts_tokens import list_api_tokens
 from engine.services.token_access import renew_api_token
 from integrations.dicom.upload import upload_files
@@ -128,6 +129,13 @@ def test_a_new_launch_clears_the_expired_viewer_tokens(app, dicom_ctx, clock, ca
     assert len(names) == 1 and f" {case_id} {study_b} " in names[0]
     token = first.removeprefix("Authorization: Bearer ")
     assert app.test_client().get(f"/dicomweb/studies/{study_a}", headers=bearer(token)).status_code == 401
+    sessions = radiologist.get("/account/sessions")
+    assert sessions.status_code == 200 and names[0] in sessions.get_data(as_text=True)  # listed while it lives
+    # A live one revoked (telerad users token --revoke): refused at once.
+    live = link_arguments(second.get_data(as_text=True))[6].removeprefix("Authorization: Bearer ")
+    assert app.test_client().get(f"/dicomweb/studies/{study_b}", headers=bearer(live)).status_code == 200
+    revoke_api_token(dicom_ctx, "dr.legall", names[0])
+    assert app.test_client().get(f"/dicomweb/studies/{study_b}", headers=bearer(live)).status_code == 401
 
 
 @pytest.mark.charter("CH-8.1", negative=True)
