@@ -31,7 +31,7 @@ def _ctx() -> Any:
 
 def weasis_link(dicomweb_url: str, study_uid: str, token: str) -> str:
     """The weasis:// URI that loads one study from a DICOMweb server with a bearer token."""
-    command = f'$dicom:rs --url "{dicomweb_url}" -r "studyUID={study_uid}" -H "Authorization: Bearer {token}"'
+    command = f'$dicom:rs -u "{dicomweb_url}" -r "studyUID={study_uid}" -H "Authorization: Bearer {token}"'
     return "weasis://" + quote_plus(command)
 
 

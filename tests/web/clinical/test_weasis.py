@@ -78,7 +78,7 @@ def test_the_link_opens_its_study_read_only_for_ten_minutes_and_nothing_else(app
     answer = launch(login(app, dicom_ctx, clock, "dr.legall"), case_id, study_a)
     assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
     arguments = link_arguments(answer.get_data(as_text=True))
-    assert arguments[:5] == ["$dicom:rs", "--url", "http://localhost/dicomweb", "-r", f"studyUID={study_a}"]
+    assert arguments[:5] == ["$dicom:rs", "-u", "http://localhost/dicomweb", "-r", f"studyUID={study_a}"]
     assert arguments[5] == "-H" and arguments[6].startswith("Authorization: Bearer ") and len(arguments) == 7
     token = arguments[6].removeprefix("Authorization: Bearer ")
     assert "viewer.launched" in audit_actions(dicom_ctx, case_id)
