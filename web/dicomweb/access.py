@@ -92,7 +92,8 @@ def _requested_study() -> str | None:
         return str(view_args["study"])
     if request.path == PREFIX + "/wado":
         return request.args.get("studyUID")
-    asked = request.args.getlist("StudyInstanceUID") + request.args.getlist("0020000D")
+    asked = [value for key, value in request.args.items(multi=True)
+             if key == "StudyInstanceUID" or key.upper() == "0020000D"]  # by keyword or by tag, as Weasis asks
     return asked[0] if len(asked) == 1 else None
 
 

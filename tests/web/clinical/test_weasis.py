@@ -118,6 +118,35 @@ def test_the_link_opens_its_study_read_only_for_ten_minutes_and_nothing_else(app
     assert expired.status_code == 401 and expired.json["error"] == "token_expired"
 
 
+def test_the_token_opens_the_study_the_way_weasis_asks_for_it(app, dicom_ctx, clock, case):
+    """Weasis's $dicom:rs (org.weasis.dicom.explorer.rs.RsQueryResult): the study by tag, its series, each
+    series' instances at the RetrieveURL the answers give, then each instance as stored."""
+    case_id, study_a, study_b, _files = case
+    answer = launch(login(app, dicom_ctx, clock, "dr.legall"), case_id, study_a)
+    headers = bearer(link_arguments(answer.get_data(as_text=True))[6].removeprefix("Authorization: Bearer "))
+    weasis = app.test_client()
+    studies = weasis.get(f"/dicomweb/studies?0020000D={study_a}&includefield=00080020,00080030,00080050,00080061,"
+                         "00080090,00081030,00100010,00100020,00100021,00100030,00100040,0020000D,00200010",
+                         headers=headers)
+    assert studies.status_code == 200 and [s["0020000D"]["Value"] for s in studies.json] == [[study_a]]
+    series = weasis.get(f"/dicomweb/studies/{study_a}/series?includefield=0008103E,00080060,0020000E,00200011,"
+                        "00081190", headers=headers)
+    assert series.status_code == 200 and len(series.json) == 2
+    retrieved = 0
+    for answer in series.json:
+        retrieve_url = answer["00081190"]["Value"][0].removeprefix("http://localhost")
+        instances = weasis.get(f"{retrieve_url}/instances?includefield=00080018,00200013,00081190", headers=headers)
+        assert instances.status_code == 200
+        for instance in instances.json:
+            url = instance["00081190"]["Value"][0].removeprefix("http://localhost")
+            got = weasis.get(url, headers={**headers, "Accept": 'multipart/related;type="application/dicom";'
+                                                                 "transfer-syntax=*"})
+            assert got.status_code == 200 and got.mimetype == "multipart/related"
+            retrieved += 1
+    assert retrieved == 2
+    assert weasis.get(f"/dicomweb/studies?0020000d={study_b}", headers=headers).status_code == 404
+
+
 def test_a_new_launch_clears_the_expired_viewer_tokens(app, dicom_ctx, clock, case):
     case_id, study_a, study_b, _files = case
     radiologist = login(app, dicom_ctx, clock, "dr.legall")
