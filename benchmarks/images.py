@@ -8,8 +8,8 @@ WADO-RS. `--images` small CT slices (pydicom's CT_small.dcm, 128 x 128, 16-bit n
 fresh SOP Instance UIDs, one study, one series, the patient and accession number of a demo case, are ingested
 into Telerad through its ingest path (integrations.dicom.ingest.ingest_file, attached to the case, fresh SQLite
 database) and stored in Orthanc (Debian's Orthanc and its DICOMweb plugin, started on a free loopback port) through
-its REST API. Both serve the series over HTTP on 127.0.0.1: Telerad's Flask app under Werkzeug's threaded
-server (the development server; production runs behind gunicorn), with a "read" API token of the case's
+its REST API. Both serve the series over HTTP on 127.0.0.1: Telerad's Flask app under waitress with 16 threads
+(as `telerad run` serves it), with a "read" API token of the case's
 technologist; Orthanc with no authentication. Each round retrieves the series once from each, alternating which
 goes first, with `Accept: multipart/related; type="application/dicom"; transfer-syntax=*` (as stored; no
 transcoding on either side), reading the body in 64 kB chunks:
@@ -68,7 +68,6 @@ from pynetdicom import AE, evt  # noqa: E402
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # noqa: E402
 from pynetdicom.transport import ThreadedAssociationServer  # noqa: E402
 from sqlalchemy import select  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
 
 from engine.domain.actors import Actor  # noqa: E402
 from engine.errors import NotFound  # noqa: E402
@@ -141,17 +140,19 @@ def telerad_setup(work: Path) -> tuple[Any, str, int]:
 
 @contextmanager
 def serve_telerad(ctx: Any, work: Path) -> Iterator[str]:
-    """Telerad's web app on a free loopback port (Werkzeug, threaded); its /dicomweb URL."""
+    """Telerad's web app on a free loopback port, served by waitress as `telerad run` serves it; its /dicomweb
+    URL."""
+    from waitress.server import create_server
+
     settings = replace(Settings.from_env({"TELERAD_INSTANCE_PATH": str(work / "instance")}),
                        database_url=str(ctx.engine.url))
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, create_app(settings, ctx), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    server = create_server(create_app(settings, ctx), host="127.0.0.1", port=0, threads=16, ident="telerad")
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}/dicomweb"
+        yield f"http://127.0.0.1:{server.effective_port}/dicomweb"
     finally:
-        server.shutdown()
+        server.close()
         thread.join(timeout=10)
 
 
@@ -364,7 +365,7 @@ def run(images: int, rounds: int, studies: int, queries: int) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
     return {
         "wado_rs": wado, "c_find": find, "ingest_s": round(ingest_seconds, 1),
-        "server": "Werkzeug threaded (development server) on 127.0.0.1, SQLite",
+        "server": "waitress, 16 threads (as telerad run) on 127.0.0.1, SQLite",
         "viewer_first_image": "not measured (the viewer is built separately)",
         "versions": {"pydicom": pydicom.__version__, "pynetdicom": pynetdicom.__version__,
                      "orthanc": subprocess.run([str(ORTHANC), "--version"], capture_output=True, text=True,

@@ -34,14 +34,20 @@ def content_type(boundary: str, part_type: str) -> str:
 
 def file_parts(boundary: str, files: Iterable[tuple[Path, str]]) -> Iterator[bytes]:
     """The body: each (path, part content type) read from disk in chunks, then the closing delimiter."""
+    # Parts are gathered into writes of about CHUNK bytes: a series of small instances (a CT slice is ~0.5 MB,
+    # often much less) would otherwise cost the server one write per part head, per file and per CRLF.
+    pending = bytearray()
     for path, part_type in files:
         with open(path, "rb") as handle:
-            size = _size(handle)
-            yield _part_head(boundary, part_type, size)
+            pending += _part_head(boundary, part_type, _size(handle))
             while chunk := handle.read(CHUNK):
-                yield chunk
-        yield b"\r\n"
-    yield f"--{boundary}--\r\n".encode("ascii")
+                pending += chunk
+                if len(pending) >= CHUNK:  # at most two chunks held at once
+                    yield bytes(pending)
+                    pending.clear()
+        pending += b"\r\n"
+    pending += f"--{boundary}--\r\n".encode("ascii")
+    yield bytes(pending)
 
 
 def file_chunks(path: Path) -> Iterator[bytes]:
