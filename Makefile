@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 NPM ?= npm
 NPM_STAMP := web/static/vendor/.npm-stamp
 
-# Front-end libraries (bpmn-js) come from npm with the committed lock file, never from a CDN.
+# Front-end libraries (bpmn-js, the Cornerstone3D viewer bundled by esbuild) come from npm with the committed lock file, never from a CDN.
 $(NPM_STAMP): package-lock.json package.json scripts/copy_vendor.mjs scripts/build_viewer.mjs
 	@command -v $(NPM) >/dev/null || { echo "Telerad needs Node.js 18+ and npm to install the diagram viewer and editor (no CDN is used)"; exit 1; }
 	$(NPM) ci --no-audit --no-fund
