@@ -10,6 +10,7 @@ from engine.domain.actors import Actor
 from engine.services.bootstrap import build_context
 from engine.services.database import has_accounts
 from engine.services.definitions import deploy_library
+from integrations.dicom.demo_images import add_demo_images
 from web.cli.common import load_settings, require_migrated
 from web.cli.demo_data import create_demo, create_demo_on_call
 
@@ -31,6 +32,7 @@ def demo(as_json: bool) -> None:
     deploy_library(ctx, Actor("cli"), settings.workflows_dir)
     accounts = create_demo(ctx)
     create_demo_on_call(ctx, ctx.clock.now())
+    images = add_demo_images(ctx, settings.instance_path / "dicom")  # where the SCP and the upload store them
     if as_json:
         click.echo(json.dumps({"users": accounts}, ensure_ascii=False, indent=2))
         return
@@ -39,6 +41,9 @@ def demo(as_json: bool) -> None:
                "(or run: python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\").\n")
     click.echo("dr.legall is on call for the Pays de Brest every night (18:30-08:00, Paris time) for two weeks: "
                "an urgent request at night reaches him first (Administration -> Gardes).\n")
+    if images is not None:
+        click.echo(f"Case {images.case_id} has a head CT ({images.instances} images) and a prior CT of the patient "
+                   f"one year older: dr.legall opens them in the case's viewer (/cases/{images.case_id}/viewer).\n")
     for account in accounts:
         click.echo(f"  {account['username']:<12} password {account['password']}  TOTP secret "
                    f"{account['totp_secret']}  roles {', '.join(account['roles'])}")
