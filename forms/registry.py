@@ -23,7 +23,7 @@ _FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
 #: ``enum``. This package never reads them (it imports nothing from Telerad): the layer that shows or checks the
 #: form resolves each source from the case (e.g. "protocols": the active catalogue protocols of the case's final
 #: modality, engine.services.protocols) and passes the choices in (``with_options``, ``set_choices``).
-OPTION_SOURCES = frozenset({"protocols"})
+OPTION_SOURCES = frozenset({"protocols", "pacs_studies"})
 OPTIONS_KEY = "x-options"
 
 

@@ -21,7 +21,7 @@ _BY_FORM: dict[str, list[TaskCheck]] = {}
 # The charter rule behind each checked field, for the trace of a refusal.
 FIELD_RULES = {"patient.ins": "CH-4.1.6", "clinical_exam_date": "CH-4.1.1", "patient.birth_date": "CH-4.1.1",
                "protocol": "CH-4.1.9", "exposure_justification": "CH-4.1.3", "expert_id": "CH-3.4",
-               "physician_name": "CH-4.1.10"}
+               "physician_name": "CH-4.1.10", "original_study_uid": "CH-4.2.2"}
 
 
 def as_refusals(problems: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -43,6 +43,7 @@ def task_data_problems(ctx: EngineContext, form_key: str | None, site_id: str | 
 
 def _register_shipped_checks() -> None:
     from engine.services.eligibility import check_expert
+    from engine.services.pacs_studies import ORIGINAL_STUDY_FORM, check_original_study
     from engine.services.people_directory import check_physician_present
     from engine.services.protocols import PROTOCOL_FORM, check_protocol_choice
 
@@ -52,6 +53,8 @@ def _register_shipped_checks() -> None:
     register("te_choose_expert.schema.json", check_expert)
     # The physician present at the injection, when the directory knows the name typed, is one of the site's (CH-4.1.10).
     register("cs_presence.schema.json", check_physician_present)
+    # The original study the tele-expert chooses is one of the patient's studies on the requester's PACS (CH-4.2.2).
+    register(ORIGINAL_STUDY_FORM, check_original_study)
 
 
 _register_shipped_checks()

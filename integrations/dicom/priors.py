@@ -17,6 +17,8 @@
    a reconciliation task (integrations.dicom.holds). A study already another case's is only listed.
 4. dicom.priors_fetched on the case's chain lists what was found and attached or held. A PACS that does not answer
    is retried later (the delay grows with the attempts), and given up after MAX_ATTEMPTS (dicom.priors_failed).
+5. A teleexpertise's C-FIND answers are also kept as the candidate original studies the tele-expert chooses from,
+   and the study he chose is moved and attached by the same tick (integrations.dicom.original_study).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from engine.services.instances import case_data
 from integrations.dicom.holds import open_identity_check, study_patient
 from integrations.dicom.matching import AWAITING_CHECK, identity_differences, normalise
 from integrations.dicom.models import STUDY
+from integrations.dicom.original_study import fetch_original_studies, record_candidates
 from integrations.dicom.pacs import PacsAddress, pacs_of_site
 from integrations.dicom.pacs_models import CASE_PRIOR, PRIOR_FETCH, TELEEXPERTISE, case_process, cases_to_queue
 
@@ -93,6 +96,7 @@ class PriorsReport:
     fetched: list[int] = field(default_factory=list)
     retried: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    original: dict[str, list[int]] = field(default_factory=dict)  # original_study.fetch_original_studies
 
 
 def fetch_priors(ctx: EngineContext, telerad_ae: str, settings: PriorsSettings | None = None,
@@ -117,6 +121,7 @@ def fetch_priors(ctx: EngineContext, telerad_ae: str, settings: PriorsSettings |
             continue
         _finish(ctx, row.case_id, now, studies)
         report.fetched.append(row.case_id)
+    report.original = fetch_original_studies(ctx, telerad_ae, move_study)
     return report
 
 
@@ -189,16 +194,22 @@ def _fetch_case(ctx: EngineContext, case_id: int, site_id: str, telerad_ae: str,
     pacs = pacs_of_site(ctx, site_id)
     identity = case_identity(ctx, case_id)
     keys = _query_keys(identity.patient)
-    if pacs is None or keys is None or max_studies == 0:
+    if pacs is None or keys is None:
         return []
     data = case_data(ctx, case_id)
     with ctx.read() as session:
+        teleexpertise = session.execute(case_process(case_id)).scalar_one() == TELEEXPERTISE
         # A teleexpertise has no identity check step: its priors are compared with the request's identity alone.
-        checked = identity.identity_checked or session.execute(case_process(case_id)).scalar_one() == TELEEXPERTISE
+        checked = identity.identity_checked or teleexpertise
         own = set(session.execute(select(STUDY.c.uid).where(STUDY.c.case_id == case_id)).scalars()) \
             - set(session.execute(select(CASE_PRIOR.c.study_uid).where(CASE_PRIOR.c.case_id == case_id)).scalars())
+    if max_studies == 0 and not teleexpertise:
+        return []
+    answers = find_studies(pacs, keys, telerad_ae)
+    if teleexpertise:  # the tele-expert chooses the original study among them (original_study)
+        record_candidates(ctx, case_id, site_id, identity.patient, answers)
     accession = str(data.get("accession_number") or "").strip()
-    found = [s for s in find_studies(pacs, keys, telerad_ae)
+    found = [s for s in answers
              if s.uid not in own and not (accession and (s.accession_number or "").strip() == accession)]
     chosen = choose(found, str(data.get("modality") or ""), max_studies)
     reported, missing = [], []
@@ -360,7 +371,7 @@ class PriorsTicker:
         while not self._stop.wait(self.tick_seconds):
             try:
                 report = fetch_priors(self.ctx, self.telerad_ae, self.settings)
-                if report.fetched or report.retried or report.failed:
+                if report.fetched or report.retried or report.failed or any(report.original.values()):
                     log.info("prior exams: %d cases fetched, %d to retry, %d given up", len(report.fetched),
                              len(report.retried), len(report.failed))
             except Exception:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.services.context import EngineContext
+from engine.services.pacs_studies import pacs_study_choices
 from engine.services.protocols import protocol_choices
 from forms import FormRegistry
 from forms.registry import option_fields, with_options
@@ -18,11 +19,14 @@ from forms.wtforms_builder import build_form_class, form_data_to_json, json_erro
 
 EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 NO_CHOICE = {"protocols": "Aucun protocole actif pour la modalité retenue : demandez à un administrateur de "
-                          "compléter le catalogue des protocoles."}
+                          "compléter le catalogue des protocoles.",
+             "pacs_studies": "Aucun examen de ce patient trouvé pour l'instant dans le PACS de l'établissement "
+                             "demandeur (il est interrogé peu après la demande)."}
 
 # Option source (forms.registry.OPTION_SOURCES) -> its choices for a case.
 OPTION_SOURCES: dict[str, Callable[[EngineContext, Mapping[str, Any]], list[tuple[str, str]]]] = {
     "protocols": protocol_choices,
+    "pacs_studies": pacs_study_choices,
 }
 
 _classes: dict[str, type] = {}
