@@ -116,3 +116,10 @@ def check_original_study(ctx: EngineContext, site_id: str | None, data: Mapping[
         return {ORIGINAL_STUDY_FIELD: "Cet examen ne fait pas partie des examens de ce patient trouvés dans le PACS "
                                       "de l'établissement demandeur : choisissez-en un dans la liste proposée."}
     return {}
+
+
+def study_label(ctx: EngineContext, case: Mapping[str, Any], uid: str) -> str:
+    """How a recorded original study reads on the case page: its label among the case's candidates, else said to be
+    an examination of the PACS (with its UID, never the UID alone)."""
+    found = next((s for s in pacs_studies(ctx, _site(None, case), case.get("patient")) if s.uid == uid), None)
+    return found.label() if found is not None else f"examen du PACS de l'établissement demandeur (UID {uid})"

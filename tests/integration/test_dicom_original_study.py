@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from engine.services.accounts import issue_api_token
 from engine.services.instances import case_data, start_instance
-from engine.services.pacs_studies import pacs_study_choices
+from engine.services.pacs_studies import pacs_study_choices, study_label
 from engine.services.tasks import complete_task, get_task
 from forms import FormValidationError
 from integrations.dicom.pacs import case_priors, set_pacs
@@ -114,6 +114,9 @@ def test_the_expert_chooses_the_original_study_among_the_requesting_site_pacs_st
         get_task(ctx, DEMO_ACTORS["dr.morvan"], task_id)
     assert login(dicom_app, ctx, clock, "dr.morvan").get(f"/tasks/{task_id}").status_code in (302, 403, 404)
     assert pacs_study_choices(ctx, {**known, "site_id": "ch-brest"}) == []
+    assert study_label(ctx, known, kidney) == "05/01/2024 — IRM — IRM rénale (n° d'examen MX-2)"
+    assert study_label(ctx, {**known, "site_id": "ch-brest"}, kidney) \
+        == f"examen du PACS de l'établissement demandeur (UID {kidney})"
 
     # The expert chooses the kidney MRI on the page: moved from the PACS by the next tick, attached as the examined
     # study (not a prior), identity-checked, audited.
@@ -189,3 +192,14 @@ def test_a_prior_chosen_as_the_original_study_becomes_the_examined_study(dicom_c
         == (case_id, "attached")
     assert [d for a, d in priors_tests._chain(ctx, case_id) if a == "dicom.original_study_fetched"] \
         == [{"study_uid": previous, "status": "attached"}]
+
+
+def test_labels_and_patient_keys_without_a_pacs():
+    from engine.services.pacs_studies import PacsStudy, patient_key
+
+    assert PacsStudy("1.2.3", None, None, None, None).label() \
+        == "date inconnue — modalité non précisée — sans description"
+    assert PacsStudy("1.2.3", "2021-02-03", "CT\\SR", "Scanner", None).label() == "03/02/2021 — scanner, SR — Scanner"
+    assert patient_key({"site_patient_id": " IPP-1 ", "birth_name": "X"}) == "ipp:IPP-1"
+    assert patient_key({"birth_name": "Le Bihan-Quéré", "birth_date": "1979-02-03"}) == "name:LE BIHAN QUERE|1979-02-03"
+    assert patient_key({"birth_name": "Le Bihan"}) is None and patient_key(None) is None
