@@ -130,7 +130,8 @@ def fetch_original_studies(ctx: EngineContext, telerad_ae: str, move: Move, batc
         try:
             outcome = _fetch(ctx, row, telerad_ae, move)
         except Exception as err:
-            log.warning("original study of case %s: %s", row.case_id, err, exc_info=False)
+            expected = isinstance(err, StudyNotReceived) or type(err).__name__ == "PacsUnavailable"
+            log.warning("original study of case %s: %s", row.case_id, err, exc_info=not expected)
             report["failed" if _retry_later(ctx, row, now, str(err) or type(err).__name__) else "retried"].append(
                 row.case_id)
             continue

@@ -156,7 +156,7 @@ def test_the_expert_chooses_the_original_study_among_the_requesting_site_pacs_st
 
 
 @pytest.mark.charter("CH-4.2.2")
-def test_an_original_study_of_another_patient_is_held_for_the_technologists(dicom_ctx, pacs, tmp_path):
+def test_an_original_study_of_another_patient_is_held_for_the_technologists(dicom_ctx, pacs, tmp_path, clock):
     """The PACS answers the C-FIND by IPP: a study it files under that IPP with another patient's identity is held
     (with a reconciliation) when chosen, as any image."""
     ctx = dicom_ctx
@@ -169,6 +169,15 @@ def test_an_original_study_of_another_patient_is_held_for_the_technologists(dico
     fetch_priors(ctx, "TELERAD", NO_SETTINGS)
     assert [uid for uid, _label in pacs_study_choices(ctx, case_data(ctx, case_id))] == [wrong]
     complete_step(ctx, case_id, "te_check", "dr.legall", {"file_complete": True, "original_study_uid": wrong})
+    # The PACS does not answer: retried later, nothing crashes; it answers again: fetched.
+    set_pacs(ctx, ADMIN, "ch-morlaix", PACS_AE, "127.0.0.1", priors_tests._free_port())
+    assert fetch_priors(ctx, "TELERAD", NO_SETTINGS).original["retried"] == [case_id]
+    with ctx.read() as session:
+        row = session.get(OriginalStudyFetch, case_id)
+    assert (row.status, row.attempts) == ("pending", 1) and "injoignable" in row.last_error
+    set_pacs(ctx, ADMIN, "ch-morlaix", PACS_AE, "127.0.0.1", pacs.dicom_port)
+    assert fetch_priors(ctx, "TELERAD", NO_SETTINGS).original["fetched"] == []  # not due before its delay
+    clock.advance(minutes=2)
     assert fetch_priors(ctx, "TELERAD", NO_SETTINGS).original["fetched"] == [case_id]
     held = study(ctx, wrong)
     assert (held.case_id, held.status) == (case_id, "held") and "identité différente" in held.hold_reason
