@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from engine.services.context import EngineContext
 from engine.services.images import case_identity, record_image_events
@@ -82,8 +83,11 @@ def queue_chosen(ctx: EngineContext, now: datetime, limit: int = 50) -> list[int
         data = case_data(ctx, case_id)
         chosen = data.get(ORIGINAL_STUDY_FIELD)
         chosen = chosen if isinstance(chosen, str) and chosen else None
-        if _record_choice(ctx, case_id, site_id, ended_at, chosen, data, now):
-            queued.append(case_id)
+        try:
+            if _record_choice(ctx, case_id, site_id, ended_at, chosen, data, now):
+                queued.append(case_id)
+        except IntegrityError:
+            continue  # read by another worker meanwhile
     return queued
 
 

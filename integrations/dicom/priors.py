@@ -372,7 +372,8 @@ class PriorsTicker:
             try:
                 report = fetch_priors(self.ctx, self.telerad_ae, self.settings)
                 if report.fetched or report.retried or report.failed or any(report.original.values()):
-                    log.info("prior exams: %d cases fetched, %d to retry, %d given up", len(report.fetched),
-                             len(report.retried), len(report.failed))
+                    log.info("prior exams: %d cases fetched, %d to retry, %d given up; original studies: %s",
+                             len(report.fetched), len(report.retried), len(report.failed),
+                             {outcome: len(cases) for outcome, cases in report.original.items()})
             except Exception:
                 log.exception("prior exams tick failed; next one in %s s", self.tick_seconds)
