@@ -167,10 +167,11 @@ def _year_before(day: date) -> date:
         return day.replace(year=day.year - 1, day=28)
 
 
-def add_demo_images(ctx: EngineContext, storage: Path, now: datetime | None = None) -> DemoImages | None:
-    """Ingest the demo CT into the demo case and its prior one year older (claimed as the case's prior); None when
-    the demo has no such case."""
-    case_id = demo_case(ctx)
+def add_demo_images(ctx: EngineContext, storage: Path, now: datetime | None = None,
+                    case_id: int | None = None) -> DemoImages | None:
+    """Ingest the demo CT into `case_id` (by default the demo case found by `demo_case`) and its prior one year
+    older (claimed as the case's prior); None when the demo has no such case."""
+    case_id = case_id if case_id is not None else demo_case(ctx)
     if case_id is None:
         return None
     identity = case_identity(ctx, case_id)

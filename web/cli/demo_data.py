@@ -100,6 +100,27 @@ def create_demo_on_call(ctx: EngineContext, now: datetime) -> int:
     return DEMO_ON_CALL_NIGHTS
 
 
+def create_demo_ct_case(ctx: EngineContext) -> int:
+    """A head CT waiting for its images (`telerad demo` only, with the generated CT and its prior of
+    integrations.dicom.demo_images): accepted by dr.legall, consent, identity checked, protocol chosen."""
+    today = paris_date(ctx.clock.now()).isoformat()
+    case_id = int(start_instance(ctx, _actor("dr.martin"), "telediagnosis", {}, site_id="ch-brest",
+                                 first_task=demo_request(
+        clinical_exam_date=today,
+        patient={"birth_name": "Le Roux", "first_names": "Marcel", "birth_date": "1952-04-11", "sex": "M",
+                 "identity_status": "qualified", "site_patient_id": "IPP-DEMO-0004"},
+        question="Saignement intracrânien ? Évolution depuis le scanner de l'an dernier ?", modality="CT",
+        requested_exam="Scanner cérébral sans injection", urgency="urgent",
+        clinical_context="Céphalées brutales, antécédent de méningiome suivi.")))
+    _complete(ctx, case_id, "accept_case", "dr.legall", {"acceptance": "accept"})
+    _complete(ctx, case_id, "inform_patient", "dr.martin", {"patient_informed": True, "consent": "given"})
+    _complete(ctx, case_id, "check_identity", "merm.leroy", {
+        "identity_checked": True, "identity_status": "qualified", "identity_document": "id_card"})
+    _complete(ctx, case_id, "justify", "dr.legall", {"justification": "validate"})
+    _complete(ctx, case_id, "choose_protocol", "dr.legall", {"protocol": "ct_head_plain"})
+    return case_id
+
+
 def _actor(username: str) -> Actor:
     user = next(u for u in USERS if u.username == username)
     return Actor(username, frozenset(user.roles), frozenset(user.sites))

@@ -99,3 +99,20 @@ def test_the_phantom_shows_the_lesion_in_the_current_study_only():
     assert set(np.unique(middle[middle > 500])) == {1000} and (middle == 70).sum() > 50
     assert (prior == 70).sum() == 0 and (current == 70).sum() > 100
     assert not np.array_equal(current[5], current[20])  # the slices differ: scrolling changes the image
+
+
+@pytest.mark.charter("CH-4.1.11")
+def test_telerad_demo_gives_its_head_ct_case_the_ct_and_the_prior(demo_ctx, tmp_path):  # noqa: F811
+    """`telerad demo` adds a head CT case waiting for its images and gives it the CT and its prior."""
+    from engine.services.instances import case_data
+    from web.cli.demo_data import create_demo_ct_case
+
+    case_id = create_demo_ct_case(demo_ctx)
+    data = case_data(demo_ctx, case_id)
+    assert (data["modality"], data["protocol"]) == ("CT", "ct_head_plain")
+    added = add_demo_images(demo_ctx, tmp_path / "dicom", case_id=case_id)
+    assert added is not None and added.case_id == case_id and added.prior_status == "attached"
+    current, series = _study(demo_ctx, added.study_uid)
+    assert (current.case_id, current.status, current.patient_name) == (case_id, "attached", "LE ROUX^MARCEL")
+    assert [(modality, count) for _uid, modality, count in series] == [("CT", SLICES)]
+    assert [p.study_uid for p in case_priors(demo_ctx, case_id)] == [added.prior_study_uid]
