@@ -164,6 +164,10 @@ class FieldReader:
         labels = prop.get("x-labels")
         if isinstance(labels, Mapping) and isinstance(value, str) and value in labels:
             return str(labels[value])
+        if prop.get("x-options") == "pacs_studies" and isinstance(value, str):
+            from engine.services.pacs_studies import study_label
+
+            return study_label(self.ctx, self.data, value)  # the study's date, modality, description; not its UID
         if prop.get("x-options") == "protocols" and isinstance(value, str):
             from engine.services.protocols import protocol_catalogue
 

@@ -146,7 +146,10 @@ def test_the_expert_chooses_the_original_study_among_the_requesting_site_pacs_st
     # The expert sees it on the case page (its series, the viewer's link) and in the viewer; the requester of
     # another site sees nothing.
     page = expert.get(f"/cases/{case_id}").get_data(as_text=True)
-    assert 'id="open-viewer"' in page and "Examens antérieurs" not in page
+    assert 'id="open-viewer"' in page and ">Examens antérieurs<" not in page  # no prior listed
+    # the step's record names the chosen study by its date, modality and description, never by its UID alone
+    steps = html.unescape(page.split('id="steps"', 1)[1].split("</section>", 1)[0])
+    assert "05/01/2024 — IRM — IRM rénale" in steps and kidney not in steps
     assert expert.get(f"/cases/{case_id}/viewer").status_code == 200
     qido = expert.get(f"/dicomweb/studies?StudyInstanceUID={kidney}")
     assert qido.status_code == 200 and kidney in qido.get_data(as_text=True)

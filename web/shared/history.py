@@ -29,6 +29,16 @@ ACTIONS = {
     "dicom.instance_held": _l("Image retenue hors de son examen"),
     "instance.migrated": _l("Dossier passé à une nouvelle version de la procédure"),
     "report.signed": _l("Compte-rendu signé électroniquement"), "report.addendum": _l("Addendum au compte-rendu"),
+    "dicom.priors_fetched": _l("Examens antérieurs récupérés du PACS de l'établissement"),
+    "dicom.priors_failed": _l("Examens antérieurs non récupérés (PACS injoignable)"),
+    "dicom.original_study_requested": _l("Examen original demandé au PACS de l'établissement"),
+    "dicom.original_study_fetched": _l("Examen original récupéré"),
+    "dicom.original_study_failed": _l("Examen original non récupéré"),
+    "dicom.qr_find": _l("Examens recherchés depuis une station de visualisation"),
+    "dicom.qr_get": _l("Images récupérées par une station de visualisation"),
+    "dicom.qr_move": _l("Images envoyées à une station de visualisation"),
+    "dicomweb.accessed": _l("Images consultées (DICOMweb)"),
+    "viewer.launched": _l("Images ouvertes dans Weasis"),
 }
 # Actors that are not people (engine.domain.actors, the adapters' actors).
 MACHINE_ACTORS = {
