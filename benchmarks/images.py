@@ -2,7 +2,8 @@
 
 Not a test. Run from the project root:
 
-    .venv/bin/python benchmarks/images.py [--images 300] [--rounds 5] [--studies 10000] [--queries 20] [--json]
+    .venv/bin/python benchmarks/images.py [--images 300] [--rounds 5] [--studies 10000] [--queries 20] [--no-viewer]
+        [--json]
 
 WADO-RS. `--images` small CT slices (pydicom's CT_small.dcm, 128 x 128, 16-bit native, about 39 kB each) with
 fresh SOP Instance UIDs, one study, one series, the patient and accession number of a demo case, are ingested
@@ -335,7 +336,7 @@ def bare_find_scp(quickack: bool) -> Iterator[int]:
         thread.join(timeout=10)
 
 
-def run(images: int, rounds: int, studies: int, queries: int) -> dict[str, Any]:
+def run(images: int, rounds: int, studies: int, queries: int, with_viewer: bool = True) -> dict[str, Any]:
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="telerad-images-bench-"))
     try:
@@ -366,11 +367,24 @@ def run(images: int, rounds: int, studies: int, queries: int) -> dict[str, Any]:
     return {
         "wado_rs": wado, "c_find": find, "ingest_s": round(ingest_seconds, 1),
         "server": "waitress, 16 threads (as telerad run) on 127.0.0.1, SQLite",
-        "viewer_first_image": "not measured (the viewer is built separately)",
+        "viewer_first_image": viewer_first_image() if with_viewer else "not measured (--no-viewer)",
         "versions": {"pydicom": pydicom.__version__, "pynetdicom": pynetdicom.__version__,
                      "orthanc": subprocess.run([str(ORTHANC), "--version"], capture_output=True, text=True,
                                                timeout=30, check=False).stdout.splitlines()[0].strip()},
     }
+
+
+def viewer_first_image(runs: int = 3) -> dict[str, Any] | str:
+    """The viewer's time to first image in Chromium: benchmarks/viewer.py (its own `telerad run` on the demo's
+    head CT, against the case page's load in the same run), in a process of its own."""
+    if not Path("/usr/bin/chromium").exists():
+        return "not measured (no /usr/bin/chromium)"
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("viewer.py")), "--json", "--runs", str(runs)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        return f"not measured (benchmarks/viewer.py failed: {done.stderr.strip()[-300:]})"
+    measured: dict[str, Any] = json.loads(done.stdout)
+    return measured
 
 
 def cfind(ctx: Any, storage: Path, study: str, accession: str, case_id: int, studies: int,
@@ -438,12 +452,13 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=10000)
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-viewer", action="store_true", help="skip the viewer's time to first image (Chromium)")
     args = parser.parse_args()
     if not (1 <= args.images <= 5000 and 1 <= args.rounds <= 100 and 10 <= args.studies <= 200000
             and 1 <= args.queries <= 1000):
         parser.error("--images 1-5000, --rounds 1-100, --studies 10-200000, --queries 1-1000")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    result = run(args.images, args.rounds, args.studies, args.queries)
+    result = run(args.images, args.rounds, args.studies, args.queries, not args.no_viewer)
     if args.json:
         print(json.dumps(result))
         return

@@ -43,9 +43,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pyotp  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from engine.services.bootstrap import build_context  # noqa: E402
-from integrations.dicom.demo_images import demo_case  # noqa: E402
+from integrations.dicom.models import STUDY  # noqa: E402
 from web.config import Settings  # noqa: E402
 
 TELERAD = ROOT / ".venv" / "bin" / "telerad"
@@ -56,8 +57,10 @@ RADIOLOGIST = "dr.legall"
 STARTUP_TIMEOUT_S = 60
 PAGE_TIMEOUT_MS = 60_000
 # Resolves with performance.now() at the first animation frame where the current pane's canvas has a lit pixel.
-FIRST_IMAGE = """() => new Promise((resolve) => {
+FIRST_IMAGE = """() => new Promise((resolve, reject) => {
+  const deadline = performance.now() + 60000;  // bounded: a viewer that never draws fails the run
   const look = () => {
+    if (performance.now() > deadline) { reject(new Error('no image drawn within 60 s')); return; }
     const canvas = document.querySelector('[data-pane="current"] [data-viewport] canvas');
     if (canvas && canvas.width > 0 && canvas.height > 0) {
       const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
@@ -98,7 +101,9 @@ def prepare(folder: Path, port: int) -> tuple[dict[str, str], dict[str, Any], in
     account = next(u for u in json.loads(done.stdout)["users"] if u["username"] == RADIOLOGIST)
     settings = Settings.from_env({"TELERAD_INSTANCE_PATH": str(folder)})
     ctx = build_context(settings.database_url)
-    case_id = demo_case(ctx)
+    with ctx.read() as session:  # the demo's head CT case: the one whose study is attached (`telerad demo`)
+        case_id = session.execute(select(STUDY.c.case_id).where(STUDY.c.status == "attached", STUDY.c.accession_number
+                                                                .is_not(None)).limit(1)).scalar()
     ctx.engine.dispose()
     if case_id is None:
         raise SystemExit("the demo has no case with images")
