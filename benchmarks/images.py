@@ -32,7 +32,7 @@ The same queries are also timed, same run, against a bare pynetdicom C-FIND SCP 
 (no database, no checks), with pynetdicom's defaults and behind Telerad's TCP_QUICKACK handler: the floor of the
 protocol and of pynetdicom on this machine.
 
-The viewer's time to first image in Chromium is not measured here (the viewer is built separately).
+The viewer's time to first image in Chromium: benchmarks/viewer.py, run by this script in a process of its own.
 """
 
 from __future__ import annotations
