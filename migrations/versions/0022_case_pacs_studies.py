@@ -1,14 +1,14 @@
 """case_pacs_study and original_study_fetch: a teleexpertise patient's studies on the requesting site's PACS, and
 the original study the tele-expert chose among them (issue 18, item 5)
 
-Revision ID: 0023
+Revision ID: 0022
 Revises: 0021
 Create Date: 2026-12-07
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0023'
+revision = '0022'
 down_revision = '0021'
 branch_labels = None
 depends_on = None
