@@ -212,12 +212,10 @@ def recorded_steps(reader: FieldReader, steps: list[Completion]) -> list[Recorde
 
 
 def describe_timeline(reader: FieldReader, steps: list[Completion], timeline: list[dict[str, Any]]) -> None:
-    """Give each history entry the name of who acted and, for a completed step, the sentence saying what
-    happened (``summary``)."""
+    """Give each completed step's history entry the sentence saying what happened (``summary``); who acted is
+    named with the case's other people (engine.services.cases, one query)."""
     by_task = {step.task_id: step for step in steps}
-    people = display_names(reader.session, {entry.get("actor") for entry in timeline})
     for entry in timeline:
-        entry["actor_name"] = people.get(entry.get("actor") or "", entry.get("actor"))
         step = by_task.get(entry["detail"].get("task_id")) if entry.get("action") == "task.completed" else None
         if step is not None:
             entry["summary"] = reader.summary(step)

@@ -150,7 +150,8 @@ def case_record(ctx: EngineContext, actor: Actor, case_id: int) -> CaseRecord:
         describe_timeline(reader, steps, timeline)  # "Protocole choisi : ...", not "step completed"
         messages, attachments, open_tasks = (_messages(session, case_id), _attachments(session, case_id),
                                              _open_tasks(session, case_id))
-        _name_people(session, ((messages, "author"), (attachments, "uploaded_by"), (open_tasks, "assignee")))
+        _name_people(session, ((timeline, "actor"), (messages, "author"), (attachments, "uploaded_by"),
+                               (open_tasks, "assignee")))
         record = CaseRecord(
             line=_line(row), definition_version=version, main_file=main_file,
             diagram_xml=bundle.files[main_file], data=data,
