@@ -7,6 +7,7 @@ import engine.store.designer_models  # noqa: F401  (registers the tables)
 import engine.store.directory_models  # noqa: F401
 import engine.store.protocol_models  # noqa: F401
 import engine.store.report_models  # noqa: F401
+import engine.store.site_quality_models  # noqa: F401
 import integrations.dicom.models  # noqa: F401
 import integrations.dicom.pacs_models  # noqa: F401
 import integrations.hl7.models  # noqa: F401

@@ -19,6 +19,7 @@ import engine.store.designer_models  # noqa: F401  (registers the designer table
 import engine.store.directory_models  # noqa: F401  (registers the directory tables in the metadata)
 import engine.store.protocol_models  # noqa: F401
 import engine.store.report_models  # noqa: F401  (registers the report drafts and addenda tables in the metadata)
+import engine.store.site_quality_models  # noqa: F401  (site visits, devices, reading stations)
 import integrations.dicom.models  # noqa: F401
 import integrations.dicom.pacs_models  # noqa: F401
 import integrations.hl7.models  # noqa: F401
