@@ -6,6 +6,7 @@ from sqlalchemy import create_engine, pool
 import engine.store.designer_models  # noqa: F401  (registers the tables)
 import engine.store.directory_models  # noqa: F401
 import engine.store.protocol_models  # noqa: F401
+import engine.store.quality_audit_models  # noqa: F401
 import engine.store.report_models  # noqa: F401
 import engine.store.site_quality_models  # noqa: F401
 import integrations.dicom.models  # noqa: F401

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 import engine.store.designer_models  # noqa: F401  (registers the designer tables in the metadata)
 import engine.store.directory_models  # noqa: F401  (registers the directory tables in the metadata)
 import engine.store.protocol_models  # noqa: F401
+import engine.store.quality_audit_models  # noqa: F401  (issued quality audit reports and their actions)
 import engine.store.report_models  # noqa: F401  (registers the report drafts and addenda tables in the metadata)
 import engine.store.site_quality_models  # noqa: F401  (site visits, devices, reading stations)
 import integrations.dicom.models  # noqa: F401
