@@ -3,7 +3,8 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-import engine.store.designer_models  # noqa: F401  (registers the tables)
+import engine.store.convention_models  # noqa: F401  (registers the tables)
+import engine.store.designer_models  # noqa: F401
 import engine.store.directory_models  # noqa: F401
 import engine.store.protocol_models  # noqa: F401
 import engine.store.quality_audit_models  # noqa: F401

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+import engine.store.charter_pack_models  # noqa: F401  (charter packs per organisation, declared activity)
 import engine.store.designer_models  # noqa: F401  (registers the designer tables in the metadata)
+import engine.store.convention_models  # noqa: F401  (convention documents and expiry reminders)
 import engine.store.directory_models  # noqa: F401  (registers the directory tables in the metadata)
 import engine.store.protocol_models  # noqa: F401
 import engine.store.quality_audit_models  # noqa: F401  (issued quality audit reports and their actions)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.store.models import Base, BigId, UTCDateTime
@@ -114,6 +114,29 @@ class ConventionRow(Base):
     approved_by_council: Mapped[bool] = mapped_column(Boolean, default=False)
     external_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     tiers: Mapped[str] = mapped_column(String(16), default="1,2,3")
+    # Its content (issue 19, item 5; engine.domain.convention_content): approvals with their dates (documents in
+    # engine.store.convention_models), the pathway and duties (CH-6.1, CH-4.1.14), the technical part (CH-6.2),
+    # the remuneration declaration (CH-6.4), expiry and renewal; an active convention migrated without them is
+    # flagged legacy_incomplete (it keeps routing until completed or deactivated, docs/conventions.md).
+    cme_validated_on: Mapped[date | None] = mapped_column(Date)
+    g4_approved_on: Mapped[date | None] = mapped_column(Date)
+    council_approved_on: Mapped[date | None] = mapped_column(Date)
+    medical_lead: Mapped[str | None] = mapped_column(ForeignKey("app_user.username"))
+    patient_pathway: Mapped[str | None] = mapped_column(Text)
+    emergency_pathway: Mapped[str | None] = mapped_column(Text)
+    emergency_duties: Mapped[str | None] = mapped_column(Text)
+    travel_duties: Mapped[str | None] = mapped_column(Text)
+    fallback_procedure: Mapped[str | None] = mapped_column(Text)
+    equipment: Mapped[str | None] = mapped_column(Text)
+    network_bandwidth_mbps: Mapped[int | None] = mapped_column(Integer)
+    restoration_delay_hours: Mapped[int | None] = mapped_column(Integer)
+    archiving: Mapped[str | None] = mapped_column(Text)
+    remuneration_declared_by: Mapped[str | None] = mapped_column(String(128))
+    remuneration_declared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    renewal_on: Mapped[date | None] = mapped_column(Date)
+    visit_interval_days: Mapped[int] = mapped_column(Integer, default=365, server_default="365")
+    legacy_incomplete: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ConventionRadiologist(Base):
