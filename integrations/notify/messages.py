@@ -16,6 +16,7 @@ from engine.services.notification_contacts import (
     OFFER,
     REPORT_OVERDUE,
     REPORT_RELEASED,
+    SITE_VISIT_OVERDUE,
     URGENT_OFFER,
 )
 from engine.services.notification_outbox import OutboxRow
@@ -32,6 +33,8 @@ WHAT = {
     REPORT_RELEASED: "Le compte-rendu du dossier est disponible : prenez-en connaissance.",
     IDENTITY_HOLD: "Des images reçues ne correspondent pas à l'identité du dossier : elles sont retenues "
                    "jusqu'à votre vérification.",
+    SITE_VISIT_OVERDUE: "La visite périodique d'un site (installations, connaissance des protocoles) est en retard : "
+                        "planifiez-la, puis enregistrez-la dans Telerad.",
 }
 ON_CALL_LINE = "Vous le recevez en tant que radiologue de garde du territoire de ce site."
 FOOTER = ("Ce message ne contient aucune donnée de santé : connectez-vous à Telerad pour voir le dossier.\n"
@@ -63,7 +66,7 @@ def compose(row: OutboxRow, site_name: str | None, public_url: str) -> Message:
         title = f"Garde : {title[0].lower()}{title[1:]}"
     urgency = URGENCY_LABELS.get(row.urgency or "", "")
     number = f"dossier n° {row.case_id}" if row.case_id is not None else "Telerad"
-    link = case_link(public_url, row.case_id)
+    link = case_link(public_url, row.case_id) if row.event != SITE_VISIT_OVERDUE else f"{public_url}/site-visits"
     where = f" — {site_name}" if site_name else ""
     subject = f"[Telerad] {title}{f' ({urgency})' if urgency else ''} — {number}"
     lines = [

@@ -26,6 +26,7 @@ from engine.services.notification_contacts import (
     OFFER,
     REPORT_OVERDUE,
     REPORT_RELEASED,
+    SITE_VISIT_OVERDUE,
     URGENT_OFFER,
     InvalidContact,
     get_contact,
@@ -44,6 +45,7 @@ EVENT_LABELS = {
     REPORT_RELEASED: _l("Compte-rendu disponible"),
     IDENTITY_HOLD: _l("Images retenues pour vérification d'identité"),
     OFFER: _l("Dossier programmé qui vous est proposé"),
+    SITE_VISIT_OVERDUE: _l("Visite périodique d'un site en retard"),
 }
 CHANNEL_LABELS = {EMAIL: _l("Courriel"), "webhook": _l("SMS / bip")}
 

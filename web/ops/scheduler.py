@@ -14,6 +14,7 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine.services.context import EngineContext
+from engine.services.site_visits import notify_overdue_visits
 from engine.services.timers import fire_due_timers
 from integrations.audit_export.exporter import run_audit_export
 from integrations.audit_export.settings import AuditExportSettings
@@ -57,6 +58,8 @@ class TimerScheduler:
             self._scheduler.add_job(self.send_notifications, "interval", seconds=self.notify.interval,
                                     id="deliver_notifications", max_instances=1, coalesce=True,
                                     next_run_time=datetime.now(UTC))
+            self._scheduler.add_job(self.notify_site_visits, "interval", hours=24, id="notify_overdue_visits",
+                                    max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
 
     def tick(self) -> None:
         try:
@@ -99,6 +102,16 @@ class TimerScheduler:
             deliver_notifications(self.ctx, self.notify)
         except Exception:  # keep the scheduler alive; nothing is lost, the rows stay due
             log.exception("notification delivery failed")
+
+    def notify_site_visits(self) -> None:
+        """Daily: the overdue site visits told to the radiologist and the site's medical lead, once a week at most
+        each (engine.services.site_visits, CH-5.6)."""
+        if self.notify is None:
+            return
+        try:
+            notify_overdue_visits(self.ctx, self.notify.channels)
+        except Exception:  # keep the scheduler alive; the next day's run tells them
+            log.exception("overdue site visit notification failed")
 
     def start(self) -> None:
         self._scheduler.start()
