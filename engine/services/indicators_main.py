@@ -1,0 +1,249 @@
+"""The case indicators of engine.services.indicators in one SQL statement.
+
+An inner query reduces each case's tasks to the moments and counts that matter (one row per case, GROUP BY case);
+the outer query groups those rows by process, urgency, week, turnaround bucket, within-delay flag and tier reached
+and sums them. Python then adds up those groups (a few hundred at most), never the cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Integer, and_, case, func, literal_column, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import GenericFunction
+
+from engine.domain.urgency import LEVELS
+from engine.services.context import EngineContext
+from engine.services.indicators_sql import INSTANCE, TASK, case_conditions, paris_midnight, seconds_between, utc
+from engine.store.models import AuditEvent, table_of
+
+AUDIT = table_of(AuditEvent)
+BUCKET_EDGES_MINUTES = (30, 60, 120, 240, 480, 1440, 2880, 10080)
+WEEK = 7 * 86400
+# Offer level after the last acceptance timeout that fired (audit "timer.fired", setting of the accept timer).
+_TIER_AFTER = {"accept_oncall": 1, "accept_tier1": 2, "accept_tier2": 3, "accept_tier3": 4, "accept_tier4": 4}
+
+
+class whole(GenericFunction[int]):  # noqa: N801 - a SQL expression
+    """The integer part of a non-negative number (CAST truncates on SQLite; PostgreSQL's CAST rounds)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(whole, "sqlite")
+def _whole_sqlite(element: whole, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
+
+
+@compiles(whole, "postgresql")
+def _whole_postgresql(element: whole, compiler: Any, **kw: Any) -> str:
+    return f"CAST(FLOOR({compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+def _spec(name: str | Sequence[str], completed: bool = False) -> ColumnElement[bool]:
+    names = (name,) if isinstance(name, str) else tuple(name)
+    condition = TASK.c.spec_name.in_(names)
+    return and_(condition, TASK.c.status == "completed") if completed else condition
+
+
+def _count(name: str | Sequence[str], completed: bool = False) -> ColumnElement[Any]:
+    return func.sum(case((_spec(name, completed), 1), else_=0))
+
+
+def _timer_facts(since: datetime) -> Any:
+    """Per case: the offer level reached by acceptance timeouts, whether the report's or the opinion's due time
+    passed (their timers fired). Read from the audit trail's timer.fired events since the period's start."""
+    detail = AUDIT.c.detail
+    tier = case(*[(detail.like(f'%"setting": "{name}"%'), level) for name, level in _TIER_AFTER.items()],
+                else_=0)
+    return (select(AUDIT.c.instance_id.label("case_id"), func.max(tier).label("tier_after"),
+                   func.max(case((detail.like('%"timer": "report_due"%'), 1), else_=0)).label("report_late"),
+                   func.max(case((detail.like('%"timer": "te_answer_due"%'), 1), else_=0)).label("te_late"))
+            .where(AUDIT.c.action == "timer.fired", AUDIT.c.at >= utc(since))
+            .group_by(AUDIT.c.instance_id).subquery("timer_facts"))
+
+
+def _per_case(filters: Any, since: datetime, until: datetime) -> Any:
+    first_offer = func.min(case((_spec("accept_case"), TASK.c.created_at)))
+    return (select(
+        INSTANCE.c.id.label("case_id"), INSTANCE.c.process_id, INSTANCE.c.urgency, INSTANCE.c.status,
+        INSTANCE.c.started_at,
+        func.min(case((_spec(("request", "te_request"), True), TASK.c.ended_at))).label("sent_at"),
+        first_offer.label("offer_at"),
+        func.max(case((_spec("accept_case", True), TASK.c.ended_at))).label("accepted_at"),
+        _count(("inform_patient", "check_identity", "justify")).label("accepted"),
+        func.min(case((_spec("acknowledge_report"), TASK.c.created_at))).label("released_at"),
+        func.max(case((_spec("acknowledge_report", True), TASK.c.ended_at))).label("acknowledged_at"),
+        func.min(case((_spec("te_report", True), TASK.c.ended_at))).label("answered_at"),
+        _count("provide_information").label("more_info"),
+        _count("record_phone_call").label("urgent_findings"),
+        _count("record_phone_call", True).label("phone_calls"),
+        _count("propose_announcement").label("announcements"),
+        _count("confirm_announcement_plan", True).label("announcements_confirmed"),
+        _count("state_refusal", True).label("refusals"),
+        _count("plan_site_visit").label("refusal_visits"),
+        _count("apply_fallback").label("refusal_fallbacks"),
+        _count("te_complete_file").label("te_loops"),
+        _count("review_difficulty").label("difficulties"),
+        _count("no_radiologist_alert").label("no_radiologist"),
+    ).select_from(INSTANCE.outerjoin(TASK, TASK.c.instance_id == INSTANCE.c.id))
+        .where(*case_conditions(filters, since, until))
+        .group_by(INSTANCE.c.id, INSTANCE.c.process_id, INSTANCE.c.urgency, INSTANCE.c.status,
+                  INSTANCE.c.started_at)
+        .subquery("per_case"))
+
+
+def _statement(filters: Any, since: datetime, until: datetime, week0: date, due: dict[str, float]) -> Any:
+    per_case, timers = _per_case(filters, since, until), _timer_facts(since)
+    c = per_case.c
+    request_at = func.coalesce(c.sent_at, c.started_at)
+    turnaround = seconds_between(request_at, c.released_at) / 60.0
+    answer = seconds_between(request_at, c.answered_at) / 60.0
+    acceptance = case((c.accepted > 0, seconds_between(c.offer_at, c.accepted_at) / 60.0))
+    acknowledgement = seconds_between(c.released_at, c.acknowledged_at) / 60.0
+    bucket = case(*[(turnaround < edge, index) for index, edge in enumerate(BUCKET_EDGES_MINUTES)],
+                  else_=len(BUCKET_EDGES_MINUTES))
+    within = case(*[(and_(c.urgency == level, turnaround <= due[f"report_{level}"]), 1) for level in LEVELS],
+                  else_=0)
+    tier = func.coalesce(timers.c.tier_after, 0)
+    keys: dict[str, Any] = {
+        "process": c.process_id, "urgency": c.urgency,
+        "week": whole(seconds_between(utc(paris_midnight(week0)), c.started_at) / WEEK),
+        "bucket": case((c.released_at.is_not(None), bucket)),
+        "within": case((c.released_at.is_not(None), within)),
+        "tier": case((c.offer_at.is_not(None), tier)),
+    }
+    sums: dict[str, Any] = {
+        "cases": func.count(), "released": func.count(c.released_at), "turnaround_sum": func.sum(turnaround),
+        "turnaround_max": func.max(turnaround), "offered": func.count(c.offer_at),
+        "accepted": func.sum(case((c.accepted > 0, 1), else_=0)), "acceptance_sum": func.sum(acceptance),
+        "acknowledged": func.count(c.acknowledged_at), "acknowledgement_sum": func.sum(acknowledgement),
+        "more_info_cases": func.sum(case((c.more_info > 0, 1), else_=0)), "more_info_loops": func.sum(c.more_info),
+        "urgent_findings": func.sum(c.urgent_findings), "phone_calls": func.sum(c.phone_calls),
+        "announcement_cases": func.sum(case((c.announcements > 0, 1), else_=0)),
+        "announcements_confirmed": func.sum(c.announcements_confirmed),
+        "refused": func.sum(case((c.refusals > 0, 1), else_=0)), "refusal_visits": func.sum(c.refusal_visits),
+        "refusal_fallbacks": func.sum(c.refusal_fallbacks),
+        "te_loop_cases": func.sum(case((c.te_loops > 0, 1), else_=0)), "te_loops": func.sum(c.te_loops),
+        "te_answered": func.count(c.answered_at), "te_answer_sum": func.sum(answer),
+        "te_within": func.sum(case((answer <= due["teleexpertise_answer"], 1), else_=0)),
+        "report_late": func.sum(func.coalesce(timers.c.report_late, 0)),
+        "te_late": func.sum(func.coalesce(timers.c.te_late, 0)),
+        "difficulties": func.sum(c.difficulties), "no_radiologist": func.sum(case((c.no_radiologist > 0, 1),
+                                                                                  else_=0)),
+        "failed": func.sum(case((c.status == "failed", 1), else_=0)),
+    }
+    grouping = [expr.label(name) for name, expr in keys.items()]
+    return (select(*grouping, *[expr.label(name) for name, expr in sums.items()])
+            .select_from(per_case.outerjoin(timers, timers.c.case_id == c.case_id))
+            .group_by(*[literal_column(name) for name in keys]))
+
+
+def case_groups(ctx: EngineContext, filters: Any, since: datetime, until: datetime, week0: date, weeks: int,
+                due: dict[str, float]) -> dict[str, Any]:
+    with ctx.read() as session:
+        rows = [row._asdict() for row in session.execute(_statement(filters, since, until, week0, due))]
+    return _reduce(rows, weeks)
+
+
+def _n(value: Any) -> float:
+    return float(value or 0)
+
+
+def _mean(total: float, count: float) -> float | None:
+    return round(total / count, 1) if count else None
+
+
+def _share(part: float, whole_: float) -> float | None:
+    return round(part / whole_, 4) if whole_ else None
+
+
+def _reduce(rows: list[dict[str, Any]], weeks: int) -> dict[str, Any]:
+    total: dict[str, float] = {}
+    levels = {level: {"released": 0.0, "within": 0.0, "turnaround_sum": 0.0, "requests": 0.0}
+              for level in (*LEVELS, "unknown")}
+    buckets = [0] * (len(BUCKET_EDGES_MINUTES) + 1)
+    bucket_levels = {level: [0] * len(buckets) for level in LEVELS}
+    tiers: dict[int, dict[str, float]] = {}
+    weekly = [{"requests": 0.0, "released": 0.0, "within": 0.0, "turnaround_sum": 0.0} for _ in range(weeks)]
+    processes = {"telediagnosis": 0.0, "teleexpertise": 0.0}
+    turnaround_max: float | None = None
+    for row in rows:
+        for name, value in row.items():
+            if name not in ("process", "urgency", "week", "bucket", "within", "tier", "turnaround_max"):
+                total[name] = total.get(name, 0.0) + _n(value)
+        if row["turnaround_max"] is not None:
+            turnaround_max = max(turnaround_max or 0.0, float(row["turnaround_max"]))
+        processes[row["process"]] = processes.get(row["process"], 0.0) + row["cases"]
+        telediagnosis = row["process"] == "telediagnosis"
+        level = levels[row["urgency"] if row["urgency"] in LEVELS else "unknown"]
+        if telediagnosis:
+            level["requests"] += row["cases"]
+            level["released"] += row["released"]
+            level["within"] += _n(row["within"]) * row["released"]
+            level["turnaround_sum"] += _n(row["turnaround_sum"])
+        if row["bucket"] is not None:
+            buckets[int(row["bucket"])] += int(row["released"])
+            if row["urgency"] in LEVELS:
+                bucket_levels[row["urgency"]][int(row["bucket"])] += int(row["released"])
+        if row["tier"] is not None:
+            tier = tiers.setdefault(int(row["tier"]), {"cases": 0.0, "accepted": 0.0, "acceptance_sum": 0.0})
+            tier["cases"] += row["offered"]
+            tier["accepted"] += _n(row["accepted"])
+            tier["acceptance_sum"] += _n(row["acceptance_sum"])
+        week = int(row["week"]) if row["week"] is not None else -1
+        if 0 <= week < weeks:
+            entry = weekly[week]
+            entry["requests"] += row["cases"]
+            entry["released"] += row["released"]
+            entry["within"] += _n(row["within"]) * row["released"]
+            entry["turnaround_sum"] += _n(row["turnaround_sum"])
+    t = total.get
+    return {
+        "requests": {"total": int(t("cases", 0)), "telediagnosis": int(processes["telediagnosis"]),
+                     "teleexpertise": int(processes["teleexpertise"]),
+                     "by_urgency": {name: int(value["requests"]) for name, value in levels.items()}},
+        "acceptance": {
+            "offered": int(t("offered", 0)), "accepted": int(t("accepted", 0)),
+            "mean_minutes": _mean(t("acceptance_sum", 0), t("accepted", 0)),
+            "no_radiologist_alerts": int(t("no_radiologist", 0)),
+            "by_tier": {str(tier): {"cases": int(v["cases"]), "accepted": int(v["accepted"]),
+                                    "mean_minutes": _mean(v["acceptance_sum"], v["accepted"])}
+                        for tier, v in sorted(tiers.items())}},
+        "turnaround": {
+            "released": int(t("released", 0)), "mean_minutes": _mean(t("turnaround_sum", 0), t("released", 0)),
+            "max_minutes": round(turnaround_max, 1) if turnaround_max is not None else None,
+            "distribution": buckets, "distribution_by_urgency": bucket_levels,
+            "overdue_alerts": int(t("report_late", 0)),
+            "by_urgency": {name: {"requests": int(v["requests"]), "released": int(v["released"]),
+                                  "within_delay": int(v["within"]), "within_share": _share(v["within"], v["released"]),
+                                  "mean_minutes": _mean(v["turnaround_sum"], v["released"])}
+                           for name, v in levels.items()}},
+        "weekly": [{"requests": int(w["requests"]), "released": int(w["released"]),
+                    "within_share": _share(w["within"], w["released"]),
+                    "mean_turnaround_minutes": _mean(w["turnaround_sum"], w["released"])} for w in weekly],
+        "phone_calls": {"urgent_findings": int(t("urgent_findings", 0)), "calls_recorded": int(t("phone_calls", 0))},
+        "refusals": {"cases": int(t("refused", 0)), "site_visits": int(t("refusal_visits", 0)),
+                     "fallback_procedures": int(t("refusal_fallbacks", 0))},
+        "more_information": {"cases": int(t("more_info_cases", 0)), "loops": int(t("more_info_loops", 0))},
+        "announcements": {"cases": int(t("announcement_cases", 0)),
+                          "confirmed": int(t("announcements_confirmed", 0))},
+        "acknowledgement": {"acknowledged": int(t("acknowledged", 0)),
+                            "pending": int(t("released", 0) - t("acknowledged", 0)),
+                            "mean_minutes": _mean(t("acknowledgement_sum", 0), t("acknowledged", 0))},
+        "teleexpertise": {"requests": int(processes["teleexpertise"]), "answered": int(t("te_answered", 0)),
+                          "completeness_loop_cases": int(t("te_loop_cases", 0)),
+                          "completeness_loops": int(t("te_loops", 0)),
+                          "mean_answer_minutes": _mean(t("te_answer_sum", 0), t("te_answered", 0)),
+                          "within_delay": int(t("te_within", 0)),
+                          "within_share": _share(t("te_within", 0), t("te_answered", 0)),
+                          "overdue_alerts": int(t("te_late", 0))},
+        "_technical_difficulties": int(t("difficulties", 0)),
+        "_failed_cases": int(t("failed", 0)),
+    }
+
