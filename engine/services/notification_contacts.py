@@ -23,21 +23,22 @@ URGENT_OFFER, OFFER, NEXT_TIER = "urgent_offer", "offer", "offer_next_tier"
 NO_RADIOLOGIST, REPORT_OVERDUE = "no_radiologist", "report_overdue"
 ANNOUNCEMENT_PLAN, REPORT_RELEASED, IDENTITY_HOLD = "announcement_plan", "report_released", "identity_hold"
 SITE_VISIT_OVERDUE = "site_visit_overdue"  # CH-5.6: engine.services.site_visits.notify_overdue_visits
+CONVENTION_EXPIRY = "convention_expiry"  # engine.services.convention_reminders (renewal, expiry)
 EVENTS = (URGENT_OFFER, NEXT_TIER, NO_RADIOLOGIST, REPORT_OVERDUE, ANNOUNCEMENT_PLAN, REPORT_RELEASED,
-          IDENTITY_HOLD, OFFER, SITE_VISIT_OVERDUE)
+          IDENTITY_HOLD, OFFER, SITE_VISIT_OVERDUE, CONVENTION_EXPIRY)
 # Everything urgent reaches the phone too (the webhook's SMS or pager gateway); the rest waits in the mailbox;
 # an offer of a scheduled case to a whole territory wakes nobody.
 DEFAULT_PREFERENCES: Mapping[str, tuple[str, ...]] = {
     URGENT_OFFER: (EMAIL, WEBHOOK), NEXT_TIER: (EMAIL, WEBHOOK), NO_RADIOLOGIST: (EMAIL, WEBHOOK),
     REPORT_OVERDUE: (EMAIL,), ANNOUNCEMENT_PLAN: (EMAIL,), REPORT_RELEASED: (EMAIL,), IDENTITY_HOLD: (EMAIL,),
-    OFFER: (), SITE_VISIT_OVERDUE: (EMAIL,),
+    OFFER: (), SITE_VISIT_OVERDUE: (EMAIL,), CONVENTION_EXPIRY: (EMAIL,),
 }
 EVENT_TITLES = {
     URGENT_OFFER: "Dossier urgent proposé", NEXT_TIER: "Dossier proposé au niveau suivant",
     NO_RADIOLOGIST: "Aucun radiologue disponible", REPORT_OVERDUE: "Compte-rendu en retard",
     ANNOUNCEMENT_PLAN: "Plan d'annonce à confirmer", REPORT_RELEASED: "Compte-rendu disponible",
     IDENTITY_HOLD: "Images retenues (identité à vérifier)", OFFER: "Dossier programmé proposé",
-    SITE_VISIT_OVERDUE: "Visite de site en retard",
+    SITE_VISIT_OVERDUE: "Visite de site en retard", CONVENTION_EXPIRY: "Convention à renouveler",
 }
 _EMAIL = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$")
 _PHONE = re.compile(r"^\+?[1-9][0-9]{5,14}$")

@@ -3,11 +3,14 @@ remuneration document) and the expiry reminders already sent (engine.services.co
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, LargeBinary, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Date, ForeignKey, Index, LargeBinary, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from engine.domain.convention_content import NUMBERS, TEXTS, ConventionFacts, expired, missing_items
+from engine.store.directory_models import ConventionRow
 from engine.store.models import Base, BigId, UTCDateTime
 
 
@@ -41,3 +44,35 @@ class ConventionReminder(Base):
     stage: Mapped[str] = mapped_column(String(16))  # renewal, expiry_soon, expired
     expires_on: Mapped[date] = mapped_column(Date)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def document_kinds(session: Session, convention_ids: Iterable[int]) -> dict[int, frozenset[str]]:
+    """The kinds of document on file for each of these conventions."""
+    wanted = set(convention_ids)
+    kinds: dict[int, set[str]] = {}
+    if wanted:
+        for convention_id, kind in session.execute(
+                select(ConventionDocument.convention_id, ConventionDocument.kind).distinct()
+                .where(ConventionDocument.convention_id.in_(wanted))).tuples():
+            kinds.setdefault(convention_id, set()).add(kind)
+    return {convention_id: frozenset(kinds.get(convention_id, ())) for convention_id in wanted}
+
+
+def convention_facts(row: ConventionRow, documents: frozenset[str]) -> ConventionFacts:
+    """What engine.domain.convention_content checks, read from the convention's row and its documents' kinds."""
+    return ConventionFacts(
+        texts={name: getattr(row, name) for name in TEXTS}, numbers={name: getattr(row, name) for name in NUMBERS},
+        medical_lead=row.medical_lead,
+        approved_on={"cme": row.cme_validated_on, "g4": row.g4_approved_on, "council": row.council_approved_on},
+        documents=documents, remuneration_declared=row.remuneration_declared_at is not None,
+        expires_on=row.expires_on, renewal_on=row.renewal_on)
+
+
+def routes_cases(row: ConventionRow, documents: frozenset[str], today: date) -> bool:
+    """The convention opens routing today: approved (CH-3.4), complete (or active before its content was asked,
+    legacy_incomplete) and not expired."""
+    if not (row.cme_validated and row.approved_by_g4 and row.approved_by_council):
+        return False
+    if expired(row.expires_on, today):
+        return False
+    return row.legacy_incomplete or not missing_items(convention_facts(row, documents), today)

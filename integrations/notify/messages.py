@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from engine.services.notification_contacts import (
     ANNOUNCEMENT_PLAN,
+    CONVENTION_EXPIRY,
     EVENT_TITLES,
     IDENTITY_HOLD,
     NEXT_TIER,
@@ -35,6 +36,8 @@ WHAT = {
                    "jusqu'à votre vérification.",
     SITE_VISIT_OVERDUE: "La visite périodique d'un site (installations, connaissance des protocoles) est en retard : "
                         "planifiez-la, puis enregistrez-la dans Telerad.",
+    CONVENTION_EXPIRY: "Une convention de téléradiologie de ce site arrive à son renouvellement ou à son échéance : "
+                       "une convention échue n'ouvre plus le routage des dossiers. Renouvelez-la dans Telerad.",
 }
 ON_CALL_LINE = "Vous le recevez en tant que radiologue de garde du territoire de ce site."
 FOOTER = ("Ce message ne contient aucune donnée de santé : connectez-vous à Telerad pour voir le dossier.\n"
@@ -67,6 +70,8 @@ def compose(row: OutboxRow, site_name: str | None, public_url: str) -> Message:
     urgency = URGENCY_LABELS.get(row.urgency or "", "")
     number = f"dossier n° {row.case_id}" if row.case_id is not None else "Telerad"
     link = case_link(public_url, row.case_id) if row.event != SITE_VISIT_OVERDUE else f"{public_url}/site-visits"
+    if row.event == CONVENTION_EXPIRY:
+        link = f"{public_url}/admin/directory#conventions"
     where = f" — {site_name}" if site_name else ""
     subject = f"[Telerad] {title}{f' ({urgency})' if urgency else ''} — {number}"
     lines = [

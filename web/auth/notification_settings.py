@@ -18,6 +18,7 @@ from engine.services.context import EngineContext
 from engine.services.notification_contacts import (
     ANNOUNCEMENT_PLAN,
     CHANNELS,
+    CONVENTION_EXPIRY,
     EMAIL,
     EVENTS,
     IDENTITY_HOLD,
@@ -46,6 +47,7 @@ EVENT_LABELS = {
     IDENTITY_HOLD: _l("Images retenues pour vérification d'identité"),
     OFFER: _l("Dossier programmé qui vous est proposé"),
     SITE_VISIT_OVERDUE: _l("Visite périodique d'un site en retard"),
+    CONVENTION_EXPIRY: _l("Convention à renouveler ou échue"),
 }
 CHANNEL_LABELS = {EMAIL: _l("Courriel"), "webhook": _l("SMS / bip")}
 

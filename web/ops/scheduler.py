@@ -14,6 +14,7 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine.services.context import EngineContext
+from engine.services.convention_reminders import send_convention_reminders
 from engine.services.site_visits import notify_overdue_visits
 from engine.services.timers import fire_due_timers
 from integrations.audit_export.exporter import run_audit_export
@@ -59,6 +60,8 @@ class TimerScheduler:
                                     id="deliver_notifications", max_instances=1, coalesce=True,
                                     next_run_time=datetime.now(UTC))
             self._scheduler.add_job(self.notify_site_visits, "interval", hours=24, id="notify_overdue_visits",
+                                    max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+            self._scheduler.add_job(self.remind_conventions, "interval", hours=24, id="convention_reminders",
                                     max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
 
     def tick(self) -> None:
@@ -112,6 +115,16 @@ class TimerScheduler:
             notify_overdue_visits(self.ctx, self.notify.channels)
         except Exception:  # keep the scheduler alive; the next day's run tells them
             log.exception("overdue site visit notification failed")
+
+    def remind_conventions(self) -> None:
+        """Daily: conventions reaching their renewal date, their expiry in 30 days, or expired, told to the
+        administrators and the site's medical leads (engine.services.convention_reminders)."""
+        if self.notify is None:
+            return
+        try:
+            send_convention_reminders(self.ctx, self.notify.channels)
+        except Exception:  # keep the scheduler alive; the next day's run tells them
+            log.exception("convention reminders failed")
 
     def start(self) -> None:
         self._scheduler.start()
