@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
@@ -14,6 +15,13 @@ from engine.errors import ExpressionRefused
 from engine.runtime.expressions import SafeEvaluator, parse_expression
 
 Operation = Callable[..., Any]
+_SERVICE_DATA: ContextVar[Mapping[str, Any] | None] = ContextVar("telerad_service_data", default=None)
+
+
+def service_data() -> Mapping[str, Any]:
+    """The data of the service task whose operation is running (empty outside one), for operations that need
+    more of the case than their parameters, e.g. the charter pack a case follows (engine.services.charter_routing)."""
+    return _SERVICE_DATA.get() or {}
 
 
 class OperationRegistry:
@@ -72,7 +80,11 @@ class SafeEnvironment(BasePythonScriptEngineEnvironment):
                      **kwargs: Any) -> str:
         operation = self.operations.get(operation_name)
         params = {name: spec["value"] for name, spec in (operation_params or {}).items()}
-        return json.dumps(operation(**params))
+        token = _SERVICE_DATA.set(context)
+        try:
+            return json.dumps(operation(**params))
+        finally:
+            _SERVICE_DATA.reset(token)
 
 
 class SafeScriptEngine(PythonScriptEngine):

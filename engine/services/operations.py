@@ -19,10 +19,17 @@ from engine.domain.protocols import DEFAULT_CATALOGUE, ProtocolCatalogue
 from engine.domain.teleexpertise import report_recipients
 from engine.ports import Clock, Directory
 from engine.runtime import OperationRegistry
+from engine.runtime.script_engine import service_data
+from engine.services.charter_routing import PackRouting, for_directory
 
 
 def register_all(registry: OperationRegistry, directory: Directory, clock: Clock,
-                 catalogue: Callable[[], ProtocolCatalogue] = lambda: DEFAULT_CATALOGUE) -> None:
+                 catalogue: Callable[[], ProtocolCatalogue] = lambda: DEFAULT_CATALOGUE,
+                 pack_routing: PackRouting | None = None) -> None:
+    """`pack_routing`: how the pools apply the charter pack of each case (engine.services.charter_routing); by
+    default the database directory's, none for an in-memory directory (the 2020 charter)."""
+    screen = pack_routing if pack_routing is not None else for_directory(directory)
+
     def today() -> date:
         return paris_date(clock.now())
 
@@ -42,11 +49,25 @@ def register_all(registry: OperationRegistry, directory: Directory, clock: Clock
         """Out of hours, the site's on-call radiologist is offered the case first (tier 0)."""
         site = directory.site(site_id or "")
         if site is not None and is_out_of_hours(clock.now()) and directory.on_call(site.territory_id, clock.now()):
-            return {"tier": routing.ON_CALL}
-        return {"tier": routing.LOCAL}
+            return _with_pack({"tier": routing.ON_CALL}, site_id)
+        return _with_pack({"tier": routing.LOCAL}, site_id)
 
     def routing_next(tier: int) -> dict[str, Any]:
-        return {"tier": int(tier) + 1}
+        offer = service_data().get("offer")
+        carried = offer.get("pack") if isinstance(offer, dict) else None
+        return {"tier": int(tier) + 1, **({"pack": carried} if carried else {})}
+
+    def _with_pack(offer: dict[str, Any], site_id: str | None) -> dict[str, Any]:
+        """The case's charter pack travels in its offer from the first routing step (CH-9.1)."""
+        if screen is None:
+            return offer
+        return {**offer, "pack": screen.pack_of_case(site_id, today()).pack}
+
+    def _screened(site_id: str | None, offer: dict[str, Any]) -> dict[str, Any]:
+        """Every pool goes through the case's charter pack: the 2025 share cap and exclusivity (CH-3.5)."""
+        if screen is None:
+            return offer
+        return screen.screen(site_id, offer, today(), clock.now().isoformat())
 
     def candidate_pool(site_id: str | None, tier: int) -> dict[str, Any]:
         tier = int(tier)
@@ -59,12 +80,12 @@ def register_all(registry: OperationRegistry, directory: Directory, clock: Clock
                                               directory.territories(), today())
             eligible += routing.candidate_pool(site, routing.NEIGHBOURS, directory.radiologists(), conventions,
                                                directory.territories(), today())
-            return {"tier": tier, "candidates": [on_duty] if on_duty in eligible else [], "exhausted": False,
-                    "setting": "accept_oncall"}
+            return _screened(site_id, {"tier": tier, "candidates": [on_duty] if on_duty in eligible else [],
+                                       "exhausted": False, "setting": "accept_oncall"})
         candidates = [] if site is None or tier > last else routing.candidate_pool(
             site, tier, directory.radiologists(), conventions, directory.territories(), today())
-        return {"tier": tier, "candidates": candidates, "exhausted": site is None or tier >= last,
-                "setting": f"accept_tier{min(tier, routing.MAX_TIER)}"}
+        return _screened(site_id, {"tier": tier, "candidates": candidates, "exhausted": site is None or tier >= last,
+                                   "setting": f"accept_tier{min(tier, routing.MAX_TIER)}"})
 
     def routing_decline(offer: dict[str, Any], radiologist_id: str) -> dict[str, Any]:
         return {**offer, "candidates": [c for c in offer.get("candidates", []) if c != radiologist_id]}

@@ -1,0 +1,196 @@
+"""The charter pack in routing (CH-9.1, CH-3.5): which pack a case follows, the teleradiology share screen of the
+candidate pools, and the case timeline entries of the radiologists it skipped.
+
+Every offer of a case goes through the diagram operation ``telerad.candidate_pool`` (engine.services.operations):
+the first offer, the escalation timers (next tier), the on-call offer, a reassignment (back to the routing step)
+and the cases an HL7 order created. That operation calls `PackRouting.screen` here, so each path applies the pack.
+
+The pack of a case: the one its offer carries (set by the first routing step, kept by the next ones); else the one
+recorded for the case (table case_charter_pack, found by its accession number); else the one in force today for
+its site (a new case). `CharterPackHook`, a save hook, records the pack of a new case and writes on its timeline,
+once per screen, the radiologists skipped or warned about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, literal, or_, select, union_all
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.domain import charter_packs as packs
+from engine.domain.charter import enforces
+from engine.domain.data_checks import paris_date
+from engine.runtime.script_engine import service_data
+from engine.services.context import EngineContext
+from engine.services.persistence import InstanceRow, append_case_events
+from engine.store import audit
+from engine.store.charter_pack_models import ActivityDeclaration, CaseCharterPack, CharterPackAssignment
+from engine.store.directory_models import ConventionRow, SiteRow, User
+from engine.store.models import ProcessInstance, Task
+
+# The user tasks whose completion is a teleradiology act: the released report (telediagnosis) and the signed
+# opinion (teleexpertise); both are signed by the radiologist who completes them (engine.services.report_signature).
+TELERADIOLOGY_ACT_TASKS = ("interpret", "te_report")
+SKIPPED_EVENT, WARNED_EVENT = "routing.radiologist_skipped", "routing.radiologist_warned"
+
+
+def assignment_for_site(session: Session, site_id: str | None, on: date) -> packs.PackAssignment:
+    """The pack in force for a site on that date: a convention of the site that chose a pack wins over its
+    territory; the 2020 pack when neither chose."""
+    if not site_id:
+        return packs.pack_in_force((), on)
+    territory = select(SiteRow.territory_id).where(SiteRow.id == site_id).scalar_subquery()
+    rows = session.execute(
+        select(CharterPackAssignment, ConventionRow.site_id)
+        .outerjoin(ConventionRow, ConventionRow.id == CharterPackAssignment.convention_id)
+        .where(or_(ConventionRow.site_id == site_id, CharterPackAssignment.territory_id == territory))).all()
+    by_convention = [_assignment(row) for row, site in rows if site is not None]
+    by_territory = [_assignment(row) for row, site in rows if site is None]
+    chosen = packs.pack_in_force(by_convention, on)
+    return chosen if chosen.effective_from != date.min else packs.pack_in_force(by_territory, on)
+
+
+def _assignment(row: CharterPackAssignment) -> packs.PackAssignment:
+    return packs.PackAssignment(row.pack, row.effective_from, row.share_cap_percent, row.over_cap_mode)
+
+
+@enforces("CH-3.5")
+def share_facts(session: Session, usernames: Iterable[str], today: date,
+                window_days: int = packs.DEFAULT_SHARE_WINDOW_DAYS) -> dict[str, packs.ShareFacts]:
+    """Each radiologist's teleradiology acts (completed report and opinion tasks) and declared total activity over
+    the rolling window ending today: ONE aggregate statement for the whole pool."""
+    wanted = sorted(set(usernames))
+    if not wanted:
+        return {}
+    since = today - timedelta(days=window_days)
+    acts = select(Task.ended_by.label("who"), literal(1).label("acts"), literal(0).label("declared"),
+                  literal(0).label("declarations")).where(
+        Task.status == "completed", Task.spec_name.in_(TELERADIOLOGY_ACT_TASKS), Task.ended_by.in_(wanted),
+        Task.ended_at >= _midnight(since))
+    declared = select(ActivityDeclaration.username, literal(0), ActivityDeclaration.total_acts, literal(1)).where(
+        ActivityDeclaration.username.in_(wanted), ActivityDeclaration.period_end >= since,
+        ActivityDeclaration.period_start <= today)
+    both = union_all(acts, declared).subquery()
+    rows = session.execute(select(both.c.who, func.sum(both.c.acts), func.sum(both.c.declared),
+                                  func.sum(both.c.declarations)).group_by(both.c.who)).all()
+    found = {who: packs.ShareFacts(int(tele or 0), int(total or 0) if count else None)
+             for who, tele, total, count in rows}
+    return {user: found.get(user, packs.ShareFacts(0, None)) for user in wanted}
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+class PackRouting:
+    """What the routing operations ask of the database about packs and shares."""
+
+    def __init__(self, reader: sessionmaker[Session]):
+        self._reader = reader
+
+    def pack_of_case(self, site_id: str | None, today: date) -> packs.PackAssignment:
+        data = service_data()
+        offer = data.get("offer")
+        with self._reader() as session:
+            assignment = assignment_for_site(session, site_id, today)
+            carried = offer.get("pack") if isinstance(offer, Mapping) else None
+            if carried not in packs.PACKS:
+                carried = self._recorded(session, site_id, data.get("accession_number"))
+            if carried in packs.PACKS and carried != assignment.pack:
+                # The case keeps the pack it started under; the organisation's settings of that pack, if any.
+                return packs.PackAssignment(str(carried), date.min, None, assignment.over_cap_mode)
+            return assignment
+
+    @staticmethod
+    def _recorded(session: Session, site_id: str | None, accession: object) -> str | None:
+        if not isinstance(accession, str) or not accession:
+            return None
+        return session.execute(
+            select(CaseCharterPack.pack).join(ProcessInstance, ProcessInstance.id == CaseCharterPack.instance_id)
+            .where(ProcessInstance.accession_number == accession, ProcessInstance.site_id == site_id,
+                   ProcessInstance.status == "running").order_by(ProcessInstance.id.desc()).limit(1)).scalar()
+
+    @enforces("CH-9.1", "CH-3.5.1", "CH-3.5.2")
+    def screen(self, site_id: str | None, offer: dict[str, Any], today: date, moment: str) -> dict[str, Any]:
+        """The offer with the pack applied: with a pack that caps the share, the radiologists over the cap or
+        exclusive are taken out of the candidates (or only warned about); the screen is recorded in the offer for
+        the case timeline (CharterPackHook)."""
+        assignment = self.pack_of_case(site_id, today)
+        pack = packs.get_pack(assignment.pack)
+        result = {**offer, "pack": pack.id}
+        candidates: Sequence[str] = offer.get("candidates") or []
+        if not candidates or not (pack.share_cap or pack.refuse_exclusive):
+            return result
+        window = int(str(pack.parameters.get("share_window_days", packs.DEFAULT_SHARE_WINDOW_DAYS)))
+        with self._reader() as session:
+            facts = share_facts(session, candidates, today, window)
+        screening = packs.screen_pool(pack, assignment, candidates, facts)
+        result["candidates"] = screening.kept
+        if screening.skipped or screening.warned:
+            result["screen"] = {
+                "key": f"{moment}#{offer.get('tier')}", "cap": packs.share_cap_percent(pack, assignment),
+                "skipped": [_screened(s) for s in screening.skipped],
+                "warned": [_screened(s) for s in screening.warned]}
+        return result
+
+
+def _screened(item: packs.Screened) -> dict[str, Any]:
+    return {"radiologist": item.radiologist, "reason": item.reason,
+            "share": None if item.share is None else round(item.share, 4)}
+
+
+def for_directory(directory: object) -> PackRouting | None:
+    """The pack routing of a database directory (engine.store.sql_directory.SqlDirectory); None for the in-memory
+    directories of engine tests, whose routing stays the 2020 charter's unless they give one."""
+    reader = getattr(directory, "_reader", None)
+    return PackRouting(reader) if reader is not None else None
+
+
+class CharterPackHook:
+    """Save hook (engine.services.persistence.write_save): records the pack of a new case, and writes on the case's
+    timeline the radiologists the latest screen skipped or warned about, once per screen."""
+
+    def __init__(self, ctx: EngineContext):
+        self.ctx = ctx
+
+    def __call__(self, session: Session, saved: InstanceRow, data: Mapping[str, Any]) -> None:
+        offer = data.get("offer")
+        screen = offer.get("screen") if isinstance(offer, Mapping) else None
+        if saved.version != 2 and not (isinstance(screen, Mapping) and screen.get("key")):
+            return
+        now = self.ctx.clock.now()
+        row = session.get(CaseCharterPack, saved.id)
+        if row is None:
+            carried = offer.get("pack") if isinstance(offer, Mapping) else None
+            pack_id = carried if carried in packs.PACKS else assignment_for_site(
+                session, saved.site_id, paris_date(now)).pack
+            row = CaseCharterPack(instance_id=saved.id, pack=pack_id, version=packs.get_pack(pack_id).version,
+                                  recorded_at=now)
+            session.add(row)
+        if not isinstance(screen, Mapping) or not screen.get("key") or row.last_screen == screen["key"]:
+            session.flush()
+            return
+        row.last_screen = str(screen["key"])[:64]
+        people = [s for s in (*screen.get("skipped", ()), *screen.get("warned", ())) if isinstance(s, Mapping)]
+        names = dict(session.execute(select(User.username, User.display_name).where(
+            User.username.in_([str(p.get("radiologist")) for p in people]))).tuples())
+        events = []
+        for kind, event in (("skipped", SKIPPED_EVENT), ("warned", WARNED_EVENT)):
+            for item in screen.get(kind, ()):
+                who = str(item.get("radiologist"))
+                events.append(audit.AuditEntry("system", event, saved.id, {
+                    "radiologist": who, "radiologist_name": names.get(who, who), "reason": item.get("reason"),
+                    "share": item.get("share"), "cap": screen.get("cap"), "pack": row.pack,
+                    "tier": offer.get("tier") if isinstance(offer, Mapping) else None}))
+        session.flush()
+        if events:
+            append_case_events(session, saved, events, now)
+
+
+def install(ctx: EngineContext) -> None:
+    """Register the hook on a context (idempotent): every context that saves cases (engine.services.bootstrap)."""
+    if not any(isinstance(hook, CharterPackHook) for hook in ctx.save_hooks):
+        ctx.save_hooks.append(CharterPackHook(ctx))
