@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+import engine.store.charter_pack_models  # noqa: F401
 import engine.store.convention_models  # noqa: F401  (registers the tables)
 import engine.store.designer_models  # noqa: F401
 import engine.store.directory_models  # noqa: F401

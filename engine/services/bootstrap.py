@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.ports import Clock, Directory, SystemClock
 from engine.runtime import OperationRegistry, Runtime
 from engine.services.audit import bind_keys
+from engine.services.charter_routing import install as install_charter_packs
 from engine.services.context import EngineContext
 from engine.services.escalation import LiveEscalation
 from engine.services.keyring import KeyRing
@@ -50,6 +51,7 @@ def build_context(database_url: str, *, clock: Clock | None = None, operations: 
     )
     built.append(ctx)
     bind_keys(ctx)  # the audit events written through its sessions are MACed with ctx.keys
+    install_charter_packs(ctx)  # the charter pack of each new case, the share screen on its timeline (CH-9.1)
     return ctx
 
 
