@@ -16,8 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
+from engine.domain.data_checks import paris_date
 from engine.errors import Forbidden, TeleradError
+from engine.services.context import EngineContext
 from engine.services.directory_conventions import convention_from_row
+from engine.store.convention_models import document_kinds
 from engine.store.directory_models import ConventionRadiologist, ConventionRow, SiteRow, User
 
 DEFAULT_VISIT_INTERVAL_DAYS = 365
@@ -62,10 +65,11 @@ class Binding:
     interval_days: int
 
 
-def bindings(session: Session, site_id: str | None = None, radiologist: str | None = None) -> dict[
+def bindings(session: Session, today: date, site_id: str | None = None, radiologist: str | None = None) -> dict[
         tuple[str, str], Binding]:
-    """(site, radiologist) -> the binding, from the active conventions: the shortest visit interval of the active
-    conventions of the site that name him (`visit_interval_days` of the convention, 365 days by default)."""
+    """(site, radiologist) -> the binding, from the conventions in force `today` (approved, complete or flagged
+    legacy_incomplete, not expired: ConventionSummary.routes_cases, the same as routing): the shortest visit
+    interval (`visit_interval_days`, 365 days by default) of those of the site that name him."""
     query = select(ConventionRow).order_by(ConventionRow.id)
     if site_id is not None:
         query = query.where(ConventionRow.site_id == site_id)
@@ -76,12 +80,14 @@ def bindings(session: Session, site_id: str | None = None, radiologist: str | No
                 ConventionRadiologist.convention_id, ConventionRadiologist.username).where(
                 ConventionRadiologist.convention_id.in_([row.id for row in rows]))).tuples():
             members.setdefault(convention_id, []).append(username)
+    documents = document_kinds(session, [row.id for row in rows])
     found: dict[tuple[str, str], Binding] = {}
     for row in rows:
         names = sorted(members.get(row.id, ()))
-        if not convention_from_row(row, names).active:
+        summary = convention_from_row(row, names, documents.get(row.id, frozenset()), today)
+        if not summary.routes_cases:
             continue
-        interval = _interval_days(row)
+        interval = summary.visit_interval_days if summary.visit_interval_days > 0 else DEFAULT_VISIT_INTERVAL_DAYS
         for username in names:
             if radiologist is not None and username != radiologist:
                 continue
@@ -92,26 +98,21 @@ def bindings(session: Session, site_id: str | None = None, radiologist: str | No
     return found
 
 
-def _interval_days(row: ConventionRow) -> int:
-    value = getattr(row, "visit_interval_days", None)
-    return int(value) if isinstance(value, int) and value > 0 else DEFAULT_VISIT_INTERVAL_DAYS
-
-
-def visible_sites(session: Session, actor: Actor) -> set[str] | None:
+def visible_sites(session: Session, actor: Actor, today: date) -> set[str] | None:
     """The sites whose records the actor sees: None for every site (administrators)."""
     if is_admin(actor):
         return None
     sites: set[str] = set(actor.sites) if is_site_lead(actor) else set()
     if is_radiologist(actor):
-        sites |= {site for site, _user in bindings(session, radiologist=actor.user_id)}
+        sites |= {site for site, _user in bindings(session, today, radiologist=actor.user_id)}
     return sites
 
 
-def require_site_visible(session: Session, actor: Actor, site_id: str) -> None:
+def require_site_visible(session: Session, actor: Actor, site_id: str, today: date) -> None:
     """NotFound-like refusal for an unknown site, Forbidden for a site the actor may not see."""
     if session.get(SiteRow, site_id) is None:
         raise SiteQualityError(f"Site inconnu : {site_id[:64]}.", "site_id")
-    sites = visible_sites(session, actor)
+    sites = visible_sites(session, actor, today)
     if sites is not None and site_id not in sites:
         raise Forbidden("Ce site n'est pas l'un des vôtres.")
 
@@ -156,3 +157,10 @@ def clean_text(value: object, label: str, field: str, *, required: bool = True, 
     if any(ord(c) < 32 and c not in "\n\r\t" for c in text):
         raise SiteQualityError(f"{label} : caractères de contrôle refusés.", field)
     return text
+
+
+def check_site_visible(ctx: EngineContext, actor: Actor, site_id: str) -> None:
+    """For a page filtered by site: Forbidden unless the actor may see that site's records."""
+    require_any_role(actor)
+    with ctx.read() as session:
+        require_site_visible(session, actor, site_id, paris_date(ctx.clock.now()))

@@ -107,7 +107,7 @@ def record_visit(ctx: EngineContext, actor: Actor, site_id: str, radiologist: st
             raise SiteQualityError(f"Site inconnu : {str(site_id)[:64]}.", "site_id")
         if session.get(User, radiologist) is None:
             raise SiteQualityError(f"Radiologue inconnu : {radiologist[:64]}.", "radiologist")
-        if (site_id, radiologist) not in bindings(session, site_id=site_id, radiologist=radiologist):
+        if (site_id, radiologist) not in bindings(session, today, site_id=site_id, radiologist=radiologist):
             raise SiteQualityError("Ce radiologue n'est lié à ce site par aucune convention active : "
                                    "une visite ne s'enregistre que pour un site qu'il dessert.", "site_id")
         row = SiteVisitRow(site_id=site_id, radiologist=radiologist, visited_on=day, findings=text,
@@ -180,7 +180,7 @@ def overdue_visits(ctx: EngineContext, today: date, site_id: str | None = None,
     whose last visit is older than the convention's interval, or who never visited it; most overdue first. The
     caller decides who may see them (the indicators dashboard: administrators, a site lead for his site)."""
     with ctx.read() as session:
-        return [v for v in _status(session, today, bindings(session, site_id=site_id, radiologist=radiologist))
+        return [v for v in _status(session, today, bindings(session, today, site_id=site_id, radiologist=radiologist))
                 if v.overdue]
 
 
@@ -191,7 +191,7 @@ def visit_schedule(ctx: EngineContext, actor: Actor, today: date | None = None) 
     require_any_role(actor)
     today = today or paris_date(ctx.clock.now())
     with ctx.read() as session:
-        found = bindings(session)
+        found = bindings(session, today)
         if not is_admin(actor):
             found = {key: b for key, b in found.items()
                      if (is_radiologist(actor) and key[1] == actor.user_id)
@@ -201,8 +201,9 @@ def visit_schedule(ctx: EngineContext, actor: Actor, today: date | None = None) 
 
 def bound_sites(ctx: EngineContext, radiologist: str) -> list[tuple[str, str]]:
     """(site id, name) of the sites a radiologist is bound to, for his visit form."""
+    today = paris_date(ctx.clock.now())
     with ctx.read() as session:
-        sites = sorted({site for site, _user in bindings(session, radiologist=radiologist)})
+        sites = sorted({site for site, _user in bindings(session, today, radiologist=radiologist)})
         names = site_names(session, sites)
     return [(site, names.get(site, site)) for site in sites]
 
@@ -212,7 +213,7 @@ def bound_radiologists(ctx: EngineContext, actor: Actor) -> list[tuple[str, str]
     if not is_admin(actor):
         raise Forbidden("Réservé aux administrateurs.")
     with ctx.read() as session:
-        users = sorted({user for _site, user in bindings(session)})
+        users = sorted({user for _site, user in bindings(session, paris_date(ctx.clock.now()))})
         names = names_of(session, users)
     return sorted(((u, names.get(u, u)) for u in users), key=lambda item: item[1])
 
@@ -229,7 +230,7 @@ def notify_overdue_visits(ctx: EngineContext, channels: Sequence[str] = CHANNELS
         return 0
     written = 0
     with ctx.write() as session:
-        for visit in _status(session, today, bindings(session)):
+        for visit in _status(session, today, bindings(session, today)):
             if not visit.overdue:
                 continue
             prefix = f"site_visit:{visit.site_id}:{visit.radiologist}:"
