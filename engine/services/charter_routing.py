@@ -35,6 +35,7 @@ from engine.store.models import ProcessInstance, Task
 # opinion (teleexpertise); both are signed by the radiologist who completes them (engine.services.report_signature).
 TELERADIOLOGY_ACT_TASKS = ("interpret", "te_report")
 SKIPPED_EVENT, WARNED_EVENT = "routing.radiologist_skipped", "routing.radiologist_warned"
+MAX_SCREENS = 8  # screens an offer carries (tiers passed since the last save)
 
 
 def assignment_for_site(session: Session, site_id: str | None, on: date) -> packs.PackAssignment:
@@ -130,10 +131,14 @@ class PackRouting:
         screening = packs.screen_pool(pack, assignment, candidates, facts)
         result["candidates"] = screening.kept
         if screening.skipped or screening.warned:
-            result["screen"] = {
-                "key": f"{moment}#{offer.get('tier')}", "cap": packs.share_cap_percent(pack, assignment),
+            # Screens of the tiers passed in the same step come along (the hook writes those not yet written).
+            earlier = service_data().get("offer")
+            carried = earlier.get("screens") if isinstance(earlier, Mapping) else None
+            result["screens"] = [*(carried if isinstance(carried, list) else [])[-MAX_SCREENS:], {
+                "key": f"{moment}#{offer.get('tier')}", "tier": offer.get("tier"),
+                "cap": packs.share_cap_percent(pack, assignment),
                 "skipped": [_screened(s) for s in screening.skipped],
-                "warned": [_screened(s) for s in screening.warned]}
+                "warned": [_screened(s) for s in screening.warned]}]
         return result
 
 
@@ -151,43 +156,50 @@ def for_directory(directory: object) -> PackRouting | None:
 
 class CharterPackHook:
     """Save hook (engine.services.persistence.write_save): records the pack of a new case, and writes on the case's
-    timeline the radiologists the latest screen skipped or warned about, once per screen."""
+    timeline the radiologists the screens since the last save skipped or warned about (each screen once: its key,
+    the moment and the tier, is later than the last one written)."""
 
     def __init__(self, ctx: EngineContext):
         self.ctx = ctx
 
     def __call__(self, session: Session, saved: InstanceRow, data: Mapping[str, Any]) -> None:
         offer = data.get("offer")
-        screen = offer.get("screen") if isinstance(offer, Mapping) else None
-        if saved.version != 2 and not (isinstance(screen, Mapping) and screen.get("key")):
+        offer = offer if isinstance(offer, Mapping) else {}
+        screens = [s for s in offer.get("screens") or () if isinstance(s, Mapping) and s.get("key")]
+        if saved.version != 2 and not screens:
             return
         now = self.ctx.clock.now()
         row = session.get(CaseCharterPack, saved.id)
         if row is None:
-            carried = offer.get("pack") if isinstance(offer, Mapping) else None
+            carried = offer.get("pack")
             pack_id = carried if carried in packs.PACKS else assignment_for_site(
                 session, saved.site_id, paris_date(now)).pack
             row = CaseCharterPack(instance_id=saved.id, pack=pack_id, version=packs.get_pack(pack_id).version,
                                   recorded_at=now)
             session.add(row)
-        if not isinstance(screen, Mapping) or not screen.get("key") or row.last_screen == screen["key"]:
-            session.flush()
-            return
-        row.last_screen = str(screen["key"])[:64]
-        people = [s for s in (*screen.get("skipped", ()), *screen.get("warned", ())) if isinstance(s, Mapping)]
-        names = dict(session.execute(select(User.username, User.display_name).where(
-            User.username.in_([str(p.get("radiologist")) for p in people]))).tuples())
-        events = []
-        for kind, event in (("skipped", SKIPPED_EVENT), ("warned", WARNED_EVENT)):
-            for item in screen.get(kind, ()):
-                who = str(item.get("radiologist"))
-                events.append(audit.AuditEntry("system", event, saved.id, {
-                    "radiologist": who, "radiologist_name": names.get(who, who), "reason": item.get("reason"),
-                    "share": item.get("share"), "cap": screen.get("cap"), "pack": row.pack,
-                    "tier": offer.get("tier") if isinstance(offer, Mapping) else None}))
+        new = [s for s in screens if row.last_screen is None or str(s["key"]) > row.last_screen]
+        if new:
+            row.last_screen = max(str(s["key"]) for s in new)[:64]
         session.flush()
-        if events:
-            append_case_events(session, saved, events, now)
+        if new:
+            append_case_events(session, saved, self._events(session, saved.id, row.pack, new), now)
+
+    @staticmethod
+    def _events(session: Session, case_id: int, pack: str, screens: list[Mapping[str, Any]]) -> list[Any]:
+        people = {str(p.get("radiologist")) for s in screens for kind in ("skipped", "warned")
+                  for p in s.get(kind) or () if isinstance(p, Mapping)}
+        names = {u: n for u, n in session.execute(
+            select(User.username, User.display_name).where(User.username.in_(sorted(people)))).all()}
+        events = []
+        for screen in screens:
+            for kind, event in (("skipped", SKIPPED_EVENT), ("warned", WARNED_EVENT)):
+                for item in screen.get(kind) or ():
+                    who = str(item.get("radiologist"))
+                    events.append(audit.AuditEntry("system", event, case_id, {
+                        "radiologist": who, "radiologist_name": names.get(who, who), "reason": item.get("reason"),
+                        "share": item.get("share"), "cap": screen.get("cap"), "pack": pack,
+                        "tier": screen.get("tier")}))
+        return events
 
 
 def install(ctx: EngineContext) -> None:

@@ -54,8 +54,8 @@ def register_all(registry: OperationRegistry, directory: Directory, clock: Clock
 
     def routing_next(tier: int) -> dict[str, Any]:
         offer = service_data().get("offer")
-        carried = offer.get("pack") if isinstance(offer, dict) else None
-        return {"tier": int(tier) + 1, **({"pack": carried} if carried else {})}
+        carried = {key: offer[key] for key in ("pack", "screens") if key in offer} if isinstance(offer, dict) else {}
+        return {"tier": int(tier) + 1, **carried}
 
     def _with_pack(offer: dict[str, Any], site_id: str | None) -> dict[str, Any]:
         """The case's charter pack travels in its offer from the first routing step (CH-9.1)."""
