@@ -24,6 +24,7 @@ from engine.store.models import AuditEvent, table_of
 AUDIT = table_of(AuditEvent)
 BUCKET_EDGES_MINUTES = (30, 60, 120, 240, 480, 1440, 2880, 10080)
 WEEK = 7 * 86400
+TIER_KEYS = {0: "first_offer", 1: "tier_1", 2: "tier_2", 3: "tier_3", 4: "tier_4"}
 # Offer level after the last acceptance timeout that fired (audit "timer.fired", setting of the accept timer).
 _TIER_AFTER = {"accept_oncall": 1, "accept_tier1": 2, "accept_tier2": 3, "accept_tier3": 4, "accept_tier4": 4}
 
@@ -77,6 +78,7 @@ def _per_case(filters: Any, since: datetime, until: datetime) -> Any:
         first_offer.label("offer_at"),
         func.max(case((_spec("accept_case", True), TASK.c.ended_at))).label("accepted_at"),
         _count(("inform_patient", "check_identity", "justify")).label("accepted"),
+        func.min(case((_spec("interpret"), TASK.c.created_at))).label("reading_at"),
         func.min(case((_spec("acknowledge_report"), TASK.c.created_at))).label("released_at"),
         func.max(case((_spec("acknowledge_report", True), TASK.c.ended_at))).label("acknowledged_at"),
         func.min(case((_spec("te_report", True), TASK.c.ended_at))).label("answered_at"),
@@ -108,7 +110,8 @@ def _statement(filters: Any, since: datetime, until: datetime, week0: date, due:
     acknowledgement = seconds_between(c.released_at, c.acknowledged_at) / 60.0
     bucket = case(*[(turnaround < edge, index) for index, edge in enumerate(BUCKET_EDGES_MINUTES)],
                   else_=len(BUCKET_EDGES_MINUTES))
-    within = case(*[(and_(c.urgency == level, turnaround <= due[f"report_{level}"]), 1) for level in LEVELS],
+    reading = seconds_between(c.reading_at, c.released_at) / 60.0  # what the report's due time measures
+    within = case(*[(and_(c.urgency == level, reading <= due[f"report_{level}"]), 1) for level in LEVELS],
                   else_=0)
     tier = func.coalesce(timers.c.tier_after, 0)
     keys: dict[str, Any] = {
@@ -120,7 +123,7 @@ def _statement(filters: Any, since: datetime, until: datetime, week0: date, due:
     }
     sums: dict[str, Any] = {
         "cases": func.count(), "released": func.count(c.released_at), "turnaround_sum": func.sum(turnaround),
-        "turnaround_max": func.max(turnaround), "offered": func.count(c.offer_at),
+        "turnaround_max": func.max(turnaround), "reading_sum": func.sum(reading), "offered": func.count(c.offer_at),
         "accepted": func.sum(case((c.accepted > 0, 1), else_=0)), "acceptance_sum": func.sum(acceptance),
         "acknowledged": func.count(c.acknowledged_at), "acknowledgement_sum": func.sum(acknowledgement),
         "more_info_cases": func.sum(case((c.more_info > 0, 1), else_=0)), "more_info_loops": func.sum(c.more_info),
@@ -165,7 +168,7 @@ def _share(part: float, whole_: float) -> float | None:
 
 def _reduce(rows: list[dict[str, Any]], weeks: int) -> dict[str, Any]:
     total: dict[str, float] = {}
-    levels = {level: {"released": 0.0, "within": 0.0, "turnaround_sum": 0.0, "requests": 0.0}
+    levels = {level: {"released": 0.0, "within": 0.0, "turnaround_sum": 0.0, "requests": 0.0, "reading_sum": 0.0}
               for level in (*LEVELS, "unknown")}
     buckets = [0] * (len(BUCKET_EDGES_MINUTES) + 1)
     bucket_levels = {level: [0] * len(buckets) for level in LEVELS}
@@ -187,6 +190,7 @@ def _reduce(rows: list[dict[str, Any]], weeks: int) -> dict[str, Any]:
             level["released"] += row["released"]
             level["within"] += _n(row["within"]) * row["released"]
             level["turnaround_sum"] += _n(row["turnaround_sum"])
+            level["reading_sum"] += _n(row["reading_sum"])
         if row["bucket"] is not None:
             buckets[int(row["bucket"])] += int(row["released"])
             if row["urgency"] in LEVELS:
@@ -212,17 +216,19 @@ def _reduce(rows: list[dict[str, Any]], weeks: int) -> dict[str, Any]:
             "offered": int(t("offered", 0)), "accepted": int(t("accepted", 0)),
             "mean_minutes": _mean(t("acceptance_sum", 0), t("accepted", 0)),
             "no_radiologist_alerts": int(t("no_radiologist", 0)),
-            "by_tier": {str(tier): {"cases": int(v["cases"]), "accepted": int(v["accepted"]),
+            "by_tier": {TIER_KEYS[tier]: {"cases": int(v["cases"]), "accepted": int(v["accepted"]),
                                     "mean_minutes": _mean(v["acceptance_sum"], v["accepted"])}
                         for tier, v in sorted(tiers.items())}},
         "turnaround": {
             "released": int(t("released", 0)), "mean_minutes": _mean(t("turnaround_sum", 0), t("released", 0)),
+            "mean_report_minutes": _mean(t("reading_sum", 0), t("released", 0)),
             "max_minutes": round(turnaround_max, 1) if turnaround_max is not None else None,
             "distribution": buckets, "distribution_by_urgency": bucket_levels,
             "overdue_alerts": int(t("report_late", 0)),
             "by_urgency": {name: {"requests": int(v["requests"]), "released": int(v["released"]),
                                   "within_delay": int(v["within"]), "within_share": _share(v["within"], v["released"]),
-                                  "mean_minutes": _mean(v["turnaround_sum"], v["released"])}
+                                  "mean_minutes": _mean(v["turnaround_sum"], v["released"]),
+                                  "mean_report_minutes": _mean(v["reading_sum"], v["released"])}
                            for name, v in levels.items()}},
         "weekly": [{"requests": int(w["requests"]), "released": int(w["released"]),
                     "within_share": _share(w["within"], w["released"]),
