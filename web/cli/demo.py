@@ -14,6 +14,7 @@ from integrations.dicom.demo_images import add_demo_images
 from web.cli.common import load_settings, require_migrated
 from web.cli.demo_data import create_demo, create_demo_ct_case, create_demo_on_call
 from web.cli.demo_history import add_demo_history
+from web.cli.demo_site_quality import create_demo_site_quality
 
 
 @click.command(help="Create demo data (territories, sites, one user per role, cases) in an empty database.")
@@ -33,6 +34,7 @@ def demo(as_json: bool) -> None:
     deploy_library(ctx, Actor("cli"), settings.workflows_dir)
     accounts = create_demo(ctx)
     create_demo_on_call(ctx, ctx.clock.now())
+    create_demo_site_quality(ctx)  # site visits (one overdue), devices (one validated), a reading workstation
     add_demo_history(ctx, accounts, settings.database_url)  # finished cases of the past weeks (indicators)
     ct_case = create_demo_ct_case(ctx)  # a head CT: its images and a prior, where the SCP and the upload store them
     images = add_demo_images(ctx, settings.instance_path / "dicom", case_id=ct_case)
