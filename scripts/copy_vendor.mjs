@@ -55,6 +55,15 @@ const PLAN = {
       ['LICENSE', 'LICENSE'],
     ],
   },
+  // Charts of the quality indicators (/admin/indicators, web/static/js/indicators.js): the self-contained UMD
+  // build (global Chart, its colour helper bundled), drawn on canvas without inline styles or eval.
+  'chart.js': {
+    dest: 'chartjs',
+    files: [
+      ['dist/chart.umd.min.js', 'chart.umd.min.js'],
+      ['LICENSE.md', 'LICENSE.md'],
+    ],
+  },
 };
 
 // Bundles served under `script-src 'self'` must not compile code at run time.
