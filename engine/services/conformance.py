@@ -152,6 +152,15 @@ def conformance_matrix(project_root: Path, diagrams: list[DiagramFile] | None = 
     return rules
 
 
+def for_pack(rules: list[RuleCoverage], pack_id: str) -> list[RuleCoverage]:
+    """The matrix of one charter version (rule pack, engine.domain.charter_packs): the catalogue rules it is made
+    of; UnknownPack (French message) for an unknown version."""
+    from engine.domain.charter_packs import get_pack
+
+    kept = set(get_pack(pack_id).rule_ids(r.id for r in rules))
+    return [r for r in rules if r.id in kept]
+
+
 def _enforcement(citation: Citation) -> Enforcement:
     return Enforcement(citation.where, citation.kind, citation.reached_from)
 

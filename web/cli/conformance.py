@@ -7,8 +7,9 @@ import sys
 
 import click
 
+from engine.domain.charter_packs import PACKS
 from engine.services.bootstrap import build_context
-from engine.services.conformance import conformance_matrix, summary
+from engine.services.conformance import conformance_matrix, for_pack, summary
 from engine.services.conformance_sources import deployed_diagrams, registry_forms
 from web import config
 from web.cli.common import load_settings, require_migrated
@@ -23,7 +24,10 @@ from web.cli.common import load_settings, require_migrated
                    '"reached_from"}], "tests", "negative_tests", ...}]}.')
 @click.option("--repo", is_flag=True, help="Analyse the repository's diagrams (workflows/bpmn/) and form schemas "
                                            "instead of the deployed versions (no database needed).")
-def conformance(as_json: bool, repo: bool) -> None:
+@click.option("--charter", "pack", type=click.Choice(sorted(PACKS)), default=None,
+              help="The matrix of one version of the charter (rule pack: 2020, or 2025 with its update's rules); "
+                   "every rule of the catalogue by default.")
+def conformance(as_json: bool, repo: bool, pack: str | None) -> None:
     if repo:
         rules = conformance_matrix(config.PROJECT_ROOT)
     else:
@@ -31,9 +35,12 @@ def conformance(as_json: bool, repo: bool) -> None:
         require_migrated(settings)
         ctx = build_context(settings.database_url, keys=settings.key_ring())
         rules = conformance_matrix(config.PROJECT_ROOT, deployed_diagrams(ctx), registry_forms(ctx))
+    if pack is not None:
+        rules = for_pack(rules, pack)
     declared_only = [r.id for r in rules if r.status == "declared_only"]
     if as_json:
-        click.echo(json.dumps({"rules": [r.as_dict() for r in rules]}, ensure_ascii=False, indent=2))
+        click.echo(json.dumps({"rules": [r.as_dict() for r in rules], **({"charter": pack} if pack else {})},
+                              ensure_ascii=False, indent=2))
         sys.exit(1 if declared_only else 0)
     for rule in rules:
         click.echo(f"{rule.id:<10} {rule.status_label:<19} {len(rule.enforced_by):>3} application(s) atteinte(s) "
@@ -55,6 +62,7 @@ def conformance(as_json: bool, repo: bool) -> None:
     counts = summary(rules)
     plural = {"enforced": "appliquée(s)", "declared_only": "déclarée(s) seulement", "missing": "manquante(s)",
               "outside": "hors logiciel"}
-    click.echo(f"\n{len(rules)} règles : " + ", ".join(f"{counts[s]} {plural[s]}" for s in counts)
+    heading = f"\nCharte {pack} : " if pack else "\n"
+    click.echo(heading + f"{len(rules)} règles : " + ", ".join(f"{counts[s]} {plural[s]}" for s in counts)
                + (f"\ndéclarées seulement : {', '.join(declared_only)}" if declared_only else ""))
     sys.exit(1 if declared_only else 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from web.cli.audit import audit
+from web.cli.charter_packs import charter
 from web.cli.conformance import conformance
 from web.cli.db import db
 from web.cli.demo import demo
@@ -28,6 +29,7 @@ main.add_command(deploy)
 main.add_command(audit)
 main.add_command(keys)
 main.add_command(conformance)
+main.add_command(charter)
 main.add_command(demo)
 main.add_command(users)
 main.add_command(hl7)

@@ -39,6 +39,8 @@ ACTIONS = {
     "dicom.qr_move": _l("Images envoyées à une station de visualisation"),
     "dicomweb.accessed": _l("Images consultées (DICOMweb)"),
     "viewer.launched": _l("Images ouvertes dans Weasis"),
+    "routing.radiologist_skipped": _l("Radiologue écarté de l'offre (charte)"),
+    "routing.radiologist_warned": _l("Radiologue proposé malgré la charte (avertissement)"),
 }
 # Actors that are not people (engine.domain.actors, the adapters' actors).
 MACHINE_ACTORS = {
@@ -86,11 +88,26 @@ def _detail_text(action: str, detail: Mapping[str, Any]) -> str:
     if action == "charter.refused":
         return " ; ".join(str(refusal.get("reason")) for refusal in detail.get("refusals", [])
                           if isinstance(refusal, Mapping) and refusal.get("reason"))
+    if action in ("routing.radiologist_skipped", "routing.radiologist_warned"):
+        return _screen_text(detail)
     if action in _REASON_ACTIONS and detail.get("reason"):
         return str(detail["reason"])
     if detail.get("title"):
         return str(detail["title"])
     return ""
+
+
+def _screen_text(detail: Mapping[str, Any]) -> str:
+    """Why the charter pack screened a radiologist out of an offer (engine.services.charter_routing)."""
+    name = str(detail.get("radiologist_name") or detail.get("radiologist") or "—")
+    pack = str(detail.get("pack") or "")
+    if detail.get("reason") == "exclusive":
+        return _("%(name)s n'a déclaré aucune activité locale : téléradiologue exclusif, non accepté par la charte "
+                 "%(pack)s", name=name, pack=pack)
+    share = detail.get("share")
+    percent = f"{float(share) * 100:.0f} %" if isinstance(share, int | float) else "—"
+    return _("la part de téléradiologie de %(name)s (%(share)s sur 12 mois) dépasse le plafond de %(cap)s %% de la "
+             "charte %(pack)s", name=name, share=percent, cap=detail.get("cap") or "—", pack=pack)
 
 
 def register_history_filters(app: Flask) -> None:
