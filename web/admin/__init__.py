@@ -1,7 +1,19 @@
 """Administration: accounts and the routing directory, escalation delays and waiting timers, on-call, HL7 and
-DICOM links, the protocol catalogue, the charter conformance matrix, the notification outbox."""
+DICOM links, the protocol catalogue, the charter conformance matrix, the notification outbox, the quality audits."""
 
-from web.admin import conformance, dicom, directory, escalation, hl7, notifications, oncall, protocols, users
+from web.admin import (
+    conformance,
+    convention_documents,
+    dicom,
+    directory,
+    escalation,
+    hl7,
+    notifications,
+    oncall,
+    protocols,
+    quality_audits,
+    users,
+)
 
 BLUEPRINTS = (users.bp, directory.bp, escalation.bp, oncall.bp, hl7.bp, dicom.bp, conformance.bp, protocols.bp,
-              notifications.bp)
+              notifications.bp, quality_audits.bp, convention_documents.bp)
