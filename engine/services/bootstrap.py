@@ -35,7 +35,7 @@ def build_context(database_url: str, *, clock: Clock | None = None, operations: 
     engine = make_engine(database_url, **engine_options)
     writer, reader = session_factories(engine)
     clock = clock or SystemClock()
-    directory = directory or SqlDirectory(reader)
+    directory = directory or SqlDirectory(reader, clock)  # the clock says when a convention has expired
     provided: dict[str, Mapping[str, str]] = {
         "escalation": MappingProxyType(dict(escalation)) if escalation is not None else _live_escalation(reader)}
     built: list[EngineContext] = []

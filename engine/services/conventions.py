@@ -157,3 +157,14 @@ def _check_medical_lead(session: Session, site_id: str, username: str) -> None:
     if found is None:
         raise DirectoryError(f"« {username} » n'est pas un médecin responsable actif de ce site : choisissez un "
                              "compte qui a le rôle « Médecin responsable du site » sur ce site.")
+
+
+def site_lead_choices(ctx: EngineContext, actor: Actor, site_id: str) -> list[tuple[str, str]]:
+    """(username, display name) of the active medical leads of the site, who may be named on its convention."""
+    _require_admin(actor)
+    with ctx.read() as session:
+        return [(u, n) for u, n in session.execute(
+            select(User.username, User.display_name).join(UserRole, UserRole.username == User.username)
+            .join(UserSite, UserSite.username == User.username)
+            .where(User.active.is_(True), UserRole.role == MEDICAL_LEAD_ROLE, UserSite.site_id == site_id)
+            .order_by(User.display_name)).tuples()]

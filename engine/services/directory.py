@@ -17,6 +17,7 @@ from engine.domain.account_roles import ACCOUNT_ROLES
 from engine.domain.actors import Actor
 from engine.domain.charter import enforces
 from engine.domain.credentials import RadiologistCredentials
+from engine.domain.data_checks import paris_date
 from engine.errors import Forbidden
 from engine.services.account_rules import (
     RADIOLOGIST_ROLES,
@@ -29,7 +30,7 @@ from engine.services.account_rules import (
 from engine.services.accounts_totp import unsealed
 from engine.services.context import EngineContext
 from engine.services.directory_checks import identifier_refusal, members_refusal, text_refusal
-from engine.services.directory_conventions import ConventionSummary, convention_from_row
+from engine.services.directory_conventions import activation_refusal
 from engine.services.eligibility import lead_loss_refusal, medical_lead_refusal
 from engine.store import audit
 from engine.store.directory_models import (
@@ -128,6 +129,8 @@ def create_convention(ctx: EngineContext, actor: Actor, site_id: str, radiologis
                             approved_by_council=approved_by_council, external_allowed=external_allowed, tiers=tiers)
         session.add(row)
         session.flush()
+        if cme_validated and approved_by_g4 and approved_by_council:  # never active without its content
+            _refuse(activation_refusal(session, row, paris_date(ctx.clock.now())))
         session.add_all([ConventionRadiologist(convention_id=row.id, username=r) for r in sorted(set(radiologists))])
         audit.append_global(session, [audit.AuditEntry(actor.user_id, "convention.created", None, {
             "convention": row.id, "site": site_id, "radiologists": sorted(set(radiologists)),
@@ -196,29 +199,6 @@ def user_summary(ctx: EngineContext, actor: Actor, username: str) -> UserSummary
         roles = session.execute(select(UserRole.role).where(UserRole.username == username)).scalars().all()
         sites = session.execute(select(UserSite.site_id).where(UserSite.username == username)).scalars().all()
         return _summary(user, sorted(roles), sorted(sites), ctx.clock.now())
-
-
-def list_conventions(ctx: EngineContext, actor: Actor, site_id: str | None = None) -> list[ConventionSummary]:
-    _require_admin(actor)
-    with ctx.read() as session:
-        query = select(ConventionRow).order_by(ConventionRow.site_id, ConventionRow.id)
-        if site_id is not None:
-            query = query.where(ConventionRow.site_id == site_id)
-        rows = session.execute(query).scalars().all()
-        members = _grouped(session.execute(select(ConventionRadiologist.convention_id,
-                                                  ConventionRadiologist.username)).tuples())
-        return [convention_from_row(row, members.get(row.id, ())) for row in rows]
-
-
-def convention_summary(ctx: EngineContext, actor: Actor, convention_id: int) -> ConventionSummary:
-    _require_admin(actor)
-    with ctx.read() as session:
-        row = session.get(ConventionRow, convention_id)
-        if row is None:
-            raise DirectoryError(f"Convention inconnue : n° {convention_id}.")
-        members = session.execute(select(ConventionRadiologist.username)
-                                  .where(ConventionRadiologist.convention_id == convention_id)).scalars().all()
-        return convention_from_row(row, sorted(members))
 
 
 # --- changes (administrators) -----------------------------------------------------------------------------------
@@ -336,6 +316,9 @@ def update_convention(ctx: EngineContext, actor: Actor, convention_id: int, radi
         was_active = row.cme_validated and row.approved_by_g4 and row.approved_by_council
         if not was_active and cme_validated and approved_by_g4 and approved_by_council:  # CH-6.1, as at creation
             _refuse(medical_lead_refusal(session, row.site_id))
+            _refuse(activation_refusal(session, row, paris_date(ctx.clock.now())))  # with all its content
+        if was_active and not (cme_validated and approved_by_g4 and approved_by_council):
+            row.legacy_incomplete = False  # deactivated: active again only once complete
         for name, value in changes.items():
             setattr(row, name, value)
         session.execute(delete(ConventionRadiologist).where(ConventionRadiologist.convention_id == convention_id,

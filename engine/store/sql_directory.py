@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.domain.credentials import RadiologistCredentials
+from engine.domain.data_checks import paris_date
 from engine.domain.oncall import OnCallSlot, on_call_at
 from engine.domain.routing import Convention, Radiologist, Site, Territory
+from engine.store.convention_models import document_kinds, routes_cases
 from engine.store.directory_models import (
     ConventionRadiologist,
     ConventionRow,
@@ -23,9 +26,14 @@ from engine.store.directory_models import (
 )
 
 
+class _Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
 class SqlDirectory:
-    def __init__(self, reader: sessionmaker[Session]):
+    def __init__(self, reader: sessionmaker[Session], clock: _Clock | None = None):
         self._reader = reader
+        self._clock = clock  # what "today" is for the conventions' expiry (the system clock by default)
 
     def site(self, site_id: str) -> Site | None:
         with self._reader() as session:
@@ -43,14 +51,21 @@ class SqlDirectory:
                     for row in session.execute(select(TerritoryRow)).scalars()}
 
     def conventions(self, site_id: str) -> list[Convention]:
+        """The site's conventions as routing sees them: one is active only while it is approved, complete (or
+        flagged legacy_incomplete) and not expired at today's Paris date (engine.store.convention_models)."""
+        today = paris_date(self._clock.now() if self._clock is not None else datetime.now(UTC))
         with self._reader() as session:
+            rows = session.execute(select(ConventionRow).where(ConventionRow.site_id == site_id)
+                                   .order_by(ConventionRow.id)).scalars().all()
+            kinds = document_kinds(session, [row.id for row in rows])
             result = []
-            for row in session.execute(select(ConventionRow).where(ConventionRow.site_id == site_id)).scalars():
+            for row in rows:
                 members = session.execute(select(ConventionRadiologist.username)
                                           .where(ConventionRadiologist.convention_id == row.id)).scalars()
+                active = routes_cases(row, kinds[row.id], today)
                 result.append(Convention(
-                    row.site_id, frozenset(members), row.cme_validated, row.approved_by_g4, row.approved_by_council,
-                    row.external_allowed, frozenset(int(t) for t in row.tiers.split(",") if t.strip().isdigit())))
+                    row.site_id, frozenset(members), active, active, active, row.external_allowed,
+                    frozenset(int(t) for t in row.tiers.split(",") if t.strip().isdigit())))
             return result
 
     def radiologists(self) -> list[Radiologist]:

@@ -12,11 +12,11 @@ from sqlalchemy import func, select
 
 from engine.domain.actors import Actor
 from engine.services.accounts import create_user
+from engine.services.conventions import list_conventions
 from engine.services.directory import (
     DirectoryError,
     create_convention,
     create_site,
-    list_conventions,
     set_user_active,
     update_convention,
     update_user_roles_sites,
@@ -25,6 +25,7 @@ from engine.services.eligibility import sites_without_medical_lead
 from engine.store.directory_models import ConventionRow, User
 from engine.store.models import AuditEvent
 from tests import demo_app
+from tests.convention_support import complete_convention, fill_convention
 from tests.demo_app import login
 
 app, demo_ctx = demo_app.app, demo_app.demo_ctx  # the demo directory, accounts and cases (fixtures)
@@ -65,6 +66,9 @@ def test_service_refuses_to_create_an_active_convention_for_a_site_without_medic
         update_convention(demo_ctx, ADMIN, number, ("dr.legall",), **APPROVED, external_allowed=False, tiers="1")
     assert not list_conventions(demo_ctx, ADMIN, unled_site)[0].active
     give_lead(demo_ctx, unled_site)
+    with pytest.raises(DirectoryError, match="ne peut pas être activée : il manque"):  # with its lead, not its content
+        update_convention(demo_ctx, ADMIN, number, ("dr.legall",), **APPROVED, external_allowed=False, tiers="1")
+    fill_convention(demo_ctx, number, "dr.lead")
     assert update_convention(demo_ctx, ADMIN, number, ("dr.legall",), **APPROVED, external_allowed=False,
                              tiers="1")
     assert list_conventions(demo_ctx, ADMIN, unled_site)[0].active
@@ -87,7 +91,7 @@ def test_a_deactivated_lead_or_a_lead_of_another_site_does_not_count(demo_ctx, u
 @pytest.mark.charter("CH-6.1", negative=True)
 def test_the_last_lead_of_a_site_under_active_convention_cannot_be_removed(demo_ctx, unled_site):
     give_lead(demo_ctx, unled_site)
-    create_convention(demo_ctx, ADMIN, unled_site, ("dr.legall",), **APPROVED)
+    complete_convention(demo_ctx, unled_site, ("dr.legall",), "dr.lead")
     for change in (lambda: update_user_roles_sites(demo_ctx, ADMIN, "dr.lead", ("requester",), (unled_site,)),
                    lambda: update_user_roles_sites(demo_ctx, ADMIN, "dr.lead", ("site_lead",), ("ch-brest",)),
                    lambda: set_user_active(demo_ctx, ADMIN, "dr.lead", False)):

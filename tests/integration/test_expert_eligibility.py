@@ -21,6 +21,7 @@ from engine.services.tasks import complete_task, list_tasks
 from engine.store.models import ProcessInstance, Task
 from forms import FormValidationError
 from tests import demo_app
+from tests.convention_support import complete_convention
 from tests.demo_app import login
 from web.cli.demo_data import DEMO_PASSWORD
 
@@ -42,8 +43,7 @@ def experts(demo_ctx):
     create_user(demo_ctx, ADMIN, LOCAL.user_id, "Dr Soizic Le Lay (radiologue)", DEMO_PASSWORD,
                 tuple(LOCAL.roles), tuple(LOCAL.sites), territory_id="morlaix", **VALID)
     mark_totp_enrolled(demo_ctx, ADMIN, LOCAL.user_id)
-    create_convention(demo_ctx, ADMIN, "ch-morlaix", (LOCAL.user_id,), cme_validated=True, approved_by_g4=True,
-                      approved_by_council=True)
+    complete_convention(demo_ctx, "ch-morlaix", (LOCAL.user_id,), "dr.riou")  # complete and active (issue 19)
     added = [key for key in EXPERT_FORMS if check_expert not in task_checks._BY_FORM.get(key, [])]
     for key in added:
         task_checks.register(key, check_expert)

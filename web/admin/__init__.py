@@ -1,5 +1,5 @@
 """Administration: accounts and the routing directory, escalation delays and waiting timers, on-call, HL7 and
-DICOM links, the protocol catalogue, the charter conformance matrix, the notification outbox, the quality audits."""
+DICOM links, the protocol catalogue, the charter conformance matrix, the notification outbox."""
 
 from web.admin import (
     conformance,
@@ -11,9 +11,8 @@ from web.admin import (
     notifications,
     oncall,
     protocols,
-    quality_audits,
     users,
 )
 
 BLUEPRINTS = (users.bp, directory.bp, escalation.bp, oncall.bp, hl7.bp, dicom.bp, conformance.bp, protocols.bp,
-              notifications.bp, quality_audits.bp, convention_documents.bp)
+              notifications.bp, convention_documents.bp)

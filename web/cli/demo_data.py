@@ -11,11 +11,12 @@ from engine.domain.actors import Actor
 from engine.domain.data_checks import paris_date
 from engine.services.accounts import create_user
 from engine.services.context import EngineContext
-from engine.services.directory import create_convention, create_site, create_territory, mark_totp_enrolled
+from engine.services.directory import create_site, create_territory, mark_totp_enrolled
 from engine.services.instances import start_instance
 from engine.services.notification_contacts import DEFAULT_PREFERENCES, update_contact
 from engine.services.oncall import add_slot
 from engine.services.tasks import complete_task, list_tasks
+from web.cli.demo_conventions import create_demo_conventions
 
 DEMO_PASSWORD = "telerad-demo-2026"  # noqa: S105 - printed to the newcomer; demo databases only
 DEMO_PHONES = {"dr.martin": "+33298000001", "dr.legall": "+33298000002"}  # fictitious numbers of the demo
@@ -68,9 +69,7 @@ def create_demo(ctx: EngineContext) -> list[dict[str, Any]]:
                        DEMO_PHONES.get(user.username, ""), DEFAULT_PREFERENCES)
         accounts.append({"username": user.username, "password": DEMO_PASSWORD, "totp_secret": secret,
                          "roles": list(user.roles), "sites": list(user.sites), "name": user.name})
-    for site in ("ch-brest", "ch-morlaix", "clinique-landerneau"):
-        create_convention(ctx, SYSTEM, site, ("dr.legall", "dr.morvan"), cme_validated=True, approved_by_g4=True,
-                          approved_by_council=True)
+    create_demo_conventions(ctx, SYSTEM, ("ch-brest", "ch-morlaix", "clinique-landerneau"))  # complete, active
     _demo_cases(ctx)
     from integrations.dicom.demo import configure_demo_dicom
     from integrations.hl7.demo import configure_demo_hl7

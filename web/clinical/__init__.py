@@ -2,6 +2,7 @@
 
 from web.clinical import (
     cases,
+    convention_fallback,
     images,
     inbox,
     people,
@@ -16,4 +17,4 @@ from web.clinical import (
 )
 
 BLUEPRINTS = (inbox.bp, cases.bp, images.bp, task_context.bp, reports.bp, people.bp, workstations.bp, weasis.bp,
-              viewer.bp, site_visits.bp, site_devices.bp, reading_stations.bp)
+              viewer.bp, site_visits.bp, site_devices.bp, reading_stations.bp, convention_fallback.bp)

@@ -18,6 +18,7 @@ from engine.store.directory_models import User, UserRole, UserSite
 from engine.store.models import AuditEvent
 from engine.store.sql_directory import SqlDirectory
 from tests import demo_app
+from tests.convention_support import fill_convention
 from tests.demo_app import login
 
 app, demo_ctx = demo_app.app, demo_app.demo_ctx  # the fixtures of the clinician pages (demo data)
@@ -144,9 +145,10 @@ def test_every_admin_route_is_forbidden_to_non_administrators(app, demo_ctx, clo
               ("post", "/admin/users/dr.legall/sessions/end-all"), ("post", "/admin/users/dr.legall/tokens/renew"),
               ("get", "/admin/directory"),
               ("post", "/admin/directory"), ("get", "/admin/directory/conventions/1"),
-              ("post", "/admin/directory/conventions/1"), ("get", "/admin/users/nobody")]
+              ("post", "/admin/directory/conventions/1"), ("post", "/admin/directory/conventions/1/content"),
+              ("post", "/admin/directory/conventions/1/documents"), ("get", "/admin/users/nobody")]
     rules = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith(("users.", "directory."))}
-    assert {re.sub(r"dr\.legall|nobody", "<username>", re.sub(r"/1$", "/<int:convention_id>",
+    assert {re.sub(r"dr\.legall|nobody", "<username>", re.sub(r"/1(/content|/documents)?$", r"/<int:convention_id>\1",
                                                             url.replace("/sessions/1/", "/sessions/<int:session_id>/")))
             for _method, url in routes} == rules
     data = {"access-roles": ["administrator"], "access-submit": "x", "username": "intrus",
@@ -259,7 +261,9 @@ def test_convention_without_every_approval_is_inactive_until_approved(app, demo_
     assert SqlDirectory(demo_ctx.reader).conventions("ch-quimper")[0].active is False
     update_user_roles_sites(demo_ctx, Actor("admin", frozenset({"administrator"})), "dr.guillou", ["site_lead"],
                             ["ch-brest", "ch-quimper"])
-    # with its medical lead, the convention becomes active
+    # with its medical lead and its content (issue 19, item 5: tests/web/admin/test_convention_content.py), the
+    # convention becomes active
+    fill_convention(demo_ctx, convention_id, "dr.guillou")
     response = client.post(f"/admin/directory/conventions/{convention_id}", data=approved)
     assert response.status_code == 302, text(response)
     (convention,) = SqlDirectory(demo_ctx.reader).conventions("ch-quimper")
