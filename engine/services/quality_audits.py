@@ -39,6 +39,7 @@ from engine.domain.quality_audit import (
     readable_sites,
 )
 from engine.errors import Conflict, Forbidden, NotFound
+from engine.services.case_record import display_names
 from engine.services.context import EngineContext
 from engine.services.indicators import IndicatorError, IndicatorFilters, compute_indicators
 from engine.services.quality_audit_cases import notable_cases
@@ -61,6 +62,7 @@ class ReportSummary:
     issued_by: str
     issued_at: Any
     open_actions: int
+    issued_by_name: str
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class IssuedReport:
     snapshot: dict[str, Any]
     actions: list[ActionView]
     versions: list[tuple[int, int]]  # (report id, version) of the same scope and quarter, oldest first
+    names: dict[str, str]  # username -> display name, of who issued it and who followed it up
 
 
 def scope_name(session: Session, scope: AuditScope) -> str:
@@ -198,9 +201,11 @@ def list_reports(ctx: EngineContext, actor: Actor) -> list[ReportSummary]:
                                               QualityAuditReport.scope_id, QualityAuditReport.version.desc())).all()
         names = {**dict(session.execute(select(SiteRow.id, SiteRow.name)).tuples().all())}
         territories = dict(session.execute(select(TerritoryRow.id, TerritoryRow.name)).tuples().all())
+        people = display_names(session, [r.issued_by for r, _count in rows])
     return [ReportSummary(r.id, AuditScope(r.scope, r.scope_id),
                           (names if r.scope == SITE else territories).get(r.scope_id, r.scope_id), r.quarter,
-                          r.version, r.issued_by, r.issued_at, int(count)) for r, count in rows]
+                          r.version, r.issued_by, r.issued_at, int(count), people.get(r.issued_by, r.issued_by))
+            for r, count in rows]
 
 
 def get_report(ctx: EngineContext, actor: Actor, report_id: int) -> IssuedReport:
@@ -214,7 +219,8 @@ def get_report(ctx: EngineContext, actor: Actor, report_id: int) -> IssuedReport
         versions = session.execute(select(QualityAuditReport.id, QualityAuditReport.version).where(
             QualityAuditReport.scope == row.scope, QualityAuditReport.scope_id == row.scope_id,
             QualityAuditReport.quarter == row.quarter).order_by(QualityAuditReport.version)).tuples().all()
+        names = display_names(session, [row.issued_by, *(a.created_by for a in actions), *(a.done_by for a in actions)])
     return IssuedReport(row.id, AuditScope(row.scope, row.scope_id), row.quarter, row.version, row.issued_by,
                         row.issued_at, row.sha256, json.loads(row.snapshot),
                         [ActionView(a.id, a.text, a.owner, a.due_date, a.created_by, a.created_at, a.done_by,
-                                    a.done_at) for a in actions], list(versions))
+                                    a.done_at) for a in actions], list(versions), names)

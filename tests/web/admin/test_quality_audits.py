@@ -55,7 +55,7 @@ def test_CH6_3_an_administrator_previews_issues_and_prints_a_sites_quarter(app, 
     assert response.status_code == 302
     report_id = _report_id(response)
     issued = client.get(f"/admin/quality-audits/{report_id}").get_data(as_text=True)
-    assert "Version 1, émise le 05/01/2026 11:35 par admin" in issued and 'id="audit-issue-form"' not in issued
+    assert "Version 1, émise le 05/01/2026 11:35 par Administrateur Telerad" in issued and 'id="audit-issue-form"' not in issued
     assert 'id="audit-action-form"' in issued
     second = _report_id(_issue(client))
     assert _reports(demo_ctx) == [("ch-brest", 1), ("ch-brest", 2)]
@@ -78,7 +78,7 @@ def test_CH6_3_the_sites_lead_sees_and_opens_his_sites_notable_cases(app, demo_c
     assert f'href="/cases/{built.vital}"' in page and "KERMARREC" in page  # a member of the case's site
     report_id = _report_id(_issue(client))
     page = client.get(f"/admin/quality-audits/{report_id}").get_data(as_text=True)
-    assert "par dr.guillou" in page and 'id="audit-action-form"' not in page  # actions: administrators only
+    assert "par Dr Marie Guillou" in page and 'id="audit-action-form"' not in page  # actions: administrators only
 
 
 @pytest.mark.charter("CH-6.3", negative=True)
@@ -142,7 +142,7 @@ def test_CH6_3_an_administrator_adds_and_closes_follow_up_actions(app, demo_ctx,
         action_id = session.execute(select(QualityAuditAction.id)).scalar_one()
     assert client.post(f"/admin/quality-audits/{report_id}/actions/{action_id}/done").status_code == 302
     page = client.get(f"/admin/quality-audits/{report_id}").get_data(as_text=True)
-    assert "Faite" in page and "par admin" in page and "Marquer comme faite" not in page
+    assert "Faite" in page and "par Administrateur Telerad" in page and "Marquer comme faite" not in page
     again = client.post(f"/admin/quality-audits/{report_id}/actions/{action_id}/done", follow_redirects=True)
     assert "déjà close" in again.get_data(as_text=True)
     assert client.post(f"/admin/quality-audits/{report_id + 1}/actions/{action_id}/done").status_code == 404
