@@ -27,6 +27,7 @@ from engine.services.indicators_extra import (
 )
 from engine.services.indicators_main import BUCKET_EDGES_MINUTES, case_groups
 from engine.services.indicators_sql import first_monday, period_bounds
+from engine.store.directory_models import SiteRow, TerritoryRow, User, UserRole
 from engine.store.models import EscalationSetting
 
 MAX_PERIOD_DAYS = 731
@@ -60,6 +61,40 @@ def check_filters(filters: IndicatorFilters) -> None:
         raise IndicatorError("Modalité inconnue.")
 
 
+@dataclass(frozen=True)
+class FilterChoices:
+    """What the filters offer: (id, name) pairs, sorted by name."""
+
+    sites: list[tuple[str, str]]
+    territories: list[tuple[str, str]]
+    radiologists: list[tuple[str, str]]
+
+
+READING_ROLES = ("radiologist", "tele_expert")
+
+
+def filter_choices(ctx: EngineContext) -> FilterChoices:
+    with ctx.read() as session:
+        sites = session.execute(select(SiteRow.id, SiteRow.name).order_by(SiteRow.name)).tuples().all()
+        territories = session.execute(select(TerritoryRow.id, TerritoryRow.name)
+                                      .order_by(TerritoryRow.name)).tuples().all()
+        radiologists = session.execute(
+            select(User.username, User.display_name).where(User.username.in_(
+                select(UserRole.username).where(UserRole.role.in_(READING_ROLES))))
+            .order_by(User.display_name)).tuples().all()
+    return FilterChoices(list(sites), list(territories), list(radiologists))
+
+
+def check_references(ctx: EngineContext, filters: IndicatorFilters) -> None:
+    """Raises IndicatorError when the site, the territory or the radiologist of the filters does not exist."""
+    checks = ((filters.site_id, SiteRow, "Site inconnu."), (filters.territory_id, TerritoryRow, "Territoire inconnu."),
+              (filters.radiologist, User, "Radiologue inconnu."))
+    with ctx.read() as session:
+        for value, model, message in checks:
+            if value is not None and session.get(model, value) is None:
+                raise IndicatorError(message)
+
+
 def delays(ctx: EngineContext) -> dict[str, float]:
     """The due times in force (administrators' settings, else the defaults), in minutes, by setting name."""
     names = [f"report_{level}" for level in LEVELS] + ["teleexpertise_answer"]
@@ -81,6 +116,7 @@ def delays(ctx: EngineContext) -> dict[str, float]:
 def compute_indicators(ctx: EngineContext, filters: IndicatorFilters) -> dict[str, Any]:
     """The period's indicators as a JSON-ready dict (docs/indicators.md). Raises IndicatorError."""
     check_filters(filters)
+    check_references(ctx, filters)
     since, until = period_bounds(filters.start, filters.end)
     week0 = first_monday(filters.start)
     due = delays(ctx)
