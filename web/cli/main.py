@@ -14,6 +14,7 @@ from web.cli.dicom import dicom
 from web.cli.hl7 import hl7
 from web.cli.indicators import indicators
 from web.cli.keys import keys
+from web.cli.quality_audits import audit_report
 from web.cli.serve import run, worker
 from web.cli.users import users
 
@@ -31,6 +32,7 @@ main.add_command(audit)
 main.add_command(keys)
 main.add_command(conformance)
 main.add_command(indicators)
+main.add_command(audit_report)
 main.add_command(charter)
 main.add_command(demo)
 main.add_command(users)
