@@ -59,10 +59,19 @@ def test_enforcements_say_where_they_are_reached_from(matrix):
 
 def test_the_unreferenced_fee_privacy_and_indicator_functions_enforce_nothing(matrix):
     rules = by_id(matrix)
-    for rule_id in ("CH-7.1", "CH-7.6", "CH-8.2", "CH-6.3", "CH-3.5", "CH-5.6"):
+    for rule_id in ("CH-7.1", "CH-7.6", "CH-8.2", "CH-6.3", "CH-3.5"):
         assert rules[rule_id].status == "missing" and rules[rule_id].missing_enforcement, rule_id
         assert not any(e.where.startswith(("engine.domain.fees", "engine.domain.privacy", "engine.domain.indicators"))
                        for e in rules[rule_id].enforced_by)
+
+
+def test_CH5_6_site_visits_and_devices_are_enforced_by_pages_a_user_opens(matrix):
+    rule = by_id(matrix)["CH-5.6"]
+    reached = {e.where: e.reached_from for e in rule.enforced_by}
+    assert rule.status == "enforced" and rule.negative_tests
+    assert "route GET/POST /site-visits" in reached["engine.services.site_visits.record_visit"]
+    assert "route POST /site-devices/<int:device_id>/validate" in reached[
+        "engine.services.site_devices.validate_device"]
 
 
 def test_the_product_entry_points_are_found_in_the_source():
