@@ -106,11 +106,12 @@ class PackAssignment:
 
 @enforces("CH-9.1")
 def pack_in_force(assignments: Iterable[PackAssignment], on: date) -> PackAssignment:
-    """The assignment in force on that date: the latest that started on or before it; the 2020 pack otherwise."""
-    started = [a for a in assignments if a.effective_from <= on]
+    """The assignment in force on that date: the latest that started on or before it (of two from the same day, the
+    one given last, i.e. recorded last); the 2020 pack otherwise."""
+    started = [(a.effective_from, n, a) for n, a in enumerate(assignments) if a.effective_from <= on]
     if not started:
         return PackAssignment(DEFAULT_PACK, date.min)
-    return max(started, key=lambda a: a.effective_from)
+    return max(started, key=lambda found: found[:2])[2]
 
 
 @dataclass(frozen=True)

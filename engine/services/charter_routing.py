@@ -29,11 +29,11 @@ from engine.services.persistence import InstanceRow, append_case_events
 from engine.store import audit
 from engine.store.charter_pack_models import ActivityDeclaration, CaseCharterPack, CharterPackAssignment
 from engine.store.directory_models import ConventionRow, SiteRow, User
-from engine.store.models import ProcessInstance, Task
+from engine.store.models import AuditEvent, ProcessInstance
 
-# The user tasks whose completion is a teleradiology act: the released report (telediagnosis) and the signed
-# opinion (teleexpertise); both are signed by the radiologist who completes them (engine.services.report_signature).
-TELERADIOLOGY_ACT_TASKS = ("interpret", "te_report")
+# A teleradiology act: a released report (telediagnosis) or opinion (teleexpertise) signed by the radiologist, the
+# `report.signed` event of the case's audit chain (engine.services.report_signature), by its signer.
+SIGNED_EVENT = "report.signed"
 SKIPPED_EVENT, WARNED_EVENT = "routing.radiologist_skipped", "routing.radiologist_warned"
 MAX_SCREENS = 8  # screens an offer carries (tiers passed since the last save)
 
@@ -47,7 +47,8 @@ def assignment_for_site(session: Session, site_id: str | None, on: date) -> pack
     rows = session.execute(
         select(CharterPackAssignment, ConventionRow.site_id)
         .outerjoin(ConventionRow, ConventionRow.id == CharterPackAssignment.convention_id)
-        .where(or_(ConventionRow.site_id == site_id, CharterPackAssignment.territory_id == territory))).all()
+        .where(or_(ConventionRow.site_id == site_id, CharterPackAssignment.territory_id == territory))
+        .order_by(CharterPackAssignment.id)).all()
     by_convention = [_assignment(row) for row, site in rows if site is not None]
     by_territory = [_assignment(row) for row, site in rows if site is None]
     chosen = packs.pack_in_force(by_convention, on)
@@ -61,16 +62,16 @@ def _assignment(row: CharterPackAssignment) -> packs.PackAssignment:
 @enforces("CH-3.5")
 def share_facts(session: Session, usernames: Iterable[str], today: date,
                 window_days: int = packs.DEFAULT_SHARE_WINDOW_DAYS) -> dict[str, packs.ShareFacts]:
-    """Each radiologist's teleradiology acts (completed report and opinion tasks) and declared total activity over
+    """Each radiologist's teleradiology acts (signed reports and opinions) and declared total activity over
     the rolling window ending today: ONE aggregate statement for the whole pool."""
     wanted = sorted(set(usernames))
     if not wanted:
         return {}
     since = today - timedelta(days=window_days)
-    acts = select(Task.ended_by.label("who"), literal(1).label("acts"), literal(0).label("declared"),
+    acts = select(AuditEvent.actor.label("who"), literal(1).label("acts"), literal(0).label("declared"),
                   literal(0).label("declarations")).where(
-        Task.status == "completed", Task.spec_name.in_(TELERADIOLOGY_ACT_TASKS), Task.ended_by.in_(wanted),
-        Task.ended_at >= _midnight(since))
+        AuditEvent.action == SIGNED_EVENT, AuditEvent.at >= _midnight(since), AuditEvent.actor.in_(wanted),
+        AuditEvent.instance_id.is_not(None))
     declared = select(ActivityDeclaration.username, literal(0), ActivityDeclaration.total_acts, literal(1)).where(
         ActivityDeclaration.username.in_(wanted), ActivityDeclaration.period_end >= since,
         ActivityDeclaration.period_start <= today)
@@ -122,6 +123,11 @@ class PackRouting:
         assignment = self.pack_of_case(site_id, today)
         pack = packs.get_pack(assignment.pack)
         result = {**offer, "pack": pack.id}
+        # Screens of the tiers passed in the same step come along (the hook writes those not yet written).
+        earlier = service_data().get("offer")
+        carried = earlier.get("screens") if isinstance(earlier, Mapping) else None
+        if isinstance(carried, list) and carried:
+            result["screens"] = carried[-MAX_SCREENS:]
         candidates: Sequence[str] = offer.get("candidates") or []
         if not candidates or not (pack.share_cap or pack.refuse_exclusive):
             return result
@@ -131,10 +137,7 @@ class PackRouting:
         screening = packs.screen_pool(pack, assignment, candidates, facts)
         result["candidates"] = screening.kept
         if screening.skipped or screening.warned:
-            # Screens of the tiers passed in the same step come along (the hook writes those not yet written).
-            earlier = service_data().get("offer")
-            carried = earlier.get("screens") if isinstance(earlier, Mapping) else None
-            result["screens"] = [*(carried if isinstance(carried, list) else [])[-MAX_SCREENS:], {
+            result["screens"] = [*result.get("screens", []), {
                 "key": f"{moment}#{offer.get('tier')}", "tier": offer.get("tier"),
                 "cap": packs.share_cap_percent(pack, assignment),
                 "skipped": [_screened(s) for s in screening.skipped],

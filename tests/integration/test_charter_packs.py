@@ -8,7 +8,6 @@ pack they started under."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -63,18 +62,17 @@ def _seed_directory(ctx) -> None:
 
 
 def _acts(ctx, username: str, count: int, at: datetime) -> None:
-    """`count` released reports signed by `username` (completed interpretation tasks of a past case)."""
+    """`count` released reports signed by `username` (the `report.signed` events of a past case's chain)."""
     with ctx.write() as session:
         definition = session.execute(select(ProcessDefinition.id).limit(1)).scalar_one()
         case_id = session.execute(insert(ProcessInstance).values(
             definition_id=definition, process_id="telediagnosis", status="completed", site_id=SITE.id, state="",
             version=1, audit_seq=0, audit_hash="0" * 64, started_by="dr.requester", started_at=at,
             updated_at=at)).inserted_primary_key[0]
-        session.execute(insert(Task), [{
-            "id": str(uuid.uuid4()), "instance_id": case_id, "spec_name": "interpret", "title": "Interpréter",
-            "lane": "radiologist", "site_id": SITE.id, "status": "completed", "restricted": False,
-            "assignee": username, "urgency": 1, "created_at": at, "ended_at": at, "ended_by": username}
-            for _ in range(count)])
+        session.execute(insert(AuditEvent), [{
+            "chain": case_id, "seq": seq, "at": at, "actor": username, "action": "report.signed",
+            "instance_id": case_id, "detail": "{}", "prev_hash": "0" * 64, "hash": "0" * 64}
+            for seq in range(1, count + 1)])
         session.commit()
 
 

@@ -2,6 +2,7 @@
 DICOM links, the protocol catalogue, the charter conformance matrix, the notification outbox."""
 
 from web.admin import (
+    charter_packs,
     conformance,
     convention_documents,
     dicom,
@@ -14,5 +15,6 @@ from web.admin import (
     users,
 )
 
-BLUEPRINTS = (users.bp, directory.bp, escalation.bp, oncall.bp, hl7.bp, dicom.bp, conformance.bp, protocols.bp,
-              notifications.bp, convention_documents.bp)
+BLUEPRINTS = (
+    charter_packs.bp, users.bp, directory.bp, escalation.bp, oncall.bp, hl7.bp, dicom.bp, conformance.bp, protocols.bp,
+    notifications.bp, convention_documents.bp)

@@ -3,6 +3,6 @@
 the person's API tokens (account); "Mes notifications", the person's email, phone and preferences
 (notification_settings)."""
 
-from web.auth import account, notification_settings, views
+from web.auth import account, notification_settings, teleradiology_share, views
 
-BLUEPRINTS = (views.bp, account.bp, notification_settings.bp)
+BLUEPRINTS = (views.bp, account.bp, notification_settings.bp, teleradiology_share.bp)
