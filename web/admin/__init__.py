@@ -9,6 +9,7 @@ from web.admin import (
     directory,
     escalation,
     hl7,
+    indicators,
     notifications,
     oncall,
     protocols,
@@ -17,4 +18,4 @@ from web.admin import (
 
 BLUEPRINTS = (
     charter_packs.bp, users.bp, directory.bp, escalation.bp, oncall.bp, hl7.bp, dicom.bp, conformance.bp, protocols.bp,
-    notifications.bp, convention_documents.bp)
+    notifications.bp, indicators.bp, convention_documents.bp)
