@@ -231,3 +231,24 @@ def test_CH5_2_each_radiologist_declares_his_own_reading_stations(demo_ctx):
         remove_station(demo_ctx, MORVAN, station)  # someone else's: not found
     remove_station(demo_ctx, LEGALL, station)
     assert _actions(demo_ctx, "reading_station.") == ["reading_station.declared", "reading_station.removed"]
+
+
+@pytest.mark.charter("CH-5.6")
+def test_CH5_6_the_scheduler_runs_the_overdue_visit_notification_daily_when_notifications_are_on(demo_ctx):
+    from integrations.notify.settings import NotifySettings
+    from web.ops.scheduler import TimerScheduler
+
+    assert TimerScheduler(demo_ctx, 3600)._scheduler.get_job("notify_overdue_visits") is None  # no channel: no job
+    settings = NotifySettings.from_env({"TELERAD_SMTP_URL": "smtp://127.0.0.1:2525"})
+    scheduler = TimerScheduler(demo_ctx, 3600, notify=settings)
+    job = scheduler._scheduler.get_job("notify_overdue_visits")
+    assert job is not None and job.trigger.interval.total_seconds() == 24 * 3600
+    scheduler.notify_site_visits()  # the demo radiologists never visited their sites: all overdue at once
+    with demo_ctx.read() as session:
+        rows = session.execute(select(NotificationOutbox)).scalars().all()
+    told = {(r.recipient, r.site_id) for r in rows}
+    assert {("dr.legall", "ch-brest"), ("dr.guillou", "ch-brest"), ("dr.riou", "ch-morlaix")} <= told
+    assert {r.event for r in rows} == {SITE_VISIT_OVERDUE}
+    scheduler.notify_site_visits()  # run again (a restart): nobody told twice
+    with demo_ctx.read() as session:
+        assert len(session.execute(select(NotificationOutbox)).all()) == len(rows)
