@@ -181,3 +181,14 @@ def test_CH5_6_the_overdue_visits_partial_renders_for_the_dashboard(app, demo_ct
     assert "Visites de sites en retard" in html and "Dr Yann Le Gall" in html and "04/01/2025" in html
     assert "1 jour" in html and "Jamais visité" in html and "Dr Anne Morvan" in html
     assert "Aucune visite de site en retard." in empty
+
+
+@pytest.mark.charter("CH-5.6", negative=True)
+def test_CH5_6_a_radiologist_bound_to_no_site_records_no_visit(app, demo_ctx, clock):
+    local = login(app, demo_ctx, clock, "dr.kerbrat")  # a local radiologist, named in no convention
+    page = local.get("/site-visits").get_data(as_text=True)
+    assert 'id="no-bound-site"' in page and "Enregistrer la visite" not in page
+    response = local.post("/site-visits", data={"site_id": "ch-morlaix", "visited_on": "2025-12-01",
+                                                "findings": "Visite", "protocols": [_protocol(demo_ctx)]})
+    assert response.status_code == 400 and "aucune convention active" in response.get_data(as_text=True)
+    assert _rows(demo_ctx, SiteVisitRow) == []
