@@ -12,7 +12,8 @@ from flask import Blueprint, current_app, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
-from engine.services.conformance import STATUSES, RuleCoverage, conformance_matrix, summary
+from engine.domain.charter_packs import PACKS
+from engine.services.conformance import STATUSES, RuleCoverage, conformance_matrix, for_pack, summary
 from engine.services.conformance_sources import deployed_diagrams, registry_forms
 from web.auth.access import roles_required
 from web.extensions import telerad
@@ -39,15 +40,21 @@ def index() -> Any:
     chosen = request.args.get("status", "")
     if chosen not in STATUSES:
         chosen = ""
+    pack = request.args.get("charter", "")  # one version of the charter (rule pack, CH-9.1); all rules by default
+    if pack not in PACKS:
+        pack = ""
     try:
         rules = conformance_matrix(PROJECT_ROOT, deployed_diagrams(ctx), registry_forms(ctx))
     except OSError:
         log.exception("conformance matrix: the charter catalogue or the sources cannot be read")
         return render_template("admin/conformance/index.html", rules=[], counts={}, chosen=chosen, unavailable=True,
-                               **_labels()), 503
+                               packs=PACKS, pack=pack, **_labels()), 503
+    if pack:
+        rules = for_pack(rules, pack)
     shown: list[RuleCoverage] = [r for r in rules if not chosen or r.status == chosen]
     return render_template("admin/conformance/index.html", rules=shown, counts=summary(rules), total=len(rules),
-                           chosen=chosen, unavailable=False, shown_origins=SHOWN_ORIGINS, **_labels())
+                           chosen=chosen, unavailable=False, shown_origins=SHOWN_ORIGINS, packs=PACKS, pack=pack,
+                           **_labels())
 
 
 def _labels() -> dict[str, Any]:
