@@ -161,7 +161,7 @@ def convention_content(convention_id: int) -> Any:
             return _convention_page(convention, content_form=form, errors={"content": refused(err)})
         flash(_("Contenu de la convention n° %(number)s enregistré.", number=convention_id) if changed
               else _("Aucune modification."), "success" if changed else "info")
-        return redirect(url_for("directory.edit_convention", convention_id=convention_id) + "#content")
+        return redirect(url_for("directory.edit_convention", convention_id=convention_id) + "#convention-content")
     return _convention_page(convention, content_form=form)
 
 
