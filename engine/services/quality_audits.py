@@ -90,6 +90,7 @@ class IssuedReport:
     actions: list[ActionView]
     versions: list[tuple[int, int]]  # (report id, version) of the same scope and quarter, oldest first
     names: dict[str, str]  # username -> display name, of who issued it and who followed it up
+    snapshot_text: str  # the JSON exactly as stored, whose SHA-256 is sha256
 
 
 def scope_name(session: Session, scope: AuditScope) -> str:
@@ -223,4 +224,4 @@ def get_report(ctx: EngineContext, actor: Actor, report_id: int) -> IssuedReport
     return IssuedReport(row.id, AuditScope(row.scope, row.scope_id), row.quarter, row.version, row.issued_by,
                         row.issued_at, row.sha256, json.loads(row.snapshot),
                         [ActionView(a.id, a.text, a.owner, a.due_date, a.created_by, a.created_at, a.done_by,
-                                    a.done_at) for a in actions], list(versions), names)
+                                    a.done_at) for a in actions], list(versions), names, row.snapshot)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
@@ -108,6 +108,20 @@ def report(report_id: int) -> Any:
     except NotFound:
         abort(404)
     return _render_report(issued.snapshot, issued=issued, can_issue=False)
+
+
+@bp.get("/<int:report_id>.json")
+@login_required
+@roles_required(*READERS)
+def report_json(report_id: int) -> Any:
+    """The issued report's snapshot exactly as stored (its SHA-256 is the one shown on the page)."""
+    try:
+        issued = get_report(_ctx(), current_actor(), report_id)
+    except NotFound:
+        abort(404)
+    name = f"audit-{issued.scope.id}-{issued.quarter}-v{issued.version}.json"
+    return Response(issued.snapshot_text, mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 def _render_report(snapshot: dict[str, Any], issued: Any, can_issue: bool, error: str | None = None,

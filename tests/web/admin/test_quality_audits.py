@@ -4,6 +4,8 @@ others are refused; bad input is answered in French."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 
 import pytest
@@ -55,8 +57,16 @@ def test_CH6_3_an_administrator_previews_issues_and_prints_a_sites_quarter(app, 
     assert response.status_code == 302
     report_id = _report_id(response)
     issued = client.get(f"/admin/quality-audits/{report_id}").get_data(as_text=True)
-    assert "Version 1, émise le 05/01/2026 11:35 par Administrateur Telerad" in issued and 'id="audit-issue-form"' not in issued
+    assert "Version 1, émise le 05/01/2026 11:35 par Administrateur Telerad" in issued
+    assert 'id="audit-issue-form"' not in issued
     assert 'id="audit-action-form"' in issued
+    assert "Délai moyen d&#39;acceptation" in issued and "Urgence vitale" in issued  # the dashboard's French lines
+    download = client.get(f"/admin/quality-audits/{report_id}.json")
+    with demo_ctx.read() as session:
+        stored = session.get(QualityAuditReport, report_id)
+    assert download.get_data(as_text=True) == stored.snapshot and stored.sha256[:16] in issued
+    assert hashlib.sha256(download.data).hexdigest() == stored.sha256
+    assert json.loads(download.data)["notable_counts"] == {"overdue": 1, "refusal": 1, "tier4": 1, "identity_hold": 1}
     second = _report_id(_issue(client))
     assert _reports(demo_ctx) == [("ch-brest", 1), ("ch-brest", 2)]
     page = client.get(f"/admin/quality-audits/{second}").get_data(as_text=True)
@@ -93,6 +103,7 @@ def test_CH6_3_forged_sites_and_reports_are_refused_to_the_site_lead(app, demo_c
     assert _issue(client, "territory:brest").status_code == 403
     for forged in (morlaix, organisation, organisation + 1):
         assert client.get(f"/admin/quality-audits/{forged}").status_code == 404
+        assert client.get(f"/admin/quality-audits/{forged}.json").status_code == 404
     assert client.post(f"/admin/quality-audits/{morlaix}/actions",
                        data={"text": "x", "owner": "y", "due_date": "2026-03-01"}).status_code == 403
     assert _reports(demo_ctx) == [("ch-morlaix", 1), ("brest", 1)]
@@ -120,7 +131,9 @@ def test_CH6_3_auditors_read_only_and_other_roles_are_refused(app, demo_ctx, clo
     assert auditor.post(f"/admin/quality-audits/{report_id}/actions/{action_id}/done").status_code == 403
     requester = login(app, demo_ctx, clock, "dr.martin")
     assert 'href="/admin/quality-audits"' not in requester.get("/inbox").get_data(as_text=True)
-    for url in ("/admin/quality-audits", PREVIEW, f"/admin/quality-audits/{report_id}"):
+    assert auditor.get(f"/admin/quality-audits/{report_id}.json").status_code == 200
+    for url in ("/admin/quality-audits", PREVIEW, f"/admin/quality-audits/{report_id}",
+                f"/admin/quality-audits/{report_id}.json"):
         assert requester.get(url).status_code == 403
     assert _issue(requester).status_code == 403
     with demo_ctx.read() as session:
