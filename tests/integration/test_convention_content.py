@@ -296,3 +296,23 @@ def test_a_new_document_replaces_the_one_in_force_and_keeps_the_earlier(demo_ctx
     newer = store_document(demo_ctx, ADMIN, brest.id, "g4", "g4-2027.pdf", demo_pdf("G4 2027"))
     g4 = [d for d in list_documents(demo_ctx, ADMIN, brest.id) if d.kind == "g4"]
     assert [(d.id, d.current) for d in g4][0] == (newer, True) and len(g4) == 2 and not g4[1].current
+
+
+def test_the_daily_job_sends_the_reminders_through_the_outbox(demo_ctx, clock):
+    from engine.services.notification_outbox import list_outbox
+    from integrations.notify.messages import compose
+    from integrations.notify.settings import NotifySettings
+    from web.ops.scheduler import TimerScheduler
+
+    settings = NotifySettings.from_env({"TELERAD_SMTP_URL": "smtp://127.0.0.1:2525"}, public_url="https://t.example")
+    scheduler = TimerScheduler(demo_ctx, 3600, notify=settings)
+    assert scheduler._scheduler.get_job("convention_reminders") is not None
+    assert TimerScheduler(demo_ctx, 3600)._scheduler.get_job("convention_reminders") is None  # no notifications
+    renewal_on = _demo_conventions(demo_ctx)[0].content["renewal_on"]
+    clock.set(datetime.combine(renewal_on, datetime.min.time(), tzinfo=UTC) + timedelta(hours=6))
+    scheduler.remind_conventions()
+    rows = [r for r in list_outbox(demo_ctx, ADMIN) if r.event == "convention_expiry"]
+    assert {r.recipient for r in rows} == {"admin", "dr.guillou", "dr.riou", "dr.abgrall"}
+    message = compose(rows[0], "CH de Brest", "https://t.example")
+    assert message.subject.startswith("[Telerad] Convention à renouveler")
+    assert message.link == "https://t.example/admin/directory#conventions" and "échue" in message.body
