@@ -39,3 +39,32 @@ def next_site_visit(last_visit: date | None, today: date,
 def site_visit_overdue(last_visit: date | None, today: date,
                        interval: timedelta = DEFAULT_SITE_VISIT_INTERVAL) -> bool:
     return next_site_visit(last_visit, today, interval) < today or last_visit is None
+
+
+Interval = tuple[datetime, datetime]
+
+
+def uncovered_spans(periods: Sequence[Interval], covers: Sequence[Interval]) -> list[Interval]:
+    """The parts of `periods` (sorted, disjoint) that no interval of `covers` covers, in one sweep over both sorted
+    lists: linear in their lengths (a year of nights against a year of on-call slots)."""
+    merged: list[Interval] = []
+    for begin, finish in sorted(covers):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], finish))
+        else:
+            merged.append((begin, finish))
+    remaining: list[Interval] = []
+    index = 0
+    for begin, finish in periods:
+        while index < len(merged) and merged[index][1] <= begin:
+            index += 1
+        cursor, probe = begin, index
+        while probe < len(merged) and merged[probe][0] < finish:
+            cover_start, cover_end = merged[probe]
+            if cover_start > cursor:
+                remaining.append((cursor, cover_start))
+            cursor = max(cursor, cover_end)
+            probe += 1
+        if cursor < finish:
+            remaining.append((cursor, finish))
+    return remaining

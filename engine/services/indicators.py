@@ -25,6 +25,7 @@ from engine.services.indicators_extra import (
     refusals_by_reason,
     technical_incidents,
 )
+from engine.services.indicators_facts import refresh_facts
 from engine.services.indicators_main import BUCKET_EDGES_MINUTES, case_groups
 from engine.services.indicators_sql import first_monday, period_bounds
 from engine.store.directory_models import SiteRow, TerritoryRow, User, UserRole
@@ -118,6 +119,7 @@ def compute_indicators(ctx: EngineContext, filters: IndicatorFilters) -> dict[st
     check_filters(filters)
     check_references(ctx, filters)
     since, until = period_bounds(filters.start, filters.end)
+    refresh_facts(ctx, since, until)  # the facts of the period's cases saved since they were last read
     week0 = first_monday(filters.start)
     due = delays(ctx)
     figures: dict[str, Any] = {

@@ -7,17 +7,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import func, select
 
-from engine.domain.oncall import OnCallSlot, coverage_gaps, out_of_hours_intervals
+from engine.domain.indicators import uncovered_spans
+from engine.domain.oncall import out_of_hours_intervals
 from engine.services.context import EngineContext
 from engine.services.indicators_sql import (
     DICOM_HELD_INSTANCE,
     DICOM_STUDY,
+    FACTS,
     HL7_MESSAGE,
-    INSTANCE,
     SITE,
-    TASK,
     case_conditions,
     seconds_between,
     utc,
@@ -31,19 +31,17 @@ INCIDENT_ACTIONS = ("instance.failed", "dicom.priors_failed", "dicom.original_st
 
 
 def _cases(filters: Any, since: datetime, until: datetime) -> Any:
-    return select(INSTANCE.c.id).where(*case_conditions(filters, since, until))
+    return select(FACTS.c.case_id).where(*case_conditions(filters, since, until))
 
 
 def refusals_by_reason(ctx: EngineContext, filters: Any, since: datetime, until: datetime) -> dict[str, int]:
-    """Refused cases (a motivated refusal completed) by the reason chosen in the refusal form. The reason lives in
-    the case data (compact JSON of the saved state): only the refused cases' states are matched."""
-    refused = exists().where(and_(TASK.c.instance_id == INSTANCE.c.id, TASK.c.spec_name == "state_refusal",
-                                  TASK.c.status == "completed"))
-    columns = [func.sum(case((INSTANCE.c.state.like(f'%"refusal_reason":"{reason}"%'), 1), else_=0)).label(reason)
-               for reason in REFUSAL_REASONS]
+    """Refused cases (a motivated refusal completed) by the reason chosen in the refusal form (case data)."""
     with ctx.read() as session:
-        row = session.execute(select(*columns).where(*case_conditions(filters, since, until), refused)).one()
-    return {reason: int(getattr(row, reason) or 0) for reason in REFUSAL_REASONS}
+        counts = dict(session.execute(
+            select(FACTS.c.refusal_reason, func.count()).where(*case_conditions(filters, since, until),
+                                                               FACTS.c.refusals > 0)
+            .group_by(FACTS.c.refusal_reason)).tuples().all())
+    return {reason: int(counts.get(reason, 0)) for reason in REFUSAL_REASONS}
 
 
 def image_transfer(ctx: EngineContext, filters: Any, since: datetime, until: datetime) -> dict[str, Any]:
@@ -103,15 +101,16 @@ def oncall_coverage(ctx: EngineContext, filters: Any, since: datetime, until: da
             territories = territories.where(TerritoryRow.id.in_(
                 select(SITE.c.territory_id).where(SITE.c.id == filters.site_id)))
         names = dict(session.execute(territories.order_by(TerritoryRow.id)).tuples().all())
-        slots = [OnCallSlot(row.territory_id, row.username, row.starts_at, row.ends_at)
-                 for row in session.execute(select(OnCallSlotRow).where(
-                     OnCallSlotRow.territory_id.in_(sorted(names)), OnCallSlotRow.starts_at < utc(until),
-                     OnCallSlotRow.ends_at > utc(since))).scalars()]
-    out_of_hours = sum((end - start).total_seconds() for start, end in out_of_hours_intervals(since, until)) \
-        if until > since else 0.0
+        slots: dict[str, list[tuple[datetime, datetime]]] = {territory_id: [] for territory_id in names}
+        for row in session.execute(select(OnCallSlotRow.territory_id, OnCallSlotRow.starts_at, OnCallSlotRow.ends_at)
+                                   .where(OnCallSlotRow.territory_id.in_(sorted(names)),
+                                          OnCallSlotRow.starts_at < utc(until), OnCallSlotRow.ends_at > utc(since))):
+            slots[row.territory_id].append((row.starts_at, row.ends_at))
+    periods = out_of_hours_intervals(since, until) if until > since else []
+    out_of_hours = sum((end - start).total_seconds() for start, end in periods)
     result: dict[str, Any] = {"out_of_hours_hours": round(out_of_hours / 3600, 1), "territories": []}
     for territory_id, name in names.items():
-        gaps = coverage_gaps(slots, territory_id, since, until) if until > since else []
+        gaps = uncovered_spans(periods, slots[territory_id])  # as engine.domain.oncall.coverage_gaps, linear
         uncovered = sum((end - start).total_seconds() for start, end in gaps)
         result["territories"].append({
             "territory_id": territory_id, "name": name, "gaps": len(gaps),

@@ -1,32 +1,24 @@
-"""The case indicators of engine.services.indicators in one SQL statement.
-
-An inner query reduces each case's tasks to the moments and counts that matter (one row per case, GROUP BY case);
-the outer query groups those rows by process, urgency, week, turnaround bucket, within-delay flag and tier reached
-and sums them. Python then adds up those groups (a few hundred at most), never the cases.
+"""The case indicators of engine.services.indicators in one SQL statement over the cases' facts (one row per case,
+engine.services.indicators_facts): grouped by process, urgency, week, turnaround bucket, within-delay flag and tier
+reached, and summed. Python then adds up those groups (a few hundred at most), never the cases.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, func, literal_column, select
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import GenericFunction
 
 from engine.domain.urgency import LEVELS
 from engine.services.context import EngineContext
-from engine.services.indicators_sql import INSTANCE, TASK, case_conditions, paris_midnight, seconds_between, utc
-from engine.store.models import AuditEvent, table_of
+from engine.services.indicators_sql import FACTS, case_conditions, paris_midnight, seconds_between, utc
 
-AUDIT = table_of(AuditEvent)
 BUCKET_EDGES_MINUTES = (30, 60, 120, 240, 480, 1440, 2880, 10080)
 WEEK = 7 * 86400
 TIER_KEYS = {0: "first_offer", 1: "tier_1", 2: "tier_2", 3: "tier_3", 4: "tier_4"}
-# Offer level after the last acceptance timeout that fired (audit "timer.fired", setting of the accept timer).
-_TIER_AFTER = {"accept_oncall": 1, "accept_tier1": 2, "accept_tier2": 3, "accept_tier3": 4, "accept_tier4": 4}
 
 
 class whole(GenericFunction[int]):  # noqa: N801 - a SQL expression
@@ -46,63 +38,8 @@ def _whole_postgresql(element: whole, compiler: Any, **kw: Any) -> str:
     return f"CAST(FLOOR({compiler.process(element.clauses, **kw)}) AS INTEGER)"
 
 
-def _spec(name: str | Sequence[str], completed: bool = False) -> ColumnElement[bool]:
-    names = (name,) if isinstance(name, str) else tuple(name)
-    condition = TASK.c.spec_name.in_(names)
-    return and_(condition, TASK.c.status == "completed") if completed else condition
-
-
-def _count(name: str | Sequence[str], completed: bool = False) -> ColumnElement[Any]:
-    return func.sum(case((_spec(name, completed), 1), else_=0))
-
-
-def _timer_facts(since: datetime) -> Any:
-    """Per case: the offer level reached by acceptance timeouts, whether the report's or the opinion's due time
-    passed (their timers fired). Read from the audit trail's timer.fired events since the period's start."""
-    detail = AUDIT.c.detail
-    tier = case(*[(detail.like(f'%"setting": "{name}"%'), level) for name, level in _TIER_AFTER.items()],
-                else_=0)
-    return (select(AUDIT.c.instance_id.label("case_id"), func.max(tier).label("tier_after"),
-                   func.max(case((detail.like('%"timer": "report_due"%'), 1), else_=0)).label("report_late"),
-                   func.max(case((detail.like('%"timer": "te_answer_due"%'), 1), else_=0)).label("te_late"))
-            .where(AUDIT.c.action == "timer.fired", AUDIT.c.at >= utc(since))
-            .group_by(AUDIT.c.instance_id).subquery("timer_facts"))
-
-
-def _per_case(filters: Any, since: datetime, until: datetime) -> Any:
-    first_offer = func.min(case((_spec("accept_case"), TASK.c.created_at)))
-    return (select(
-        INSTANCE.c.id.label("case_id"), INSTANCE.c.process_id, INSTANCE.c.urgency, INSTANCE.c.status,
-        INSTANCE.c.started_at,
-        func.min(case((_spec(("request", "te_request"), True), TASK.c.ended_at))).label("sent_at"),
-        first_offer.label("offer_at"),
-        func.max(case((_spec("accept_case", True), TASK.c.ended_at))).label("accepted_at"),
-        _count(("inform_patient", "check_identity", "justify")).label("accepted"),
-        func.min(case((_spec("interpret"), TASK.c.created_at))).label("reading_at"),
-        func.min(case((_spec("acknowledge_report"), TASK.c.created_at))).label("released_at"),
-        func.max(case((_spec("acknowledge_report", True), TASK.c.ended_at))).label("acknowledged_at"),
-        func.min(case((_spec("te_report", True), TASK.c.ended_at))).label("answered_at"),
-        _count("provide_information").label("more_info"),
-        _count("record_phone_call").label("urgent_findings"),
-        _count("record_phone_call", True).label("phone_calls"),
-        _count("propose_announcement").label("announcements"),
-        _count("confirm_announcement_plan", True).label("announcements_confirmed"),
-        _count("state_refusal", True).label("refusals"),
-        _count("plan_site_visit").label("refusal_visits"),
-        _count("apply_fallback").label("refusal_fallbacks"),
-        _count("te_complete_file").label("te_loops"),
-        _count("review_difficulty").label("difficulties"),
-        _count("no_radiologist_alert").label("no_radiologist"),
-    ).select_from(INSTANCE.outerjoin(TASK, TASK.c.instance_id == INSTANCE.c.id))
-        .where(*case_conditions(filters, since, until))
-        .group_by(INSTANCE.c.id, INSTANCE.c.process_id, INSTANCE.c.urgency, INSTANCE.c.status,
-                  INSTANCE.c.started_at)
-        .subquery("per_case"))
-
-
 def _statement(filters: Any, since: datetime, until: datetime, week0: date, due: dict[str, float]) -> Any:
-    per_case, timers = _per_case(filters, since, until), _timer_facts(since)
-    c = per_case.c
+    c = FACTS.c
     request_at = func.coalesce(c.sent_at, c.started_at)
     turnaround = seconds_between(request_at, c.released_at) / 60.0
     answer = seconds_between(request_at, c.answered_at) / 60.0
@@ -113,7 +50,7 @@ def _statement(filters: Any, since: datetime, until: datetime, week0: date, due:
     reading = seconds_between(c.reading_at, c.released_at) / 60.0  # what the report's due time measures
     within = case(*[(and_(c.urgency == level, reading <= due[f"report_{level}"]), 1) for level in LEVELS],
                   else_=0)
-    tier = func.coalesce(timers.c.tier_after, 0)
+    tier = c.tier_after
     keys: dict[str, Any] = {
         "process": c.process_id, "urgency": c.urgency,
         "week": whole(seconds_between(utc(paris_midnight(week0)), c.started_at) / WEEK),
@@ -135,15 +72,14 @@ def _statement(filters: Any, since: datetime, until: datetime, week0: date, due:
         "te_loop_cases": func.sum(case((c.te_loops > 0, 1), else_=0)), "te_loops": func.sum(c.te_loops),
         "te_answered": func.count(c.answered_at), "te_answer_sum": func.sum(answer),
         "te_within": func.sum(case((answer <= due["teleexpertise_answer"], 1), else_=0)),
-        "report_late": func.sum(func.coalesce(timers.c.report_late, 0)),
-        "te_late": func.sum(func.coalesce(timers.c.te_late, 0)),
+        "report_late": func.sum(c.report_late), "te_late": func.sum(c.te_late),
         "difficulties": func.sum(c.difficulties), "no_radiologist": func.sum(case((c.no_radiologist > 0, 1),
                                                                                   else_=0)),
         "failed": func.sum(case((c.status == "failed", 1), else_=0)),
     }
     grouping = [expr.label(name) for name, expr in keys.items()]
     return (select(*grouping, *[expr.label(name) for name, expr in sums.items()])
-            .select_from(per_case.outerjoin(timers, timers.c.case_id == c.case_id))
+            .where(*case_conditions(filters, since, until))
             .group_by(*[literal_column(name) for name in keys]))
 
 

@@ -12,18 +12,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, and_, column, exists, literal, select, table
+from sqlalchemy import Float, column, literal, select, table
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import GenericFunction
 
 from engine.store.directory_models import SiteRow
+from engine.store.indicator_models import CaseIndicator
 from engine.store.models import ProcessInstance, Task, UTCDateTime, table_of
 
 PARIS = ZoneInfo("Europe/Paris")
 INSTANCE = table_of(ProcessInstance)
 TASK = table_of(Task)
 SITE = table_of(SiteRow)
+FACTS = table_of(CaseIndicator)
 CASE_PROCESSES = ("telediagnosis", "teleexpertise")
 
 # Tables of integrations.dicom.models and integrations.hl7.models (one metadata, one Alembic history).
@@ -75,23 +77,19 @@ def utc(value: datetime) -> ColumnElement[Any]:
 
 
 def case_conditions(filters: Any, since: datetime, until: datetime) -> list[ColumnElement[bool]]:
-    """The cases counted: telediagnoses and teleexpertises created in the period, with the filters' values."""
+    """The cases counted, on their facts (engine.services.indicators_facts): telediagnoses and teleexpertises created
+    in the period, with the filters' values."""
     conditions: list[ColumnElement[bool]] = [
-        INSTANCE.c.process_id.in_(CASE_PROCESSES),
-        INSTANCE.c.started_at >= utc(since), INSTANCE.c.started_at < utc(until)]
+        FACTS.c.process_id.in_(CASE_PROCESSES), FACTS.c.started_at >= utc(since), FACTS.c.started_at < utc(until)]
     if filters.site_id is not None:
-        conditions.append(INSTANCE.c.site_id == filters.site_id)
+        conditions.append(FACTS.c.site_id == filters.site_id)
     if filters.territory_id is not None:
-        conditions.append(INSTANCE.c.site_id.in_(
+        conditions.append(FACTS.c.site_id.in_(
             select(SITE.c.id).where(SITE.c.territory_id == filters.territory_id).scalar_subquery()))
     if filters.urgency is not None:
-        conditions.append(INSTANCE.c.urgency == filters.urgency)
+        conditions.append(FACTS.c.urgency == filters.urgency)
     if filters.modality is not None:
-        # The requested modality lives in the case data only (the saved state, compact JSON written by orjson).
-        conditions.append(INSTANCE.c.state.like(f'%"modality":"{filters.modality}"%'))
+        conditions.append(FACTS.c.modality == filters.modality)
     if filters.radiologist is not None:
-        reported = TASK.alias("reported")
-        conditions.append(exists().where(and_(
-            reported.c.instance_id == INSTANCE.c.id, reported.c.spec_name.in_(("interpret", "te_report")),
-            reported.c.status == "completed", reported.c.ended_by == filters.radiologist)))
+        conditions.append(FACTS.c.radiologist == filters.radiologist)
     return conditions
