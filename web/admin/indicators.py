@@ -138,7 +138,7 @@ def index() -> Any:
     buckets = bucket_labels(figures["turnaround_buckets_minutes"])
     chart_data = {
         "buckets": buckets, "distribution": figures["turnaround"]["distribution_by_urgency"],
-        "levels": {level: str(URGENCY_LABELS[level]) for level in LEVELS},
+        "levels": {level: str(URGENCY_LABELS[level]) for level in LEVELS}, "order": list(LEVELS),
         "within": {level: figures["turnaround"]["by_urgency"][level]["within_share"] for level in LEVELS},
         "weeks": [week["week_start"] for week in figures["weekly"]],
         "weekly_requests": [week["requests"] for week in figures["weekly"]],

@@ -52,6 +52,7 @@ def test_CH6_3_an_administrator_sees_every_site_with_charts_and_tables(app, demo
     data = chart_data(page)
     assert data["weeks"] == ["2026-01-05"] and data["weekly_requests"] == [3]
     assert data["levels"]["vital"] == "Urgence vitale" and len(data["buckets"]) == 9
+    assert data["order"] == ["vital", "urgent", "scheduled"]  # the charts' order (the block's keys come sorted)
     assert "Demandes (télédiagnostic et téléexpertise)" in page and "<option value=\"\">Tous</option>" in page
     rows = csv_rows(client.get(f"/admin/indicators/export.csv?{PERIOD}"))
     assert value(rows, "Demandes (télédiagnostic et téléexpertise)") == "3"

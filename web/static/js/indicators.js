@@ -8,7 +8,7 @@
   const data = JSON.parse(source.textContent);
   const Chart = window.Chart;
   const colours = { vital: '#b02a37', urgent: '#fd7e14', scheduled: '#0d6efd' };
-  const levels = Object.keys(data.levels);
+  const levels = data.order; // vital, urgent, scheduled (the JSON block's object keys come sorted)
   const percent = (value) => (value === null || value === undefined ? null : Math.round(value * 1000) / 10);
   Chart.defaults.locale = 'fr-FR';
   Chart.defaults.animation = false;
