@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from engine.services import convention_documents
 from engine.services.conventions import list_conventions
 from engine.services.directory import create_convention
+from engine.services.tasks import complete_task
 from engine.store.convention_models import ConventionDocument
 from engine.store.models import AuditEvent
 from tests import demo_app
@@ -145,8 +146,6 @@ def test_document_downloads_admin_auditor_and_own_lead_only(app, demo_ctx, clock
 @pytest.mark.charter("CH-4.1.14")
 def test_the_refusal_steps_show_the_conventions_fallback_procedure(app, demo_ctx, clock):
     case_id = case_of(demo_ctx, patient_name="QUÉRÉ JEAN")  # wrist X-ray of ch-brest, accepted by dr.legall
-    from engine.services.tasks import complete_task
-
     complete_task(demo_ctx, demo_actor("merm.leroy"), open_task(demo_ctx, case_id, "acquire_images"),
                   {"images_sent": True, "protocol_followed": True, "technical_difficulty": False})
     radiologist = login(app, demo_ctx, clock, "dr.legall")
@@ -155,4 +154,10 @@ def test_the_refusal_steps_show_the_conventions_fallback_procedure(app, demo_ctx
     complete_task(demo_ctx, demo_actor("dr.legall"), interpret,
                   {"outcome": "refuse", "signature_code": signature_code(demo_ctx, "dr.legall")})
     page = text(radiologist.get(f"/tasks/{open_task(demo_ctx, case_id, 'state_refusal')}"))
+    assert "Procédure dégradée prévue par la convention du site" in page and FALLBACK in page
+    complete_task(demo_ctx, demo_actor("dr.legall"), open_task(demo_ctx, case_id, "state_refusal"), {
+        "refusal_reason": "insufficient_quality", "refusal_detail": "Images floues, cinétique du poignet.",
+        "refusal_follow_up": "convention_fallback"})
+    requester = login(app, demo_ctx, clock, "dr.martin")  # the requester applies it, with the procedure in view
+    page = text(requester.get(f"/tasks/{open_task(demo_ctx, case_id, 'apply_fallback')}"))
     assert "Procédure dégradée prévue par la convention du site" in page and FALLBACK in page
