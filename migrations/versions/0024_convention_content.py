@@ -5,8 +5,8 @@ Revises: 0023
 Create Date: 2026-12-08
 
 Active conventions that exist before this migration (three approvals ticked, no content) stay active and are
-flagged legacy_incomplete: routing does not stop at an upgrade; the administration page shows what they lack, the
-reminders name them, and once deactivated (or any approval removed) they can be activated again only complete
+flagged legacy_incomplete: routing does not stop at an upgrade; the administration page shows what they lack; once
+completed the flag goes, and once deactivated (an approval unticked) they can be activated again only complete
 (docs/conventions.md).
 """
 import sqlalchemy as sa
