@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -23,8 +24,16 @@ DOCUMENT_KIND_LABELS = {
 }
 
 
+class FrenchIntegerField(IntegerField):
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as err:
+            raise ValueError(_("Saisissez un nombre entier.")) from err
+
+
 def _number(label: Any, top: int, description: Any = None) -> IntegerField:
-    return IntegerField(label, validators=[Optional(), NumberRange(min=1, max=top, message=_l(
+    return FrenchIntegerField(label, validators=[Optional(), NumberRange(min=1, max=top, message=_l(
         "Un nombre entier entre 1 et %(max)d.", max=top))], description=description)
 
 

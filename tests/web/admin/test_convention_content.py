@@ -84,8 +84,10 @@ def test_the_content_form_records_and_refuses_in_french(app, demo_ctx, clock):
                             data={**form, "content-medical_lead": "dr.riou", "content-patient_pathway": "Nouveau"}))
     assert "n'est pas un médecin responsable actif de ce site" in page and "Nouveau</textarea>" in page
     page = text(client.post(f"/admin/directory/conventions/{number}/content",
-                            data={**form, "content-network_bandwidth_mbps": "-3", "content-expires_on": "31/02"}))
+                            data={**form, "content-network_bandwidth_mbps": "-3", "content-expires_on": "31/02",
+                                  "content-restoration_delay_hours": "quatre"}))
     assert "Un nombre entier entre 1 et 100000." in page and "Date invalide" in page
+    assert "Saisissez un nombre entier." in page and "Not a valid" not in page
     assert next(c for c in list_conventions(demo_ctx, ADMIN) if c.id == number).content["patient_pathway"] == \
         "Parcours"
 
