@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.services.context import EngineContext
-from engine.services.indicators_sql import CASE_PROCESSES, FACTS, INSTANCE, TASK, utc
+from engine.services.indicators_sql import CASE_PROCESSES, FACTS, INSTANCE, TASK, seconds_between, utc
 from engine.store.models import AuditEvent, table_of
 
 AUDIT = table_of(AuditEvent)
@@ -85,6 +85,15 @@ def _facts_of(ids: Sequence[int]) -> Any:
         "report_late": func.coalesce(func.max(timers.c.report_late), 0),
         "te_late": func.coalesce(func.max(timers.c.te_late), 0),
     }
+    sent = func.coalesce(columns["sent_at"], INSTANCE.c.started_at)
+    columns.update({
+        "turnaround_minutes": seconds_between(sent, columns["released_at"]) / 60.0,
+        "report_minutes": seconds_between(columns["reading_at"], columns["released_at"]) / 60.0,
+        "acceptance_minutes": case((columns["accepted"] > 0,
+                                    seconds_between(columns["offer_at"], columns["accepted_at"]) / 60.0)),
+        "acknowledgement_minutes": seconds_between(columns["released_at"], columns["acknowledged_at"]) / 60.0,
+        "answer_minutes": seconds_between(sent, columns["answered_at"]) / 60.0,
+    })
     statement = (select(*[expr.label(name) for name, expr in columns.items()])
                  .select_from(INSTANCE.join(data, data.c.case_id == INSTANCE.c.id)
                               .outerjoin(TASK, TASK.c.instance_id == INSTANCE.c.id)

@@ -40,14 +40,10 @@ def _whole_postgresql(element: whole, compiler: Any, **kw: Any) -> str:
 
 def _statement(filters: Any, since: datetime, until: datetime, week0: date, due: dict[str, float]) -> Any:
     c = FACTS.c
-    request_at = func.coalesce(c.sent_at, c.started_at)
-    turnaround = seconds_between(request_at, c.released_at) / 60.0
-    answer = seconds_between(request_at, c.answered_at) / 60.0
-    acceptance = case((c.accepted > 0, seconds_between(c.offer_at, c.accepted_at) / 60.0))
-    acknowledgement = seconds_between(c.released_at, c.acknowledged_at) / 60.0
+    turnaround, reading, answer = c.turnaround_minutes, c.report_minutes, c.answer_minutes
+    acceptance, acknowledgement = c.acceptance_minutes, c.acknowledgement_minutes
     bucket = case(*[(turnaround < edge, index) for index, edge in enumerate(BUCKET_EDGES_MINUTES)],
                   else_=len(BUCKET_EDGES_MINUTES))
-    reading = seconds_between(c.reading_at, c.released_at) / 60.0  # what the report's due time measures
     within = case(*[(and_(c.urgency == level, reading <= due[f"report_{level}"]), 1) for level in LEVELS],
                   else_=0)
     tier = c.tier_after

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.store.models import Base, BigId, UTCDateTime
@@ -34,6 +34,13 @@ class CaseIndicator(Base):
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Durations in minutes, computed once with the facts (docs/indicators.md): request -> release, images available
+    # -> release, first offer -> acceptance, release -> acknowledgement, request -> opinion.
+    turnaround_minutes: Mapped[float | None] = mapped_column(Float)
+    report_minutes: Mapped[float | None] = mapped_column(Float)
+    acceptance_minutes: Mapped[float | None] = mapped_column(Float)
+    acknowledgement_minutes: Mapped[float | None] = mapped_column(Float)
+    answer_minutes: Mapped[float | None] = mapped_column(Float)
     more_info: Mapped[int] = mapped_column(Integer)
     urgent_findings: Mapped[int] = mapped_column(Integer)
     phone_calls: Mapped[int] = mapped_column(Integer)

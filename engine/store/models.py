@@ -205,7 +205,9 @@ class AuditEvent(Base):
     """
 
     __tablename__ = "audit_event"
-    __table_args__ = (UniqueConstraint("chain", "seq", name="uq_audit_event_chain_seq"),)
+    __table_args__ = (UniqueConstraint("chain", "seq", name="uq_audit_event_chain_seq"),
+                      # The indicators count the period's events of a few actions (migration 0027).
+                      Index("ix_audit_event_action_at", "action", "at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     chain: Mapped[int] = mapped_column(BigInteger)

@@ -4,7 +4,8 @@ engine.services.indicators reads one small row per case (case_indicator: the mom
 and data give), rebuilt by engine.services.indicators_facts whenever the case's version changed. Finding those
 cases reads process_instance (started_at, process_id, version) from the index alone: a case row is mostly its saved
 state, and on SQLite the columns stored after it are reached only through its overflow pages. The facts are built
-on first use (nothing to migrate). benchmarks/indicators.py measures the indicators on 100,000 cases.
+on first use (nothing to migrate). The technical incidents read the period's audit events of a few actions
+(audit_event action, at). benchmarks/indicators.py measures the indicators on 100,000 cases.
 
 Revision ID: 0027
 Revises: 0026
@@ -42,6 +43,9 @@ def upgrade() -> None:
         sa.Column('accepted', sa.Integer(), nullable=False),
         *[sa.Column(name, moment, nullable=True) for name in (
             'reading_at', 'released_at', 'acknowledged_at', 'answered_at')],
+        *[sa.Column(name, sa.Float(), nullable=True) for name in (
+            'turnaround_minutes', 'report_minutes', 'acceptance_minutes', 'acknowledgement_minutes',
+            'answer_minutes')],
         *[sa.Column(name, sa.Integer(), nullable=False) for name in (
             'more_info', 'urgent_findings', 'phone_calls', 'announcements', 'announcements_confirmed', 'refusals',
             'refusal_visits', 'refusal_fallbacks', 'te_loops', 'difficulties', 'no_radiologist', 'tier_after',
@@ -51,9 +55,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('case_id', name=op.f('pk_case_indicator')),
     )
     op.create_index('ix_case_indicator_started', 'case_indicator', ['started_at'], unique=False)
+    op.create_index('ix_audit_event_action_at', 'audit_event', ['action', 'at'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_audit_event_action_at', table_name='audit_event')
     op.drop_index('ix_case_indicator_started', table_name='case_indicator')
     op.drop_table('case_indicator')
     op.drop_index('ix_process_instance_started', table_name='process_instance')
