@@ -19,12 +19,7 @@ from engine.domain.charter import enforces
 from engine.domain.escalation import DEFAULT_ESCALATION, InvalidDuration, parse_duration
 from engine.domain.urgency import LEVELS
 from engine.services.context import EngineContext
-from engine.services.indicators_extra import (
-    image_transfer,
-    oncall_coverage,
-    refusals_by_reason,
-    technical_incidents,
-)
+from engine.services.indicators_extra import image_transfer, oncall_coverage, technical_incidents
 from engine.services.indicators_facts import refresh_facts
 from engine.services.indicators_main import BUCKET_EDGES_MINUTES, case_groups
 from engine.services.indicators_sql import first_monday, period_bounds
@@ -135,7 +130,6 @@ def compute_indicators(ctx: EngineContext, filters: IndicatorFilters) -> dict[st
     figures.update(case_groups(ctx, filters, since, until, week0, len(weeks), due))
     for index, week in enumerate(figures["weekly"]):
         week["week_start"] = weeks[index].isoformat()
-    figures["refusals"]["by_reason"] = refusals_by_reason(ctx, filters, since, until)
     figures["image_transfer"] = image_transfer(ctx, filters, since, until)
     figures["technical_incidents"] = technical_incidents(ctx, filters, since, until,
                                                          figures.pop("_technical_difficulties"),

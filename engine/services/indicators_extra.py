@@ -26,22 +26,14 @@ from engine.store.directory_models import OnCallSlotRow, TerritoryRow
 from engine.store.models import AuditEvent, table_of
 
 AUDIT = table_of(AuditEvent)
-REFUSAL_REASONS = ("insufficient_information", "inappropriate_images", "insufficient_quality")
 INCIDENT_ACTIONS = ("instance.failed", "dicom.priors_failed", "dicom.original_study_failed")
 
 
-def _cases(filters: Any, since: datetime, until: datetime) -> Any:
-    return select(FACTS.c.case_id).where(*case_conditions(filters, since, until))
-
-
-def refusals_by_reason(ctx: EngineContext, filters: Any, since: datetime, until: datetime) -> dict[str, int]:
-    """Refused cases (a motivated refusal completed) by the reason chosen in the refusal form (case data)."""
-    with ctx.read() as session:
-        counts = dict(session.execute(
-            select(FACTS.c.refusal_reason, func.count()).where(*case_conditions(filters, since, until),
-                                                               FACTS.c.refusals > 0)
-            .group_by(FACTS.c.refusal_reason)).tuples().all())
-    return {reason: int(counts.get(reason, 0)) for reason in REFUSAL_REASONS}
+def _of_cases(statement: Any, case_id: Any, filters: Any, since: datetime, until: datetime) -> Any:
+    """`statement` restricted to the rows of the counted cases: joined to their facts by case, so that the (usually
+    few) rows of the adapter's table drive the query, not the period's cases."""
+    return statement.join_from(case_id.table, FACTS, FACTS.c.case_id == case_id).where(
+        *case_conditions(filters, since, until))
 
 
 def image_transfer(ctx: EngineContext, filters: Any, since: datetime, until: datetime) -> dict[str, Any]:
@@ -49,10 +41,11 @@ def image_transfer(ctx: EngineContext, filters: Any, since: datetime, until: dat
     be stable (last instance -> the case notified of its images)."""
     transfer = seconds_between(DICOM_STUDY.c.first_received_at, DICOM_STUDY.c.last_received_at)
     stability = seconds_between(DICOM_STUDY.c.last_received_at, DICOM_STUDY.c.notified_at)
-    statement = select(func.count().label("studies"), func.avg(transfer).label("mean"),
-                       func.max(transfer).label("max"), func.count(DICOM_STUDY.c.notified_at).label("notified"),
-                       func.avg(stability).label("stability")).where(
-        DICOM_STUDY.c.case_id.in_(_cases(filters, since, until)))
+    statement = _of_cases(select(func.count().label("studies"), func.avg(transfer).label("mean"),
+                                 func.max(transfer).label("max"),
+                                 func.count(DICOM_STUDY.c.notified_at).label("notified"),
+                                 func.avg(stability).label("stability")),
+                          DICOM_STUDY.c.case_id, filters, since, until)
     with ctx.read() as session:
         row = session.execute(statement).one()
     return {"studies": int(row.studies or 0),
@@ -65,16 +58,15 @@ def image_transfer(ctx: EngineContext, filters: Any, since: datetime, until: dat
 def technical_incidents(ctx: EngineContext, filters: Any, since: datetime, until: datetime, difficulties: int,
                         failed_cases: int) -> dict[str, int]:
     """What the system records as technical trouble today (docs/indicators.md)."""
-    cases = _cases(filters, since, until)
     with ctx.read() as session:
-        events = dict(session.execute(
-            select(AUDIT.c.action, func.count()).where(AUDIT.c.action.in_(INCIDENT_ACTIONS),
-                                                       AUDIT.c.at >= utc(since), AUDIT.c.instance_id.in_(cases))
-            .group_by(AUDIT.c.action)).tuples().all())
-        held_studies = session.execute(select(func.count()).where(
-            DICOM_STUDY.c.case_id.in_(cases), DICOM_STUDY.c.status.in_(("held", "rejected")))).scalar_one()
-        held_instances = session.execute(select(func.count()).where(
-            DICOM_HELD_INSTANCE.c.case_id.in_(cases))).scalar_one()
+        events = dict(session.execute(_of_cases(
+            select(AUDIT.c.action, func.count()).where(AUDIT.c.action.in_(INCIDENT_ACTIONS), AUDIT.c.at >= utc(since)),
+            AUDIT.c.instance_id, filters, since, until).group_by(AUDIT.c.action)).tuples().all())
+        held_studies = session.execute(_of_cases(
+            select(func.count()).where(DICOM_STUDY.c.status.in_(("held", "rejected"))),
+            DICOM_STUDY.c.case_id, filters, since, until)).scalar_one()
+        held_instances = session.execute(_of_cases(select(func.count()), DICOM_HELD_INSTANCE.c.case_id, filters,
+                                                   since, until)).scalar_one()
         hl7 = select(func.count()).where(HL7_MESSAGE.c.direction == "in",
                                          HL7_MESSAGE.c.status.in_(("rejected", "error")),
                                          HL7_MESSAGE.c.received_at >= utc(since),

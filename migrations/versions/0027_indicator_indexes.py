@@ -54,12 +54,10 @@ def upgrade() -> None:
                                 name=op.f('fk_case_indicator_case_id_process_instance')),
         sa.PrimaryKeyConstraint('case_id', name=op.f('pk_case_indicator')),
     )
-    op.create_index('ix_case_indicator_started', 'case_indicator', ['started_at'], unique=False)
     op.create_index('ix_audit_event_action_at', 'audit_event', ['action', 'at'], unique=False)
 
 
 def downgrade() -> None:
     op.drop_index('ix_audit_event_action_at', table_name='audit_event')
-    op.drop_index('ix_case_indicator_started', table_name='case_indicator')
     op.drop_table('case_indicator')
     op.drop_index('ix_process_instance_started', table_name='process_instance')
