@@ -150,7 +150,7 @@ def build(ctx, clock) -> Scenario:
 
 @pytest.mark.charter("CH-6.3", "CH-4.1.12", "CH-5.4")
 def test_CH6_3_each_indicator_matches_its_hand_computation(demo_ctx, clock):
-    build(demo_ctx, clock)
+    built = build(demo_ctx, clock)
     figures = compute_indicators(demo_ctx, WEEK)
     # Four cases created in the week (the demo's own three are from 5 January): A vital, B urgent, C and D scheduled.
     assert figures["requests"] == {"total": 4, "telediagnosis": 4, "teleexpertise": 0,
@@ -204,6 +204,14 @@ def test_CH6_3_each_indicator_matches_its_hand_computation(demo_ctx, clock):
         {"territory_id": "morlaix", "name": "Pays de Morlaix", "gaps": 6, "uncovered_hours": 115.5,
          "longest_gap_hours": 53.5, "covered_share": 0.0}]
     assert figures["due_minutes"] == {"vital": 60.0, "urgent": 240.0, "scheduled": 2880.0, "teleexpertise": 4320.0}
+    # The figures follow the cases: D's report acknowledged now (the case saved again, its facts rebuilt), from its
+    # release on Thursday 15 January 20:10 UTC to Tuesday 20 January 09:00 UTC = 4 x 1440 + 770 = 6530 min: the mean
+    # of 30, 60 and 6530 is 2206.7.
+    _do(demo_ctx, clock, built.d, datetime(2026, 1, 20, 9, 0, tzinfo=UTC), 0, "acknowledge_report", "dr.martin",
+        report_read=True, integrated_in_record=True)
+    again = compute_indicators(demo_ctx, WEEK)
+    assert again["acknowledgement"] == {"acknowledged": 3, "pending": 0, "mean_minutes": 2206.7}
+    assert again["requests"] == figures["requests"] and again["turnaround"] == figures["turnaround"]
 
 
 @pytest.mark.charter("CH-6.3")
