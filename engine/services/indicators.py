@@ -27,6 +27,7 @@ from engine.store.directory_models import SiteRow, TerritoryRow, User, UserRole
 from engine.store.models import EscalationSetting
 
 MAX_PERIOD_DAYS = 731
+MIN_YEAR, MAX_YEAR = 2000, 2100
 MODALITIES = ("CT", "MR", "US", "XR", "MG")
 
 
@@ -47,6 +48,8 @@ class IndicatorFilters:
 
 def check_filters(filters: IndicatorFilters) -> None:
     """Raises IndicatorError for a period or a value the indicators do not know."""
+    if not (MIN_YEAR <= filters.start.year <= MAX_YEAR and MIN_YEAR <= filters.end.year <= MAX_YEAR):
+        raise IndicatorError(f"Choisissez des dates entre {MIN_YEAR} et {MAX_YEAR}.")
     if filters.end < filters.start:
         raise IndicatorError("La fin de la période précède son début.")
     if (filters.end - filters.start).days >= MAX_PERIOD_DAYS:

@@ -103,7 +103,10 @@ def parse_filters(args: Mapping[str, str], today: date, choices: FilterChoices) 
         return value
 
     end = day("to", today)
-    start = day("from", end - timedelta(days=DEFAULT_DAYS - 1))
+    try:
+        start = day("from", end - timedelta(days=DEFAULT_DAYS - 1))
+    except OverflowError:
+        raise BadFilter(_("Date invalide : utilisez le format AAAA-MM-JJ.")) from None
     return IndicatorFilters(
         start, end, site_id=pick("site", [s for s, _ in choices.sites], _("site")),
         territory_id=pick("territory", [t for t, _ in choices.territories], _("territoire")),

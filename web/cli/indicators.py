@@ -45,7 +45,10 @@ def indicators(start: str | None, end: str | None, site_id: str | None, territor
     require_migrated(settings)
     ctx = build_context(settings.database_url, keys=settings.key_ring())
     last = _day(end, "--to") or ctx.clock.now().astimezone(PARIS).date()
-    first = _day(start, "--from") or last - timedelta(days=DEFAULT_DAYS - 1)
+    try:
+        first = _day(start, "--from") or last - timedelta(days=DEFAULT_DAYS - 1)
+    except OverflowError:
+        raise click.BadParameter("date hors des bornes", param_hint="--to") from None
     filters = IndicatorFilters(first, last, site_id=site_id, territory_id=territory_id, radiologist=radiologist,
                                urgency=urgency, modality=modality)
     try:
