@@ -239,6 +239,7 @@ def test_CH6_3_the_filters_select_the_cases_by_site_territory_radiologist_urgenc
 def test_CH6_3_impossible_filters_are_refused_in_french(demo_ctx):
     for filters, message in ((IndicatorFilters(date(2026, 1, 18), date(2026, 1, 12)), "précède"),
                              (IndicatorFilters(date(2020, 1, 1), date(2026, 1, 1)), "deux ans"),
+                             (IndicatorFilters(date(1999, 12, 1), date(1999, 12, 2)), "entre 2000 et 2100"),
                              (IndicatorFilters(WEEK.start, WEEK.end, site_id="nowhere"), "Site inconnu"),
                              (IndicatorFilters(WEEK.start, WEEK.end, territory_id="nowhere"), "Territoire inconnu"),
                              (IndicatorFilters(WEEK.start, WEEK.end, radiologist="nobody"), "Radiologue inconnu"),
