@@ -20,7 +20,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.services.context import EngineContext
-from engine.services.indicators_sql import CASE_PROCESSES, FACTS, INSTANCE, TASK, seconds_between, utc
+from engine.services.indicators_sql import (
+    CASE_PROCESSES,
+    FACTS,
+    INSTANCE,
+    TASK,
+    seconds_between,
+    utc,
+    week_number_of,
+)
 from engine.store.models import AuditEvent, table_of
 
 AUDIT = table_of(AuditEvent)
@@ -64,7 +72,8 @@ def _facts_of(ids: Sequence[int]) -> Any:
     columns = {
         "case_id": INSTANCE.c.id, "version": INSTANCE.c.version, "process_id": INSTANCE.c.process_id,
         "site_id": INSTANCE.c.site_id, "urgency": INSTANCE.c.urgency, "status": INSTANCE.c.status,
-        "started_at": INSTANCE.c.started_at, "modality": data.c.modality,
+        "started_at": INSTANCE.c.started_at, "week_number": week_number_of(INSTANCE.c.started_at),
+        "modality": data.c.modality,
         "refusal_reason": data.c.refusal_reason,
         "radiologist": func.max(case((_spec(("interpret", "te_report"), True), TASK.c.ended_by))),
         "sent_at": func.min(case((_spec(("request", "te_request"), True), TASK.c.ended_at))),

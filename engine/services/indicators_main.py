@@ -8,35 +8,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, func, literal_column, select
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import GenericFunction
+from sqlalchemy import and_, case, func, literal_column, select
 
 from engine.domain.urgency import LEVELS
 from engine.services.context import EngineContext
 from engine.services.indicators_facts import REFUSAL_REASONS
-from engine.services.indicators_sql import FACTS, case_conditions, paris_midnight, seconds_between, utc
+from engine.services.indicators_sql import FACTS, case_conditions, week_number
 
 BUCKET_EDGES_MINUTES = (30, 60, 120, 240, 480, 1440, 2880, 10080)
-WEEK = 7 * 86400
 TIER_KEYS = {0: "first_offer", 1: "tier_1", 2: "tier_2", 3: "tier_3", 4: "tier_4"}
-
-
-class whole(GenericFunction[int]):  # noqa: N801 - a SQL expression
-    """The integer part of a non-negative number (CAST truncates on SQLite; PostgreSQL's CAST rounds)."""
-
-    type = Integer()
-    inherit_cache = True
-
-
-@compiles(whole, "sqlite")
-def _whole_sqlite(element: whole, compiler: Any, **kw: Any) -> str:
-    return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
-
-
-@compiles(whole, "postgresql")
-def _whole_postgresql(element: whole, compiler: Any, **kw: Any) -> str:
-    return f"CAST(FLOOR({compiler.process(element.clauses, **kw)}) AS INTEGER)"
 
 
 def _statement(filters: Any, since: datetime, until: datetime, week0: date, due: dict[str, float]) -> Any:
@@ -50,7 +30,7 @@ def _statement(filters: Any, since: datetime, until: datetime, week0: date, due:
     tier = c.tier_after
     keys: dict[str, Any] = {
         "process": c.process_id, "urgency": c.urgency,
-        "week": whole(seconds_between(utc(paris_midnight(week0)), c.started_at) / WEEK),
+        "week": c.week_number - week_number(week0),
         "bucket": case((c.released_at.is_not(None), bucket)),
         "within": case((c.released_at.is_not(None), within)),
         "tier": case((c.offer_at.is_not(None), tier)),

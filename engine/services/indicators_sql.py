@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, column, literal, select, table
+from sqlalchemy import Float, Integer, column, literal, select, table
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import GenericFunction
@@ -55,6 +55,38 @@ def _postgresql(element: seconds_between, compiler: Any, **kw: Any) -> str:
     earlier, later = list(element.clauses)
     return (f"EXTRACT(EPOCH FROM (CAST({compiler.process(later, **kw)} AS TIMESTAMPTZ)"
             f" - CAST({compiler.process(earlier, **kw)} AS TIMESTAMPTZ)))")
+
+
+class whole(GenericFunction[int]):  # noqa: N801 - a SQL expression
+    """The integer part of a non-negative number (CAST truncates on SQLite; PostgreSQL's CAST rounds)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(whole, "sqlite")
+def _whole_sqlite(element: whole, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
+
+
+@compiles(whole, "postgresql")
+def _whole_postgresql(element: whole, compiler: Any, **kw: Any) -> str:
+    return f"CAST(FLOOR({compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+# Weeks are counted from Monday 3 January 2000, 00:00 Paris (winter) time: a case's week is stored with its facts.
+WEEK_EPOCH = date(2000, 1, 3)
+WEEK_SECONDS = 7 * 86400
+
+
+def week_number(monday: date) -> int:
+    """The number of the week starting on that Monday."""
+    return (monday - WEEK_EPOCH).days // 7
+
+
+def week_number_of(moment: Any) -> Any:
+    """The SQL week number of a timestamp column."""
+    return whole(seconds_between(utc(paris_midnight(WEEK_EPOCH)), moment) / WEEK_SECONDS)
 
 
 def paris_midnight(day: date) -> datetime:

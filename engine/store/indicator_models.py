@@ -25,6 +25,7 @@ class CaseIndicator(Base):
     urgency: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    week_number: Mapped[int] = mapped_column(Integer)  # weeks since Monday 3 January 2000 00:00, Paris winter time
     modality: Mapped[str | None] = mapped_column(String(8))  # the requested one (case data)
     refusal_reason: Mapped[str | None] = mapped_column(String(32))  # of the motivated refusal (case data)
     radiologist: Mapped[str | None] = mapped_column(String(128))  # who completed the report (or the opinion)

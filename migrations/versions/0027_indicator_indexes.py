@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column('urgency', sa.String(length=16), nullable=True),
         sa.Column('status', sa.String(length=16), nullable=False),
         sa.Column('started_at', moment, nullable=False),
+        sa.Column('week_number', sa.Integer(), nullable=False),
         sa.Column('modality', sa.String(length=8), nullable=True),
         sa.Column('refusal_reason', sa.String(length=32), nullable=True),
         sa.Column('radiologist', sa.String(length=128), nullable=True),
