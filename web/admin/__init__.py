@@ -1,5 +1,5 @@
 """Administration: accounts and the routing directory, escalation delays and waiting timers, on-call, HL7 and
-DICOM links, the protocol catalogue, the charter conformance matrix, the notification outbox."""
+DICOM links, the protocol catalogue, the charter conformance matrix, the notification outbox, the quality audits."""
 
 from web.admin import (
     charter_packs,
@@ -13,9 +13,10 @@ from web.admin import (
     notifications,
     oncall,
     protocols,
+    quality_audits,
     users,
 )
 
 BLUEPRINTS = (
     charter_packs.bp, users.bp, directory.bp, escalation.bp, oncall.bp, hl7.bp, dicom.bp, conformance.bp, protocols.bp,
-    notifications.bp, indicators.bp, convention_documents.bp)
+    notifications.bp, indicators.bp, quality_audits.bp, convention_documents.bp)
