@@ -57,12 +57,23 @@ def test_enforcements_say_where_they_are_reached_from(matrix):
                for o in code["engine.domain.routing.candidate_pool"])
 
 
-def test_the_unreferenced_fee_privacy_and_indicator_functions_enforce_nothing(matrix):
+def test_the_unreferenced_fee_and_privacy_functions_enforce_nothing(matrix):
     rules = by_id(matrix)
-    for rule_id in ("CH-7.1", "CH-7.6", "CH-8.2", "CH-6.3", "CH-3.5"):
+    for rule_id in ("CH-7.1", "CH-7.6", "CH-8.2"):
         assert rules[rule_id].status == "missing" and rules[rule_id].missing_enforcement, rule_id
-        assert not any(e.where.startswith(("engine.domain.fees", "engine.domain.privacy", "engine.domain.indicators"))
+        assert not any(e.where.startswith(("engine.domain.fees", "engine.domain.privacy"))
                        for e in rules[rule_id].enforced_by)
+
+
+def test_CH6_3_and_CH3_5_are_enforced_by_features_a_user_opens(matrix):
+    rules = by_id(matrix)
+    for rule_id in ("CH-6.3", "CH-3.5"):
+        assert rules[rule_id].status == "enforced" and rules[rule_id].negative_tests, rule_id
+    indicator_entries = {label for e in rules["CH-6.3"].enforced_by for label in e.reached_from}
+    assert any(label.startswith("route") and "/admin/indicators" in label for label in indicator_entries)
+    assert any("telerad indicators" in label for label in indicator_entries)
+    share_entries = {label for e in rules["CH-3.5"].enforced_by for label in e.reached_from}
+    assert any("telerad.candidate_pool" in label for label in share_entries)
 
 
 def test_CH5_6_site_visits_and_devices_are_enforced_by_pages_a_user_opens(matrix):
