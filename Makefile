@@ -57,8 +57,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), one test file per process at a time: each file's
+# module fixtures (servers, Orthanc, Chromium) stay in one process. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
+
 test: lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache node_modules web/static/vendor

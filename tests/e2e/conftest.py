@@ -81,8 +81,9 @@ class Server:
 def artifacts() -> Path:
     _require_chromium()  # skipped runs leave the artifacts of the last real run alone
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("[0-9][0-9]-*.png"):  # screenshots of an earlier run
-        old.unlink()
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0":  # one worker clears the screenshots of an earlier run
+        for old in ARTIFACTS.glob("[0-9][0-9]-*.png"):
+            old.unlink(missing_ok=True)
     return ARTIFACTS
 
 
@@ -119,7 +120,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path, mailbox: A
     assert demo.get("users"), f"telerad demo --json created no users: {done.stdout}"
     accounts = {user["username"]: user for user in demo["users"]}
 
-    log_path = artifacts / "server.log"
+    # One server per pytest-xdist worker (PYTEST_XDIST_WORKER: gw0, gw1...), each with its own log.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    log_path = artifacts / (f"server-{worker}.log" if worker else "server.log")
     log = log_path.open("w", encoding="utf-8")
     process = subprocess.Popen([telerad, "run", "--port", str(port)], cwd=REPO, env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
