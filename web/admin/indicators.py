@@ -108,10 +108,10 @@ def parse_filters(args: Mapping[str, str], today: date, choices: FilterChoices) 
     except OverflowError:
         raise BadFilter(_("Date invalide : utilisez le format AAAA-MM-JJ.")) from None
     return IndicatorFilters(
-        start, end, site_id=pick("site", [s for s, _ in choices.sites], _("site")),
-        territory_id=pick("territory", [t for t, _ in choices.territories], _("territoire")),
-        radiologist=pick("radiologist", [r for r, _ in choices.radiologists], _("radiologue")),
-        urgency=pick("urgency", LEVELS, _("urgence")), modality=pick("modality", MODALITIES, _("modalité")))
+        start, end, site_id=pick("site", [s for s, _ in choices.sites], _("Site")),
+        territory_id=pick("territory", [t for t, _ in choices.territories], _("Territoire")),
+        radiologist=pick("radiologist", [r for r, _ in choices.radiologists], _("Radiologue")),
+        urgency=pick("urgency", LEVELS, _("Urgence")), modality=pick("modality", MODALITIES, _("Modalité")))
 
 
 def _load() -> tuple[Any, IndicatorFilters, FilterChoices, Scope]:

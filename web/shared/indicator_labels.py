@@ -10,8 +10,9 @@ from flask_babel import lazy_gettext as _l
 
 URGENCY_LABELS = {"vital": _l("Urgence vitale"), "urgent": _l("Urgent"), "scheduled": _l("Programmé"),
                   "unknown": _l("Non précisé")}
-MODALITY_LABELS = {"CT": _l("Scanner"), "MR": _l("IRM"), "US": _l("Échographie"), "XR": _l("Radiographie"),
-                   "MG": _l("Mammographie")}
+# The same words as the protocol catalogue's (web.admin.protocols), with the DICOM code.
+MODALITY_LABELS = {"CT": _l("Scanner (CT)"), "MR": _l("IRM (MR)"), "US": _l("Échographie (US)"),
+                   "XR": _l("Radiographie (XR)"), "MG": _l("Mammographie (MG)")}
 TIER_LABELS = {"first_offer": _l("Première offre (garde ou niveau 1)"), "tier_1": _l("Niveau 1 après la garde"),
                "tier_2": _l("Niveau 2 (territoires voisins)"), "tier_3": _l("Niveau 3 (département, région)"),
                "tier_4": _l("Niveau 4 (société de téléradiologie)")}

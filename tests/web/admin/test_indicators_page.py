@@ -102,9 +102,9 @@ def test_CH6_3_other_roles_get_403_on_the_page_and_the_csv(app, demo_ctx, clock,
 def test_CH6_3_a_bad_filter_is_a_french_400_page_never_a_500(app, demo_ctx, clock):
     client = login(app, demo_ctx, clock, "admin")
     for query, message in (("from=2026-13-01", "Date invalide"), ("from=2026-01-10&to=2026-01-01", "précède"),
-                           ("urgency=whenever", "urgence"), ("modality=PET", "modalité"),
-                           ("site=nowhere", "site"), ("radiologist=dr.martin", "radiologue"),
-                           ("territory=%27%3B--", "territoire"), ("from=2020-01-01&to=2026-01-01", "deux ans"),
+                           ("urgency=whenever", "« Urgence »"), ("modality=PET", "« Modalité »"),
+                           ("site=nowhere", "« Site »"), ("radiologist=dr.martin", "« Radiologue »"),
+                           ("territory=%27%3B--", "« Territoire »"), ("from=2020-01-01&to=2026-01-01", "deux ans"),
                            ("from=1999-12-01&to=1999-12-02", "entre 2000 et 2100"),
                            ("to=0001-01-02", "Date invalide")):
         for path in ("/admin/indicators", "/admin/indicators/export.csv"):
