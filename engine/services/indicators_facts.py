@@ -12,7 +12,7 @@ later calls rebuild only the cases saved since.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select
@@ -33,6 +33,9 @@ from engine.store.models import AuditEvent, table_of
 
 AUDIT = table_of(AuditEvent)
 CHUNK = 500
+# The worker keeps the facts of the cases of this span current (the longest period the indicators show: two
+# years), so that a dashboard or an audit report seldom has any to rebuild.
+KEPT_CURRENT = timedelta(days=2 * 366)
 MODALITY_CODES = ("CT", "MR", "US", "XR", "MG")
 REFUSAL_REASONS = ("insufficient_information", "inappropriate_images", "insufficient_quality")
 # Offer level after the last acceptance timeout that fired (audit "timer.fired", setting of the accept timer).
@@ -149,3 +152,10 @@ def refresh_facts(ctx: EngineContext, since: datetime, until: datetime) -> int:
         except IntegrityError:
             continue  # rebuilt concurrently: those rows are as fresh as ours
     return len(ids)
+
+
+def refresh_recent_facts(ctx: EngineContext) -> int:
+    """Run by the worker every few minutes: the facts of the last two years' changed cases rebuilt (two aggregates
+    when nothing changed)."""
+    now = ctx.clock.now()
+    return refresh_facts(ctx, now - KEPT_CURRENT, now + timedelta(days=1))

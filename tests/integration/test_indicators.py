@@ -25,7 +25,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from engine.domain.actors import Actor
-from engine.services.indicators import IndicatorError, IndicatorFilters, compute_indicators
+from engine.services.indicators import IndicatorError, IndicatorFilters, as_datetime_range, compute_indicators
+from engine.services.indicators_facts import refresh_recent_facts, stale_cases
 from engine.services.instances import start_instance
 from engine.services.oncall import add_slot
 from engine.services.tasks import complete_task, list_tasks
@@ -35,6 +36,7 @@ from integrations.hl7.models import Hl7Message
 from tests import demo_app
 from tests.signing import signature_code
 from web.cli.demo_data import USERS, demo_request
+from web.ops.scheduler import TimerScheduler
 
 demo_ctx = demo_app.demo_ctx
 PARIS = ZoneInfo("Europe/Paris")
@@ -247,3 +249,30 @@ def test_CH6_3_impossible_filters_are_refused_in_french(demo_ctx):
                              (IndicatorFilters(WEEK.start, WEEK.end, modality="PET"), "Modalité")):
         with pytest.raises(IndicatorError, match=message):
             compute_indicators(demo_ctx, filters)
+
+
+@pytest.mark.charter("CH-6.3")
+def test_CH6_3_the_worker_keeps_the_facts_current_so_a_dashboard_rebuilds_none(demo_ctx, clock):
+    built = build(demo_ctx, clock)
+    clock.set(datetime(2026, 1, 20, 9, 0, tzinfo=UTC))
+    since, until = as_datetime_range(WEEK)
+    assert sorted(stale_cases(demo_ctx, since, until)) == sorted([built.a, built.b, built.c, built.d])
+    assert refresh_recent_facts(demo_ctx) >= 4  # the scheduler's job (web.ops.scheduler: refresh_indicator_facts)
+    assert stale_cases(demo_ctx, since, until) == []
+    # D's report acknowledged: only D is stale again, and the next run rebuilds only it.
+    _do(demo_ctx, clock, built.d, datetime(2026, 1, 20, 9, 0, tzinfo=UTC), 0, "acknowledge_report", "dr.martin",
+        report_read=True, integrated_in_record=True)
+    assert stale_cases(demo_ctx, since, until) == [built.d]
+    assert refresh_recent_facts(demo_ctx) == 1
+    assert stale_cases(demo_ctx, since, until) == []
+
+
+def test_the_scheduler_runs_the_facts_refresh(demo_ctx):
+    scheduler = TimerScheduler(demo_ctx, 3600)
+    job = scheduler._scheduler.get_job("refresh_indicator_facts")
+    assert job is not None and job.func == scheduler.refresh_indicator_facts
+    now = demo_ctx.clock.now()
+    window = (now - timedelta(days=700), now + timedelta(days=1))
+    assert stale_cases(demo_ctx, *window)  # the demo's cases, never read
+    scheduler.refresh_indicator_facts()
+    assert stale_cases(demo_ctx, *window) == []

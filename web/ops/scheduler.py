@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine.services.context import EngineContext
 from engine.services.convention_reminders import send_convention_reminders
+from engine.services.indicators_facts import refresh_recent_facts
 from engine.services.site_visits import notify_overdue_visits
 from engine.services.timers import fire_due_timers
 from integrations.audit_export.exporter import run_audit_export
@@ -23,6 +24,7 @@ from integrations.dicom.preview_queue import render_pending_previews
 from integrations.notify.delivery import deliver_notifications
 from integrations.notify.settings import NotifySettings
 
+FACTS_SECONDS = 300.0  # how often the quality indicators' facts are brought up to date (indicators_facts)
 PREVIEW_SECONDS = 2.0  # the preview queue is looked at this often (a directory listing when it is empty)
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,9 @@ class TimerScheduler:
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._scheduler.add_job(self.tick, "interval", seconds=interval, id="fire_due_timers",
                                 max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+        self._scheduler.add_job(self.refresh_indicator_facts, "interval", seconds=FACTS_SECONDS,
+                                id="refresh_indicator_facts", max_instances=1, coalesce=True,
+                                next_run_time=datetime.now(UTC) + timedelta(seconds=60))
         if dicom_storage is not None:
             self._scheduler.add_job(self.render_previews, "interval", seconds=PREVIEW_SECONDS, id="render_previews",
                                     max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
@@ -76,6 +81,14 @@ class TimerScheduler:
             self.state.last_tick = datetime.now(UTC)
             self.state.last_error = None
             self.state.fired_total += report.fired
+
+    def refresh_indicator_facts(self) -> None:
+        """The facts the quality indicators read, rebuilt for the cases changed since the last run, so that a
+        dashboard (CH-6.3) finds them current instead of rebuilding thousands in a page request."""
+        try:
+            refresh_recent_facts(self.ctx)
+        except Exception:  # keep the scheduler alive; a dashboard rebuilds what is still stale
+            log.exception("indicator facts refresh failed")
 
     def render_previews(self) -> None:
         """Previews of the received series, in limited child processes (integrations.dicom.preview_queue)."""
