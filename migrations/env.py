@@ -11,6 +11,7 @@ import engine.store.indicator_models  # noqa: F401  (the indicators' per-case fa
 import engine.store.protocol_models  # noqa: F401
 import engine.store.quality_audit_models  # noqa: F401
 import engine.store.report_models  # noqa: F401
+import engine.store.research_models  # noqa: F401  (research export requests)
 import engine.store.site_quality_models  # noqa: F401
 import integrations.dicom.models  # noqa: F401
 import integrations.dicom.pacs_models  # noqa: F401

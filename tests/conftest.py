@@ -23,6 +23,7 @@ import engine.store.indicator_models  # noqa: F401  (the indicators' per-case fa
 import engine.store.protocol_models  # noqa: F401
 import engine.store.quality_audit_models  # noqa: F401  (issued quality audit reports and their actions)
 import engine.store.report_models  # noqa: F401  (registers the report drafts and addenda tables in the metadata)
+import engine.store.research_models  # noqa: F401  (research export requests, CH-8.2)
 import engine.store.site_quality_models  # noqa: F401  (site visits, devices, reading stations)
 import integrations.dicom.models  # noqa: F401
 import integrations.dicom.pacs_models  # noqa: F401
