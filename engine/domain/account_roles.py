@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 ACCOUNT_ROLES = ("requester", "technologist", "radiologist", "local_radiologist", "tele_expert", "site_lead",
-                 "process_designer", "administrator", "auditor")
+                 "process_designer", "administrator", "auditor", "researcher")
 # Roles whose holders take part in a case: a lane of a diagram names one of them (the others run the platform).
 LANE_ROLES = frozenset({"requester", "technologist", "radiologist", "local_radiologist", "tele_expert", "site_lead"})

@@ -16,7 +16,7 @@ ROLE_LABELS = {
     "requester": _l("Médecin demandeur"), "technologist": _l("Manipulateur"), "radiologist": _l("Radiologue"),
     "local_radiologist": _l("Radiologue de proximité"), "tele_expert": _l("Télé-expert"),
     "site_lead": _l("Médecin responsable du site"), "process_designer": _l("Concepteur de processus"),
-    "administrator": _l("Administrateur"), "auditor": _l("Auditeur"),
+    "administrator": _l("Administrateur"), "auditor": _l("Auditeur"), "researcher": _l("Chercheur"),
 }
 assert set(ROLE_LABELS) == set(ACCOUNT_ROLES)
 
