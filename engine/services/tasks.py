@@ -192,11 +192,14 @@ _COMPLETE_ATTEMPTS = 3
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
-def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str, Any]) -> int:
+def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str, Any],
+                  back_entry: dict[str, Any] | None = None) -> int:
     """Validate the form, run the task and every engine step after it, save everything atomically.
 
     Returns the instance id. Raises NotFound, Conflict (lost race, claimed by someone else) or
-    FormValidationError; nothing is written unless everything succeeds.
+    FormValidationError; nothing is written unless everything succeeds. `back_entry` (a step handled by phone or
+    on paper during an incident, entered afterwards: engine.services.incident_backentry) is kept in the step's
+    ``task.completed`` event.
 
     Optimistic: the checks, the engine steps and the encoding of the new state run on a read of the task and
     its case; the write transaction then locks both and saves if the case's workflow is still at the version
@@ -218,7 +221,7 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
         try:
             with using_clock(ctx.clock):
                 cached.live.complete_user_task(task_id, data, actor.user_id)
-            prepared = _prepare_completion(ctx, instance, cached, actor, task_id, row, data)
+            prepared = _prepare_completion(ctx, instance, cached, actor, task_id, row, data, back_entry)
         except CharterRefused as refused:
             record_refusal(ctx, instance.id, actor, refused, row.spec_name)
             _replace_unfit_radiologist(ctx, instance.id, refused)
@@ -280,11 +283,12 @@ def _replace_unfit_radiologist(ctx: EngineContext, case_id: int, refused: Charte
 
 
 def _prepare_completion(ctx: EngineContext, instance: InstanceRow, cached: Any, actor: Actor, task_id: str,
-                        row: Any, data: dict[str, Any]) -> Any:
+                        row: Any, data: dict[str, Any], back_entry: dict[str, Any] | None = None) -> Any:
+    detail: dict[str, Any] = {"task_id": task_id, "task": row.spec_name, "title": row.title, "fields": sorted(data)}
+    if back_entry:
+        detail["back_entry"] = back_entry
     return prepare_save(ctx, instance, cached.live, cached.snapshot, actor, [
-        audit.AuditEntry(actor.user_id, "task.completed", instance.id,
-                         {"task_id": task_id, "task": row.spec_name, "title": row.title, "fields": sorted(data)}),
-    ])
+        audit.AuditEntry(actor.user_id, "task.completed", instance.id, detail)])
 
 
 def _sqlstate(err: Exception) -> str | None:
