@@ -9,6 +9,7 @@ from web.admin import (
     directory,
     escalation,
     hl7,
+    incidents,
     indicators,
     notifications,
     oncall,
@@ -19,4 +20,4 @@ from web.admin import (
 
 BLUEPRINTS = (
     charter_packs.bp, users.bp, directory.bp, escalation.bp, oncall.bp, hl7.bp, dicom.bp, conformance.bp, protocols.bp,
-    notifications.bp, indicators.bp, quality_audits.bp, convention_documents.bp)
+    notifications.bp, indicators.bp, quality_audits.bp, convention_documents.bp, incidents.bp)
