@@ -12,6 +12,7 @@ from web.cli.demo import demo
 from web.cli.diagrams import deploy, validate
 from web.cli.dicom import dicom
 from web.cli.hl7 import hl7
+from web.cli.incidents import incident
 from web.cli.indicators import indicators
 from web.cli.keys import keys
 from web.cli.quality_audits import audit_report
@@ -39,6 +40,7 @@ main.add_command(users)
 main.add_command(hl7)
 main.add_command(dicom)
 main.add_command(validate)
+main.add_command(incident)
 
 
 if __name__ == "__main__":
