@@ -174,9 +174,10 @@ def _compute(ctx: EngineContext, session: Session, scope: Scope, month: Month) -
         lines.extend(found)
         if not found:
             missing.append(case_id)
-    adjustments: list[dict[str, Any]] = [{"id": a.id, "case_id": a.case_id, "radiologist": a.scope_id, "amount_eur": _money(a.amount_eur),
-                    "reason": a.reason, "created_by": a.created_by, "created_at": a.created_at.isoformat()}
-                   for a in _pending_adjustments(session, scope)]
+    adjustments: list[dict[str, Any]] = [
+        {"id": a.id, "case_id": a.case_id, "radiologist": a.scope_id, "amount_eur": _money(a.amount_eur),
+         "reason": a.reason, "created_by": a.created_by, "created_at": a.created_at.isoformat()}
+        for a in _pending_adjustments(session, scope)]
     to_radiologist = sum((Decimal(line["radiologist_eur"]) for line in lines), Decimal("0.00"))
     site_net = sum((Decimal(line["site_eur"]) for line in lines), Decimal("0.00"))
     adjusted = sum((Decimal(a["amount_eur"]) for a in adjustments), Decimal("0.00"))
@@ -215,6 +216,13 @@ def _compute(ctx: EngineContext, session: Session, scope: Scope, month: Month) -
                    "transmission_costs_eur": _money(transmission),
                    "site_net_eur": _money(site_net - adjusted - transmission)},
     }
+
+
+def month_radiologists(ctx: EngineContext, month: Month) -> list[str]:
+    """The radiologists of the cases released in the month (one statement each)."""
+    with ctx.read() as session:
+        found = {case_radiologist(session, case_id) for case_id, _ in _released_cases(session, month)}
+    return sorted(name for name in found if name)
 
 
 def preview_statement(ctx: EngineContext, actor: Actor, scope: Scope, month: Month) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from web.admin import (
     dicom,
     directory,
     escalation,
+    fees,
     hl7,
     incidents,
     indicators,
@@ -20,4 +21,4 @@ from web.admin import (
 
 BLUEPRINTS = (
     charter_packs.bp, users.bp, directory.bp, escalation.bp, oncall.bp, hl7.bp, dicom.bp, conformance.bp, protocols.bp,
-    notifications.bp, indicators.bp, quality_audits.bp, convention_documents.bp, incidents.bp)
+    notifications.bp, indicators.bp, quality_audits.bp, convention_documents.bp, incidents.bp, fees.bp)

@@ -13,6 +13,7 @@ from engine.services.definitions import deploy_library
 from integrations.dicom.demo_images import add_demo_images
 from web.cli.common import load_settings, require_migrated
 from web.cli.demo_data import create_demo, create_demo_ct_case, create_demo_on_call
+from web.cli.demo_fees import add_demo_fees
 from web.cli.demo_history import add_demo_history
 from web.cli.demo_packs import create_demo_packs
 from web.cli.demo_site_quality import create_demo_site_quality
@@ -37,6 +38,7 @@ def demo(as_json: bool) -> None:
     create_demo_on_call(ctx, ctx.clock.now())
     create_demo_site_quality(ctx)  # site visits (one overdue), devices (one validated), a reading workstation
     add_demo_history(ctx, accounts, settings.database_url)  # finished cases of the past weeks (indicators)
+    add_demo_fees(ctx)  # the CCAM acts of those cases (SAMPLE table): the finance view's statements (/fees)
     create_demo_packs(ctx)  # the Pays de Brest on the 2020 charter; dr.legall over the 2025 cap once switched
     ct_case = create_demo_ct_case(ctx)  # a head CT: its images and a prior, where the SCP and the upload store them
     images = add_demo_images(ctx, settings.instance_path / "dicom", case_id=ct_case)

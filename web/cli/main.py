@@ -11,6 +11,7 @@ from web.cli.db import db
 from web.cli.demo import demo
 from web.cli.diagrams import deploy, validate
 from web.cli.dicom import dicom
+from web.cli.fees import fees
 from web.cli.hl7 import hl7
 from web.cli.incidents import incident
 from web.cli.indicators import indicators
@@ -36,6 +37,7 @@ main.add_command(indicators)
 main.add_command(audit_report)
 main.add_command(charter)
 main.add_command(demo)
+main.add_command(fees)
 main.add_command(users)
 main.add_command(hl7)
 main.add_command(dicom)
