@@ -207,13 +207,18 @@ def incident_covering(session: Session, site_id: str, moment: datetime, now: dat
     return int(found[0]) if found is not None else None
 
 
-def incident_figures(session: Session, since: datetime, until: datetime, site_id: str | None) -> dict[str, int]:
-    """Declared incidents that overlap [since, until) and their total duration in minutes (open ones to `until`),
-    for the indicators (engine.services.indicators_extra)."""
+def incident_figures(session: Session, since: datetime, until: datetime, site_id: str | None,
+                     territory_id: str | None = None, now: datetime | None = None) -> dict[str, int]:
+    """Declared incidents that overlap [since, until) and their minutes within it (an open one up to `until`), for
+    the indicators (engine.services.indicators_extra): of one site, of a territory's sites, or of all. An open
+    incident counts up to `now` when given."""
     query = select(IncidentRow.started_at, IncidentRow.ended_at).where(
         IncidentRow.started_at < until, or_(IncidentRow.ended_at.is_(None), IncidentRow.ended_at >= since))
     if site_id is not None:
         query = query.where(IncidentRow.site_id == site_id)
+    if territory_id is not None:
+        query = query.where(IncidentRow.site_id.in_(select(SiteRow.id).where(SiteRow.territory_id == territory_id)))
     rows = session.execute(query).all()
-    minutes = sum(max(0, int(((end or until) - start).total_seconds() // 60)) for start, end in rows)
+    minutes = sum(max(0, int((min(end or now or until, until) - max(start, since)).total_seconds() // 60))
+                  for start, end in rows)
     return {"downtime_incidents": len(rows), "downtime_minutes": minutes}

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from engine.domain.indicators import uncovered_spans
 from engine.domain.oncall import out_of_hours_intervals
 from engine.services.context import EngineContext
+from engine.services.incidents import incident_figures
 from engine.services.indicators_sql import (
     DICOM_HELD_INSTANCE,
     DICOM_STUDY,
@@ -77,10 +78,12 @@ def technical_incidents(ctx: EngineContext, filters: Any, since: datetime, until
             hl7 = hl7.where(HL7_MESSAGE.c.site_id.in_(
                 select(SITE.c.id).where(SITE.c.territory_id == filters.territory_id)))
         hl7_errors = session.execute(hl7).scalar_one()
+        downtime = incident_figures(session, since, until, filters.site_id, filters.territory_id,
+                                    ctx.clock.now())
     return {"failed_cases": failed_cases, "technical_difficulties": difficulties,
             "images_held": int(held_studies or 0) + int(held_instances or 0),
             "priors_failed": int(events.get("dicom.priors_failed", 0) + events.get("dicom.original_study_failed", 0)),
-            "hl7_errors": int(hl7_errors or 0)}
+            "hl7_errors": int(hl7_errors or 0), **downtime}  # declared downtime incidents (CH-5.5)
 
 
 def oncall_coverage(ctx: EngineContext, filters: Any, since: datetime, until: datetime) -> dict[str, Any]:

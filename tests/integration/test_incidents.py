@@ -179,3 +179,23 @@ def test_the_procedure_names_whom_to_call_from_the_sites_convention(demo_ctx):
     assert [p.username for p in procedure.medical_leads] == ["dr.guillou"]
     assert procedure.support_contact == "Support Telerad 02 98 00 00 00"
     assert procedure.h24 == (procedure.on_call is not None)
+
+
+@pytest.mark.charter("CH-5.5")
+def test_CH5_5_closed_incidents_are_counted_in_the_indicators_of_their_site_and_period(demo_ctx, clock):
+    from datetime import date
+
+    from engine.services.indicators import IndicatorFilters, compute_indicators
+
+    start = clock.now() - timedelta(hours=3)  # Monday 5 January 2026, 05:00 UTC
+    number = declare_incident(demo_ctx, ADMIN, "ch-brest", "network", "site", start)
+    close_incident(demo_ctx, ADMIN, number, start + timedelta(minutes=95))
+    declare_incident(demo_ctx, ADMIN, "ch-morlaix", "it", "telerad", start)
+    brest = compute_indicators(demo_ctx, IndicatorFilters(date(2026, 1, 5), date(2026, 1, 11), site_id="ch-brest"))
+    assert {k: brest["technical_incidents"][k] for k in ("downtime_incidents", "downtime_minutes")} == {
+        "downtime_incidents": 1, "downtime_minutes": 95}
+    before = compute_indicators(demo_ctx, IndicatorFilters(date(2025, 12, 1), date(2025, 12, 31)))
+    assert before["technical_incidents"]["downtime_incidents"] == 0
+    every = compute_indicators(demo_ctx, IndicatorFilters(date(2026, 1, 5), date(2026, 1, 11)))
+    assert every["technical_incidents"]["downtime_incidents"] == 2
+    assert every["technical_incidents"]["downtime_minutes"] == 95 + 180  # the open one up to now

@@ -194,7 +194,8 @@ def test_CH6_3_each_indicator_matches_its_hand_computation(demo_ctx, clock):
                                          "notified": 1, "mean_stability_seconds": 10.0}
     # Two inbound HL7 messages in error or rejected during the week (one at each site); nothing else went wrong.
     assert figures["technical_incidents"] == {"failed_cases": 0, "technical_difficulties": 0, "images_held": 0,
-                                              "priors_failed": 0, "hl7_errors": 2}
+                                              "priors_failed": 0, "hl7_errors": 2, "downtime_incidents": 0,
+                                              "downtime_minutes": 0}
     # Out of hours in the week: 5 weekdays x (8 h + 5.5 h) + the weekend's 48 h = 115.5 h. Brest's one slot covers
     # Monday 18:30 -> Tuesday 08:00 (13.5 h): 102.0 h uncovered in 5 gaps (Monday morning, Tuesday to Thursday
     # nights, Friday 18:30 -> Monday 00:00 = 53.5 h), 13.5 / 115.5 = 0.1169 covered. Morlaix has no slot: 6 gaps.

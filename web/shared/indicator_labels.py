@@ -123,6 +123,8 @@ def summary_rows(figures: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     add(section, _l("Images retenues (identité, site ou examen)"), incidents["images_held"])
     add(section, _l("Examens antérieurs ou originaux non récupérés"), incidents["priors_failed"])
     add(section, _l("Messages HL7 rejetés ou en erreur"), incidents["hl7_errors"])
+    add(section, _l("Incidents déclarés (pannes informatiques ou réseau)"), incidents.get("downtime_incidents", 0))
+    add(section, _l("Durée des incidents déclarés (min)"), incidents.get("downtime_minutes", 0))
     oncall = figures["oncall"]
     section = _l("Permanence des soins")
     add(section, _l("Heures hors heures ouvrables de la période"), oncall["out_of_hours_hours"])
