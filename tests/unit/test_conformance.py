@@ -59,10 +59,18 @@ def test_enforcements_say_where_they_are_reached_from(matrix):
 
 def test_the_unreferenced_fee_and_privacy_functions_enforce_nothing(matrix):
     rules = by_id(matrix)
-    for rule_id in ("CH-7.1", "CH-7.6", "CH-8.2"):
+    for rule_id in ("CH-7.1", "CH-7.6"):
         assert rules[rule_id].status == "missing" and rules[rule_id].missing_enforcement, rule_id
         assert not any(e.where.startswith(("engine.domain.fees", "engine.domain.privacy"))
                        for e in rules[rule_id].enforced_by)
+
+
+def test_CH8_2_research_exports_are_enforced_by_pages_and_the_command(matrix):
+    rule = by_id(matrix)["CH-8.2"]
+    assert rule.status == "enforced" and rule.negative_tests
+    reached = {label for e in rule.enforced_by for label in e.reached_from}
+    assert any(label.startswith("route") and "/research" in label for label in reached), reached
+    assert any("telerad research export" in label for label in reached), reached
 
 
 def test_CH6_3_and_CH3_5_are_enforced_by_features_a_user_opens(matrix):

@@ -50,6 +50,7 @@ USERS = (
     DemoUser("designer", "Sophie Tanguy (conceptrice de processus)", ("process_designer",)),
     DemoUser("admin", "Administrateur Telerad", ("administrator",)),
     DemoUser("auditor", "Auditeur", ("auditor",)),
+    DemoUser("c.leroux", "Dr Claire Le Roux (chercheuse)", ("researcher",)),  # research exports (CH-8.2)
 )
 
 

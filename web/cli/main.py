@@ -17,6 +17,7 @@ from web.cli.incidents import incident
 from web.cli.indicators import indicators
 from web.cli.keys import keys
 from web.cli.quality_audits import audit_report
+from web.cli.research import research
 from web.cli.serve import run, worker
 from web.cli.users import users
 
@@ -42,6 +43,7 @@ main.add_command(users)
 main.add_command(hl7)
 main.add_command(dicom)
 main.add_command(validate)
+main.add_command(research)
 main.add_command(incident)
 
 

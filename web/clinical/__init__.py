@@ -8,6 +8,7 @@ from web.clinical import (
     people,
     reading_stations,
     reports,
+    research,
     site_devices,
     site_visits,
     task_context,
@@ -17,4 +18,5 @@ from web.clinical import (
 )
 
 BLUEPRINTS = (inbox.bp, cases.bp, images.bp, task_context.bp, reports.bp, people.bp, workstations.bp, weasis.bp,
-              viewer.bp, site_visits.bp, site_devices.bp, reading_stations.bp, convention_fallback.bp)
+              viewer.bp, site_visits.bp, site_devices.bp, reading_stations.bp, convention_fallback.bp,
+              research.bp)

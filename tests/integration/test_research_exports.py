@@ -1,0 +1,211 @@
+"""De-identified research exports (CH-8.2), through the services and the producer, on SQLite and PostgreSQL: every
+exported DICOM file is read back with pydicom and no original identifying value remains in any element (sequences
+and file meta included), private tags are gone, UIDs stay consistent across the series of a study; the case data
+holds no direct identifier; nothing is produced before an administrator's approval; the export downloads once."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from datetime import date
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from sqlalchemy import select
+
+from engine.domain.actors import Actor
+from engine.domain.research import RequestSpec, ResearchError
+from engine.errors import Conflict, Forbidden, NotFound
+from engine.services.instances import case_data
+from engine.services.research import create_request, decide, get_request, list_requests, take_download
+from engine.store.models import AuditEvent
+from integrations.dicom.ingest import ingest_file
+from integrations.dicom.research_export import produce_export
+from tests.integration import dicom_support
+from tests.integration.dicom_support import demo_case, for_case, rewrite
+
+dicom_ctx = dicom_support.dicom_ctx
+RESEARCHER = Actor("chercheur", frozenset({"researcher"}))
+OTHER_RESEARCHER = Actor("chercheuse", frozenset({"researcher"}))
+ADMIN = Actor("admin", frozenset({"administrator"}))
+RADIOLOGIST = Actor("dr.guillou", frozenset({"radiologist"}))
+IDENTIFYING = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "InstitutionName",
+               "InstitutionAddress", "ReferringPhysicianName", "OperatorsName", "PerformingPhysicianName",
+               "StationName", "StudyID", "OtherPatientIDs")
+STANDARD_UID_ROOT = "1.2.840.10008."  # SOP classes and transfer syntaxes: not identifying
+
+
+def spec(**changes) -> RequestSpec:
+    values = {"protocol": "ETUDE-EMBOLIE-2026", "approval_ref": "CPP Ouest 2026-A01234-45", "fields":
+              ("process", "site", "sex", "age_years", "clinical_context", "question", "requested_at", "modality"),
+              "images": True, "retain_dates": False, "clean_pixels": False, "period_start": date(2000, 1, 1),
+              "period_end": date(2100, 12, 31), "sites": ("ch-brest",)}
+    values.update(changes)
+    return RequestSpec(**values)
+
+
+def _identifying_file(folder: Path, accession: str, study: str, series: str, **extra) -> Path:
+    path = rewrite(folder, "CT_small.dcm", study=study, series=series, **for_case(
+        accession, InstitutionName="CH de Brest Cavale Blanche", InstitutionAddress="2 avenue Foch, Brest",
+        ReferringPhysicianName="KERGUELEN^ANNE", OperatorsName="LE GALL^YANN", StationName="CTBREST01",
+        StudyID="EX778899", FrameOfReferenceUID="1.2.826.0.1.3680043.2.1125.999.1", **extra))
+    dataset = pydicom.dcmread(path)
+    dataset.add_new(0x00091010, "LO", "QUERE JEAN PRIVATE")  # a private tag with an identifying value
+    dataset.private_block(0x0011, "ACME 1.1", create=True).add_new(0x01, "LO", "IPP-BREST-1")
+    item = Dataset()
+    item.PatientName, item.PatientID = "QUERE^JEAN", "IPP-BREST-1"
+    item.ReferencedSOPInstanceUID = dataset.SOPInstanceUID
+    dataset.ReferencedPatientSequence = [item]
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture
+def exported(dicom_ctx, tmp_path):
+    """Quéré's case with two series of one study and one burned-in screen capture, exported."""
+    case_id, accession = demo_case(dicom_ctx, "QU")
+    study_uid, series = generate_uid(), (generate_uid(), generate_uid())
+    originals = [_identifying_file(tmp_path / "in", accession, study_uid, series[0]),
+                 _identifying_file(tmp_path / "in", accession, study_uid, series[0]),
+                 _identifying_file(tmp_path / "in", accession, study_uid, series[1])]
+    burned = _identifying_file(tmp_path / "in", accession, study_uid, generate_uid(), BurnedInAnnotation="YES")
+    for path in [*originals, burned]:
+        result = ingest_file(dicom_ctx, path, "ch-brest", "dicom", storage=tmp_path / "dicom", calling_ae="CT_BREST")
+        assert result.status == "stored", result
+    request_id = create_request(dicom_ctx, RESEARCHER, spec())
+    decide(dicom_ctx, ADMIN, request_id, True)
+    name = produce_export(dicom_ctx, request_id, tmp_path / "dicom", tmp_path / "research")
+    return {"case_id": case_id, "accession": accession, "request": request_id, "originals": originals,
+            "zip": tmp_path / "research" / name, "folder": tmp_path / "research"}
+
+
+def _forbidden_values(paths: list[Path]) -> set[str]:
+    values: set[str] = set()
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+
+        def collect(ds, element, values=values):
+            if element.keyword in IDENTIFYING and element.value:
+                values.add(str(element.value))
+            if element.VR == "UI" and element.value and not str(element.value).startswith(STANDARD_UID_ROOT) \
+                    and element.keyword != "ImplementationClassUID":  # the writing software's, not the patient's
+                values.add(str(element.value))
+        dataset.walk(collect)
+        dataset.file_meta.walk(collect)
+    return {value for value in values if len(value) >= 4}
+
+
+@pytest.mark.charter("CH-8.2")
+def test_every_exported_dicom_file_is_clean(exported, dicom_ctx):
+    forbidden = _forbidden_values(exported["originals"])
+    assert {"QUERE^JEAN", "IPP-BREST-1", "19600921", exported["accession"], "KERGUELEN^ANNE"} <= forbidden
+    with zipfile.ZipFile(exported["zip"]) as archive:
+        images = [name for name in archive.namelist() if name.endswith(".dcm")]
+        assert len(images) == 3  # the burned-in capture is left out
+        datasets = [pydicom.dcmread(archive.open(name)) for name in images]
+        manifest = json.loads(archive.read("manifest.json"))
+    for dataset in datasets:
+        found: list[str] = []
+
+        def check(ds, element, found=found):
+            assert not element.tag.is_private, element
+            if element.VR in ("OB", "OW", "OF", "OD", "UN"):
+                return
+            text = str(element.value)
+            found.extend(value for value in forbidden if value in text)
+        dataset.walk(check)
+        dataset.file_meta.walk(check)
+        assert not found, found
+        assert dataset.PatientIdentityRemoved == "YES"
+    studies = {dataset.StudyInstanceUID for dataset in datasets}
+    series = [dataset.SeriesInstanceUID for dataset in datasets]
+    assert len(studies) == 1 and len(set(series)) == 2 and series[0] == series[1]
+    assert len({dataset.FrameOfReferenceUID for dataset in datasets}) == 1
+    assert all(d.SOPInstanceUID == d.file_meta.MediaStorageSOPInstanceUID for d in datasets)
+    assert all(d.ReferencedPatientSequence[0].ReferencedSOPInstanceUID in {x.SOPInstanceUID for x in datasets}
+               for d in datasets)
+    assert [item["reason"] for item in manifest["left_out"]] == [
+        "Texte incrusté dans l'image (BurnedInAnnotation=YES) : nettoyage des pixels impossible."]
+    assert "Basic Application Level Confidentiality Profile" in manifest["profile"]
+
+
+@pytest.mark.charter("CH-8.2")
+def test_the_case_data_holds_no_direct_identifier(exported, dicom_ctx):
+    data = case_data(dicom_ctx, exported["case_id"])
+    with zipfile.ZipFile(exported["zip"]) as archive:
+        rows = json.loads(archive.read("cases.json"))
+        text = archive.read("cases.json").decode() + archive.read("manifest.json").decode()
+    assert rows and all(set(row) == {"patient", "case", *spec().fields} for row in rows)
+    patient = data["patient"]
+    for value in ("Quéré", "QUERE", "Jean", patient["birth_date"], "IPP-BREST-1", exported["accession"]):
+        assert value.lower() not in text.lower(), value
+    assert all(str(exported["case_id"]) != row["case"] for row in rows)
+    record = get_request(dicom_ctx, ADMIN, exported["request"])
+    assert record.status == "ready" and exported["case_id"] in record.manifest["case_ids"]
+
+
+@pytest.mark.charter("CH-8.2")
+def test_retained_dates_keep_the_acquisition_date_but_not_the_birth_date(dicom_ctx, tmp_path):
+    _case_id, accession = demo_case(dicom_ctx, "QU")
+    original = _identifying_file(tmp_path / "in", accession, generate_uid(), generate_uid())
+    ingest_file(dicom_ctx, original, "ch-brest", "dicom", storage=tmp_path / "dicom", calling_ae="CT_BREST")
+    request_id = create_request(dicom_ctx, RESEARCHER, spec(retain_dates=True, fields=()))
+    decide(dicom_ctx, ADMIN, request_id, True)
+    name = produce_export(dicom_ctx, request_id, tmp_path / "dicom", tmp_path / "research")
+    with zipfile.ZipFile(tmp_path / "research" / name) as archive:
+        [image] = [pydicom.dcmread(archive.open(n)) for n in archive.namelist() if n.endswith(".dcm")]
+    source = pydicom.dcmread(original)
+    assert image.StudyDate == source.StudyDate and image.PatientBirthDate != source.PatientBirthDate
+
+
+@pytest.mark.charter("CH-8.2", negative=True)
+def test_the_export_downloads_once_by_its_requester(exported, dicom_ctx):
+    with pytest.raises(NotFound):
+        take_download(dicom_ctx, OTHER_RESEARCHER, exported["request"])
+    assert take_download(dicom_ctx, RESEARCHER, exported["request"]) == exported["zip"].name
+    with pytest.raises(Conflict, match="déjà été téléchargé"):
+        take_download(dicom_ctx, RESEARCHER, exported["request"])
+    with dicom_ctx.read() as session:
+        downloads = session.execute(select(AuditEvent.actor).where(AuditEvent.action == "research.downloaded")).all()
+    assert [row.actor for row in downloads] == ["chercheur"]
+
+
+@pytest.mark.charter("CH-8.2", negative=True)
+def test_nothing_is_produced_without_an_administrators_approval(dicom_ctx, tmp_path):
+    request_id = create_request(dicom_ctx, RESEARCHER, spec())
+    with pytest.raises(Conflict, match="pas approuvée"):
+        produce_export(dicom_ctx, request_id, tmp_path / "dicom", tmp_path / "research")
+    with pytest.raises(Forbidden):
+        decide(dicom_ctx, RESEARCHER, request_id, True)
+    with pytest.raises(ResearchError, match="motif du refus"):
+        decide(dicom_ctx, ADMIN, request_id, False)
+    decide(dicom_ctx, ADMIN, request_id, False, "Avis du CPP non joint")
+    with pytest.raises(Conflict, match="pas approuvée"):
+        produce_export(dicom_ctx, request_id, tmp_path / "dicom", tmp_path / "research")
+    with pytest.raises(Conflict, match="déjà été examinée"):
+        decide(dicom_ctx, ADMIN, request_id, True)
+    with pytest.raises(Conflict, match="pas prêt"):
+        take_download(dicom_ctx, RESEARCHER, request_id)
+    assert not (tmp_path / "research").exists() or not list((tmp_path / "research").iterdir())
+
+
+@pytest.mark.charter("CH-8.2", negative=True)
+def test_requests_are_checked_and_seen_by_their_requester_and_administrators(dicom_ctx):
+    with pytest.raises(Forbidden):
+        create_request(dicom_ctx, RADIOLOGIST, spec())
+    for bad, message in ((spec(approval_ref=" "), "autorisation"), (spec(fields=("patient_name",)), "non exportable"),
+                         (spec(sites=("nowhere",)), "Site inconnu"), (spec(fields=(), images=False), "au moins"),
+                         (spec(period_end=date(1999, 1, 1)), "précède")):
+        with pytest.raises(ResearchError, match=message):
+            create_request(dicom_ctx, RESEARCHER, bad)
+    request_id = create_request(dicom_ctx, RESEARCHER, spec())
+    assert [r.id for r in list_requests(dicom_ctx, RESEARCHER)] == [request_id]
+    assert list_requests(dicom_ctx, OTHER_RESEARCHER) == []
+    assert [r.id for r in list_requests(dicom_ctx, ADMIN)] == [request_id]
+    with pytest.raises(Forbidden):
+        list_requests(dicom_ctx, RADIOLOGIST)
+    with pytest.raises(NotFound):
+        get_request(dicom_ctx, OTHER_RESEARCHER, request_id)
