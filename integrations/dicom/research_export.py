@@ -34,7 +34,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from engine.domain.privacy import pseudonymise
-from engine.domain.research import burned_in_reason
+from engine.domain.research import burned_in_reason, scrub
 from engine.services.context import EngineContext
 from engine.services.research import (
     case_rows,
@@ -102,10 +102,27 @@ def _method_codes(retain_dates: bool) -> list[Dataset]:
     return items
 
 
-def _deidentify(path: Path, anonymizer: Anonymizer, patient: str, retain_dates: bool) -> bytes:
+TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "PN"})
+
+
+def _scrub_names(dataset: Dataset, names: tuple[str, ...]) -> None:
+    """Beyond the profile's elements (dicognito's), the names of the patient are scrubbed from whatever text
+    element still holds them (descriptions, comments typed at the modality): a check of values, not a tag list."""
+    def visit(_ds: Dataset, element: Any) -> None:
+        if element.VR in TEXT_VRS and isinstance(element.value, str) and element.value:
+            cleaned = scrub(element.value, names)
+            if cleaned != element.value:
+                element.value = cleaned
+    dataset.walk(visit)
+
+
+def _deidentify(path: Path, anonymizer: Anonymizer, patient: str, retain_dates: bool,
+                names: tuple[str, ...] = ()) -> bytes:
     dataset = pydicom.dcmread(path)
     dataset.remove_private_tags()
+    original_name = str(dataset.get("PatientName") or "")
     anonymizer.anonymize(dataset)
+    _scrub_names(dataset, (*names, original_name))
     dataset.PatientID = patient
     dataset.PatientName = patient[:16]
     # Images with burned-in text never get here (left out): the identity is removed from the whole instance.
@@ -150,7 +167,8 @@ def produce_export(ctx: EngineContext, request_id: int, dicom_root: Path, out_di
                             continue
                         kept += 1
                         archive.writestr(f"images/{case}/{number}/{kept:06d}.dcm",
-                                         _deidentify(path, anonymizer, patient, spec.retain_dates))
+                                         _deidentify(path, anonymizer, patient, spec.retain_dates,
+                                                     source.names))
                 set_progress(ctx, request_id, done, len(sources))
             archive.writestr("cases.json", json.dumps(case_rows(sources, spec, secret), ensure_ascii=False,
                                                       indent=1, default=str))
