@@ -36,10 +36,12 @@ class TableInfo:
     loaded_at: object
 
 
-@enforces("CH-7.1")
+@enforces("CH-7.1", "CH-7.2", "CH-7.3")
 def load_table(ctx: EngineContext, actor: Actor, path: str | Path | None, effective_from: date) -> int:
     """Load a CCAM table (the shipped SAMPLE when path is None) in effect from `effective_from`; returns its id.
-    Only an administrator (or the command line) loads one. CcamTableError (French) on a bad file."""
+    Only an administrator (or the command line) loads one. CcamTableError (French) on a bad file: among others a CT
+    or MRI act without its technical share (CH-7.2 needs it) or an act whose modality is not its family's (CH-7.3
+    applies to conventional radiology only)."""
     if not (actor.is_system or "administrator" in actor.roles):
         raise Forbidden("Seul un administrateur charge une table CCAM.")
     acts = load_ccam(path)  # whole file read and checked first: nothing stored on a bad one

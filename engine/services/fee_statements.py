@@ -305,7 +305,7 @@ def list_statements(ctx: EngineContext, actor: Actor) -> list[IssuedStatement]:
                                 json.loads(r.snapshot), r.snapshot) for r in session.execute(query).scalars()]
 
 
-@enforces("CH-6.4", "CH-7.1")
+@enforces("CH-6.4", "CH-7.1", "CH-7.5", "CH-7.6")
 def add_adjustment(ctx: EngineContext, actor: Actor, case_id: int | None, amount: str, reason: str,
                    kind: str = "correction") -> int:
     """An audited correction of a case's acts (administrators only), carried into the next statement of the case's
@@ -313,6 +313,7 @@ def add_adjustment(ctx: EngineContext, actor: Actor, case_id: int | None, amount
     if not (actor.is_system or "administrator" in actor.roles):
         raise Forbidden("Seul un administrateur saisit une correction.")
     words = f"{kind} {reason}".lower()
+    _refuse_charges(words, amount)
     if (kind or "").strip().lower() != "correction" or any(w in words for w in REFUSED_KINDS) or not case_id:
         raise FeeStatementError(FLAT_RATE_REFUSAL)
     reason = (reason or "").strip()
@@ -341,6 +342,23 @@ def add_adjustment(ctx: EngineContext, actor: Actor, case_id: int | None, amount
             "reason": reason})], now)
         session.commit()
         return int(row.id)
+
+
+TRANSMISSION_WORDS = ("télétransmission", "teletransmission", "transmission", "abonnement", "liaison")
+ON_CALL_WORDS = ("permanence", "garde", "astreinte")
+
+
+def _refuse_charges(words: str, amount: str) -> None:
+    """A correction never bills the site's transmission costs to a radiologist (CH-7.6) nor takes back his on-call
+    fee (CH-7.5): such a negative line is refused."""
+    if not (amount or "").strip().startswith("-"):
+        return
+    if any(w in words for w in TRANSMISSION_WORDS):
+        raise FeeStatementError("Correction refusée : les frais de télétransmission (mise en place de la liaison, "
+                                "abonnement) sont à la charge du site demandeur, jamais du radiologue (CH-7.6).")
+    if any(w in words for w in ON_CALL_WORDS):
+        raise FeeStatementError("Correction refusée : le forfait de permanence des soins du site revient en entier "
+                                "au radiologue de garde (CH-7.5).")
 
 
 CSV_COLUMNS = ("dossier", "date_liberation", "site", "radiologue", "code_ccam", "libelle", "famille", "urgence",

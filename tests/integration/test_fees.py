@@ -194,3 +194,76 @@ def test_CH7_1_a_ccam_table_is_versioned_by_date_and_a_bad_file_is_refused_whole
     # January's act now shares with the table in effect on its day of release: 30.00 + 14.00.
     january = preview_statement(fees_ctx, ADMIN, MORVAN, JANUARY)["lines"][0]
     assert (january["price_eur"], january["radiologist_eur"]) == ("100.00", "84.00")  # with the 40.00 on-call fee
+
+
+def _teleexpertise_answered(ctx, clock) -> int:
+    """A teleexpertise of ch-morlaix asked by its local radiologist and answered (signed) by dr.legall."""
+    import pyotp
+
+    from engine.services.instances import start_instance
+    from engine.services.tasks import complete_task
+    from engine.store.directory_models import User
+    from tests.demo_app import open_task
+
+    local = Actor("dr.kerbrat", frozenset({"local_radiologist"}), frozenset({"ch-morlaix"}))
+    expert = Actor("dr.legall", frozenset({"radiologist", "tele_expert"}))
+    case_id = start_instance(ctx, local, "teleexpertise", {}, site_id="ch-morlaix")
+    request = {"patient": {"birth_name": "KERMARREC", "first_names": "Yann", "birth_date": "1950-03-02", "sex": "M",
+                           "identity_status": "qualified"}, "expert_id": "dr.legall",
+               "question": "Lésion rénale gauche : kyste ou lésion tissulaire ?", "clinical_context": "Fortuite.",
+               "study_reference": "TR260105A1B2C3D4", "prior_imaging": "aucune",
+               "interventional_decision_possible": True}
+    complete_task(ctx, local, open_task(ctx, case_id, "te_request"), request)
+    complete_task(ctx, local, open_task(ctx, case_id, "te_consent"), {"patient_informed": True, "consent": "given"})
+    complete_task(ctx, expert, open_task(ctx, case_id, "te_check"), {"file_complete": True})
+    with ctx.read() as session:
+        secret = ctx.keys.decrypt_secret(session.get(User, "dr.legall").totp_secret)
+    complete_task(ctx, expert, open_task(ctx, case_id, "te_report"), {
+        "opinion": "Kyste simple.", "conclusion": "Kyste simple Bosniak I.", "send_to_requester": True,
+        "patient_requested": False, "signature_code": pyotp.TOTP(secret).at(clock.now())})
+    return case_id
+
+
+@pytest.mark.charter("CH-7.4", negative=True)
+def test_CH7_4_a_second_opinion_is_paid_its_specific_fee_never_a_share_of_the_act(fees_ctx, clock):
+    case_id = _teleexpertise_answered(fees_ctx, clock)
+    add_case_act(fees_ctx, LEGALL_ACTOR, case_id, "ZCQH001")  # the act the local team performed and billed
+    lines = [x for x in preview_statement(fees_ctx, ADMIN, LEGALL, JANUARY)["lines"] if x["case_id"] == case_id]
+    assert len(lines) == 1 and lines[0]["teleexpertise"]
+    assert lines[0]["radiologist_eur"] == "50.00" and [b["key"] for b in lines[0]["breakdown"]] == ["teleexpertise_fee"]
+    # No share of the act (110.54 €, 50.54 intellectual) reaches the tele-expert for a second opinion.
+    assert not any(b["key"].startswith(("intellectual", "technical")) for b in lines[0]["breakdown"])
+    assert preview_statement(fees_ctx, ADMIN, Scope("site", "ch-morlaix"), JANUARY)["payments"] == [{
+        "payer_site": "ch-morlaix", "payer_name": "CH de Morlaix", "payee": "dr.legall",
+        "payee_name": "Dr Yann Le Gall (radiologue)", "amount_eur": "50.00"}]
+
+
+@pytest.mark.charter("CH-7.2", negative=True)
+@pytest.mark.charter("CH-7.3", negative=True)
+def test_CH7_2_3_a_table_that_would_break_the_split_is_refused(fees_ctx, tmp_path):
+    bad = tmp_path / "ccam.csv"
+    header = "code,label,modality,family,price_eur,technical_share_eur\n"
+    for row, message in (("ACQK001,Scanographie du crâne,CT,scanner,85.27,\n", "part technique"),  # CH-7.2
+                         ("ACQK001,Scanographie du crâne,CT,scanner,85.27,90.00\n", "dépasse le prix"),
+                         ("ZBQK002,Radiographie du thorax,XR,irm,21.28,\n", "ne correspond pas à la famille"),
+                         ("ZBQK002,Radiographie du thorax,CT,radiologie,21.28,\n", "ne correspond pas")):  # CH-7.3
+        bad.write_text(header + row, encoding="utf-8")
+        with pytest.raises(CcamTableError, match=message):
+            load_table(fees_ctx, ADMIN, bad, date(2026, 1, 1))
+    assert len(list_tables(fees_ctx)) == 1
+
+
+@pytest.mark.charter("CH-7.5", negative=True)
+@pytest.mark.charter("CH-7.6", negative=True)
+def test_CH7_5_6_a_correction_never_bills_transmission_costs_nor_takes_back_the_on_call_fee(fees_ctx):
+    case_id = preview_statement(fees_ctx, ADMIN, LEGALL, DECEMBER)["lines"][0]["case_id"]
+    with pytest.raises(FeeStatementError, match="CH-7.6"):
+        add_adjustment(fees_ctx, ADMIN, case_id, "-90.00", "Quote-part de l'abonnement de télétransmission")
+    with pytest.raises(FeeStatementError, match="CH-7.5"):
+        add_adjustment(fees_ctx, ADMIN, case_id, "-40", "Reprise du forfait de permanence des soins")
+    january = preview_statement(fees_ctx, ADMIN, LEGALL, JANUARY)
+    assert january["adjustments"] == [] and january["totals"]["transmission_costs_eur"] == "0.00"
+    # The on-call fee of an act done on call is the radiologist's whole, paid from the site's net.
+    on_call = [x for x in preview_statement(fees_ctx, ADMIN, BREST, DECEMBER)["lines"] if x["on_call"]]
+    assert on_call and all({(b["key"], b["payee"], b["amount_eur"]) for b in x["breakdown"]} >= {
+        ("on_call_fee", "radiologist", "40.00"), ("on_call_fee_paid", "site", "-40.00")} for x in on_call)

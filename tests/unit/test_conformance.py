@@ -57,12 +57,16 @@ def test_enforcements_say_where_they_are_reached_from(matrix):
                for o in code["engine.domain.routing.candidate_pool"])
 
 
-def test_the_unreferenced_fee_and_privacy_functions_enforce_nothing(matrix):
+def test_CH7_fee_rules_are_enforced_by_the_fee_pages_and_command(matrix):
     rules = by_id(matrix)
-    for rule_id in ("CH-7.1", "CH-7.6"):
-        assert rules[rule_id].status == "missing" and rules[rule_id].missing_enforcement, rule_id
-        assert not any(e.where.startswith(("engine.domain.fees", "engine.domain.privacy"))
-                       for e in rules[rule_id].enforced_by)
+    for rule_id in ("CH-6.4", "CH-7.1", "CH-7.2", "CH-7.3", "CH-7.4", "CH-7.5", "CH-7.6"):
+        assert rules[rule_id].status == "enforced" and rules[rule_id].negative_tests, rule_id
+        assert not any(e.where.startswith("engine.domain.fees") for e in rules[rule_id].enforced_by)
+    entries = {label for rule_id in ("CH-7.1", "CH-7.6") for e in rules[rule_id].enforced_by
+               for label in e.reached_from}
+    assert any(label.startswith("route") and "/fees/statement" in label for label in entries)
+    assert any("telerad fees statement" in label for label in entries)
+    assert any("/cases/<int:case_id>/acts" in label for label in entries)
 
 
 def test_CH8_2_research_exports_are_enforced_by_pages_and_the_command(matrix):
