@@ -24,14 +24,15 @@ NO_RADIOLOGIST, REPORT_OVERDUE = "no_radiologist", "report_overdue"
 ANNOUNCEMENT_PLAN, REPORT_RELEASED, IDENTITY_HOLD = "announcement_plan", "report_released", "identity_hold"
 SITE_VISIT_OVERDUE = "site_visit_overdue"  # CH-5.6: engine.services.site_visits.notify_overdue_visits
 CONVENTION_EXPIRY = "convention_expiry"  # engine.services.convention_reminders (renewal, expiry)
+SITE_SILENT = "site_silent"  # CH-5.5: engine.services.link_health.notify_silent_sites
 EVENTS = (URGENT_OFFER, NEXT_TIER, NO_RADIOLOGIST, REPORT_OVERDUE, ANNOUNCEMENT_PLAN, REPORT_RELEASED,
-          IDENTITY_HOLD, OFFER, SITE_VISIT_OVERDUE, CONVENTION_EXPIRY)
+          IDENTITY_HOLD, OFFER, SITE_VISIT_OVERDUE, CONVENTION_EXPIRY, SITE_SILENT)
 # Everything urgent reaches the phone too (the webhook's SMS or pager gateway); the rest waits in the mailbox;
 # an offer of a scheduled case to a whole territory wakes nobody.
 DEFAULT_PREFERENCES: Mapping[str, tuple[str, ...]] = {
     URGENT_OFFER: (EMAIL, WEBHOOK), NEXT_TIER: (EMAIL, WEBHOOK), NO_RADIOLOGIST: (EMAIL, WEBHOOK),
     REPORT_OVERDUE: (EMAIL,), ANNOUNCEMENT_PLAN: (EMAIL,), REPORT_RELEASED: (EMAIL,), IDENTITY_HOLD: (EMAIL,),
-    OFFER: (), SITE_VISIT_OVERDUE: (EMAIL,), CONVENTION_EXPIRY: (EMAIL,),
+    OFFER: (), SITE_VISIT_OVERDUE: (EMAIL,), CONVENTION_EXPIRY: (EMAIL,), SITE_SILENT: (EMAIL, WEBHOOK),
 }
 EVENT_TITLES = {
     URGENT_OFFER: "Dossier urgent proposé", NEXT_TIER: "Dossier proposé au niveau suivant",
@@ -39,6 +40,7 @@ EVENT_TITLES = {
     ANNOUNCEMENT_PLAN: "Plan d'annonce à confirmer", REPORT_RELEASED: "Compte-rendu disponible",
     IDENTITY_HOLD: "Images retenues (identité à vérifier)", OFFER: "Dossier programmé proposé",
     SITE_VISIT_OVERDUE: "Visite de site en retard", CONVENTION_EXPIRY: "Convention à renouveler",
+    SITE_SILENT: "Site silencieux (liaison à vérifier)",
 }
 _EMAIL = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$")
 _PHONE = re.compile(r"^\+?[1-9][0-9]{5,14}$")

@@ -17,6 +17,7 @@ from engine.services.notification_contacts import (
     OFFER,
     REPORT_OVERDUE,
     REPORT_RELEASED,
+    SITE_SILENT,
     SITE_VISIT_OVERDUE,
     URGENT_OFFER,
 )
@@ -36,6 +37,8 @@ WHAT = {
                    "jusqu'à votre vérification.",
     SITE_VISIT_OVERDUE: "La visite périodique d'un site (installations, connaissance des protocoles) est en retard : "
                         "planifiez-la, puis enregistrez-la dans Telerad.",
+    SITE_SILENT: "Aucun message (demande HL7 ou examen DICOM) n'est arrivé de ce site depuis plus longtemps que "
+                 "d'habitude : vérifiez la liaison et, en cas de panne, déclarez un incident dans Telerad.",
     CONVENTION_EXPIRY: "Une convention de téléradiologie de ce site arrive à son renouvellement ou à son échéance : "
                        "une convention échue n'ouvre plus le routage des dossiers. Renouvelez-la dans Telerad.",
 }

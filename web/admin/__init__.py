@@ -12,6 +12,7 @@ from web.admin import (
     hl7,
     incidents,
     indicators,
+    link_health,
     notifications,
     oncall,
     protocols,
@@ -21,4 +22,5 @@ from web.admin import (
 
 BLUEPRINTS = (
     charter_packs.bp, users.bp, directory.bp, escalation.bp, oncall.bp, hl7.bp, dicom.bp, conformance.bp, protocols.bp,
-    notifications.bp, indicators.bp, quality_audits.bp, convention_documents.bp, incidents.bp, fees.bp)
+    notifications.bp, indicators.bp, quality_audits.bp, convention_documents.bp, incidents.bp, fees.bp,
+    link_health.bp)

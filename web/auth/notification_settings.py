@@ -27,6 +27,7 @@ from engine.services.notification_contacts import (
     OFFER,
     REPORT_OVERDUE,
     REPORT_RELEASED,
+    SITE_SILENT,
     SITE_VISIT_OVERDUE,
     URGENT_OFFER,
     InvalidContact,
@@ -48,6 +49,7 @@ EVENT_LABELS = {
     OFFER: _l("Dossier programmé qui vous est proposé"),
     SITE_VISIT_OVERDUE: _l("Visite périodique d'un site en retard"),
     CONVENTION_EXPIRY: _l("Convention à renouveler ou échue"),
+    SITE_SILENT: _l("Site silencieux plus longtemps que d'habitude (liaison à vérifier)"),
 }
 CHANNEL_LABELS = {EMAIL: _l("Courriel"), "webhook": _l("SMS / bip")}
 

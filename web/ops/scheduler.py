@@ -16,6 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from engine.services.context import EngineContext
 from engine.services.convention_reminders import send_convention_reminders
 from engine.services.indicators_facts import refresh_recent_facts
+from engine.services.link_health import notify_silent_sites
 from engine.services.site_visits import notify_overdue_visits
 from engine.services.timers import fire_due_timers
 from integrations.audit_export.exporter import run_audit_export
@@ -67,6 +68,8 @@ class TimerScheduler:
             self._scheduler.add_job(self.notify_site_visits, "interval", hours=24, id="notify_overdue_visits",
                                     max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
             self._scheduler.add_job(self.remind_conventions, "interval", hours=24, id="convention_reminders",
+                                    max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+            self._scheduler.add_job(self.watch_silent_sites, "interval", minutes=15, id="silent_sites",
                                     max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
 
     def tick(self) -> None:
@@ -138,6 +141,16 @@ class TimerScheduler:
             send_convention_reminders(self.ctx, self.notify.channels)
         except Exception:  # keep the scheduler alive; the next day's run tells them
             log.exception("convention reminders failed")
+
+    def watch_silent_sites(self) -> None:
+        """Every 15 minutes: a site silent longer than its usual pattern told to its medical leads and the
+        administrators, once per silence (engine.services.link_health, CH-5.5)."""
+        if self.notify is None:
+            return
+        try:
+            notify_silent_sites(self.ctx, self.notify.channels)
+        except Exception:  # keep the scheduler alive; the next run tells them
+            log.exception("silent site notification failed")
 
     def start(self) -> None:
         self._scheduler.start()
