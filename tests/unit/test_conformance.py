@@ -341,3 +341,12 @@ def test_the_command_reads_the_deployed_versions_by_default(make_ctx, database_u
     assert "procédure déployée telediagnosis v1" in origins
     assert any(o.startswith("opération telerad.candidate_pool ← telediagnosis.bpmn#") for o in origins)
     assert not any("(dépôt)" in o for o in origins)
+
+
+def test_CH5_5_downtime_is_enforced_by_the_incident_pages_and_the_command(matrix):
+    rule = by_id(matrix)["CH-5.5"]
+    assert rule.status == "enforced" and rule.negative_tests
+    reached = {label for e in rule.enforced_by for label in e.reached_from}
+    assert any(label.startswith("route") and "/incidents/tasks/<task_id>/back-entry" in label for label in reached)
+    assert any("telerad incident declare" in label for label in reached), reached
+    assert any("telerad incident close" in label for label in reached), reached
