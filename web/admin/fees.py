@@ -23,6 +23,7 @@ from engine.services.fee_statements import (
     get_statement,
     issue_statement,
     list_statements,
+    month_radiologists,
     parse_month,
     preview_statement,
     statement_csv,
@@ -58,13 +59,25 @@ def _previous_month() -> str:
     return f"{today.year - 1}-12" if today.month == 1 else f"{today.year}-{today.month - 1:02d}"
 
 
+def _month_summaries(month: str) -> list[dict[str, Any]]:
+    """The finance view: the month's statement of every radiologist of the month, as computed now."""
+    try:
+        period = parse_month(month)
+    except FeeStatementError:
+        return []
+    actor = current_actor()
+    return [preview_statement(_ctx(), actor, Scope("radiologist", name), period)
+            for name in month_radiologists(_ctx(), period)]
+
+
 def _index_page(error: str | None = None, status: int = 200) -> Any:
     actor = current_actor()
+    is_admin = "administrator" in actor.roles
+    month = request.values.get("month") or _previous_month()
     return render_template("admin/fees/index.html", statements=list_statements(_ctx(), actor),
-                           tables=list_tables(_ctx()) if "administrator" in actor.roles else [],
-                           is_admin="administrator" in actor.roles, error=error,
-                           scope=request.values.get("scope") or _default_scope(),
-                           month=request.values.get("month") or _previous_month()), status
+                           tables=list_tables(_ctx()) if is_admin else [], is_admin=is_admin, error=error,
+                           summaries=_month_summaries(month) if is_admin and error is None else [],
+                           scope=request.values.get("scope") or _default_scope(), month=month), status
 
 
 @bp.get("/fees")

@@ -31,6 +31,9 @@ def _case_of(client, scope, code="ACQK001"):
 def test_CH7_the_finance_view_computes_issues_exports_and_freezes_a_statement(app, fees_ctx, clock):
     admin = login(app, fees_ctx, clock, "admin")
     assert "Honoraires" in admin.get("/fees").get_data(as_text=True)
+    finance = admin.get(f"/fees?month={DECEMBER}").get_data(as_text=True)  # every radiologist of the month
+    assert re.search(r'data-radiologist="dr.legall">.*?<td>2</td><td>74.54</td>', finance, re.S)
+    assert re.search(r'data-radiologist="dr.morvan">.*?<td>3</td><td>203.63</td>', finance, re.S)
     page = admin.get(f"/fees/statement?scope=radiologist:dr.legall&month={DECEMBER}")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and 'id="fee-due">74.54' in html and "table CCAM d’EXEMPLE" in html
