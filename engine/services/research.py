@@ -32,6 +32,7 @@ from engine.domain.research import (
     deidentified_row,
 )
 from engine.errors import Conflict, Forbidden, NotFound
+from engine.services.case_record import display_names
 from engine.services.context import EngineContext
 from engine.services.directory import list_sites
 from engine.store import audit
@@ -60,6 +61,7 @@ class RequestView:
     error: str | None
     downloaded_by: str | None
     downloaded_at: datetime | None
+    names: dict[str, str]  # display names of the requester, the decider and the downloader
 
 
 @dataclass(frozen=True)
@@ -80,13 +82,18 @@ def is_admin(actor: Actor) -> bool:
     return actor.is_system or "administrator" in actor.roles
 
 
-def _view(row: ResearchRequest) -> RequestView:
+def _view(row: ResearchRequest, names: dict[str, str] | None = None) -> RequestView:
     spec = RequestSpec(row.protocol, row.approval_ref, tuple(json.loads(row.fields)), row.images, row.retain_dates,
                        row.clean_pixels, row.period_start, row.period_end, tuple(json.loads(row.sites)))
     return RequestView(row.id, row.requester, spec, row.status, row.created_at, row.decided_by, row.decided_at,
                        row.decision_note, row.progress_done, row.progress_total, row.produced_at, row.sha256,
                        json.loads(row.manifest) if row.manifest else None, row.error, row.downloaded_by,
-                       row.downloaded_at)
+                       row.downloaded_at, names or {})
+
+
+def _named(session: Any, rows: list[ResearchRequest]) -> list[RequestView]:
+    names = display_names(session, [u for r in rows for u in (r.requester, r.decided_by, r.downloaded_by)])
+    return [_view(row, names) for row in rows]
 
 
 def _audit(session: Any, actor: str, action: str, detail: dict[str, Any], at: datetime) -> None:
@@ -125,7 +132,7 @@ def list_requests(ctx: EngineContext, actor: Actor) -> list[RequestView]:
             raise Forbidden("Les exports de recherche sont réservés aux chercheurs et aux administrateurs.")
         query = query.where(ResearchRequest.requester == actor.user_id)
     with ctx.read() as session:
-        return [_view(row) for row in session.execute(query).scalars()]
+        return _named(session, list(session.execute(query).scalars()))
 
 
 def get_request(ctx: EngineContext, actor: Actor, request_id: int) -> RequestView:
@@ -133,7 +140,7 @@ def get_request(ctx: EngineContext, actor: Actor, request_id: int) -> RequestVie
         row = session.get(ResearchRequest, request_id)
         if row is None or not (is_admin(actor) or (is_researcher(actor) and row.requester == actor.user_id)):
             raise NotFound("demande d'export introuvable")
-        return _view(row)
+        return _named(session, [row])[0]
 
 
 @enforces("CH-8.2")

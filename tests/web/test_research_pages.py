@@ -47,6 +47,7 @@ def test_a_request_approved_is_produced_and_downloaded_once(app, demo_ctx, clock
     request_id = _request(researcher)
     page = _text(researcher.get(f"/research/{request_id}"))
     assert "En attente d'approbation" in page and "Approuver" not in page
+    assert "Dr Claire Le Roux" in page and "c.leroux" not in page  # people by their names, not their login
     assert researcher.get(f"/research/{request_id}/download").status_code == 409
     admin = login(app, demo_ctx, clock, "admin")
     assert "ETUDE-AVC-2026" in _text(admin.get("/research"))
@@ -63,7 +64,8 @@ def test_a_request_approved_is_produced_and_downloaded_once(app, demo_ctx, clock
     assert not list(research_export.research_dir(app.extensions["telerad"].settings.instance_path).glob("*.zip"))
     second = researcher.get(f"/research/{request_id}/download")
     assert second.status_code == 409 and "déjà été téléchargé" in _text(second)
-    assert "Export téléchargé" in _text(admin.get(f"/research/{request_id}"))
+    page = _text(admin.get(f"/research/{request_id}"))
+    assert "Export téléchargé" in page and "Administrateur Telerad" in page
 
 
 @pytest.mark.charter("CH-8.2", negative=True)
