@@ -103,6 +103,7 @@ def test_CH7_1_the_cases_radiologist_chooses_its_acts_on_the_panel(app, fees_ctx
     admin = login(app, fees_ctx, clock, "admin")
     case_id = _case_of(admin, "radiologist:dr.morvan")
     morvan = login(app, fees_ctx, clock, "dr.morvan")
+    assert f'href="/cases/{case_id}/acts"' in morvan.get(f"/cases/{case_id}").get_data(as_text=True)
     page = morvan.get(f"/cases/{case_id}/acts?q=crâne").get_data(as_text=True)
     assert "ACQH003" in page and "ZBQK002" not in page and "EXEMPLE" in page
     assert morvan.post(f"/cases/{case_id}/acts", data={"code": "ACQH003", "urgency": "1"}).status_code == 302
