@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 import engine.store.charter_pack_models  # noqa: F401  (charter packs per organisation, declared activity)
-import engine.store.designer_models  # noqa: F401  (registers the designer tables in the metadata)
 import engine.store.convention_models  # noqa: F401  (convention documents and expiry reminders)
+import engine.store.designer_models  # noqa: F401  (registers the designer tables in the metadata)
 import engine.store.directory_models  # noqa: F401  (registers the directory tables in the metadata)
 import engine.store.fee_models  # noqa: F401  (CCAM tables, case acts, fee statements)
 import engine.store.incident_models  # noqa: F401  (downtime incidents)
