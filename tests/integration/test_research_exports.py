@@ -212,3 +212,41 @@ def test_requests_are_checked_and_seen_by_their_requester_and_administrators(dic
         list_requests(dicom_ctx, RADIOLOGIST)
     with pytest.raises(NotFound):
         get_request(dicom_ctx, OTHER_RESEARCHER, request_id)
+
+
+@pytest.mark.charter("CH-8.2", negative=True)
+def test_burned_in_images_stay_out_even_with_clean_pixel_data_asked(dicom_ctx, tmp_path):
+    _case_id, accession = demo_case(dicom_ctx, "QU")
+    study_uid = generate_uid()
+    for extra in ({"BurnedInAnnotation": "YES"}, {"Modality": "US"}, {"BurnedInAnnotation": "NO"}):
+        ingest_file(dicom_ctx, _identifying_file(tmp_path / "in", accession, study_uid, generate_uid(), **extra),
+                    "ch-brest", "dicom", storage=tmp_path / "dicom", calling_ae="CT_BREST")
+    request_id = create_request(dicom_ctx, RESEARCHER, spec(clean_pixels=True, fields=()))
+    decide(dicom_ctx, ADMIN, request_id, True)
+    name = produce_export(dicom_ctx, request_id, tmp_path / "dicom", tmp_path / "research")
+    with zipfile.ZipFile(tmp_path / "research" / name) as archive:
+        images = [n for n in archive.namelist() if n.endswith(".dcm")]
+        manifest = json.loads(archive.read("manifest.json"))
+    assert len(images) == 1 and len(manifest["left_out"]) == 2
+    assert any("BurnedInAnnotation=YES" in item["reason"] for item in manifest["left_out"])
+    assert any("Modalité US" in item["reason"] for item in manifest["left_out"])
+    assert any("Clean Pixel Data" in option and "non disponible" in option for option in manifest["options"])
+
+
+@pytest.mark.charter("CH-8.2", negative=True)
+def test_an_export_not_downloaded_in_time_is_deleted(dicom_ctx, tmp_path, clock):
+    from engine.domain.research import EXPORT_KEPT_DAYS
+    from engine.services.research import expire_exports
+    from integrations.dicom.research_export import expired_files_removed
+
+    request_id = create_request(dicom_ctx, RESEARCHER, spec(images=False))
+    decide(dicom_ctx, ADMIN, request_id, True)
+    name = produce_export(dicom_ctx, request_id, tmp_path / "dicom", tmp_path / "research")
+    clock.advance(days=EXPORT_KEPT_DAYS - 1)
+    assert expire_exports(dicom_ctx) == []
+    clock.advance(days=2)
+    assert expired_files_removed(tmp_path / "research", expire_exports(dicom_ctx)) == 1
+    assert not (tmp_path / "research" / name).exists()
+    with pytest.raises(Conflict, match="supprimé"):
+        take_download(dicom_ctx, RESEARCHER, request_id)
+    assert get_request(dicom_ctx, RESEARCHER, request_id).status == "expired"

@@ -1,7 +1,8 @@
-"""`telerad research export REQUEST_ID --out DIR`: produce the de-identified export of an APPROVED research request
-(CH-8.2) and write it into DIR, for scripts run by an administrator on the server. The export is recorded as the
-page records it (which cases, protocol, approval) and delivered once, as downloaded by "cli": a request not approved,
-or whose export was already delivered, is refused."""
+"""`telerad research export REQUEST_ID --out DIR`: produce the de-identified export of an APPROVED research
+request (CH-8.2) and write it into DIR, for scripts run by an administrator on the server. The export is recorded
+as the page records it (which cases, protocol, approval) and delivered once, as downloaded by "cli": a request not
+approved, or whose export was already delivered, is refused. `telerad research purge` (for cron) deletes the exports
+not downloaded in time."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from pathlib import Path
 import click
 
 from engine.errors import Conflict, NotFound
-from engine.services.research import get_request, take_download
-from integrations.dicom.research_export import produce_export, research_dir
+from engine.services.research import expire_exports, get_request, take_download
+from integrations.dicom.research_export import expired_files_removed, produce_export, research_dir
 from web.cli.common import CLI_ACTOR, engine_context, load_settings, require_migrated
 
 
@@ -45,3 +46,13 @@ def export(request_id: int, out_dir: Path) -> None:
     click.echo(f"Export n° {request_id} écrit dans {target} : {len(manifest.get('case_ids', []))} dossier(s), "
                f"{manifest.get('image_count', 0)} image(s), {len(manifest.get('left_out', []))} image(s) exclue(s), "
                f"SHA-256 {view.sha256}")
+
+
+@research.command(help="Delete the exports not downloaded within their time limit (for cron; the pages also do it).")
+def purge() -> None:
+    settings = load_settings()
+    require_migrated(settings)
+    with engine_context() as ctx:
+        names = expire_exports(ctx)
+    removed = expired_files_removed(research_dir(settings.instance_path), names)
+    click.echo(f"{len(names)} export(s) expiré(s), {removed} fichier(s) supprimé(s).")

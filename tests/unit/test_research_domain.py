@@ -1,0 +1,63 @@
+"""The de-identification rules of research exports (engine.domain.research, CH-8.2): pseudonyms and date shifts
+stable within an export and different across exports, names scrubbed from free text, requests checked."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from engine.domain.research import (
+    REDACTED,
+    RequestSpec,
+    ResearchError,
+    burned_in_reason,
+    check_spec,
+    date_shift,
+    deidentified_row,
+    scrub,
+)
+
+SECRET, OTHER = b"s" * 32, b"o" * 32
+
+
+def test_dates_shift_by_patient_and_export():
+    assert date_shift("ch-brest:IPP-1", SECRET) == date_shift("ch-brest:IPP-1", SECRET)
+    shifts = {date_shift(f"ch-brest:IPP-{n}", SECRET) for n in range(20)}
+    assert len(shifts) > 10 and all(-365 <= shift.days <= -1 for shift in shifts)
+    assert date_shift("ch-brest:IPP-1", SECRET) != date_shift("ch-brest:IPP-1", OTHER) or \
+        date_shift("ch-brest:IPP-2", SECRET) != date_shift("ch-brest:IPP-2", OTHER)
+
+
+def test_names_are_scrubbed_from_free_text_whatever_their_case():
+    text = scrub("Douleur thoracique chez M. QUÉRÉ Jean (Quéré), voir Dr Le Gall", ["Quéré", "Jean"])
+    assert "QUÉRÉ" not in text and "Jean" not in text and "Quéré" not in text and text.count(REDACTED) == 3
+    assert "Dr Le Gall" in text  # only the patient's names are given
+    assert scrub("Jeanne est venue", ["Jean"]) == "Jeanne est venue"  # whole words only
+
+
+def test_a_row_holds_pseudonyms_and_the_asked_fields_only():
+    values = {"process": "telediagnosis", "requested_at": datetime(2026, 3, 1, 10, tzinfo=UTC),
+              "question": "Embolie chez Mme Abgrall ?", "site": "ch-brest"}
+    row = deidentified_row(values, patient_key="ch-brest:IPP-9", case_key="42", names=["ABGRALL^MARIE"],
+                           birth=date(1950, 6, 1), fields=("age_years", "question", "requested_at"), secret=SECRET)
+    assert set(row) == {"patient", "case", "age_years", "question", "requested_at"}
+    assert row["age_years"] == 75 and "Abgrall" not in str(row["question"]) and row["case"] != "42"
+    assert row["requested_at"] != "2026-03-01"
+    again = deidentified_row(values, patient_key="ch-brest:IPP-9", case_key="42", names=[], birth=None,
+                             fields=(), secret=SECRET)
+    assert again["patient"] == row["patient"]
+    assert deidentified_row(values, patient_key="ch-brest:IPP-9", case_key="42", names=[], birth=None,
+                            fields=(), secret=OTHER)["patient"] != row["patient"]
+
+
+def test_burned_in_text_is_refused_without_pixel_cleaning():
+    assert burned_in_reason("YES", "CT", False) and burned_in_reason(None, "US", False)
+    assert burned_in_reason("NO", "CT", False) is None and burned_in_reason("YES", "CT", True) is None
+
+
+@pytest.mark.parametrize("fields", [("patient_name",), ("birth_date",), ("accession_number",)])
+def test_direct_identifiers_cannot_be_asked_for(fields):
+    spec = RequestSpec("P", "A", fields, True, False, False, date(2026, 1, 1), date(2026, 2, 1), ("ch-brest",))
+    with pytest.raises(ResearchError, match="non exportable"):
+        check_spec(spec, ["ch-brest"])
