@@ -196,6 +196,17 @@ def open_incidents(ctx: EngineContext, actor: Actor) -> list[IncidentView]:
     return list_incidents(ctx, actor, open_only=True, limit=20)
 
 
+def has_recent_incident(ctx: EngineContext, site_id: str | None) -> bool:
+    """Whether an incident of the site started in the last month: its steps may then be back-entered (the task
+    page links to the back-entry page; the back-entry itself checks the moment)."""
+    if not site_id:
+        return False
+    with ctx.read() as session:
+        return session.execute(select(IncidentRow.id).where(
+            IncidentRow.site_id == site_id, IncidentRow.started_at >= ctx.clock.now() - MAX_AGE).limit(1)).first() \
+            is not None
+
+
 def incident_covering(session: Session, site_id: str, moment: datetime, now: datetime) -> int | None:
     """The id of an incident of `site_id` whose period (start to end, or to now while open) holds `moment`."""
     if moment > now:

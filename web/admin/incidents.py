@@ -22,6 +22,7 @@ from engine.services.incidents import (
     close_incident,
     declare_incident,
     get_incident,
+    has_recent_incident,
     list_incidents,
     may_manage,
     open_incidents,
@@ -64,7 +65,8 @@ def banner_incidents() -> list[IncidentView]:
 @bp.app_context_processor
 def _banner() -> dict[str, Any]:
     # downtime_incidents is called by the banner partial: no query on a page that does not show it.
-    return {"downtime_incidents": banner_incidents, "incident_kinds": KINDS, "incident_sides": SIDES}
+    return {"downtime_incidents": banner_incidents, "incident_kinds": KINDS, "incident_sides": SIDES,
+            "back_entry_possible": lambda site_id: has_recent_incident(_ctx(), site_id)}
 
 
 @bp.app_template_filter("incident_moment")

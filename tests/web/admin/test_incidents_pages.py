@@ -101,6 +101,7 @@ def test_CH5_5_a_step_handled_on_paper_is_back_entered_from_its_page_and_shown_o
     start = clock.now() - timedelta(hours=2)
     declare_incident(demo_ctx, ADMIN, "ch-brest", "network", "site", start)
     client = login(app, demo_ctx, clock, "merm.leroy")
+    assert f"/incidents/tasks/{task_id}/back-entry" in client.get(f"/tasks/{task_id}").get_data(as_text=True)
     page = client.get(f"/incidents/tasks/{task_id}/back-entry")
     assert page.status_code == 200 and 'name="occurred_at"' in page.get_data(as_text=True)
     response = client.post(f"/incidents/tasks/{task_id}/back-entry", data={
@@ -118,6 +119,7 @@ def test_CH5_5_back_entry_page_refuses_outside_an_incident_and_a_step_breaking_a
     case_id = case_of(demo_ctx, patient_name="QUÉRÉ JEAN")
     task_id = open_task(demo_ctx, case_id, "acquire_images")
     client = login(app, demo_ctx, clock, "merm.leroy")
+    assert "back-entry-link" not in client.get(f"/tasks/{task_id}").get_data(as_text=True)  # no incident: no link
     form = {"occurred_at": _local(clock.now() - timedelta(minutes=30)), "people": "Paul Leroy",
             "images_sent": "y", "protocol_followed": "y"}
     response = client.post(f"/incidents/tasks/{task_id}/back-entry", data=form)
