@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -106,16 +106,18 @@ def _money(value: Decimal) -> str:
 
 
 def _released_cases(session: Session, month: Month) -> list[tuple[int, datetime]]:
+    """The cases first released in the month: the acknowledgement task offered (telediagnosis), the expert's answer
+    given (teleexpertise); a case released again later (an addendum) stays in the month of its first release."""
     start, end = month.bounds()
-    td = select(Task.instance_id, Task.created_at).join(ProcessInstance, ProcessInstance.id == Task.instance_id).where(
-        Task.spec_name == "acknowledge_report", ProcessInstance.process_id == "telediagnosis")
-    te = select(Task.instance_id, Task.ended_at).where(Task.spec_name == "te_report", Task.status == "completed")
-    first: dict[int, datetime] = {}
+    td_first = func.min(Task.created_at)
+    td = (select(Task.instance_id, td_first).join(ProcessInstance, ProcessInstance.id == Task.instance_id)
+          .where(Task.spec_name == "acknowledge_report", ProcessInstance.process_id == "telediagnosis")
+          .group_by(Task.instance_id).having(td_first >= start, td_first < end))
+    te_first = func.min(Task.ended_at)
+    te = (select(Task.instance_id, te_first).where(Task.spec_name == "te_report", Task.status == "completed")
+          .group_by(Task.instance_id).having(te_first >= start, te_first < end))
     found: list[Any] = [*session.execute(td).all(), *session.execute(te).all()]
-    for case_id, moment in found:
-        if moment is not None and (case_id not in first or moment < first[case_id]):
-            first[case_id] = moment
-    return sorted((c, m) for c, m in first.items() if start <= m.astimezone(UTC) < end)
+    return sorted((int(case_id), moment) for case_id, moment in found if moment is not None)
 
 
 def _case_lines(session: Session, case: ProcessInstance, released: datetime, radiologist: str | None
