@@ -66,7 +66,7 @@ def _parse_organisation(key: str) -> tuple[str | None, int | None]:
     kind, _, value = (key or "").partition(":")
     if kind == "territory" and value:
         return value, None
-    if kind == "convention" and value.isdigit():
+    if kind == "convention" and value.isascii() and value.isdecimal() and len(value) <= 12:
         return None, int(value)
     raise PackError("Choisissez une organisation : un territoire ou une convention.")
 

@@ -83,6 +83,14 @@ def declare_activity(ctx: EngineContext, actor: Actor, username: str, period_sta
             UserRole.username == username, UserRole.role == "radiologist")).first()
         if session.get(User, username) is None or not is_radiologist:
             raise ShareError(f"« {username} » n'est pas un radiologue.")
+        # Declarations add up over the window: an overlapping one would count the same acts twice (and let a
+        # radiologist lift himself out of the cap by declaring again).
+        overlapping = session.execute(select(ActivityDeclaration.period_start, ActivityDeclaration.period_end).where(
+            ActivityDeclaration.username == username, ActivityDeclaration.period_start <= period_end,
+            ActivityDeclaration.period_end >= period_start).limit(1)).first()
+        if overlapping is not None:
+            raise ShareError("Une activité est déjà déclarée du {} au {} : une période ne se déclare qu'une fois."
+                             .format(overlapping[0].strftime("%d/%m/%Y"), overlapping[1].strftime("%d/%m/%Y")))
         row = ActivityDeclaration(username=username, period_start=period_start, period_end=period_end,
                                   total_acts=total_acts, comment=(comment or "").strip()[:2000] or None,
                                   declared_by=actor.user_id, declared_at=now)

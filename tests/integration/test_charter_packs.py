@@ -228,7 +228,11 @@ def test_a_radiologist_sees_and_declares_only_his_own_activity(pack_ctx):
         declare_activity(ctx, radiologist("rad.region"), "rad.region", date(2026, 1, 31), date(2026, 1, 1), 10)
     with pytest.raises(ShareError, match="entier positif"):
         declare_activity(ctx, radiologist("rad.region"), "rad.region", date(2026, 1, 1), date(2026, 1, 31), -1)
-    declare_activity(ctx, radiologist("rad.region"), "rad.region", date(2026, 1, 1), date(2026, 1, 31), 40)
+    # Declaring again a period already declared would count its acts twice (and lift him out of the cap): refused.
+    with pytest.raises(ShareError, match="déjà déclarée du 01/06/2025 au 28/02/2026"):
+        declare_activity(ctx, radiologist("rad.region"), "rad.region", date(2026, 1, 1), date(2026, 1, 31), 400)
+    assert shares(ctx, radiologist("rad.region"))[0].declared_acts == 10
+    declare_activity(ctx, radiologist("rad.region"), "rad.region", date(2025, 4, 1), date(2025, 5, 31), 40)
     assert shares(ctx, radiologist("rad.region"))[0].declared_acts == 50
 
 

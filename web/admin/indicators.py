@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -68,17 +68,21 @@ def scope_of(actor: Actor) -> Scope:
 
 
 @enforces("CH-6.3")
-def scoped_filters(actor: Actor, filters: IndicatorFilters) -> IndicatorFilters:
+def scoped_filters(actor: Actor, filters: IndicatorFilters,
+                   territory_of: Callable[[str], str | None] = lambda _site: None) -> IndicatorFilters:
     """The filters within what the actor may see: a site lead is kept to his own site (his first one when the
-    address names none); another site is refused (403)."""
+    address names none); another site, or a territory that is not his site's (its on-call coverage), is refused
+    (403)."""
     scope = scope_of(actor)
     if scope.sites is None:
         return filters
     if not scope.sites:
         abort(403)
     if filters.site_id is None:
-        return replace(filters, site_id=sorted(scope.sites)[0])
+        filters = replace(filters, site_id=sorted(scope.sites)[0])
     if filters.site_id not in scope.sites:
+        abort(403)
+    if filters.territory_id is not None and filters.territory_id != territory_of(filters.site_id or ""):
         abort(403)
     return filters
 
@@ -118,8 +122,13 @@ def _load() -> tuple[Any, IndicatorFilters, FilterChoices, Scope]:
     ctx, actor = telerad(current_app).ctx, current_actor()
     choices = filter_choices(ctx)
     filters = parse_filters(request.args, ctx.clock.now().astimezone(PARIS).date(), choices)
-    filters = scoped_filters(actor, filters)
+    filters = scoped_filters(actor, filters, lambda site_id: _territory_of(ctx, site_id))
     return ctx, filters, choices, scope_of(actor)
+
+
+def _territory_of(ctx: Any, site_id: str) -> str | None:
+    site = ctx.directory.site(site_id) if ctx.directory is not None else None
+    return site.territory_id if site is not None else None
 
 
 def _bad(message: str) -> Any:

@@ -24,7 +24,8 @@ def parse_day(value: str | None) -> date | None:
 
 def parse_count(value: str | None) -> int | None:
     text = (value or "").strip()
-    return int(text) if text.isdigit() and len(text) <= 7 else None
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    return int(text) if text.isascii() and text.isdecimal() and len(text) <= 7 else None
 
 
 def declare_from_form(ctx: Any, actor: Actor, username: str) -> str | None:

@@ -104,10 +104,10 @@ def _screen_text(detail: Mapping[str, Any]) -> str:
     if detail.get("reason") == "exclusive":
         return _("%(name)s n'a déclaré aucune activité locale : téléradiologue exclusif, non accepté par la charte "
                  "%(pack)s", name=name, pack=pack)
-    share = detail.get("share")
-    percent = f"{float(share) * 100:.0f} %" if isinstance(share, int | float) else "—"
-    return _("la part de téléradiologie de %(name)s (%(share)s sur 12 mois) dépasse le plafond de %(cap)s %% de la "
-             "charte %(pack)s", name=name, share=percent, cap=detail.get("cap") or "—", pack=pack)
+    # Without his share itself: everyone who may see the case reads this line, while a radiologist's share is shown
+    # only to him and to administrators (CH-3.5, /account/teleradiology).
+    return _("la part de téléradiologie de %(name)s sur 12 mois dépasse le plafond de %(cap)s %% de la charte "
+             "%(pack)s", name=name, cap=detail.get("cap") or "—", pack=pack)
 
 
 def register_history_filters(app: Flask) -> None:

@@ -114,8 +114,16 @@ def test_shares_administrators_all_a_radiologist_his_own_a_forged_username_403(a
     bad = legall.post("/account/teleradiology", data={
         "period_start": "2026-01-01", "period_end": "2026-01-31", "total_acts": "beaucoup"})
     assert bad.status_code == 400 and "nombre total d&#39;actes" in bad.get_data(as_text=True).replace("'", "&#39;")
+    # The demo declared his last twelve months: declaring them again is refused (acts counted twice).
+    again = legall.post("/account/teleradiology", data={
+        "period_start": "2026-01-01", "period_end": "2026-01-31", "total_acts": "100000"})
+    assert again.status_code == 400 and "une période ne se déclare qu" in again.get_data(as_text=True)
+    for odd in ("²", "١٢", "1e3"):  # digits int() refuses, or not a whole number: a French 400, never a 500
+        refused = legall.post("/account/teleradiology", data={
+            "period_start": "2020-01-01", "period_end": "2020-01-31", "total_acts": odd})
+        assert refused.status_code == 400 and "nombre total d" in refused.get_data(as_text=True), odd
     ok = legall.post("/account/teleradiology", data={
-        "period_start": "2026-01-01", "period_end": "2026-01-31", "total_acts": "10"})
+        "period_start": "2020-02-01", "period_end": "2020-02-29", "total_acts": "10"})
     assert ok.status_code == 302
     requester = login(app, ctx, clock, "dr.martin")
     assert requester.get("/account/teleradiology").status_code == 403

@@ -86,6 +86,10 @@ def test_CH6_3_a_site_lead_sees_only_his_site_and_a_forged_site_is_refused(app, 
         response = morlaix.get(f"{path}?{PERIOD}&site=ch-brest")
         assert response.status_code == 403 and "Accès refusé" in response.get_data(as_text=True), path
         assert "text/csv" not in response.content_type
+        # Another territory's on-call coverage is not his either; his own site's territory is.
+        response = morlaix.get(f"{path}?{PERIOD}&territory=brest")
+        assert response.status_code == 403 and "text/csv" not in response.content_type, path
+        assert morlaix.get(f"{path}?{PERIOD}&territory=morlaix").status_code == 200, path
 
 
 @pytest.mark.charter("CH-6.3", negative=True)
