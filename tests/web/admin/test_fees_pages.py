@@ -57,6 +57,8 @@ def test_CH7_the_finance_view_computes_issues_exports_and_freezes_a_statement(ap
 
 
 @pytest.mark.charter("CH-6.4", negative=True)
+@pytest.mark.charter("CH-7.5", negative=True)
+@pytest.mark.charter("CH-7.6", negative=True)
 def test_CH6_4_a_flat_rate_or_productivity_line_is_refused_by_the_page(app, fees_ctx, clock):
     admin = login(app, fees_ctx, clock, "admin")
     case_id = _case_of(admin, "radiologist:dr.legall")
@@ -65,6 +67,9 @@ def test_CH6_4_a_flat_rate_or_productivity_line_is_refused_by_the_page(app, fees
                  {"case_id": str(case_id), "amount": "50", "reason": "Rattrapage", "kind": "forfait"}):
         response = admin.post("/fees/adjustments", data=data)
         assert response.status_code == 400 and "aucun forfait" in response.get_data(as_text=True), data
+    for reason, rule in (("Abonnement de télétransmission", "CH-7.6"), ("Reprise du forfait de garde", "CH-7.5")):
+        response = admin.post("/fees/adjustments", data={"case_id": str(case_id), "amount": "-30", "reason": reason})
+        assert response.status_code == 400 and rule in response.get_data(as_text=True), reason
     response = admin.post("/fees/adjustments", data={"case_id": str(case_id), "amount": "abc", "reason": "Oubli"})
     assert response.status_code == 400 and "Montant illisible" in response.get_data(as_text=True)
     ok = admin.post("/fees/adjustments", data={"case_id": str(case_id), "amount": "-5.00", "reason": "Acte corrigé",

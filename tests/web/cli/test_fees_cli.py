@@ -44,6 +44,7 @@ def test_CH7_the_months_statements_from_the_command_line(fees_ctx, database_url,
 
 
 @pytest.mark.charter("CH-7.1", negative=True)
+@pytest.mark.charter("CH-7.2", negative=True)
 def test_CH7_1_a_bad_ccam_file_is_refused_whole_from_the_command_line(fees_ctx, database_url, tmp_path):
     bad = tmp_path / "ccam.csv"
     bad.write_text("code,label,modality,family,price_eur,technical_share_eur\n"
@@ -51,6 +52,10 @@ def test_CH7_1_a_bad_ccam_file_is_refused_whole_from_the_command_line(fees_ctx, 
                    encoding="utf-8")
     result = cli(database_url, tmp_path, "load-ccam", str(bad), "--effective", "2026-01-01")
     assert result.exit_code == 1 and "code CCAM invalide" in result.output and "rien n'a été chargé" in result.output
+    bad.write_text("code,label,modality,family,price_eur,technical_share_eur\n"
+                   "ACQK001,Scanographie du crâne,CT,scanner,85.27,\n", encoding="utf-8")
+    result = cli(database_url, tmp_path, "load-ccam", str(bad), "--effective", "2026-01-01")
+    assert result.exit_code == 1 and "part technique" in result.output  # CH-7.2 needs it
     result = cli(database_url, tmp_path, "load-ccam", str(bad), "--effective", "janvier")
     assert result.exit_code == 1 and "Date d'effet invalide" in result.output
     assert len(list_tables(fees_ctx)) == 1
