@@ -200,6 +200,7 @@ def start_in_background(ctx: EngineContext, request_id: int, dicom_root: Path, o
             LOG.exception("research export %s failed", request_id)
 
     thread = threading.Thread(target=run, name=f"research-export-{request_id}", daemon=True)
+    RUNNING[:] = [started for started in RUNNING if started.is_alive()]
     RUNNING.append(thread)
     thread.start()
     return thread
