@@ -91,7 +91,16 @@ def test_CH5_5_a_bad_declaration_on_the_page_is_refused_in_french(app, demo_ctx,
         assert response.status_code == 400 and message in response.get_data(as_text=True)
     response = admin.post("/incidents/999/close", data={})
     assert response.status_code == 404
+    assert admin.post(f"/incidents/{10 ** 30}/close", data={}).status_code == 404
+    assert admin.get(f"/incidents/{10 ** 30}").status_code == 404
     assert _rows(demo_ctx) == []
+    number = declare_incident(demo_ctx, ADMIN, "ch-brest", "it", "site", clock.now() - timedelta(hours=1))
+    response = admin.post(f"/incidents/{number}/close", data={"ended_at": "hier"}, follow_redirects=True)
+    assert "indiquez une date et une heure." in response.get_data(as_text=True)
+    response = admin.post(f"/incidents/{number}/close", data={"ended_at": _local(clock.now() - timedelta(hours=2))},
+                          follow_redirects=True)
+    assert "elle précède son début" in response.get_data(as_text=True)
+    assert _rows(demo_ctx)[0].ended_at is None
 
 
 @pytest.mark.charter("CH-5.5")
