@@ -12,9 +12,7 @@ audited), then the statement is never changed (engine.store.fee_models) and its 
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import re
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ from engine.services.case_record import display_names
 from engine.services.ccam_tables import acts_of_table, table_on
 from engine.services.context import EngineContext
 from engine.store import audit
-from engine.store.directory_models import SiteRow
+from engine.store.directory_models import SiteRow, User, UserRole
 from engine.store.fee_models import CaseAct, CcamTable, FeeAdjustment, FeeStatement
 from engine.store.models import ProcessInstance, Task
 
@@ -220,6 +218,25 @@ def _compute(ctx: EngineContext, session: Session, scope: Scope, month: Month) -
     }
 
 
+def scope_choices(ctx: EngineContext, actor: Actor) -> list[tuple[Scope, str]]:
+    """The radiologists and sites whose statements the actor may read, with their names."""
+    admin = actor.is_system or "administrator" in actor.roles
+    with ctx.read() as session:
+        choices: list[tuple[Scope, str]] = []
+        if admin:
+            rows = session.execute(select(User.username, User.display_name).join(
+                UserRole, UserRole.username == User.username).where(UserRole.role.in_(("radiologist", "tele_expert")))
+                .distinct().order_by(User.display_name)).all()
+            choices += [(Scope(RADIOLOGIST, username), name) for username, name in rows]
+        elif actor.roles & {"radiologist", "tele_expert"}:
+            name = display_names(session, [actor.user_id]).get(actor.user_id, actor.user_id)
+            choices.append((Scope(RADIOLOGIST, actor.user_id), name))
+        sites = session.execute(select(SiteRow.id, SiteRow.name).order_by(SiteRow.name)).all()
+        choices += [(Scope(SITE, site_id), name) for site_id, name in sites
+                    if admin or ("site_lead" in actor.roles and site_id in actor.sites)]
+    return choices
+
+
 def month_radiologists(ctx: EngineContext, month: Month) -> list[str]:
     """The radiologists of the cases released in the month (one statement each)."""
     with ctx.read() as session:
@@ -361,27 +378,3 @@ def _refuse_charges(words: str, amount: str) -> None:
     if any(w in words for w in ON_CALL_WORDS):
         raise FeeStatementError("Correction refusée : le forfait de permanence des soins du site revient en entier "
                                 "au radiologue de garde (CH-7.5).")
-
-
-CSV_COLUMNS = ("dossier", "date_liberation", "site", "radiologue", "code_ccam", "libelle", "famille", "urgence",
-               "permanence", "teleexpertise", "prix_eur", "part_radiologue_eur", "part_site_eur")
-
-
-def statement_csv(snapshot: dict[str, Any]) -> str:
-    """The statement's acts, adjustments and totals as CSV (UTF-8, comma, dot decimals)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    if snapshot.get("sample_table"):
-        writer.writerow(["# TABLE CCAM D'EXEMPLE : montants illustratifs, non facturables"])
-    writer.writerow(CSV_COLUMNS)
-    for x in snapshot["lines"]:
-        writer.writerow([x["case_id"], x["released_at"], x["site_id"], x["radiologist"], x["code"], x["label"],
-                         x["family"], int(x["urgency"]), int(x["on_call"]), int(x["teleexpertise"]), x["price_eur"],
-                         x["radiologist_eur"], x["site_eur"]])
-    for a in snapshot["adjustments"]:
-        writer.writerow([a["case_id"], a["created_at"], "", a["radiologist"], "CORRECTION", a["reason"], "", "", "",
-                         "", "", a["amount_eur"], ""])
-    totals = snapshot["totals"]
-    writer.writerow(["TOTAL", "", "", "", "", "", "", "", "", "", totals["price_eur"],
-                     totals["due_to_radiologists_eur"], totals["site_net_eur"]])
-    return out.getvalue()

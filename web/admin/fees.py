@@ -15,6 +15,7 @@ from flask_login import login_required
 from engine.errors import Conflict, Forbidden, NotFound
 from engine.services.case_acts import CaseActError, add_case_act, case_acts, remove_case_act
 from engine.services.ccam_tables import list_tables
+from engine.services.fee_statement_csv import statement_csv
 from engine.services.fee_statements import (
     FeeStatementError,
     Month,
@@ -26,7 +27,7 @@ from engine.services.fee_statements import (
     month_radiologists,
     parse_month,
     preview_statement,
-    statement_csv,
+    scope_choices,
 )
 from web.auth.access import current_actor, roles_required
 from web.extensions import telerad
@@ -77,6 +78,7 @@ def _index_page(error: str | None = None, status: int = 200) -> Any:
     return render_template("admin/fees/index.html", statements=list_statements(_ctx(), actor),
                            tables=list_tables(_ctx()) if is_admin else [], is_admin=is_admin, error=error,
                            summaries=_month_summaries(month) if is_admin and error is None else [],
+                           choices=scope_choices(_ctx(), actor),
                            scope=request.values.get("scope") or _default_scope(), month=month), status
 
 

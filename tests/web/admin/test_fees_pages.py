@@ -87,7 +87,11 @@ def test_CH7_1_each_reads_only_his_statements(app, fees_ctx, clock):
     assert legall.get(f"/fees/statement.csv?scope=site:ch-brest&month={DECEMBER}").status_code == 403
     assert legall.post("/fees/issue", data={"scope": "radiologist:dr.legall", "month": DECEMBER}).status_code == 403
     assert legall.post("/fees/adjustments", data={"case_id": "1", "amount": "5", "reason": "x"}).status_code == 403
+    own = legall.get("/fees").get_data(as_text=True)  # his own statements only are offered
+    assert 'value="radiologist:dr.legall"' in own and "dr.morvan" not in own and 'value="site:' not in own
     lead = login(app, fees_ctx, clock, "dr.guillou")
+    offered = lead.get("/fees").get_data(as_text=True)
+    assert 'value="site:ch-brest"' in offered and 'value="site:ch-morlaix"' not in offered
     assert lead.get(f"/fees/statement?scope=site:ch-brest&month={DECEMBER}").status_code == 200
     assert lead.get(f"/fees/statement?scope=site:ch-morlaix&month={DECEMBER}").status_code == 403
     assert lead.get(f"/fees/statement?scope=radiologist:dr.legall&month={DECEMBER}").status_code == 403
