@@ -70,6 +70,12 @@ def may_manage(actor: Actor, site_id: str) -> bool:
     return "site_lead" in actor.roles and site_id in actor.sites
 
 
+def sees_every_site(actor: Actor) -> bool:
+    """Administrators, and the radiologists who serve sites from afar (no site of their own), see every site's
+    incidents (no patient data in them); anyone else those of his sites."""
+    return actor.is_system or bool({"administrator", "radiologist", "tele_expert"} & actor.roles)
+
+
 def _require_manager(actor: Actor, site_id: str) -> None:
     if not may_manage(actor, site_id):
         raise Forbidden("Seuls un administrateur et le médecin responsable du site déclarent ou clôturent "
@@ -166,9 +172,9 @@ def _names(session: Session, site_ids: Iterable[str]) -> dict[str, str]:
 
 def list_incidents(ctx: EngineContext, actor: Actor, open_only: bool = False, site_id: str | None = None,
                    limit: int = 200) -> list[IncidentView]:
-    """Incidents the actor may see, newest first: all (administrators), those of his sites (anyone else)."""
+    """Incidents the actor may see, newest first: all (sees_every_site), those of his sites (anyone else)."""
     query = select(IncidentRow).order_by(IncidentRow.started_at.desc(), IncidentRow.id.desc()).limit(limit)
-    if not (actor.is_system or "administrator" in actor.roles):
+    if not sees_every_site(actor):
         query = query.where(IncidentRow.site_id.in_(sorted(actor.sites) or [""]))
     if open_only:
         query = query.where(IncidentRow.ended_at.is_(None))
@@ -183,15 +189,15 @@ def list_incidents(ctx: EngineContext, actor: Actor, open_only: bool = False, si
 def get_incident(ctx: EngineContext, actor: Actor, incident_id: int) -> IncidentView:
     with ctx.read() as session:
         row = session.get(IncidentRow, incident_id)
-        if row is None or not (actor.is_system or "administrator" in actor.roles or row.site_id in actor.sites):
+        if row is None or not (sees_every_site(actor) or row.site_id in actor.sites):
             raise NotFound("Incident inconnu.")
         return _view(row, _names(session, [row.site_id]).get(row.site_id, row.site_id))
 
 
 def open_incidents(ctx: EngineContext, actor: Actor) -> list[IncidentView]:
-    """The open incidents a page's banner shows to `actor`: his sites' (all for an administrator). One query on
-    the open-incident index."""
-    if not (actor.sites or "administrator" in actor.roles):
+    """The open incidents a page's banner shows to `actor`: his sites' (all for administrators and radiologists).
+    One query on the open-incident index."""
+    if not (actor.sites or sees_every_site(actor)):
         return []
     return list_incidents(ctx, actor, open_only=True, limit=20)
 

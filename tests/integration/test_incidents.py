@@ -62,6 +62,7 @@ def test_CH5_5_a_site_lead_declares_and_closes_an_incident_with_its_duration(dem
     assert [i.id for i in open_incidents(demo_ctx, REQUESTER)] == [number]  # the site's users see it
     assert open_incidents(demo_ctx, RIOU) == []  # another site's people do not
     assert [i.id for i in open_incidents(demo_ctx, ADMIN)] == [number]
+    assert [i.id for i in open_incidents(demo_ctx, Actor("dr.legall", frozenset({"radiologist"})))] == [number]
     clock.advance(minutes=30)
     assert close_incident(demo_ctx, GUILLOU, number, note="Lien rétabli") == 150
     (row,) = _rows(demo_ctx)

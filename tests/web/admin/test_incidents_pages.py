@@ -56,6 +56,9 @@ def test_CH5_5_a_site_lead_declares_an_incident_and_the_sites_users_see_its_bann
     assert BANNER in page and "Panne du réseau" in page and f"/incidents/{row.id}" in page
     procedure = requester.get(f"/incidents/{row.id}").get_data(as_text=True)
     assert "Fiche papier" in procedure and "Dr Marie Guillou" in procedure and "data-print-procedure" in procedure
+    radiologist = login(app, demo_ctx, clock, "dr.legall")  # radiologists serve sites from afar: they see it
+    assert BANNER in radiologist.get("/inbox").get_data(as_text=True)
+    assert radiologist.get(f"/incidents/{row.id}").status_code == 200
     other = login(app, demo_ctx, clock, "dr.riou")  # ch-morlaix's lead: not his site
     assert BANNER not in other.get("/inbox").get_data(as_text=True)
     assert other.get(f"/incidents/{row.id}").status_code == 404
