@@ -14,7 +14,7 @@ from engine.domain.actors import Actor
 from engine.domain.charter import enforces
 from engine.domain.data_checks import paris_date
 from engine.errors import Forbidden
-from engine.services.charter_routing import assignment_for_site
+from engine.services.charter_screen import assignment_for_site
 from engine.services.context import EngineContext
 from engine.store import audit
 from engine.store.charter_pack_models import CaseCharterPack, CharterPackAssignment

@@ -4,6 +4,8 @@ candidate pools, and the case timeline entries of the radiologists it skipped.
 Every offer of a case goes through the diagram operation ``telerad.candidate_pool`` (engine.services.operations):
 the first offer, the escalation timers (next tier), the on-call offer, a reassignment (back to the routing step)
 and the cases an HL7 order created. That operation calls `PackRouting.screen` here, so each path applies the pack.
+A teleexpertise names its tele-expert instead: engine.services.eligibility applies the same screen
+(engine.services.charter_screen.screened_out) to the experts offered and to the one chosen.
 
 The pack of a case: the one its offer carries (set by the first routing step, kept by the next ones); else the one
 recorded for the case (table case_charter_pack, found by its accession number); else the one in force today for
@@ -13,78 +15,27 @@ once per screen, the radiologists skipped or warned about.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
-from sqlalchemy import func, literal, or_, select, union_all
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.domain import charter_packs as packs
 from engine.domain.charter import enforces
 from engine.domain.data_checks import paris_date
 from engine.runtime.script_engine import service_data
+from engine.services.charter_screen import assignment_for_site, share_facts
 from engine.services.context import EngineContext
 from engine.services.persistence import InstanceRow, append_case_events
 from engine.store import audit
-from engine.store.charter_pack_models import ActivityDeclaration, CaseCharterPack, CharterPackAssignment
-from engine.store.directory_models import ConventionRow, SiteRow, User
-from engine.store.models import AuditEvent, ProcessInstance
+from engine.store.charter_pack_models import CaseCharterPack
+from engine.store.directory_models import User
+from engine.store.models import ProcessInstance
 
-# A teleradiology act: a released report (telediagnosis) or opinion (teleexpertise) signed by the radiologist, the
-# `report.signed` event of the case's audit chain (engine.services.report_signature), by its signer.
-SIGNED_EVENT = "report.signed"
 SKIPPED_EVENT, WARNED_EVENT = "routing.radiologist_skipped", "routing.radiologist_warned"
 MAX_SCREENS = 8  # screens an offer carries (tiers passed since the last save)
-
-
-def assignment_for_site(session: Session, site_id: str | None, on: date) -> packs.PackAssignment:
-    """The pack in force for a site on that date: a convention of the site that chose a pack wins over its
-    territory; the 2020 pack when neither chose."""
-    if not site_id:
-        return packs.pack_in_force((), on)
-    territory = select(SiteRow.territory_id).where(SiteRow.id == site_id).scalar_subquery()
-    rows = session.execute(
-        select(CharterPackAssignment, ConventionRow.site_id)
-        .outerjoin(ConventionRow, ConventionRow.id == CharterPackAssignment.convention_id)
-        .where(or_(ConventionRow.site_id == site_id, CharterPackAssignment.territory_id == territory))
-        .order_by(CharterPackAssignment.id)).all()
-    by_convention = [_assignment(row) for row, site in rows if site is not None]
-    by_territory = [_assignment(row) for row, site in rows if site is None]
-    chosen = packs.pack_in_force(by_convention, on)
-    return chosen if chosen.effective_from != date.min else packs.pack_in_force(by_territory, on)
-
-
-def _assignment(row: CharterPackAssignment) -> packs.PackAssignment:
-    return packs.PackAssignment(row.pack, row.effective_from, row.share_cap_percent, row.over_cap_mode)
-
-
-@enforces("CH-3.5")
-def share_facts(session: Session, usernames: Iterable[str], today: date,
-                window_days: int = packs.DEFAULT_SHARE_WINDOW_DAYS) -> dict[str, packs.ShareFacts]:
-    """Each radiologist's teleradiology acts (signed reports and opinions) and declared total activity over
-    the rolling window ending today: ONE aggregate statement for the whole pool."""
-    wanted = sorted(set(usernames))
-    if not wanted:
-        return {}
-    since = today - timedelta(days=window_days)
-    acts = select(AuditEvent.actor.label("who"), literal(1).label("acts"), literal(0).label("declared"),
-                  literal(0).label("declarations")).where(
-        AuditEvent.action == SIGNED_EVENT, AuditEvent.at >= _midnight(since), AuditEvent.actor.in_(wanted),
-        AuditEvent.instance_id.is_not(None))
-    declared = select(ActivityDeclaration.username, literal(0), ActivityDeclaration.total_acts, literal(1)).where(
-        ActivityDeclaration.username.in_(wanted), ActivityDeclaration.period_end >= since,
-        ActivityDeclaration.period_start <= today)
-    both = union_all(acts, declared).subquery()
-    rows = session.execute(select(both.c.who, func.sum(both.c.acts), func.sum(both.c.declared),
-                                  func.sum(both.c.declarations)).group_by(both.c.who)).all()
-    found = {who: packs.ShareFacts(int(tele or 0), int(total or 0) if count else None)
-             for who, tele, total, count in rows}
-    return {user: found.get(user, packs.ShareFacts(0, None)) for user in wanted}
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 class PackRouting:
@@ -209,3 +160,4 @@ def install(ctx: EngineContext) -> None:
     """Register the hook on a context (idempotent): every context that saves cases (engine.services.bootstrap)."""
     if not any(isinstance(hook, CharterPackHook) for hook in ctx.save_hooks):
         ctx.save_hooks.append(CharterPackHook(ctx))
+

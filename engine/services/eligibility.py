@@ -19,6 +19,7 @@ from engine.domain.credentials import credential_problems
 from engine.domain.data_checks import paris_date
 from engine.domain.routing import Radiologist, active_conventions
 from engine.ports import Directory
+from engine.services.charter_screen import screened_out
 from engine.services.context import EngineContext
 from engine.store.directory_models import ConventionRow, SiteRow, User, UserRole, UserSite
 from engine.store.sql_directory import SqlDirectory
@@ -62,8 +63,10 @@ def eligible_experts(ctx: EngineContext, site_id: str | None, *, exclude: Iterab
     found = _directory(ctx, directory)
     today = paris_date(ctx.clock.now())
     excluded = set(exclude)
+    bound = _bound(found, site_id) - excluded
+    excluded |= set(screened_out(ctx, site_id, bound))  # the charter pack of the site (2025: the share cap)
     experts = []
-    for user_id in sorted(_bound(found, site_id) - excluded):
+    for user_id in sorted(bound - excluded):
         person = found.radiologist(user_id)
         if person is not None and not credential_problems(person.credentials, today):
             experts.append(Expert(person.user_id, person.name))
@@ -83,6 +86,11 @@ def _expert_problem(person: Radiologist | None, expert_id: str, bound: frozenset
     return ""
 
 
+def _pack_problem(ctx: EngineContext, site_id: str | None, person: Radiologist) -> str:
+    reason = screened_out(ctx, site_id, [person.user_id]).get(person.user_id)
+    return f"{person.name} ne peut pas être sollicité : {reason}." if reason else ""
+
+
 @enforces("CH-3.1", "CH-3.4", "CH-4.2.1")
 def check_expert(ctx: EngineContext, site_id: str | None, data: Mapping[str, Any], case: Mapping[str, Any],
                  directory: Directory | None = None) -> dict[str, str]:
@@ -97,7 +105,10 @@ def check_expert(ctx: EngineContext, site_id: str | None, data: Mapping[str, Any
     if isinstance(asking, str) and asking == expert_id:
         return {EXPERT_FIELD: "Vous ne pouvez pas être votre propre télé-expert : choisissez un autre radiologue."}
     found = _directory(ctx, directory)
-    problem = _expert_problem(found.radiologist(expert_id), expert_id, _bound(found, site_id), ctx)
+    person = found.radiologist(expert_id)
+    problem = _expert_problem(person, expert_id, _bound(found, site_id), ctx)
+    if not problem and person is not None:
+        problem = _pack_problem(ctx, site_id, person)  # CH-3.5: the 2025 pack's share cap and exclusivity
     return {EXPERT_FIELD: problem} if problem else {}
 
 

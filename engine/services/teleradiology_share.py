@@ -16,7 +16,7 @@ from engine.domain.charter import enforces
 from engine.domain.data_checks import paris_date
 from engine.domain.indicators import teleradiology_share
 from engine.errors import Forbidden
-from engine.services.charter_routing import share_facts
+from engine.services.charter_screen import share_facts
 from engine.services.context import EngineContext
 from engine.store import audit
 from engine.store.charter_pack_models import ActivityDeclaration

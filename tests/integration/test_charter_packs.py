@@ -23,6 +23,7 @@ from engine.runtime import OperationRegistry
 from engine.services.charter_packs import PackError, assign_pack, case_pack
 from engine.services.charter_routing import SKIPPED_EVENT, WARNED_EVENT, PackRouting
 from engine.services.definitions import deploy_library
+from engine.services.eligibility import check_expert, eligible_experts
 from engine.services.instances import start_instance
 from engine.services.operations import register_all
 from engine.services.reassignment import replace_radiologist
@@ -249,3 +250,21 @@ def test_assignments_refused_in_french(pack_ctx):
         assign_pack(ctx, ADMIN, "territory:nulle-part", "2025", NOW.date())
     with pytest.raises(PackError, match="organisation"):
         assign_pack(ctx, ADMIN, "site:ch-brest", "2025", NOW.date())
+
+
+@pytest.mark.charter("CH-3.5.1", negative=True)
+def test_the_2025_pack_also_screens_the_tele_expert_a_teleexpertise_names(pack_ctx):
+    """A teleexpertise names its expert instead of offering the case to a pool: the experts offered and the one
+    chosen go through the same screen (engine.services.eligibility)."""
+    ctx = pack_ctx
+    assert {"rad.local", "rad.neighbour"} <= {e.user_id for e in eligible_experts(ctx, SITE.id)}  # 2020: no cap
+    assert check_expert(ctx, SITE.id, {"expert_id": "rad.local"}, {}) == {}
+    _switch_to_2025(ctx)
+    offered = {e.user_id for e in eligible_experts(ctx, SITE.id)}
+    assert "rad.local" not in offered and "rad.neighbour" in offered  # 30 % > 20 %; 2 % < 20 %
+    refused = check_expert(ctx, SITE.id, {"expert_id": "rad.local"}, {})
+    assert "dépasse le plafond de 20 % de la charte 2025" in refused["expert_id"]
+    assert check_expert(ctx, SITE.id, {"expert_id": "rad.neighbour"}, {}) == {}
+    _switch_to_2025(ctx, packs.WARN)  # the organisation only warns: he may be asked again
+    assert "rad.local" in {e.user_id for e in eligible_experts(ctx, SITE.id)}
+    assert check_expert(ctx, SITE.id, {"expert_id": "rad.local"}, {}) == {}
