@@ -8,19 +8,19 @@ stage when several came at once (a scheduler that did not run for a while). Run 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.domain.convention_content import RENEWAL_REMINDER_BEFORE, expired
 from engine.domain.data_checks import paris_date
 from engine.services.context import EngineContext
-from engine.services.notification_contacts import CHANNELS, CONVENTION_EXPIRY, contacts_of
-from engine.services.notifications import holders
+from engine.services.notification_contacts import CHANNELS, CONVENTION_EXPIRY
+from engine.services.notifications import CaseFacts, Event, holders, write_rows
 from engine.store import audit
 from engine.store.convention_models import ConventionReminder
-from engine.store.directory_models import ConventionRow, NotificationOutbox
+from engine.store.directory_models import ConventionRow
 
 RENEWAL, EXPIRY_SOON, EXPIRED = "renewal", "expiry_soon", "expired"
 
@@ -60,7 +60,8 @@ def send_convention_reminders(ctx: EngineContext, channels: Sequence[str] = CHAN
             people = sorted({*holders(session, ["administrator", "site_lead"], row.site_id),
                              *([row.medical_lead] if row.medical_lead else [])})
             key = f"convention:{row.id}:{stage}:{row.expires_on.isoformat()}"
-            written = _write_rows(session, row.site_id, key, people, channels, now)
+            event = Event(CONVENTION_EXPIRY, key, tuple(people))
+            written = write_rows(session, CaseFacts(None, row.site_id, None), [event], channels, now)
             audit.append_global(session, [audit.AuditEntry("system", "convention.reminder", None, {
                 "convention": row.id, "site": row.site_id, "stage": stage, "expires_on": row.expires_on.isoformat(),
                 "recipients": people, "messages": written})], now)
@@ -74,19 +75,3 @@ def _already_sent(session: Session, convention_id: int, stage: str, expires_on: 
     return session.execute(select(ConventionReminder.id).where(
         ConventionReminder.convention_id == convention_id, ConventionReminder.expires_on == expires_on,
         ConventionReminder.stage.in_(later[stage])).limit(1)).first() is not None
-
-
-def _write_rows(session: Session, site_id: str, key: str, people: Sequence[str], channels: Sequence[str],
-                now: datetime) -> int:
-    rows = []
-    for user, contact in contacts_of(session, people).items():
-        for channel in contact.channels(CONVENTION_EXPIRY):
-            address = contact.address(channel)
-            if channel in channels and address:
-                rows.append({"event": CONVENTION_EXPIRY, "event_key": key[:128], "case_id": None,
-                             "site_id": site_id, "urgency": None, "recipient": user, "channel": channel,
-                             "address": address, "status": "pending", "attempts": 0, "next_attempt_at": now,
-                             "last_error": None, "created_at": now, "sent_at": None})
-    if rows:
-        session.execute(insert(NotificationOutbox), rows)
-    return len(rows)

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import column, insert, select, table
+from sqlalchemy import column, select, table
 
 from engine.domain.charter import enforces
 from engine.domain.link_silence import silence_threshold
 from engine.services.context import EngineContext
-from engine.services.notification_contacts import CHANNELS, SITE_SILENT, contacts_of
-from engine.services.notifications import holders
+from engine.services.notification_contacts import CHANNELS, SITE_SILENT
+from engine.services.notifications import CaseFacts, Event, holders, write_rows
 from engine.store.directory_models import NotificationOutbox, SiteRow
 from engine.store.models import UTCDateTime
 
@@ -99,19 +99,8 @@ def notify_silent_sites(ctx: EngineContext, channels: Sequence[str] = CHANNELS) 
             if session.execute(select(NotificationOutbox.id).where(
                     NotificationOutbox.event == SITE_SILENT, NotificationOutbox.event_key == key).limit(1)).first():
                 continue
-            rows = []
-            for user, contact in contacts_of(session, holders(session, ["site_lead", "administrator"],
-                                                              link.site_id)).items():
-                for channel in contact.channels(SITE_SILENT):
-                    address = contact.address(channel)
-                    if channel in channels and address:
-                        rows.append({"event": SITE_SILENT, "event_key": key, "case_id": None,
-                                     "site_id": link.site_id, "urgency": None, "recipient": user,
-                                     "channel": channel, "address": address, "status": "pending", "attempts": 0,
-                                     "next_attempt_at": now, "last_error": None, "created_at": now,
-                                     "sent_at": None})
-            if rows:
-                session.execute(insert(NotificationOutbox), rows)
-                written += len(rows)
+            people = tuple(holders(session, ["site_lead", "administrator"], link.site_id))
+            written += write_rows(session, CaseFacts(None, link.site_id, None), [Event(SITE_SILENT, key, people)],
+                                  channels, now)
         session.commit()
     return written

@@ -60,7 +60,7 @@ ON_CALL_KEY = ":oncall"
 
 @dataclass(frozen=True)
 class CaseFacts:
-    case_id: int
+    case_id: int | None  # None: an event about a site, not a case (a convention, a visit, a silent link)
     site_id: str | None
     urgency: str | None
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
@@ -25,8 +25,8 @@ from engine.domain.indicators import next_site_visit, site_visit_overdue
 from engine.errors import Forbidden
 from engine.services.audit import record_global_event
 from engine.services.context import EngineContext
-from engine.services.notification_contacts import CHANNELS, SITE_VISIT_OVERDUE, contacts_of
-from engine.services.notifications import holders
+from engine.services.notification_contacts import CHANNELS, SITE_VISIT_OVERDUE
+from engine.services.notifications import CaseFacts, Event, holders, write_rows
 from engine.services.protocols import protocol_catalogue
 from engine.services.site_quality_access import (
     MAX_TEXT,
@@ -241,22 +241,7 @@ def notify_overdue_visits(ctx: EngineContext, channels: Sequence[str] = CHANNELS
             if recent is not None:
                 continue
             people = [visit.radiologist, *holders(session, ["site_lead"], visit.site_id)]
-            written += _write_rows(session, visit.site_id, prefix + today.isoformat(), people, channels, now)
+            written += write_rows(session, CaseFacts(None, visit.site_id, None), [Event(
+                SITE_VISIT_OVERDUE, prefix + today.isoformat(), tuple(people))], channels, now)
         session.commit()
     return written
-
-
-def _write_rows(session: Session, site_id: str, key: str, people: Iterable[str], channels: Sequence[str],
-                now: datetime) -> int:
-    rows = []
-    for user, contact in contacts_of(session, people).items():
-        for channel in contact.channels(SITE_VISIT_OVERDUE):
-            address = contact.address(channel)
-            if channel in channels and address:
-                rows.append({"event": SITE_VISIT_OVERDUE, "event_key": key[:128], "case_id": None,
-                             "site_id": site_id, "urgency": None, "recipient": user, "channel": channel,
-                             "address": address, "status": "pending", "attempts": 0, "next_attempt_at": now,
-                             "last_error": None, "created_at": now, "sent_at": None})
-    if rows:
-        session.execute(insert(NotificationOutbox), rows)
-    return len(rows)
