@@ -29,6 +29,14 @@ from engine.store.models import ProcessDefinition
 from forms.registry import UnknownForm, check_schema, context_problems
 
 DESIGNER_ROLES = frozenset({"process_designer", "administrator"})
+# The case data the shipped service operations write (their resultVariable): the charter checks trust them (the
+# offer's pack and tier, the released report, the radiologist's profile...), so no form may declare them and a
+# task completion cannot overwrite them (every form refuses undeclared fields). Kept equal to the diagrams' result
+# variables by tests/unit/test_engine_owned_fields.py.
+ENGINE_OWNED_FIELDS = frozenset({
+    "offer", "release", "radiologist", "expert", "facts", "protocol_facts", "distribution", "accession_number",
+    "contrast_outcome", "no_radiologist_notice", "report_overdue_notice", "answer_overdue_notice",
+})
 _VERSIONED_FORM = re.compile(r"^(?P<base>[A-Za-z0-9_-]+?)(?:\.v(?P<n>\d+))?\.schema\.json$")
 
 
@@ -239,6 +247,14 @@ def check_form_schema(text: str) -> dict[str, Any]:
         raise FormRefused(f"Ce n'est pas un JSON Schema valide : {err}") from err
     if not isinstance(schema.get("properties"), dict) or not schema["properties"]:
         raise FormRefused("Le formulaire doit décrire au moins un champ (« properties »).")
+    if schema.get("additionalProperties") is not False:
+        raise FormRefused("Le formulaire doit refuser les champs qu'il ne décrit pas "
+                          "(« \"additionalProperties\": false ») : sinon une saisie pourrait écrire dans le dossier "
+                          "des données que le moteur seul écrit.")
+    owned = sorted(set(schema["properties"]) & ENGINE_OWNED_FIELDS)
+    if owned:
+        raise FormRefused("Ces champs sont écrits par le moteur (offre, validation, radiologue…) et ne peuvent pas "
+                          "être saisis dans un formulaire : " + ", ".join(owned) + ".")
     return schema
 
 

@@ -127,6 +127,15 @@ def test_form_schema_preview_and_save_as_a_new_key(client, demo_ctx):
     assert "td_report.v2.schema.json" in client.get("/designer/forms.json").get_json()["forms"]
     refused = client.post("/designer/forms/td_report.schema.json", data={"schema": '{"type": "array"}'})
     assert refused.status_code == 422 and "objet" in refused.get_data(as_text=True)
+    # a form that would let the reporting radiologist write the engine's offer (its charter pack, its tier) into
+    # the case is refused, as is one that accepts fields it does not declare
+    forged = {**schema, "properties": {**schema["properties"], "offer": {"type": "object"}}}
+    refused = client.post("/designer/forms/td_report.schema.json", data={"schema": json.dumps(forged)})
+    assert refused.status_code == 422 and "offer" in refused.get_data(as_text=True)
+    opened = {key: value for key, value in schema.items() if key != "additionalProperties"}
+    refused = client.post("/designer/forms/td_report.schema.json", data={"schema": json.dumps(opened)})
+    assert refused.status_code == 422 and "additionalProperties" in refused.get_data(as_text=True)
+    assert "td_report.v3.schema.json" not in client.get("/designer/forms.json").get_json()["forms"]
 
 
 def test_migration_dry_run_then_migrate_the_ticked_cases(client, demo_ctx):
