@@ -8,6 +8,7 @@ import engine.store.convention_models  # noqa: F401  (registers the tables)
 import engine.store.designer_models  # noqa: F401
 import engine.store.directory_models  # noqa: F401
 import engine.store.fee_models  # noqa: F401  (acts and fees, CH-7)
+import engine.store.fee_setting_models  # noqa: F401  (settings of the remuneration document)
 import engine.store.incident_models  # noqa: F401  (downtime incidents)
 import engine.store.indicator_models  # noqa: F401  (the indicators' per-case facts)
 import engine.store.protocol_models  # noqa: F401

@@ -20,6 +20,7 @@ import engine.store.convention_models  # noqa: F401  (convention documents and e
 import engine.store.designer_models  # noqa: F401  (registers the designer tables in the metadata)
 import engine.store.directory_models  # noqa: F401  (registers the directory tables in the metadata)
 import engine.store.fee_models  # noqa: F401  (CCAM tables, case acts, fee statements)
+import engine.store.fee_setting_models  # noqa: F401  (settings of the remuneration document)
 import engine.store.incident_models  # noqa: F401  (downtime incidents)
 import engine.store.indicator_models  # noqa: F401  (the indicators' per-case facts)
 import engine.store.protocol_models  # noqa: F401

@@ -2,8 +2,10 @@
 
 Each act of a case released in the month (engine.services.case_acts) is shared by engine.domain.fees.split_fee with
 the CCAM table in effect on the day of release: CT and MRI (CH-7.2), conventional radiology (CH-7.3), a
-teleexpertise's specific fee (CH-7.4), the site's on-call fee for an act done on call (CH-7.5); the site's monthly
-transmission costs are a line of the site's statement only, never of a radiologist's (CH-7.6). Nothing else can
+teleexpertise's specific fee (CH-7.4), the site's on-call fee for an act done on call (CH-7.5), both as the settings
+of the remuneration document in force that day (engine.services.fee_settings); the site's monthly transmission
+costs (the setting in force on the month's first day) are a line of the site's statement only, never of a
+radiologist's (CH-7.6). Nothing else can
 be paid: there is no flat-rate nor productivity line, and a correction is an adjustment tied to a case's act
 (CH-6.4, CH-7.1), audited, and carried into the next statement issued.
 
@@ -27,12 +29,21 @@ from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
 from engine.domain.charter import enforces
-from engine.domain.fees import DEFAULT_TELEEXPERTISE_FEE_EUR, RADIOLOGIST, FeeError, split_fee
+from engine.domain.fees import RADIOLOGIST, FeeError, split_fee
 from engine.errors import Conflict, Forbidden, NotFound
 from engine.services.case_acts import case_radiologist
 from engine.services.case_record import display_names
 from engine.services.ccam_tables import acts_of_table, table_on
 from engine.services.context import EngineContext
+from engine.services.fee_settings import (
+    ON_CALL_FEE,
+    TELEEXPERTISE_FEE,
+    TRANSMISSION_COSTS,
+    SettingsBook,
+    lock_fee_changes,
+    month_book,
+    month_days,
+)
 from engine.store import audit
 from engine.store.directory_models import SiteRow, User, UserRole
 from engine.store.fee_models import CaseAct, CcamTable, FeeAdjustment, FeeStatement
@@ -41,12 +52,7 @@ from engine.store.models import ProcessInstance, Task
 PARIS = ZoneInfo("Europe/Paris")
 SITE = "site"
 SCOPES = (RADIOLOGIST, SITE)
-SNAPSHOT_FORMAT = 1
-# SETTINGS of the remuneration document (CH-6.4), illustrative defaults, not tariffs: the site's on-call fee for an
-# act done on call (CH-7.5) and the site's monthly transmission costs (CH-7.6, link and subscription).
-ON_CALL_FEE_EUR = Decimal("40.00")
-TRANSMISSION_COSTS_EUR = Decimal("90.00")
-TELEEXPERTISE_FEE_EUR = DEFAULT_TELEEXPERTISE_FEE_EUR
+SNAPSHOT_FORMAT = 2  # 2: the settings applied, by site and date of effect (engine.services.fee_settings)
 _MONTH = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
 REFUSED_KINDS = ("forfait", "flat_rate", "productivite", "productivité", "productivity", "prime", "rendement")
 FLAT_RATE_REFUSAL = ("Ligne refusée : la rémunération repose exclusivement sur les actes CCAM ; aucun forfait ni "
@@ -118,8 +124,8 @@ def _released_cases(session: Session, month: Month) -> list[tuple[int, datetime]
     return sorted((int(case_id), moment) for case_id, moment in found if moment is not None)
 
 
-def _case_lines(session: Session, case: ProcessInstance, released: datetime, radiologist: str | None
-                ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def _case_lines(session: Session, case: ProcessInstance, released: datetime, radiologist: str | None,
+                book: SettingsBook) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     day = released.astimezone(PARIS).date()
     table: CcamTable | None = table_on(session, day)
     acts = acts_of_table(session, table.id) if table is not None else {}
@@ -130,9 +136,10 @@ def _case_lines(session: Session, case: ProcessInstance, released: datetime, rad
         if act is None:
             raise FeeStatementError(f"Dossier {case.id} : l'acte {row.code} est absent de la table CCAM en vigueur "
                                     f"le {day.isoformat()}.")
-        try:
-            split = split_fee(act, teleexpertise=teleexpertise, teleexpertise_fee_eur=TELEEXPERTISE_FEE_EUR,
-                              on_call_fee_eur=ON_CALL_FEE_EUR if row.on_call else 0)
+        fees = {"teleexpertise_fee_eur": book.amount(TELEEXPERTISE_FEE, case.site_id, day)} if teleexpertise else {}
+        try:  # the settings in force for the case's site on the day of release
+            split = split_fee(act, teleexpertise=teleexpertise,
+                              on_call_fee_eur=book.amount(ON_CALL_FEE, case.site_id, day) if row.on_call else 0, **fees)
         except FeeError as err:
             raise FeeStatementError(f"Dossier {case.id} : {err}") from err
         lines.append({"case_id": case.id, "act_id": row.id, "released_at": released.isoformat(),
@@ -161,6 +168,7 @@ def _compute(ctx: EngineContext, session: Session, scope: Scope, month: Month) -
     lines: list[dict[str, Any]] = []
     missing: list[int] = []
     tables: dict[int, dict[str, Any]] = {}
+    book = month_book(session, month.year, month.number)  # the settings of the month, one query
     for case_id, released in _released_cases(session, month):
         case = session.get(ProcessInstance, case_id)
         if case is None:
@@ -168,7 +176,7 @@ def _compute(ctx: EngineContext, session: Session, scope: Scope, month: Month) -
         radiologist = case_radiologist(session, case_id)
         if (scope.kind == RADIOLOGIST and radiologist != scope.id) or (scope.kind == SITE and case.site_id != scope.id):
             continue
-        found, table = _case_lines(session, case, released, radiologist)
+        found, table = _case_lines(session, case, released, radiologist, book)
         if table is not None:
             tables[table["id"]] = table
         lines.extend(found)
@@ -181,7 +189,8 @@ def _compute(ctx: EngineContext, session: Session, scope: Scope, month: Month) -
     to_radiologist = sum((Decimal(line["radiologist_eur"]) for line in lines), Decimal("0.00"))
     site_net = sum((Decimal(line["site_eur"]) for line in lines), Decimal("0.00"))
     adjusted = sum((Decimal(a["amount_eur"]) for a in adjustments), Decimal("0.00"))
-    transmission = TRANSMISSION_COSTS_EUR if scope.kind == SITE else Decimal("0.00")  # CH-7.6: the site's only
+    transmission = (book.amount(TRANSMISSION_COSTS, scope.id, month_days(month.year, month.number)[0])
+                    if scope.kind == SITE else Decimal("0.00"))  # CH-7.6: the site's only, its month's first day
     owed: dict[tuple[str, str], Decimal] = {}  # (site, radiologist) -> what the site owes the radiologist
     for line in lines:
         key = (line["site_id"] or "", line["radiologist"] or "")
@@ -203,8 +212,7 @@ def _compute(ctx: EngineContext, session: Session, scope: Scope, month: Month) -
         "complete": end <= ctx.clock.now(), "computed_at": ctx.clock.now().isoformat(),
         "tables": sorted(tables.values(), key=lambda t: t["effective_from"]),
         "sample_table": any(t["sample"] for t in tables.values()),
-        "settings": {"on_call_fee_eur": _money(ON_CALL_FEE_EUR), "teleexpertise_fee_eur": _money(
-            TELEEXPERTISE_FEE_EUR), "transmission_costs_eur": _money(transmission)},
+        "settings": {"transmission_costs_eur": _money(transmission), "applied": book.applied()},
         "lines": lines, "cases_without_act": missing, "adjustments": adjustments,
         "payments": [{"payer_site": site, "payer_name": sites.get(site, site), "payee": rad,
                       "payee_name": names.get(rad, rad), "amount_eur": _money(amount)}
@@ -260,6 +268,7 @@ def issue_statement(ctx: EngineContext, actor: Actor, scope: Scope, month: Month
         raise FeeStatementError(f"Le mois {month.label} n'est pas terminé : son relevé s'émet après sa fin.")
     try:
         with ctx.write() as session:
+            lock_fee_changes(session)  # no setting change between the computation and the freeze
             if session.execute(select(FeeStatement.id).where(
                     FeeStatement.scope == scope.kind, FeeStatement.scope_id == scope.id,
                     FeeStatement.month == month.label)).first() is not None:
