@@ -1,14 +1,20 @@
 """CCAM tables (CH-7.1): loaded from a file, versioned by date of effect, replaceable.
 
-A table is read whole by engine.domain.fees.load_ccam (documented CSV, engine/domain/data/README.md) before anything
-is stored: a bad file is refused in French with nothing half-loaded. Loading a table with the same date of effect
-as an existing one replaces it (the acts already chosen keep their codes; statements already issued keep their
-frozen figures). The shipped table is a SAMPLE and is marked so wherever it shows (``sample``)."""
+Two formats: Telerad's own CSV (engine.domain.fees.load_ccam, documented in engine/domain/data/README.md) and the
+CNAM's own release, the CCAM Excel file of ameli.fr (.xls, .xlsx or .ods: engine.services.ccam_ameli), from which the
+imaging acts are kept, CT and MRI acts valued with the technical fees of the remuneration document given at loading.
+A table is read whole before anything is stored: a bad file is refused in French with nothing half-loaded. Loading
+a table with the same date of effect as an existing one replaces it (the acts already chosen keep their codes;
+statements already issued keep their frozen figures). The shipped table is a SAMPLE and is marked so wherever it
+shows (``sample``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -16,12 +22,16 @@ from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
 from engine.domain.charter import enforces
-from engine.domain.fees import SAMPLE_TABLE, CcamAct, CcamTableError, load_ccam
+from engine.domain.fees import CT_FAMILY, MRI_FAMILY, SAMPLE_TABLE, CcamAct, CcamTableError, load_ccam
 from engine.errors import Forbidden
+from engine.services.ccam_ameli import CNAM_EXCEL, SKIP_REASONS, SUFFIXES, looks_like_workbook, read_cnam_workbook
 from engine.services.context import EngineContext
 from engine.store import audit
 from engine.store.fee_models import CcamTable, CcamTableAct
 
+TELERAD_CSV = "telerad-csv"
+FORMATS = (TELERAD_CSV, CNAM_EXCEL)
+MAX_TABLE_BYTES = 20 * 1024 * 1024  # the CNAM's CCAM workbook is a few megabytes
 SAMPLE_EFFECTIVE = date(2000, 1, 1)
 
 
@@ -33,37 +43,138 @@ class TableInfo:
     sample: bool
     act_count: int
     loaded_by: str
-    loaded_at: object
+    loaded_at: datetime
+    source_format: str = TELERAD_CSV
+    ct_technical_fee_eur: Decimal | None = None
+    mri_technical_fee_eur: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class LoadedTable:
+    """What a load stored: acts kept per family; rows of a CNAM file skipped per reason (ccam_ameli.SKIP_REASONS);
+    the technical fees used (None when the table has no act of that family or carries its own shares)."""
+
+    id: int
+    effective_from: date
+    source_name: str
+    source_format: str
+    kept: dict[str, int]
+    skipped: dict[str, int] = field(default_factory=dict)
+    ct_technical_fee_eur: Decimal | None = None
+    mri_technical_fee_eur: Decimal | None = None
+
+    @property
+    def act_count(self) -> int:
+        return sum(self.kept.values())
+
+
+def technical_fee(value: str | Decimal | None, what: str) -> Decimal | None:
+    """A technical fee typed by an administrator ("60", "60.00" or "60,00"), positive; None when left empty."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = value.strip().replace(",", ".").replace("€", "").strip() if isinstance(value, str) else value
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise CcamTableError(f"{what} : montant illisible « {str(value)[:20]} » (exemple : 60,00)") from None
+    if not amount.is_finite() or amount <= 0 or amount >= 100000:
+        raise CcamTableError(f"{what} : le montant doit être positif (exemple : 60,00)")
+    return amount.quantize(Decimal("0.01"))
+
+
+def _read(path: Path, ct_fee: Decimal | None, mri_fee: Decimal | None) -> tuple[dict[str, CcamAct], LoadedTable]:
+    """The acts of the file at `path` and what they are (id 0), by its extension, else by its content."""
+    try:
+        with path.open("rb") as file:
+            content = file.read(MAX_TABLE_BYTES + 1)
+    except OSError as error:
+        raise CcamTableError(f"table CCAM illisible ({path.name}) : {error.strerror or error}") from None
+    if len(content) > MAX_TABLE_BYTES:
+        raise CcamTableError(f"table CCAM {path.name} : fichier trop volumineux ({MAX_TABLE_BYTES // 2**20} Mo au "
+                             "plus)")
+    suffix = path.suffix.lower()
+    if suffix in SUFFIXES or (suffix != ".csv" and looks_like_workbook(content)):
+        cnam = read_cnam_workbook(content, path.name, ct_fee, mri_fee)
+        return cnam.acts, LoadedTable(0, date.min, path.name, CNAM_EXCEL, cnam.kept, cnam.skipped,
+                                      ct_fee if cnam.kept.get(CT_FAMILY) else None,
+                                      mri_fee if cnam.kept.get(MRI_FAMILY) else None)
+    if ct_fee is not None or mri_fee is not None:
+        raise CcamTableError(f"table CCAM {path.name} : les forfaits techniques ne s'indiquent que pour le fichier "
+                             "CCAM de la CNAM (.xls, .xlsx, .ods) ; une table CSV porte la part technique de chaque "
+                             "acte")
+    acts = load_ccam(path)
+    return acts, LoadedTable(0, date.min, path.name, TELERAD_CSV, dict(Counter(a.family for a in acts.values())))
 
 
 @enforces("CH-7.1", "CH-7.2", "CH-7.3")
-def load_table(ctx: EngineContext, actor: Actor, path: str | Path | None, effective_from: date) -> int:
-    """Load a CCAM table (the shipped SAMPLE when path is None) in effect from `effective_from`; returns its id.
-    Only an administrator (or the command line) loads one. CcamTableError (French) on a bad file: among others a CT
-    or MRI act without its technical share (CH-7.2 needs it) or an act whose modality is not its family's (CH-7.3
-    applies to conventional radiology only)."""
+def import_table(ctx: EngineContext, actor: Actor, path: str | Path | None, effective_from: date, *,
+                 ct_technical_fee: Decimal | None = None, mri_technical_fee: Decimal | None = None) -> LoadedTable:
+    """Load a CCAM table (the shipped SAMPLE when path is None) in effect from `effective_from`: Telerad's CSV
+    (.csv) or the CNAM's CCAM workbook (.xls, .xlsx, .ods; another name is recognised by its content). Only an
+    administrator (or the command line) loads one. CcamTableError (French) on a bad file, nothing stored: among
+    others a CT or MRI act without its technical share (CH-7.2 needs it: for a CNAM file, the CT or MRI technical
+    fee not given) or an act whose modality is not its family's (CH-7.3 applies to conventional radiology only)."""
     if not (actor.is_system or "administrator" in actor.roles):
         raise Forbidden("Seul un administrateur charge une table CCAM.")
-    acts = load_ccam(path)  # whole file read and checked first: nothing stored on a bad one
-    name = SAMPLE_TABLE if path is None else Path(path).name
+    if path is None:  # whole file read and checked first: nothing stored on a bad one
+        acts = load_ccam(None)
+        read = LoadedTable(0, date.min, SAMPLE_TABLE, TELERAD_CSV, dict(Counter(a.family for a in acts.values())))
+    else:
+        acts, read = _read(Path(path), ct_technical_fee, mri_technical_fee)
     now = ctx.clock.now()
     with ctx.write() as session:
         for old in session.execute(select(CcamTable).where(CcamTable.effective_from == effective_from)).scalars():
             session.execute(delete(CcamTableAct).where(CcamTableAct.table_id == old.id))
             session.delete(old)
         session.flush()
-        row = CcamTable(effective_from=effective_from, source_name=name[:200], sample=path is None,
-                        act_count=len(acts), loaded_by=actor.user_id, loaded_at=now)
+        row = CcamTable(effective_from=effective_from, source_name=read.source_name[:200], sample=path is None,
+                        act_count=len(acts), loaded_by=actor.user_id, loaded_at=now,
+                        source_format=read.source_format, ct_technical_fee_eur=read.ct_technical_fee_eur,
+                        mri_technical_fee_eur=read.mri_technical_fee_eur)
         session.add(row)
         session.flush()
         session.add_all([CcamTableAct(table_id=row.id, code=act.code, label=act.label[:400], modality=act.modality,
                                       family=act.family, price_eur=act.price_eur,
                                       technical_share_eur=act.technical_share_eur) for act in acts.values()])
         audit.append_global(session, [audit.AuditEntry(actor.user_id, "ccam.table_loaded", None, {
-            "table": row.id, "effective_from": effective_from.isoformat(), "source": name,
-            "sample": path is None, "acts": len(acts)})], now)
+            "table": row.id, "effective_from": effective_from.isoformat(), "source": read.source_name,
+            "format": read.source_format, "sample": path is None, "acts": len(acts), "kept": read.kept,
+            "skipped": read.skipped, "ct_technical_fee_eur": _str(read.ct_technical_fee_eur),
+            "mri_technical_fee_eur": _str(read.mri_technical_fee_eur)})], now)
         session.commit()
-        return int(row.id)
+        table_id = int(row.id)
+    return LoadedTable(table_id, effective_from, read.source_name, read.source_format, read.kept, read.skipped,
+                       read.ct_technical_fee_eur, read.mri_technical_fee_eur)
+
+
+def _str(amount: Decimal | None) -> str | None:
+    return None if amount is None else str(amount)
+
+
+@enforces("CH-7.1", "CH-7.2", "CH-7.3")
+def load_table(ctx: EngineContext, actor: Actor, path: str | Path | None, effective_from: date, *,
+               ct_technical_fee: Decimal | None = None, mri_technical_fee: Decimal | None = None) -> int:
+    """import_table, returning the new table's id."""
+    return import_table(ctx, actor, path, effective_from, ct_technical_fee=ct_technical_fee,
+                        mri_technical_fee=mri_technical_fee).id
+
+
+def import_upload(ctx: EngineContext, actor: Actor, filename: str, content: bytes, effective_from: date, *,
+                  ct_technical_fee: Decimal | None = None, mri_technical_fee: Decimal | None = None) -> LoadedTable:
+    """import_table on an uploaded file (its name as the browser gave it: only its last part is kept)."""
+    if not (actor.is_system or "administrator" in actor.roles):
+        raise Forbidden("Seul un administrateur charge une table CCAM.")
+    name = "".join(c for c in filename.replace("\\", "/").rsplit("/", 1)[-1] if c.isprintable()).strip(" .")
+    if not name:
+        raise CcamTableError("Choisissez le fichier de la table CCAM (.xls, .xlsx, .ods ou .csv).")
+    if len(content) > MAX_TABLE_BYTES:
+        raise CcamTableError(f"table CCAM {name[:80]} : fichier trop volumineux ({MAX_TABLE_BYTES // 2**20} Mo au "
+                             "plus)")
+    with tempfile.TemporaryDirectory(prefix="telerad-ccam-") as folder:
+        path = Path(folder) / name[-120:]
+        path.write_bytes(content)
+        return import_table(ctx, actor, path, effective_from, ct_technical_fee=ct_technical_fee,
+                            mri_technical_fee=mri_technical_fee)
 
 
 def ensure_sample_table(ctx: EngineContext) -> None:
@@ -90,10 +201,10 @@ def acts_of_table(session: Session, table_id: int) -> dict[str, CcamAct]:
 def list_tables(ctx: EngineContext) -> list[TableInfo]:
     with ctx.read() as session:
         return [TableInfo(row.id, row.effective_from, row.source_name, row.sample, row.act_count, row.loaded_by,
-                          row.loaded_at)
+                          row.loaded_at, row.source_format, row.ct_technical_fee_eur, row.mri_technical_fee_eur)
                 for row in session.execute(select(CcamTable).order_by(CcamTable.effective_from.desc())).scalars()]
 
 
-
-__all__ = ["CcamTableError", "TableInfo", "acts_of_table", "ensure_sample_table", "list_tables", "load_table",
-           "table_on"]
+__all__ = ["FORMATS", "MAX_TABLE_BYTES", "SKIP_REASONS", "TELERAD_CSV", "CcamTableError", "LoadedTable", "TableInfo",
+           "acts_of_table", "ensure_sample_table", "import_table", "import_upload", "list_tables", "load_table",
+           "table_on", "technical_fee"]

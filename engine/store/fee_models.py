@@ -31,6 +31,11 @@ class CcamTable(Base):
     act_count: Mapped[int] = mapped_column(Integer)
     loaded_by: Mapped[str] = mapped_column(String(128))
     loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # telerad-csv (Telerad's CSV) or cnam-excel (the CNAM's CCAM workbook, engine.services.ccam_ameli)
+    source_format: Mapped[str] = mapped_column(String(16), default="telerad-csv", server_default="telerad-csv")
+    # the technical fees of the remuneration document added to the CNAM's CT and MRI tariffs (cnam-excel only)
+    ct_technical_fee_eur: Mapped[Decimal | None] = mapped_column(Money)
+    mri_technical_fee_eur: Mapped[Decimal | None] = mapped_column(Money)
 
 
 class CcamTableAct(Base):

@@ -1,5 +1,6 @@
-"""`telerad fees`: the CCAM table loaded by date of effect, and the monthly fee statements (CH-7) computed or issued
-from the command line as from the pages (engine.services.fee_statements), recorded as done by "cli"."""
+"""`telerad fees`: the CCAM table loaded by date of effect (the CNAM's CCAM workbook or Telerad's CSV), and the
+monthly fee statements (CH-7) computed or issued from the command line as from the pages
+(engine.services.fee_statements), recorded as done by "cli"."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import click
 from engine.domain.fees import RADIOLOGIST as RADIOLOGIST_SCOPE
 from engine.domain.fees import CcamTableError
 from engine.errors import Conflict
-from engine.services.ccam_tables import list_tables, load_table
+from engine.services.ccam_ameli import CNAM_EXCEL
+from engine.services.ccam_tables import LoadedTable, import_table, technical_fee
 from engine.services.fee_statements import (
     FeeStatementError,
     Scope,
@@ -31,25 +33,58 @@ def fees() -> None:
     pass
 
 
-@fees.command("load-ccam", help="Load a CCAM table (CSV: code,label,modality,family,price_eur,technical_share_eur; "
-                                "see engine/domain/data/README.md) in effect from --effective; a table with the same "
-                                "date of effect is replaced. A bad file is refused whole.")
+FAMILY_NAMES = {"scanner": "scanner", "irm": "IRM", "radiologie": "radiologie conventionnelle"}
+SKIPPED_NAMES = {"no_code": "ligne(s) sans code CCAM (titres, chapitres, notes)",
+                 "not_imaging": "acte(s) hors imagerie (ni scanographie, ni remnographie, ni mammographie, "
+                                "ni radiographie)",
+                 "other_activity_phase": "acte(s) d'imagerie d'une autre activité que 1 ou d'une autre phase que 0",
+                 "no_tariff": "acte(s) d'imagerie sans tarif (non pris en charge)"}
+
+
+def summary_lines(table: LoadedTable) -> list[str]:
+    """What a load kept and skipped, in French (the command's output)."""
+    source = "fichier CCAM de la CNAM" if table.source_format == CNAM_EXCEL else "CSV Telerad"
+    lines = [f"Table CCAM n° {table.id} chargée ({source}) : {table.act_count} acte(s), en vigueur "
+             f"depuis le {table.effective_from.isoformat()} ({table.source_name})."]
+    lines += [f"  {FAMILY_NAMES.get(family, family)} : {count} acte(s)" for family, count in sorted(table.kept.items())]
+    if table.ct_technical_fee_eur is not None:
+        lines.append(f"  forfait technique de scanner ajouté au tarif CCAM : {table.ct_technical_fee_eur} €")
+    if table.mri_technical_fee_eur is not None:
+        lines.append(f"  forfait technique d'IRM ajouté au tarif CCAM : {table.mri_technical_fee_eur} €")
+    lines += [f"  écartés : {count} {SKIPPED_NAMES.get(reason, reason)}" for reason, count in table.skipped.items()
+              if count]
+    return lines
+
+
+@fees.command("load-ccam", help="Load a CCAM table in effect from --effective: the CNAM's CCAM workbook from ameli.fr "
+                                "(.xls, .xlsx or .ods; its imaging acts kept; CT and MRI acts need --ct-technical-fee "
+                                "and --mri-technical-fee, the technical fees of the remuneration document added to "
+                                "their tariff) or Telerad's CSV (code,label,modality,family,price_eur,"
+                                "technical_share_eur). See docs/fees.md. A table with the same date of effect is "
+                                "replaced. A bad file is refused whole.")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--effective", required=True, help="Date of effect, YYYY-MM-DD.")
-def load_ccam(path: Path, effective: str) -> None:
+@click.option("--ct-technical-fee", "ct_fee", default=None, help="CT technical fee in euros (CNAM file), e.g. 60.00.")
+@click.option("--mri-technical-fee", "mri_fee", default=None,
+              help="MRI technical fee in euros (CNAM file), e.g. 150.00.")
+def load_ccam(path: Path, effective: str, ct_fee: str | None, mri_fee: str | None) -> None:
     try:
         day = date.fromisoformat(effective.strip())
     except ValueError:
         raise click.ClickException(f"Date d'effet invalide : « {effective[:20]} » (exemple : 2026-01-01).") from None
+    try:
+        fees_given = (technical_fee(ct_fee, "Forfait technique de scanner"),
+                      technical_fee(mri_fee, "Forfait technique d'IRM"))
+    except CcamTableError as err:
+        raise click.ClickException(str(err)) from err
     require_migrated(load_settings())
     with engine_context() as ctx:
         try:
-            table_id = load_table(ctx, CLI_ACTOR, path, day)
+            table = import_table(ctx, CLI_ACTOR, path, day, ct_technical_fee=fees_given[0],
+                                 mri_technical_fee=fees_given[1])
         except CcamTableError as err:
             raise click.ClickException(f"{err} ; rien n'a été chargé.") from err
-        table = next(t for t in list_tables(ctx) if t.id == table_id)
-    click.echo(f"Table CCAM n° {table.id} chargée : {table.act_count} acte(s), en vigueur depuis le "
-               f"{table.effective_from.isoformat()} ({table.source_name}).")
+    click.echo("\n".join(summary_lines(table)))
 
 
 def _text(snapshot: dict[str, Any]) -> str:
