@@ -21,6 +21,9 @@ from engine.domain.privacy import pseudonymise
 PENDING, APPROVED, REFUSED = "pending", "approved", "refused"
 RUNNING, READY, FAILED, DOWNLOADED, EXPIRED = "running", "ready", "failed", "downloaded", "expired"
 EXPORT_KEPT_DAYS = 7  # a produced export not downloaded within this many days is deleted
+# A production whose heartbeat is older than this is taken to be interrupted (its process stopped): the worker
+# takes it over and produces the export again (integrations.dicom.research_export).
+STALE_PRODUCTION = timedelta(minutes=10)
 MAX_TEXT = 300
 MAX_SHIFT_DAYS = 365
 # The case fields a request may ask for: each is safe once de-identified (free text scrubbed, dates shifted).
@@ -116,12 +119,22 @@ def deidentified_row(values: dict[str, object], *, patient_key: str, case_key: s
     return row
 
 
-def burned_in_reason(burned_in: str | None, modality: str | None, clean_pixels_available: bool) -> str | None:
-    """Why an image is left out of an export (burned-in text), or None when it may go."""
-    flagged = (burned_in or "").strip().upper() == "YES"
-    risky = (modality or "").strip().upper() in BURNED_IN_MODALITIES
-    if not (flagged or risky) or clean_pixels_available:
+def burned_in_risk(burned_in: str | None, modality: str | None) -> str | None:
+    """Why an image may carry burned-in text (its header says so, or its modality usually does), or None."""
+    if (burned_in or "").strip().upper() == "YES":
+        return "Texte incrusté dans l'image (BurnedInAnnotation=YES)"
+    if (modality or "").strip().upper() in BURNED_IN_MODALITIES:
+        return f"Modalité {modality} susceptible de porter du texte incrusté"
+    return None
+
+
+def burned_in_reason(burned_in: str | None, modality: str | None, clean_pixels: bool) -> str | None:
+    """Why an image is left out of an export when its pixels are not cleaned, or None when it may go as it is.
+    Without the Clean Pixel Data option an image that may carry burned-in text is always left out; with it, it
+    is left out only when no rule of the pixel cleaner knows where the text of its device is."""
+    risk = burned_in_risk(burned_in, modality)
+    if risk is None:
         return None
-    if flagged:
-        return "Texte incrusté dans l'image (BurnedInAnnotation=YES) : nettoyage des pixels impossible."
-    return f"Modalité {modality} susceptible de porter du texte incrusté : nettoyage des pixels impossible."
+    if clean_pixels:
+        return f"{risk} : aucune règle de nettoyage des pixels ne connaît cet appareil."
+    return f"{risk} : option Clean Pixel Data non choisie."

@@ -6,7 +6,6 @@ approval, who decided, which cases the export holds and when it was downloaded."
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,11 +20,9 @@ from engine.domain.research import (
     DOWNLOADED,
     EXPIRED,
     EXPORT_KEPT_DAYS,
-    FAILED,
     PENDING,
     READY,
     REFUSED,
-    RUNNING,
     RequestSpec,
     ResearchError,
     check_spec,
@@ -40,7 +37,6 @@ from engine.store.models import ProcessInstance
 from engine.store.research_models import ResearchRequest
 
 MAX_NOTE = 300
-FILE_NAME = re.compile(r"^[0-9a-f]{32}\.zip$")
 
 
 @dataclass(frozen=True)
@@ -62,6 +58,8 @@ class RequestView:
     downloaded_by: str | None
     downloaded_at: datetime | None
     names: dict[str, str]  # display names of the requester, the decider and the downloader
+    attempt: int = 0  # the production's claim (engine.services.research_production)
+    heartbeat_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,7 @@ def _view(row: ResearchRequest, names: dict[str, str] | None = None) -> RequestV
     return RequestView(row.id, row.requester, spec, row.status, row.created_at, row.decided_by, row.decided_at,
                        row.decision_note, row.progress_done, row.progress_total, row.produced_at, row.sha256,
                        json.loads(row.manifest) if row.manifest else None, row.error, row.downloaded_by,
-                       row.downloaded_at, names or {})
+                       row.downloaded_at, names or {}, row.attempt or 0, row.heartbeat_at)
 
 
 def _named(session: Any, rows: list[ResearchRequest]) -> list[RequestView]:
@@ -167,22 +165,6 @@ def decide(ctx: EngineContext, actor: Actor, request_id: int, approve: bool, not
         session.commit()
 
 
-@enforces("CH-8.2")
-def start_production(ctx: EngineContext, request_id: int) -> RequestView:
-    """Claim an approved request for production (or one whose production failed); anything else: Conflict."""
-    with ctx.write() as session:
-        row = session.get(ResearchRequest, request_id, with_for_update=True)
-        if row is None:
-            raise NotFound("demande d'export introuvable")
-        if row.status not in (APPROVED, FAILED):
-            if row.status in (PENDING, REFUSED):
-                raise Conflict("Cette demande n'est pas approuvée par un administrateur : pas d'export.")
-            raise Conflict("L'export de cette demande est déjà produit ou en cours.")
-        row.status, row.progress_done, row.progress_total, row.error = RUNNING, 0, 0, None
-        session.commit()
-        return _view(row)
-
-
 def case_sources(ctx: EngineContext, spec: RequestSpec) -> list[CaseSource]:
     """The cases of the request's sites started within its period, with what their export needs."""
     from engine.services.instances import case_data
@@ -233,43 +215,6 @@ def _parse_date(value: Any) -> date | None:
         return date.fromisoformat(str(value)[:10]) if value else None
     except ValueError:
         return None
-
-
-def set_progress(ctx: EngineContext, request_id: int, done: int, total: int) -> None:
-    with ctx.write() as session:
-        row = session.get(ResearchRequest, request_id)
-        if row is not None:
-            row.progress_done, row.progress_total = done, total
-            session.commit()
-
-
-@enforces("CH-8.2")
-def finish_production(ctx: EngineContext, request_id: int, file_name: str, sha256: str,
-                      manifest: dict[str, Any]) -> None:
-    """The export is ready: recorded with the cases it holds (audited with them)."""
-    if not FILE_NAME.fullmatch(file_name):
-        raise ValueError("not an export file name")
-    now = ctx.clock.now()
-    with ctx.write() as session:
-        row = session.get(ResearchRequest, request_id, with_for_update=True)
-        if row is None or row.status != RUNNING:
-            raise Conflict("L'export de cette demande n'est pas en cours.")
-        row.status, row.produced_at, row.file_name, row.sha256 = READY, now, file_name, sha256
-        row.manifest = json.dumps(manifest, ensure_ascii=False)
-        _audit(session, "system", "research.exported", {
-            "request": request_id, "requester": row.requester, "protocol": row.protocol,
-            "approval": row.approval_ref, "approved_by": row.decided_by, "cases": manifest.get("case_ids", []),
-            "images": manifest.get("image_count", 0), "left_out": len(manifest.get("left_out", [])),
-            "sha256": sha256}, now)
-        session.commit()
-
-
-def fail_production(ctx: EngineContext, request_id: int, error: str) -> None:
-    with ctx.write() as session:
-        row = session.get(ResearchRequest, request_id, with_for_update=True)
-        if row is not None and row.status == RUNNING:
-            row.status, row.error = FAILED, error[:2000]
-            session.commit()
 
 
 @enforces("CH-8.2")

@@ -34,6 +34,11 @@ class ResearchRequest(Base):
     decision_note: Mapped[str | None] = mapped_column(String(300))
     progress_done: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    # Each claim of the production (start, or restart by the worker after an interruption) increments the attempt;
+    # the producer holding an older attempt can no longer record progress or finish. The heartbeat is refreshed
+    # as the production advances: a RUNNING request whose heartbeat is stale has lost its producer.
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     produced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     file_name: Mapped[str | None] = mapped_column(String(200))  # under <instance>/research
     sha256: Mapped[str | None] = mapped_column(String(64))

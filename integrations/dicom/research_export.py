@@ -1,14 +1,18 @@
 """Produce a de-identified research export (CH-8.2), off the request path: a thread started by the approval
-(`start_in_background`) or the command line (`produce_export`).
+(`start_in_background`), the command line (`produce_export`), or the worker taking over an interrupted production
+(`restart_stale_productions`).
 
 The zip holds `cases.json` (the asked case fields, pseudonymised by engine.services.research), `manifest.json`
 (profile and options applied, images kept, images left out and why) and `images/<case>/<n>.dcm`. Images are
 de-identified per DICOM PS3.15 Basic Application Level Confidentiality Profile by dicognito (no tag list of ours):
 one anonymizer per patient, seeded by the export's secret, so that UIDs are remapped consistently across the
-series and studies of a patient; private tags are removed. The Retain Longitudinal Temporal Information option
-keeps the acquisition dates and times (the birth date is still replaced). Images with burned-in text
-(BurnedInAnnotation=YES, or a modality known to carry it) are left out, with the reason in the manifest: no pixel
-cleaning is available here, so Clean Pixel Data, when asked, cannot be applied and does not let them in.
+series and studies of a patient; private tags are removed. Dates and times are shifted by dicognito's own
+DateTimeAnonymizer with the patient's shift of the case data (engine.domain.research.date_shift, whole days), so
+that an image and its case in cases.json move by the same number of days. The Retain Longitudinal Temporal
+Information option keeps the dates and times (the birth date is still shifted). Images that may carry burned-in
+text (BurnedInAnnotation=YES, or a modality known to carry it) are left out, with the reason in the manifest,
+unless the Clean Pixel Data option is chosen and deid's rules know where the text of their device is: then they
+are cleaned (integrations.dicom.research_pixels).
 
 The export's secret is drawn for the export and never stored: pseudonyms are stable within the export and cannot
 be linked to those of another export."""
@@ -22,6 +26,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -30,25 +35,29 @@ from typing import Any
 import dicognito
 import pydicom
 from dicognito.anonymizer import Anonymizer
+from dicognito.datetimeanonymizer import DateTimeAnonymizer
 from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from engine.domain.privacy import pseudonymise
-from engine.domain.research import burned_in_reason, scrub
+from engine.domain.research import burned_in_reason, burned_in_risk, date_shift, scrub
+from engine.errors import Conflict
 from engine.services.context import EngineContext
-from engine.services.research import (
-    case_rows,
-    case_sources,
+from engine.services.research import RequestView, case_rows, case_sources, expire_exports
+from engine.services.research_production import (
+    claim_stale_production,
     fail_production,
     finish_production,
     set_progress,
+    stale_productions,
     start_production,
 )
 from integrations.dicom.models import DicomInstance, DicomSeries, DicomStudy
+from integrations.dicom.research_pixels import CLEAN_PIXEL_DATA, Cleaned, clean_burned_in_text
 from integrations.dicom.storage import path_of
 
 PROFILE = "DICOM PS3.15 E.1 Basic Application Level Confidentiality Profile (dicognito {version})"
-CLEAN_PIXELS_AVAILABLE = False
+HEARTBEAT_SECONDS = 30.0  # the heartbeat is written at most this often within a case (and after each case)
 LOG = logging.getLogger(__name__)
 RUNNING: list[threading.Thread] = []  # the background productions started (tests join them)
 
@@ -69,8 +78,13 @@ def _case_files(ctx: EngineContext, case_id: int, dicom_root: Path) -> list[tupl
 
 
 def _anonymizer(secret: bytes, patient_key: str, retain_dates: bool) -> Anonymizer:
+    """dicognito's anonymizer for one patient: seeded by the export's secret (UIDs and names remapped the same way
+    across his series and studies), dates and times shifted by his shift of the case data."""
     seed = hmac.new(secret, b"dicom:" + patient_key.encode("utf-8"), hashlib.sha256).hexdigest()
     anonymizer = Anonymizer(seed=seed)
+    # Handlers added last run first: the patient's shift replaces dicognito's own offset (62 to 730 days), and
+    # with Retain Longitudinal Temporal Information, every date but the birth date is kept before that.
+    anonymizer.add_element_handler(DateTimeAnonymizer(int(date_shift(patient_key, secret).days) * 24))
     if retain_dates:
         anonymizer.add_element_handler(_KeepDates())
     return anonymizer
@@ -78,7 +92,7 @@ def _anonymizer(secret: bytes, patient_key: str, retain_dates: bool) -> Anonymiz
 
 class _KeepDates:
     """Retain Longitudinal Temporal Information (full dates): dates and times are left as they are, except the
-    patient's birth date and time (replaced by the profile as without the option)."""
+    patient's birth date and time (shifted as without the option)."""
 
     BIRTH = {pydicom.datadict.tag_for_keyword("PatientBirthDate"), pydicom.datadict.tag_for_keyword("PatientBirthTime")}
 
@@ -89,9 +103,11 @@ class _KeepDates:
         yield "Keep dates and times other than the patient's birth (Retain Longitudinal Temporal Information)"
 
 
-def _method_codes(retain_dates: bool) -> list[Dataset]:
+def _method_codes(retain_dates: bool, cleaned: bool) -> list[Dataset]:
     """PS3.16 CID 7050 codes of what was applied (De-identification Method Code Sequence)."""
     codes = [("113100", "Basic Application Confidentiality Profile")]
+    if cleaned:
+        codes.append(CLEAN_PIXEL_DATA)
     if retain_dates:
         codes.append(("113106", "Retain Longitudinal Temporal Information Full Dates Option"))
     items = []
@@ -116,42 +132,82 @@ def _scrub_names(dataset: Dataset, names: tuple[str, ...]) -> None:
     dataset.walk(visit)
 
 
-def _deidentify(path: Path, anonymizer: Anonymizer, patient: str, retain_dates: bool,
-                names: tuple[str, ...] = ()) -> bytes:
+def _read(path: Path, clean_pixels: bool) -> tuple[Dataset | None, str | None, Cleaned | None]:
+    """The image to export (cleaned of its burned-in text when it needs and allows it), or None with the reason it
+    is left out."""
     dataset = pydicom.dcmread(path)
+    burned_in, modality = dataset.get("BurnedInAnnotation"), dataset.get("Modality")
+    if burned_in_risk(burned_in, modality) is None:
+        return dataset, None, None
+    cleaned = clean_burned_in_text(dataset) if clean_pixels else None
+    if cleaned is None:
+        return None, burned_in_reason(burned_in, modality, clean_pixels), None
+    return dataset, None, cleaned
+
+
+def _deidentify(dataset: Dataset, anonymizer: Anonymizer, patient: str, retain_dates: bool,
+                names: tuple[str, ...] = (), cleaned: bool = False) -> bytes:
     dataset.remove_private_tags()
     original_name = str(dataset.get("PatientName") or "")
     anonymizer.anonymize(dataset)
     _scrub_names(dataset, (*names, original_name))
     dataset.PatientID = patient
     dataset.PatientName = patient[:16]
-    # Images with burned-in text never get here (left out): the identity is removed from the whole instance.
+    # Images with burned-in text get here cleaned, or not at all: the identity is removed from the whole instance.
     dataset.PatientIdentityRemoved = "YES"
-    dataset.DeidentificationMethodCodeSequence = _method_codes(retain_dates)
+    dataset.DeidentificationMethodCodeSequence = _method_codes(retain_dates, cleaned)
     out = io.BytesIO()
     dataset.save_as(out, enforce_file_format=True)
     return out.getvalue()
 
 
-def _left_out_reason(path: Path, clean_pixels: bool) -> str | None:
-    header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["BurnedInAnnotation", "Modality"])
-    return burned_in_reason(header.get("BurnedInAnnotation"), header.get("Modality"),
-                            clean_pixels and CLEAN_PIXELS_AVAILABLE)
+class _Beat:
+    """The production's progress and heartbeat, written after each case and at most every HEARTBEAT_SECONDS
+    within one; raises Conflict when the production was taken over (the producer stops)."""
+
+    def __init__(self, ctx: EngineContext, view: RequestView):
+        self.ctx, self.request_id, self.attempt, self.last = ctx, view.id, view.attempt, time.monotonic()
+
+    def __call__(self, done: int | None = None, total: int | None = None) -> None:
+        if done is None and time.monotonic() - self.last < HEARTBEAT_SECONDS:
+            return
+        set_progress(self.ctx, self.request_id, self.attempt, done, total)
+        self.last = time.monotonic()
+
+
+def _options(retain_dates: bool, clean_pixels: bool) -> list[str]:
+    options = ["Retain Longitudinal Temporal Information with Full Dates"] if retain_dates else []
+    if clean_pixels:
+        from importlib.metadata import version
+
+        options.append(f"Clean Pixel Data (règles CTP de deid {version('deid')} : texte incrusté effacé des "
+                       "appareils connus, images des autres appareils exclues)")
+    return options
 
 
 def produce_export(ctx: EngineContext, request_id: int, dicom_root: Path, out_dir: Path) -> str:
     """Produce the export of an approved request into out_dir; returns its file name. Refused (Conflict) when the
     request is not approved or already produced."""
-    view = start_production(ctx, request_id)
-    spec = view.spec
+    return produce_claimed(ctx, start_production(ctx, request_id), dicom_root, out_dir)
+
+
+def partial_files(out_dir: Path, request_id: int) -> list[Path]:
+    """The partial files of a request's productions (left by an interrupted one)."""
+    return sorted(out_dir.glob(f".{request_id}-*.part")) if out_dir.is_dir() else []
+
+
+def produce_claimed(ctx: EngineContext, view: RequestView, dicom_root: Path, out_dir: Path) -> str:
+    """Produce the export of a request claimed for production (view.attempt), with a secret of its own."""
+    spec, request_id = view.spec, view.id
+    beat = _Beat(ctx, view)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{uuid.uuid4().hex}.zip"
+    partial = out_dir / f".{request_id}-{name}.part"
     try:
         secret = os.urandom(32)
         sources = case_sources(ctx, spec)
-        set_progress(ctx, request_id, 0, len(sources))
-        out_dir.mkdir(parents=True, exist_ok=True)
-        name = f"{uuid.uuid4().hex}.zip"
-        partial = out_dir / f".{name}.part"
-        kept, left_out = 0, []
+        beat(0, len(sources))
+        kept, left_out, cleaned = 0, [], []
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
             for done, source in enumerate(sources, start=1):
                 if spec.images:
@@ -160,34 +216,43 @@ def produce_export(ctx: EngineContext, request_id: int, dicom_root: Path, out_di
                     anonymizer = _anonymizer(secret, source.patient_key, spec.retain_dates)
                     series_numbers: dict[str, int] = {}
                     for series_uid, path in _case_files(ctx, source.case_id, dicom_root):
+                        beat()
                         number = series_numbers.setdefault(series_uid, len(series_numbers) + 1)
-                        reason = _left_out_reason(path, spec.clean_pixels)
-                        if reason:
+                        dataset, reason, cleaning = _read(path, spec.clean_pixels)
+                        if dataset is None:
                             left_out.append({"case": case, "series": number, "reason": reason})
                             continue
                         kept += 1
+                        if cleaning is not None:
+                            cleaned.append({"case": case, "series": number, "rule": cleaning.rule,
+                                            "regions": list(cleaning.regions)})
                         archive.writestr(f"images/{case}/{number}/{kept:06d}.dcm",
-                                         _deidentify(path, anonymizer, patient, spec.retain_dates,
-                                                     source.names))
-                set_progress(ctx, request_id, done, len(sources))
+                                         _deidentify(dataset, anonymizer, patient, spec.retain_dates,
+                                                     source.names, cleaning is not None))
+                beat(done, len(sources))
             archive.writestr("cases.json", json.dumps(case_rows(sources, spec, secret), ensure_ascii=False,
                                                       indent=1, default=str))
-            options = (["Retain Longitudinal Temporal Information with Full Dates"] if spec.retain_dates else []) + \
-                (["Clean Pixel Data (demandé, non disponible : images à texte incrusté exclues)"]
-                 if spec.clean_pixels else [])
+            options = _options(spec.retain_dates, spec.clean_pixels)
             archive.writestr("manifest.json", json.dumps({
                 "request": request_id, "protocol": spec.protocol, "approval": spec.approval_ref,
                 "fields": list(spec.fields), "case_count": len(sources), "image_count": kept,
                 "profile": PROFILE.format(version=dicognito.__version__) if spec.images else None,
-                "options": options, "left_out": left_out}, ensure_ascii=False, indent=1))
+                "dates": "conservées (sauf la date de naissance, décalée)" if spec.retain_dates else
+                "décalées par patient du même nombre de jours que dans cases.json",
+                "options": options, "cleaned": cleaned, "left_out": left_out}, ensure_ascii=False, indent=1))
         digest = hashlib.sha256(partial.read_bytes()).hexdigest()
         os.replace(partial, out_dir / name)
-        finish_production(ctx, request_id, name, digest, {
-            "case_ids": [source.case_id for source in sources], "image_count": kept, "left_out": left_out,
-            "options": options})
+        try:
+            finish_production(ctx, request_id, view.attempt, name, digest, {
+                "case_ids": [source.case_id for source in sources], "image_count": kept, "left_out": left_out,
+                "cleaned": cleaned, "options": options})
+        except Conflict:
+            (out_dir / name).unlink(missing_ok=True)  # taken over meanwhile: the new producer's file counts
+            raise
         return name
     except Exception as err:
-        fail_production(ctx, request_id, f"{type(err).__name__}: {err}")
+        partial.unlink(missing_ok=True)
+        fail_production(ctx, request_id, view.attempt, f"{type(err).__name__}: {err}")
         raise
 
 
@@ -206,6 +271,13 @@ def start_in_background(ctx: EngineContext, request_id: int, dicom_root: Path, o
     return thread
 
 
+def purge_exports(ctx: EngineContext, out_dir: Path) -> tuple[int, int]:
+    """Exports not downloaded within their time limit marked expired and their files deleted: (expired, deleted).
+    Run hourly by the worker, at each visit of the research pages and by `telerad research purge`."""
+    names = expire_exports(ctx)
+    return len(names), expired_files_removed(out_dir, names)
+
+
 def expired_files_removed(out_dir: Path, names: list[str]) -> int:
     removed = 0
     for name in names:
@@ -215,3 +287,23 @@ def expired_files_removed(out_dir: Path, names: list[str]) -> int:
         except FileNotFoundError:
             pass
     return removed
+
+
+def restart_stale_productions(ctx: EngineContext, dicom_root: Path, out_dir: Path) -> list[int]:
+    """The worker's job: every production interrupted (RUNNING, heartbeat older than STALE_PRODUCTION) claimed by
+    one conditional UPDATE (another worker claiming it at once gets nothing), its partial files removed, and
+    produced again with a fresh secret. Returns the requests produced again (ready or failed: recorded)."""
+    restarted = []
+    for request_id in stale_productions(ctx):
+        view = claim_stale_production(ctx, request_id)
+        if view is None:
+            continue
+        for partial in partial_files(out_dir, request_id):
+            partial.unlink(missing_ok=True)
+        LOG.warning("research export %s: interrupted production taken over (attempt %s)", request_id, view.attempt)
+        restarted.append(request_id)
+        try:
+            produce_claimed(ctx, view, dicom_root, out_dir)
+        except Exception:  # recorded on the request (status failed, with the error), or taken over again
+            LOG.exception("research export %s failed", request_id)
+    return restarted

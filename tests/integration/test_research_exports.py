@@ -22,7 +22,7 @@ from engine.domain.research import RequestSpec, ResearchError
 from engine.errors import Conflict, Forbidden, NotFound
 from engine.services.instances import case_data
 from engine.services.research import create_request, decide, get_request, list_requests, take_download
-from engine.store.models import AuditEvent
+from engine.store.models import AuditEvent, ProcessInstance
 from integrations.dicom.ingest import ingest_file
 from integrations.dicom.research_export import produce_export
 from tests.integration import dicom_support
@@ -131,7 +131,7 @@ def test_every_exported_dicom_file_is_clean(exported, dicom_ctx):
     assert all(d.ReferencedPatientSequence[0].ReferencedSOPInstanceUID in {x.SOPInstanceUID for x in datasets}
                for d in datasets)
     assert [item["reason"] for item in manifest["left_out"]] == [
-        "Texte incrusté dans l'image (BurnedInAnnotation=YES) : nettoyage des pixels impossible."]
+        "Texte incrusté dans l'image (BurnedInAnnotation=YES) : option Clean Pixel Data non choisie."]
     assert "Basic Application Level Confidentiality Profile" in manifest["profile"]
 
 
@@ -162,6 +162,41 @@ def test_retained_dates_keep_the_acquisition_date_but_not_the_birth_date(dicom_c
         [image] = [pydicom.dcmread(archive.open(n)) for n in archive.namelist() if n.endswith(".dcm")]
     source = pydicom.dcmread(original)
     assert image.StudyDate == source.StudyDate and image.PatientBirthDate != source.PatientBirthDate
+    assert image.StudyTime == source.StudyTime
+    codes = [item.CodeValue for item in image.DeidentificationMethodCodeSequence]
+    assert codes == ["113100", "113106"]
+
+
+def _dicom_date(value: str) -> date:
+    return date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+
+
+@pytest.mark.charter("CH-8.2")
+def test_image_dates_shift_by_the_same_days_as_the_case_data_of_their_patient(dicom_ctx, tmp_path):
+    """A researcher joining images to cases.json finds the same dates: the study date of an image moves by the
+    shift of its patient's case dates (read from both outputs), every date element of the image by the same."""
+    case_id, accession = demo_case(dicom_ctx, "QU")
+    original = _identifying_file(tmp_path / "in", accession, generate_uid(), generate_uid(), SeriesDate="20040120",
+                                 AcquisitionDate="20040119", AcquisitionTime="235900")
+    ingest_file(dicom_ctx, original, "ch-brest", "dicom", storage=tmp_path / "dicom", calling_ae="CT_BREST")
+    request_id = create_request(dicom_ctx, RESEARCHER, spec(fields=("requested_at",)))
+    decide(dicom_ctx, ADMIN, request_id, True)
+    name = produce_export(dicom_ctx, request_id, tmp_path / "dicom", tmp_path / "research")
+    with zipfile.ZipFile(tmp_path / "research" / name) as archive:
+        [member] = [n for n in archive.namelist() if n.endswith(".dcm")]
+        image = pydicom.dcmread(archive.open(member))
+        rows = json.loads(archive.read("cases.json"))
+    with dicom_ctx.read() as session:
+        started = session.get(ProcessInstance, case_id).started_at
+    [row] = [row for row in rows if row["case"] == member.split("/")[1]]  # images/<case>/<series>/<n>.dcm
+    assert image.PatientID == row["patient"]  # the researcher's join key
+    shift = started.date() - date.fromisoformat(row["requested_at"])  # the case data's shift, from its output
+    assert 1 <= shift.days <= 365
+    source = pydicom.dcmread(original)
+    for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
+        assert _dicom_date(getattr(image, keyword)) == _dicom_date(getattr(source, keyword)) - shift, keyword
+    assert image.AcquisitionTime == "235900" and image.StudyTime == source.StudyTime  # whole days: times kept
+    assert _dicom_date(image.PatientBirthDate) == _dicom_date(source.PatientBirthDate) - shift
 
 
 @pytest.mark.charter("CH-8.2", negative=True)
@@ -215,7 +250,8 @@ def test_requests_are_checked_and_seen_by_their_requester_and_administrators(dic
 
 
 @pytest.mark.charter("CH-8.2", negative=True)
-def test_burned_in_images_stay_out_even_with_clean_pixel_data_asked(dicom_ctx, tmp_path):
+def test_burned_in_images_of_a_device_no_rule_knows_stay_out_even_with_clean_pixel_data(dicom_ctx, tmp_path):
+    """CT_small's device (GE RHAPSODE, 128 x 128) is in none of deid's rules: its images cannot be cleaned."""
     _case_id, accession = demo_case(dicom_ctx, "QU")
     study_uid = generate_uid()
     for extra in ({"BurnedInAnnotation": "YES"}, {"Modality": "US"}, {"BurnedInAnnotation": "NO"}):
@@ -230,7 +266,9 @@ def test_burned_in_images_stay_out_even_with_clean_pixel_data_asked(dicom_ctx, t
     assert len(images) == 1 and len(manifest["left_out"]) == 2
     assert any("BurnedInAnnotation=YES" in item["reason"] for item in manifest["left_out"])
     assert any("Modalité US" in item["reason"] for item in manifest["left_out"])
-    assert any("Clean Pixel Data" in option and "non disponible" in option for option in manifest["options"])
+    assert all("aucune règle de nettoyage" in item["reason"] for item in manifest["left_out"])
+    assert manifest["cleaned"] == []
+    assert any(option.startswith("Clean Pixel Data (règles CTP de deid") for option in manifest["options"])
 
 
 @pytest.mark.charter("CH-8.2", negative=True)

@@ -12,6 +12,7 @@ from engine.domain.research import (
     RequestSpec,
     ResearchError,
     burned_in_reason,
+    burned_in_risk,
     check_spec,
     date_shift,
     deidentified_row,
@@ -51,9 +52,12 @@ def test_a_row_holds_pseudonyms_and_the_asked_fields_only():
                             fields=(), secret=OTHER)["patient"] != row["patient"]
 
 
-def test_burned_in_text_is_refused_without_pixel_cleaning():
-    assert burned_in_reason("YES", "CT", False) and burned_in_reason(None, "US", False)
-    assert burned_in_reason("NO", "CT", False) is None and burned_in_reason("YES", "CT", True) is None
+def test_burned_in_text_is_refused_unless_its_pixels_are_cleaned():
+    assert burned_in_risk("yes", "CT") == "Texte incrusté dans l'image (BurnedInAnnotation=YES)"
+    assert burned_in_risk(None, "US") == "Modalité US susceptible de porter du texte incrusté"
+    assert burned_in_risk("NO", "CT") is None and burned_in_reason("NO", "CT", True) is None
+    assert burned_in_reason("YES", "CT", False).endswith("option Clean Pixel Data non choisie.")
+    assert burned_in_reason(None, "SC", True).endswith("aucune règle de nettoyage des pixels ne connaît cet appareil.")
 
 
 @pytest.mark.parametrize("fields", [("patient_name",), ("birth_date",), ("accession_number",)])

@@ -2,7 +2,7 @@
 request (CH-8.2) and write it into DIR, for scripts run by an administrator on the server. The export is recorded
 as the page records it (which cases, protocol, approval) and delivered once, as downloaded by "cli": a request not
 approved, or whose export was already delivered, is refused. `telerad research purge` (for cron) deletes the exports
-not downloaded in time."""
+not downloaded in time (the worker also does it hourly)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 
 from engine.errors import Conflict, NotFound
-from engine.services.research import expire_exports, get_request, take_download
-from integrations.dicom.research_export import expired_files_removed, produce_export, research_dir
+from engine.services.research import get_request, take_download
+from integrations.dicom.research_export import produce_export, purge_exports, research_dir
 from web.cli.common import CLI_ACTOR, engine_context, load_settings, require_migrated
 
 
@@ -53,6 +53,5 @@ def purge() -> None:
     settings = load_settings()
     require_migrated(settings)
     with engine_context() as ctx:
-        names = expire_exports(ctx)
-    removed = expired_files_removed(research_dir(settings.instance_path), names)
-    click.echo(f"{len(names)} export(s) expiré(s), {removed} fichier(s) supprimé(s).")
+        expired, removed = purge_exports(ctx, research_dir(settings.instance_path))
+    click.echo(f"{expired} export(s) expiré(s), {removed} fichier(s) supprimé(s).")

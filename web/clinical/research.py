@@ -28,8 +28,8 @@ from flask_babel import lazy_gettext as _l
 from engine.domain.research import CASE_FIELDS, EXPORT_KEPT_DAYS, RequestSpec, ResearchError
 from engine.errors import Conflict, Forbidden, NotFound
 from engine.services.directory import list_sites
-from engine.services.research import create_request, decide, expire_exports, get_request, list_requests, take_download
-from integrations.dicom.research_export import expired_files_removed, research_dir, start_in_background
+from engine.services.research import create_request, decide, get_request, list_requests, take_download
+from integrations.dicom.research_export import purge_exports, research_dir, start_in_background
 from web.auth.access import current_actor, roles_required
 from web.extensions import telerad
 
@@ -60,8 +60,9 @@ def _instance() -> Path:
 
 
 def _purge() -> None:
-    """Exports not downloaded within EXPORT_KEPT_DAYS days are deleted (checked at each visit of the pages)."""
-    expired_files_removed(research_dir(_instance()), expire_exports(_ctx()))
+    """Exports not downloaded within EXPORT_KEPT_DAYS days are deleted (checked at each visit of the pages, and
+    hourly by the worker)."""
+    purge_exports(_ctx(), research_dir(_instance()))
 
 
 def _date(name: str) -> date:

@@ -1,5 +1,6 @@
 """The in-process scheduler: fires due timers every few seconds and, given the DICOM folder, renders the
-previews waiting for the worker; given the audit export settings, exports the signed audit heads and the ATNA
+previews waiting for the worker, purges the research exports not downloaded in time and restarts the interrupted
+ones; given the audit export settings, exports the signed audit heads and the ATNA
 syslog stream; given the notification settings, sends the notification outbox (APScheduler; each job in its own
 thread, one run of it at a time)."""
 
@@ -22,11 +23,13 @@ from engine.services.timers import fire_due_timers
 from integrations.audit_export.exporter import run_audit_export
 from integrations.audit_export.settings import AuditExportSettings
 from integrations.dicom.preview_queue import render_pending_previews
+from integrations.dicom.research_export import purge_exports, research_dir, restart_stale_productions
 from integrations.notify.delivery import deliver_notifications
 from integrations.notify.settings import NotifySettings
 
 FACTS_SECONDS = 300.0  # how often the quality indicators' facts are brought up to date (indicators_facts)
 PREVIEW_SECONDS = 2.0  # the preview queue is looked at this often (a directory listing when it is empty)
+RESEARCH_RESTART_SECONDS = 300.0  # interrupted research exports looked for this often (STALE_PRODUCTION: 10 min)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,11 @@ class TimerScheduler:
         if dicom_storage is not None:
             self._scheduler.add_job(self.render_previews, "interval", seconds=PREVIEW_SECONDS, id="render_previews",
                                     max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+            self._scheduler.add_job(self.purge_research_exports, "interval", hours=1, id="purge_research_exports",
+                                    max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+            self._scheduler.add_job(self.restart_research_exports, "interval", seconds=RESEARCH_RESTART_SECONDS,
+                                    id="restart_research_exports", max_instances=1, coalesce=True,
+                                    next_run_time=datetime.now(UTC) + timedelta(seconds=60))
         if audit_export is not None:
             self._scheduler.add_job(self.export_audit, "interval", seconds=audit_export.interval, id="export_audit",
                                     max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
@@ -101,6 +109,26 @@ class TimerScheduler:
             render_pending_previews(self.ctx, self.dicom_storage)
         except Exception:  # keep the scheduler alive; the series stay queued for the next run
             log.exception("preview rendering failed")
+
+    def purge_research_exports(self) -> None:
+        """Hourly: the research exports not downloaded within their time limit deleted (CH-8.2). The research
+        folder is the instance's, beside its DICOM folder (integrations.dicom.research_export.research_dir)."""
+        if self.dicom_storage is None:
+            return
+        try:
+            purge_exports(self.ctx, research_dir(self.dicom_storage.parent))
+        except Exception:  # keep the scheduler alive; the next run deletes them
+            log.exception("research export purge failed")
+
+    def restart_research_exports(self) -> None:
+        """Every 5 minutes: a research export whose production was interrupted (process stopped, heartbeat older
+        than engine.domain.research.STALE_PRODUCTION) claimed by this worker alone and produced again."""
+        if self.dicom_storage is None:
+            return
+        try:
+            restart_stale_productions(self.ctx, self.dicom_storage, research_dir(self.dicom_storage.parent))
+        except Exception:  # keep the scheduler alive; the next run tries again
+            log.exception("research export restart failed")
 
     def export_audit(self) -> None:
         """Signed chain heads to the sink, ATNA messages and heads to the syslog server (integrations.audit_export);
