@@ -9,6 +9,8 @@ from web.admin import (
     directory,
     escalation,
     fees,
+    fees_ccam,
+    fees_settings,
     hl7,
     incidents,
     indicators,
@@ -23,4 +25,4 @@ from web.admin import (
 BLUEPRINTS = (
     charter_packs.bp, users.bp, directory.bp, escalation.bp, oncall.bp, hl7.bp, dicom.bp, conformance.bp, protocols.bp,
     notifications.bp, indicators.bp, quality_audits.bp, convention_documents.bp, incidents.bp, fees.bp,
-    link_health.bp)
+    link_health.bp, fees_settings.bp, fees_ccam.bp)
