@@ -138,3 +138,8 @@ def statement(month: str, site_id: str | None, radiologist: str | None, issue: b
         click.echo(_text(result))
     if not results:
         click.echo(f"Aucun dossier compte rendu en {period.label}.")
+
+
+from web.cli.fees_settings import settings  # noqa: E402  (telerad fees settings list|set, CH-6.4)
+
+fees.add_command(settings)
