@@ -116,3 +116,23 @@ def test_the_command_exports_after_approval_only_and_once(app, demo_ctx, clock, 
     assert (tmp_path / "out" / f"export-recherche-{second_id}.zip").is_file()
     again = runner.invoke(main, ["research", "export", str(second_id), "--out", str(tmp_path / "out")])
     assert again.exit_code != 0 and "déjà été téléchargé" in again.output
+
+
+@pytest.mark.charter("CH-8.2")
+def test_the_request_page_lists_the_images_cleaned_of_their_burned_in_text(app, demo_ctx, clock):
+    from engine.store.research_models import ResearchRequest
+
+    researcher = login(app, demo_ctx, clock, "c.leroux")
+    request_id = _request(researcher, clean_pixels="1")
+    admin = login(app, demo_ctx, clock, "admin")
+    assert admin.post(f"/research/{request_id}/decision", data={"decision": "approve"}).status_code == 302
+    _finish_background()
+    with demo_ctx.write() as session:  # as the producer records an image cleaned by deid's rule
+        row = session.get(ResearchRequest, request_id)
+        manifest = json.loads(row.manifest)
+        manifest["cleaned"] = [{"case": "x", "series": 2, "rule": "Philips IU22", "regions": ["0,0,640,47"]}]
+        row.manifest = json.dumps(manifest)
+        session.commit()
+    page = _text(researcher.get(f"/research/{request_id}"))
+    assert "nettoyage des pixels demandé" in page
+    assert "Série 2 : texte incrusté effacé (règle « Philips IU22 »)" in page
