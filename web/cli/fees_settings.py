@@ -63,14 +63,11 @@ def list_settings(as_json: bool) -> None:
 @click.option("--site", "site_id", default=None, help="The site whose remuneration document fixes this value.")
 @click.option("--reason", required=True, help="Why (the remuneration document's reference).")
 def set_value(name: str, amount: str, effective: str, site_id: str | None, reason: str) -> None:
-    try:
-        value = parse_amount(check_name(name), amount)
-        day = parse_effective(effective)
-    except FeeSettingError as err:
-        raise click.ClickException(str(err)) from err
     require_migrated(load_settings())
     with engine_context() as ctx:
         try:
+            value = parse_amount(check_name(name), amount)
+            day = parse_effective(effective)
             setting_id = set_setting(ctx, CLI_ACTOR, name, amount, day, reason, site_id=site_id)
         except FeeSettingError as err:
             raise click.ClickException(f"{err} Rien n'a été enregistré.") from err
