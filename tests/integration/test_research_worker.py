@@ -5,6 +5,7 @@ production still beating left alone; the producer whose production was taken ove
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -123,3 +124,22 @@ def test_of_two_claims_one_wins_and_the_old_producer_can_no_longer_write(dicom_c
     with dicom_ctx.read() as session:
         restarts = session.execute(select(AuditEvent).where(AuditEvent.action == "research.restarted")).all()
     assert len(restarts) == 1
+
+
+@pytest.mark.charter("CH-8.2", negative=True)
+def test_two_workers_claiming_at_once_never_both_win(dicom_ctx, tmp_path, clock):
+    request_id = _interrupted(dicom_ctx, tmp_path / "research")
+    clock.advance(seconds=STALE_PRODUCTION.total_seconds() + 1)
+    barrier, results = threading.Barrier(2), []
+
+    def claim() -> None:
+        barrier.wait()
+        results.append(claim_stale_production(dicom_ctx, request_id))
+
+    threads = [threading.Thread(target=claim) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(result is None for result in results) == [False, True]
+    assert get_request(dicom_ctx, ADMIN, request_id).attempt == 2
