@@ -6,7 +6,8 @@ and every change is in the audit trail.
 
 The demo's December at ch-brest (hand computations on the SAMPLE table, see tests/integration/test_fees.py):
 dr.legall two plain head CTs (37.27 each, the site 48.00 each); dr.morvan three acts done on call, released on the
-15th (NBQK001: 9.09 + the on-call fee), the 20th and the 25th (ACQK001: 37.27 + the on-call fee each)."""
+15th (NBQK001: 9.09 + the on-call fee), the 20th and the 25th (ACQK001: 37.27 + the on-call fee each). The demo's
+ch-morlaix has its own transmission costs, 120.00 from 2025-01-01 (web.cli.demo_fees)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ ADMIN = fees_scenario.ADMIN
 DECEMBER, JANUARY = parse_month("2025-12"), parse_month("2026-01")
 LEGALL, MORVAN = Scope("radiologist", "dr.legall"), Scope("radiologist", "dr.morvan")
 BREST, MORLAIX = Scope("site", "ch-brest"), Scope("site", "ch-morlaix")
+LANDERNEAU = Scope("site", "clinique-landerneau")
 BREST_LEAD = Actor("dr.guillou", frozenset({"site_lead"}), frozenset({"ch-brest"}))
 RADIOLOGIST = Actor("dr.legall", frozenset({"radiologist"}), frozenset({"ch-brest"}))
 
@@ -106,8 +108,10 @@ def test_CH7_6_the_transmission_costs_of_a_month_are_the_value_in_force_on_its_f
     brest = _december(fees_ctx)["totals"]
     assert (brest["transmission_costs_eur"], brest["site_net_eur"]) == ("100.00", "-17.14")  # 82.86 - 100.00
     assert preview_statement(fees_ctx, ADMIN, BREST, JANUARY)["totals"]["transmission_costs_eur"] == "120.00"
-    assert _december(fees_ctx, MORLAIX)["totals"]["transmission_costs_eur"] == "90.00"  # the default on Dec 1st
-    assert preview_statement(fees_ctx, ADMIN, MORLAIX, JANUARY)["totals"]["transmission_costs_eur"] == "95.00"
+    assert _december(fees_ctx, LANDERNEAU)["totals"]["transmission_costs_eur"] == "90.00"  # the default on Dec 1st
+    assert preview_statement(fees_ctx, ADMIN, LANDERNEAU, JANUARY)["totals"]["transmission_costs_eur"] == "95.00"
+    for month in (DECEMBER, JANUARY):  # the demo's ch-morlaix: its own value wins over the organisation's
+        assert preview_statement(fees_ctx, ADMIN, MORLAIX, month)["totals"]["transmission_costs_eur"] == "120.00"
     assert _december(fees_ctx, LEGALL)["totals"]["transmission_costs_eur"] == "0.00"  # never the radiologist's
 
 
@@ -190,13 +194,16 @@ def test_CH7_1_an_issued_statement_does_not_change_when_a_setting_changes_later(
 
 
 def test_every_change_is_audited_and_the_history_is_append_only(fees_ctx):
+    demo = _changes(fees_ctx)
+    assert [(c["actor"], c["name"], c["site"], c["amount_eur"]) for c in demo] == [
+        ("system", "transmission_costs", "ch-morlaix", "120.00")]
     first = set_setting(fees_ctx, ADMIN, "on_call_fee", "45.00", date(2026, 2, 1), "Convention signée le 12/01")
     set_setting(fees_ctx, ADMIN, "on_call_fee", "50,5", date(2026, 3, 1), "Avenant", site_id="ch-brest")
     assert [(c["actor"], c["setting"] if c["name"] == "on_call_fee" and c["site"] is None else None,
              c["amount_eur"], c["effective_from"], c["previous_eur"], c["previous_default"]) for c in _changes(
-        fees_ctx)] == [("admin", first, "45.00", "2026-02-01", "40.00", True),
+        fees_ctx)[1:]] == [("admin", first, "45.00", "2026-02-01", "40.00", True),
                        ("admin", None, "50.50", "2026-03-01", "45.00", False)]
-    assert _changes(fees_ctx)[1]["reason"] == "Avenant" and _changes(fees_ctx)[1]["site"] == "ch-brest"
+    assert _changes(fees_ctx)[2]["reason"] == "Avenant" and _changes(fees_ctx)[2]["site"] == "ch-brest"
     checked, problems = verify_audit(fees_ctx)
     assert checked and problems == []
     with fees_ctx.write() as session:
@@ -208,19 +215,21 @@ def test_every_change_is_audited_and_the_history_is_append_only(fees_ctx):
         session.execute(update(FeeSetting).where(FeeSetting.id == first).values(amount_eur=1))
     with fees_ctx.write() as session, pytest.raises(Exception, match="never changed"):
         session.execute(text("DELETE FROM fee_setting"))
-    assert _rows(fees_ctx) == 2
+    assert _rows(fees_ctx) == 3
 
 
 def test_who_reads_the_settings(fees_ctx, clock):
     overview = settings_overview(fees_ctx, ADMIN)
     assert [(v.name, str(v.amount_eur), v.default) for v in overview.organisation] == [
         ("on_call_fee", "40.00", True), ("teleexpertise_fee", "50.00", True), ("transmission_costs", "90.00", True)]
-    assert overview.sites == [] and overview.history == [] and overview.can_edit
+    assert [s.site_id for s in overview.sites] == ["ch-morlaix"] and overview.can_edit  # the demo's
+    assert [(v.name, v.site_id, str(v.amount_eur)) for v in overview.history] == [
+        ("transmission_costs", "ch-morlaix", "120.00")]
     set_setting(fees_ctx, ADMIN, "transmission_costs", "70.00", date(2026, 1, 1), "Abonnement", site_id="ch-brest")
     set_setting(fees_ctx, ADMIN, "on_call_fee", "55.00", date(2026, 1, 1), "Convention", site_id="ch-morlaix")
     set_setting(fees_ctx, ADMIN, "on_call_fee", "65.00", date(2026, 6, 1), "Avenant à venir")
     overview = settings_overview(fees_ctx, ADMIN)
-    assert [s.site_id for s in overview.sites] == ["ch-brest", "ch-morlaix"] and len(overview.history) == 3
+    assert [s.site_id for s in overview.sites] == ["ch-brest", "ch-morlaix"] and len(overview.history) == 4
     assert overview.organisation[0].amount_eur == Decimal("40.00")  # 65.00 only from June
     brest = overview.sites[0].values
     assert [(v.name, str(v.amount_eur), v.site_id) for v in brest] == [

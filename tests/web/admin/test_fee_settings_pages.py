@@ -46,7 +46,7 @@ def test_CH6_4_an_administrator_sets_a_sites_on_call_fee_and_the_statement_uses_
     assert page.status_code == 200 and "Paramètres de rémunération" in html and 'name="csrf_token"' in html
     row = _row(html, "fee-settings-organisation", "on_call_fee")
     assert "40.00" in row and "valeur par défaut, à fixer dans la convention de rémunération" in row
-    assert "Aucun paramètre fixé" in html and "<script>" not in html
+    assert "120.00" in _row(html, "fee-settings-site-ch-morlaix", "transmission_costs") and "<script>" not in html
     response = admin.post("/fees/settings", data={
         "name": "on_call_fee", "site_id": "ch-brest", "amount": "45,00", "effective_from": "2025-12-01",
         "reason": "Convention du CH de Brest"})
@@ -57,7 +57,7 @@ def test_CH6_4_an_administrator_sets_a_sites_on_call_fee_and_the_statement_uses_
     assert "40.00" in _row(html, "fee-settings-organisation", "on_call_fee")
     assert re.search(r'data-setting-id="\d+">.*?01/12/2025.*?CH de Brest.*?45.00.*?Convention du CH de Brest', html,
                      re.S)
-    assert _counts(fees_ctx) == (1, 1)
+    assert _counts(fees_ctx) == (2, 2)  # with the demo's ch-morlaix value
     # dr.morvan's three December acts done on call at Brest: 9.09 + 3 x 45.00 + 2 x 37.27.
     december = preview_statement(fees_ctx, ADMIN, Scope("radiologist", "dr.morvan"), parse_month("2025-12"))
     assert december["totals"]["due_to_radiologists_eur"] == "218.63"
@@ -83,7 +83,7 @@ def test_CH6_4_bad_values_get_a_french_400_page_and_nothing_is_written(app, fees
         html = response.get_data(as_text=True)
         assert response.status_code == 400 and 'id="fee-settings-error"' in html and message in html, change
         assert 'value="' + (good | change)["reason"] + '"' in html  # the form keeps what was typed
-    assert _counts(fees_ctx) == (0, 0)
+    assert _counts(fees_ctx) == (1, 1)  # the demo's ch-morlaix value only
     assert "à partir du 2026-01-01" in admin.post("/fees/settings", data=good | {
         "effective_from": "2025-12-10"}).get_data(as_text=True)
 
@@ -107,4 +107,4 @@ def test_CH6_4_a_site_lead_reads_his_sites_values_and_others_are_refused(app, fe
         assert client.get("/fees/settings").status_code == 403
         assert client.post("/fees/settings", data={"name": "on_call_fee", "amount": "1.00",
                                                     "effective_from": "2026-02-01", "reason": "x"}).status_code == 403
-    assert _counts(fees_ctx) == (2, 2)
+    assert _counts(fees_ctx) == (3, 3)

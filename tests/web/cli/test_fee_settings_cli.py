@@ -30,7 +30,7 @@ def test_CH6_4_settings_listed_and_set_from_the_command_line(fees_ctx, database_
     result = cli(database_url, tmp_path, "settings", "list")
     assert result.exit_code == 0, result.output
     assert "transmission_costs       90.00 €  (valeur par défaut, à fixer dans la convention de rémunération)" \
-        in result.output and "aucun paramètre fixé" in result.output
+        in result.output and "Site CH de Morlaix (ch-morlaix) :" in result.output  # the demo's own value
     result = cli(database_url, tmp_path, "settings", "set", "transmission_costs", "120", "--effective", "2025-12-01",
                  "--site", "ch-brest", "--reason", "Convention du CH de Brest, article 7")
     assert result.exit_code == 0 and "120.00 € pour le site ch-brest" in result.output, result.output
@@ -40,13 +40,13 @@ def test_CH6_4_settings_listed_and_set_from_the_command_line(fees_ctx, database_
     assert [(v["name"], v["amount_eur"], v["default"]) for v in listed["organisation"]] == [
         ("on_call_fee", "40.00", True), ("teleexpertise_fee", "50.00", True), ("transmission_costs", "90.00", True)]
     assert [(s["site_id"], s["values"][2]["amount_eur"], s["values"][2]["site_id"]) for s in listed["sites"]] == [
-        ("ch-brest", "120.00", "ch-brest")]
-    assert [(h["set_by"], h["effective_from"], h["reason"]) for h in listed["history"]] == [
-        ("cli", "2025-12-01", "Convention du CH de Brest, article 7")]
+        ("ch-brest", "120.00", "ch-brest"), ("ch-morlaix", "120.00", "ch-morlaix")]
+    assert [(h["set_by"], h["effective_from"], h["reason"]) for h in listed["history"]][0] == (
+        "cli", "2025-12-01", "Convention du CH de Brest, article 7")
     result = cli(database_url, tmp_path, "statement", "--month", "2025-12", "--site", "ch-brest", "--json")
     site = json.loads(result.output)["totals"]
     assert (site["transmission_costs_eur"], site["site_net_eur"]) == ("120.00", "-37.14")  # 82.86 - 120.00
-    assert _counts(fees_ctx) == (1, 1)
+    assert _counts(fees_ctx) == (2, 2)  # with the demo's ch-morlaix value
 
 
 @pytest.mark.charter("CH-6.4", negative=True)
@@ -64,6 +64,6 @@ def test_CH6_4_bad_settings_are_refused_from_the_command_line(fees_ctx, database
                      *arguments)
         assert result.exit_code == 1 and message in result.output, (arguments, result.output)
         assert "Rien n'a été enregistré" in result.output
-    assert _counts(fees_ctx) == (0, 0)
+    assert _counts(fees_ctx) == (1, 1)  # the demo's ch-morlaix value only
     result = cli(database_url, tmp_path, "settings", "set", "on_call_fee", "45")
     assert result.exit_code == 2 and "--effective" in result.output  # required options
