@@ -38,7 +38,7 @@ from engine.store.fee_models import FeeStatement
 from engine.store.fee_setting_models import SETTING_NAMES, FeeSetting
 from engine.store.models import AuditHead
 
-ON_CALL_FEE, TELEEXPERTISE_FEE, TRANSMISSION_COSTS = SETTING_NAMES
+ON_CALL_FEE, TELEEXPERTISE_FEE, TRANSMISSION_COSTS = NAMES = SETTING_NAMES
 DEFAULTS = {ON_CALL_FEE: Decimal("40.00"), TELEEXPERTISE_FEE: DEFAULT_TELEEXPERTISE_FEE_EUR,
             TRANSMISSION_COSTS: Decimal("90.00")}
 LABELS = {ON_CALL_FEE: "forfait de permanence des soins, par acte fait en garde (CH-7.5)",

@@ -11,6 +11,7 @@ import click
 from engine.services.fee_settings import (
     DEFAULT_NOTE,
     LABELS,
+    NAMES,
     FeeSettingError,
     SettingValue,
     check_name,
@@ -19,11 +20,10 @@ from engine.services.fee_settings import (
     set_setting,
     settings_overview,
 )
-from engine.store.fee_setting_models import SETTING_NAMES
 from web.cli.common import CLI_ACTOR, engine_context, load_settings, require_migrated
 
 
-@click.group("settings", help="Settings of the remuneration document (CH-6.4): " + ", ".join(SETTING_NAMES) + ".")
+@click.group("settings", help="Settings of the remuneration document (CH-6.4): " + ", ".join(NAMES) + ".")
 def settings() -> None:
     pass
 
@@ -54,7 +54,7 @@ def list_settings(as_json: bool) -> None:
                    f"par {v.set_by} le {v.set_at.isoformat(timespec='minutes') if v.set_at else ''} : {v.reason}")
 
 
-@settings.command("set", help="Set NAME (" + ", ".join(SETTING_NAMES) + ") to AMOUNT euros from --effective, for "
+@settings.command("set", help="Set NAME (" + ", ".join(NAMES) + ") to AMOUNT euros from --effective, for "
                               "the organisation or one --site; audited. A date of effect in a month whose statement "
                               "is issued is refused.")
 @click.argument("name")
