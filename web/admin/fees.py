@@ -77,6 +77,7 @@ def _index_page(error: str | None = None, status: int = 200) -> Any:
     month = request.values.get("month") or _previous_month()
     return render_template("admin/fees/index.html", statements=list_statements(_ctx(), actor),
                            tables=list_tables(_ctx()) if is_admin else [], is_admin=is_admin, error=error,
+                           show_settings_link=is_admin or "site_lead" in actor.roles,
                            summaries=_month_summaries(month) if is_admin and error is None else [],
                            choices=scope_choices(_ctx(), actor),
                            scope=request.values.get("scope") or _default_scope(), month=month), status

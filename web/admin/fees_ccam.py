@@ -73,7 +73,8 @@ def load() -> Any:
 
 def summary(table: LoadedTable) -> str:
     """What was kept per family and skipped per reason, in a sentence."""
-    families = {"scanner": _("scanner"), "irm": _("IRM"), "radiologie": _("radiologie conventionnelle")}
+    families = {"scanner": _("actes de scanner :"), "irm": _("actes d’IRM :"),
+                "radiologie": _("actes de radiologie conventionnelle :")}
     reasons = {"no_code": _("ligne(s) sans code CCAM (titres, chapitres, notes)"),
                "not_imaging": _("acte(s) hors imagerie"),
                "other_activity_phase": _("acte(s) d’imagerie d’une autre activité que 1 ou d’une autre phase que 0"),
@@ -81,4 +82,7 @@ def summary(table: LoadedTable) -> str:
     kept = ", ".join(f"{families.get(family, family)} {count}" for family, count in sorted(table.kept.items()))
     skipped = ", ".join(f"{count} {reasons.get(reason, reason)}" for reason, count in table.skipped.items() if count)
     text = _("Actes chargés : %(kept)s.", kept=kept)
-    return f"{text} {_('Écartés : %(skipped)s.', skipped=skipped)}" if skipped else text
+    if not skipped:
+        return text
+    left_out = _("Écartés : %(skipped)s.", skipped=skipped)
+    return f"{text} {left_out}"

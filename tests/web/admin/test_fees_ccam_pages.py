@@ -59,7 +59,7 @@ def test_CH7_1_an_administrator_loads_the_cnam_workbook_and_sees_it_listed(app, 
     assert response.status_code == 302 and response.headers["Location"].endswith("/fees/ccam")
     html = markup.unescape(admin.get("/fees/ccam").get_data(as_text=True))
     assert "Table CCAM chargée : 5 acte(s) en vigueur à partir du 01/01/2026 (CCAM_V80.xlsx)" in html
-    assert "IRM 1, radiologie conventionnelle 2, scanner 2" in html
+    assert "actes d’IRM : 1, actes de radiologie conventionnelle : 2, actes de scanner : 2" in html
     assert "3 ligne(s) sans code CCAM" in html and "2 acte(s) d’imagerie d’une autre activité" in html
     row = re.search(r'<tr data-table-id="\d+" data-format="cnam-excel">(.*?)</tr>', html, re.S).group(1)
     cells = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]

@@ -38,6 +38,11 @@ def test_CH7_the_finance_view_computes_issues_exports_and_freezes_a_statement(ap
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and 'id="fee-due">74.54' in html and "table CCAM d’EXEMPLE" in html
     assert "Relevé provisoire" in html and "<script>" not in html
+    # the remuneration settings the statement used, shown with where each comes from (no setting: the defaults)
+    site = admin.get(f"/fees/statement?scope=site:ch-brest&month={DECEMBER}").get_data(as_text=True)
+    applied = re.search(r'id="fee-settings-applied">.*?</table>', site, re.S).group(0)
+    assert re.search(r'data-setting="transmission_costs">.*?90.00.*?valeur par défaut', applied, re.S)
+    assert 'id="fees-ccam-link"' in finance and 'id="fees-settings-link"' in finance
     csv_text = admin.get(f"/fees/statement.csv?scope=radiologist:dr.legall&month={DECEMBER}").get_data(as_text=True)
     assert "ACQK001" in csv_text and csv_text.strip().splitlines()[-1].endswith("74.54,96.00")
     issued = admin.post("/fees/issue", data={"scope": "radiologist:dr.legall", "month": DECEMBER})
