@@ -101,9 +101,13 @@ def age_in_years(birth: date, at: date) -> int:
 
 
 def deidentified_row(values: dict[str, object], *, patient_key: str, case_key: str, names: Iterable[str],
-                     birth: date | None, fields: tuple[str, ...], secret: bytes) -> dict[str, object]:
-    """One case's exported row: pseudonyms of the patient and case, and the asked fields de-identified."""
-    shift = date_shift(patient_key, secret)
+                     birth: date | None, fields: tuple[str, ...], secret: bytes,
+                     retain_dates: bool = False) -> dict[str, object]:
+    """One case's exported row: pseudonyms of the patient and case, and the asked fields de-identified. Dates are
+    shifted by the patient's shift, or kept with Retain Longitudinal Temporal Information: the images then keep
+    their real dates, and case dates shifted beside them would give the shift away (real study date minus shifted
+    request date), hence the birth date of any output shifted by it."""
+    shift = timedelta(0) if retain_dates else date_shift(patient_key, secret)
     names = tuple(names)
     row: dict[str, object] = {"patient": pseudonymise(patient_key, secret), "case": pseudonymise(case_key, secret)}
     for name in fields:

@@ -197,7 +197,8 @@ def case_sources(ctx: EngineContext, spec: RequestSpec) -> list[CaseSource]:
 
 def case_rows(sources: Iterable[CaseSource], spec: RequestSpec, secret: bytes) -> list[dict[str, Any]]:
     return [deidentified_row(source.values, patient_key=source.patient_key, case_key=str(source.case_id),
-                             names=source.names, birth=source.birth, fields=spec.fields, secret=secret)
+                             names=source.names, birth=source.birth, fields=spec.fields, secret=secret,
+                             retain_dates=spec.retain_dates)
             for source in sources]
 
 

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from engine.domain.charter import enforces
-from engine.domain.research import APPROVED, FAILED, PENDING, READY, REFUSED, RUNNING, STALE_PRODUCTION
+from engine.domain.research import APPROVED, DOWNLOADED, FAILED, PENDING, READY, REFUSED, RUNNING, STALE_PRODUCTION
 from engine.errors import Conflict, NotFound
 from engine.services.context import EngineContext
 from engine.services.research import RequestView, _audit, _view
 from engine.store.research_models import ResearchRequest
 
-FILE_NAME = re.compile(r"^[0-9a-f]{32}\.zip$")
+FILE_NAME = re.compile(r"^(?P<request>[0-9]+)-[0-9a-f]{32}\.zip$")  # the request's id, then a random part
 TAKEN_OVER = "La production de cet export a été reprise par un autre processus."
 
 
@@ -101,8 +102,9 @@ def set_progress(ctx: EngineContext, request_id: int, attempt: int, done: int | 
 def finish_production(ctx: EngineContext, request_id: int, attempt: int, file_name: str, sha256: str,
                       manifest: dict[str, Any]) -> None:
     """The export is ready: recorded with the cases it holds (audited with them)."""
-    if not FILE_NAME.fullmatch(file_name):
-        raise ValueError("not an export file name")
+    found = FILE_NAME.fullmatch(file_name)
+    if found is None or int(found["request"]) != request_id:
+        raise ValueError("not an export file name of this request")
     now = ctx.clock.now()
     with ctx.write() as session:
         row = _claimed(session, request_id, attempt)
@@ -126,3 +128,16 @@ def fail_production(ctx: EngineContext, request_id: int, attempt: int, error: st
             row.status, row.error = FAILED, error[:2000]
             session.commit()
 
+
+
+def files_in_use(ctx: EngineContext, sending: timedelta) -> tuple[set[str], set[int]]:
+    """What the research folder must keep: the files of the READY requests and of those downloaded within
+    `sending` (being sent, deleted once sent), and the ids of the RUNNING requests (their partial and
+    just-finished files are named after them: the takeover job, not the purge, deals with those)."""
+    since = ctx.clock.now() - sending
+    with ctx.read() as session:
+        rows = session.execute(select(ResearchRequest.id, ResearchRequest.status, ResearchRequest.file_name).where(
+            or_(ResearchRequest.status.in_((READY, RUNNING)),
+                and_(ResearchRequest.status == DOWNLOADED, ResearchRequest.downloaded_at >= since)))).all()
+    return {row.file_name for row in rows if row.status != RUNNING and row.file_name}, \
+        {int(row.id) for row in rows if row.status == RUNNING}

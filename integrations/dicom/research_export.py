@@ -9,7 +9,8 @@ one anonymizer per patient, seeded by the export's secret, so that UIDs are rema
 series and studies of a patient; private tags are removed. Dates and times are shifted by dicognito's own
 DateTimeAnonymizer with the patient's shift of the case data (engine.domain.research.date_shift, whole days), so
 that an image and its case in cases.json move by the same number of days. The Retain Longitudinal Temporal
-Information option keeps the dates and times (the birth date is still shifted). Images that may carry burned-in
+Information option keeps the dates and times, in the images and in cases.json alike, and removes the birth date
+(with real dates beside them, a shifted birth date would be recovered). Images that may carry burned-in
 text (BurnedInAnnotation=YES, or a modality known to carry it) are left out, with the reason in the manifest,
 unless the Clean Pixel Data option is chosen and deid's rules know where the text of their device is: then they
 are cleaned (integrations.dicom.research_pixels).
@@ -29,6 +30,7 @@ import threading
 import time
 import uuid
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +43,24 @@ from sqlalchemy import select
 
 from engine.domain.privacy import pseudonymise
 from engine.domain.research import burned_in_reason, burned_in_risk, date_shift, scrub
-from engine.errors import Conflict
 from engine.services.context import EngineContext
 from engine.services.research import RequestView, case_rows, case_sources, expire_exports
 from engine.services.research_production import (
     claim_stale_production,
     fail_production,
+    files_in_use,
     finish_production,
     set_progress,
     stale_productions,
     start_production,
 )
 from integrations.dicom.models import DicomInstance, DicomSeries, DicomStudy
-from integrations.dicom.research_pixels import CLEAN_PIXEL_DATA, Cleaned, clean_burned_in_text
+from integrations.dicom.research_pixels import (
+    CLEAN_PIXEL_DATA,
+    Cleaned,
+    clean_burned_in_text,
+    remove_icons_overlays_curves,
+)
 from integrations.dicom.storage import path_of
 
 PROFILE = "DICOM PS3.15 E.1 Basic Application Level Confidentiality Profile (dicognito {version})"
@@ -79,11 +86,11 @@ def _case_files(ctx: EngineContext, case_id: int, dicom_root: Path) -> list[tupl
 
 def _anonymizer(secret: bytes, patient_key: str, retain_dates: bool) -> Anonymizer:
     """dicognito's anonymizer for one patient: seeded by the export's secret (UIDs and names remapped the same way
-    across his series and studies), dates and times shifted by his shift of the case data."""
+    across his series and studies), dates and times shifted by his shift of the case data, or kept."""
     seed = hmac.new(secret, b"dicom:" + patient_key.encode("utf-8"), hashlib.sha256).hexdigest()
     anonymizer = Anonymizer(seed=seed)
     # Handlers added last run first: the patient's shift replaces dicognito's own offset (62 to 730 days), and
-    # with Retain Longitudinal Temporal Information, every date but the birth date is kept before that.
+    # with Retain Longitudinal Temporal Information, every date is kept but the birth date, removed, before that.
     anonymizer.add_element_handler(DateTimeAnonymizer(int(date_shift(patient_key, secret).days) * 24))
     if retain_dates:
         anonymizer.add_element_handler(_KeepDates())
@@ -92,15 +99,24 @@ def _anonymizer(secret: bytes, patient_key: str, retain_dates: bool) -> Anonymiz
 
 class _KeepDates:
     """Retain Longitudinal Temporal Information (full dates): dates and times are left as they are, except the
-    patient's birth date and time (shifted as without the option)."""
+    patient's birth date, emptied (PS3.15 action Z, which the option does not change), and birth time, removed
+    (X). Not shifted: beside real dates, the case data's shift would be known (the case dates are kept too), and
+    not its year either: with the age at a real date, the year narrows the birth date further."""
 
-    BIRTH = {pydicom.datadict.tag_for_keyword("PatientBirthDate"), pydicom.datadict.tag_for_keyword("PatientBirthTime")}
+    BIRTH_DATE = pydicom.datadict.tag_for_keyword("PatientBirthDate")
+    BIRTH_TIME = pydicom.datadict.tag_for_keyword("PatientBirthTime")
 
     def __call__(self, dataset: Any, element: Any) -> bool:
-        return element.VR in ("DA", "DT", "TM") and element.tag not in self.BIRTH
+        if element.tag == self.BIRTH_DATE:
+            element.value = ""
+            return True
+        if element.tag == self.BIRTH_TIME:
+            del dataset[element.tag]
+            return True
+        return element.VR in ("DA", "DT", "TM")
 
     def describe_actions(self) -> Any:
-        yield "Keep dates and times other than the patient's birth (Retain Longitudinal Temporal Information)"
+        yield "Keep dates and times, remove the patient's birth date and time (Retain Longitudinal Temporal Info)"
 
 
 def _method_codes(retain_dates: bool, cleaned: bool) -> list[Dataset]:
@@ -148,6 +164,7 @@ def _read(path: Path, clean_pixels: bool) -> tuple[Dataset | None, str | None, C
 def _deidentify(dataset: Dataset, anonymizer: Anonymizer, patient: str, retain_dates: bool,
                 names: tuple[str, ...] = (), cleaned: bool = False) -> bytes:
     dataset.remove_private_tags()
+    remove_icons_overlays_curves(dataset)  # may repeat burned-in text: X in PS3.15, left by dicognito
     original_name = str(dataset.get("PatientName") or "")
     anonymizer.anonymize(dataset)
     _scrub_names(dataset, (*names, original_name))
@@ -192,8 +209,11 @@ def produce_export(ctx: EngineContext, request_id: int, dicom_root: Path, out_di
 
 
 def partial_files(out_dir: Path, request_id: int) -> list[Path]:
-    """The partial files of a request's productions (left by an interrupted one)."""
-    return sorted(out_dir.glob(f".{request_id}-*.part")) if out_dir.is_dir() else []
+    """The files of a request's productions left by an interrupted one: partial, or finished but never recorded
+    (its process died between the rename and the record). Only for a request still RUNNING: it has no file yet."""
+    if not out_dir.is_dir():
+        return []
+    return sorted([*out_dir.glob(f".{request_id}-*.part"), *out_dir.glob(f"{request_id}-*.zip")])
 
 
 def produce_claimed(ctx: EngineContext, view: RequestView, dicom_root: Path, out_dir: Path) -> str:
@@ -201,7 +221,7 @@ def produce_claimed(ctx: EngineContext, view: RequestView, dicom_root: Path, out
     spec, request_id = view.spec, view.id
     beat = _Beat(ctx, view)
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{uuid.uuid4().hex}.zip"
+    name = f"{request_id}-{uuid.uuid4().hex}.zip"  # named after its request: the purge knows whose it is
     partial = out_dir / f".{request_id}-{name}.part"
     try:
         secret = os.urandom(32)
@@ -237,21 +257,18 @@ def produce_claimed(ctx: EngineContext, view: RequestView, dicom_root: Path, out
                 "request": request_id, "protocol": spec.protocol, "approval": spec.approval_ref,
                 "fields": list(spec.fields), "case_count": len(sources), "image_count": kept,
                 "profile": PROFILE.format(version=dicognito.__version__) if spec.images else None,
-                "dates": "conservées (sauf la date de naissance, décalée)" if spec.retain_dates else
-                "décalées par patient du même nombre de jours que dans cases.json",
+                "dates": "conservées dans les images et dans cases.json ; date de naissance retirée des images"
+                if spec.retain_dates else "décalées par patient du même nombre de jours que dans cases.json",
                 "options": options, "cleaned": cleaned, "left_out": left_out}, ensure_ascii=False, indent=1))
         digest = hashlib.sha256(partial.read_bytes()).hexdigest()
         os.replace(partial, out_dir / name)
-        try:
-            finish_production(ctx, request_id, view.attempt, name, digest, {
-                "case_ids": [source.case_id for source in sources], "image_count": kept, "left_out": left_out,
-                "cleaned": cleaned, "options": options})
-        except Conflict:
-            (out_dir / name).unlink(missing_ok=True)  # taken over meanwhile: the new producer's file counts
-            raise
+        finish_production(ctx, request_id, view.attempt, name, digest, {
+            "case_ids": [source.case_id for source in sources], "image_count": kept, "left_out": left_out,
+            "cleaned": cleaned, "options": options})  # Conflict when taken over: the new producer's file counts
         return name
     except Exception as err:
         partial.unlink(missing_ok=True)
+        (out_dir / name).unlink(missing_ok=True)  # renamed but not recorded: no request references it
         fail_production(ctx, request_id, view.attempt, f"{type(err).__name__}: {err}")
         raise
 
@@ -272,10 +289,42 @@ def start_in_background(ctx: EngineContext, request_id: int, dicom_root: Path, o
 
 
 def purge_exports(ctx: EngineContext, out_dir: Path) -> tuple[int, int]:
-    """Exports not downloaded within their time limit marked expired and their files deleted: (expired, deleted).
-    Run hourly by the worker, at each visit of the research pages and by `telerad research purge`."""
+    """Exports not downloaded within their time limit marked expired and their files deleted, and the files left
+    behind swept: (expired, files deleted). Run hourly by the worker, at each visit of the research pages and by
+    `telerad research purge`."""
     names = expire_exports(ctx)
-    return len(names), expired_files_removed(out_dir, names)
+    return len(names), expired_files_removed(out_dir, names) + orphan_files_removed(ctx, out_dir)
+
+
+ORPHAN_AGE = timedelta(hours=1)
+
+
+def orphan_files_removed(ctx: EngineContext, out_dir: Path) -> int:
+    """Delete the files of the research folder (finished `.zip` or partial `.part`) that no READY request
+    references (nor one downloaded within the hour: being sent), that are not a RUNNING request's, and that were
+    last written more than an hour ago (file times are the system's): an export whose process died between its
+    rename and its record, or a partial file of an older naming. Logged."""
+    if not out_dir.is_dir():
+        return 0
+    ready, running = files_in_use(ctx, ORPHAN_AGE)
+    cutoff, removed = time.time() - ORPHAN_AGE.total_seconds(), 0
+    for path in sorted(out_dir.iterdir()):
+        name = path.name
+        if not path.is_file() or not (name.endswith(".zip") or name.endswith(".part")) or name in ready:
+            continue
+        owner = name.lstrip(".").split("-", 1)[0]
+        if owner.isdigit() and int(owner) in running:
+            continue
+        try:
+            if path.stat().st_mtime >= cutoff:
+                continue
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+        LOG.warning("research exports: %s removed (no ready export references it, last written over an hour ago)",
+                    name)
+    return removed
 
 
 def expired_files_removed(out_dir: Path, names: list[str]) -> int:
@@ -291,8 +340,8 @@ def expired_files_removed(out_dir: Path, names: list[str]) -> int:
 
 def restart_stale_productions(ctx: EngineContext, dicom_root: Path, out_dir: Path) -> list[int]:
     """The worker's job: every production interrupted (RUNNING, heartbeat older than STALE_PRODUCTION) claimed by
-    one conditional UPDATE (another worker claiming it at once gets nothing), its partial files removed, and
-    produced again with a fresh secret. Returns the requests produced again (ready or failed: recorded)."""
+    one conditional UPDATE (another worker claiming it at once gets nothing), its partial and unrecorded files
+    removed, and produced again with a fresh secret. Returns the requests produced again (ready or failed: recorded)."""
     restarted = []
     for request_id in stale_productions(ctx):
         view = claim_stale_production(ctx, request_id)

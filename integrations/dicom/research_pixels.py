@@ -11,6 +11,11 @@ The cleaned pixels are written back uncompressed (Explicit VR Little Endian) wit
 interpretation (RGB when the original was YCbCr, which pydicom converts when decoding), BurnedInAnnotation set
 to NO, and the caller adds code 113101 (Clean Pixel Data Option) to the De-identification Method Code Sequence.
 
+Whatever the option, every exported image loses its Icon Image Sequence (0088,0200), anywhere in the dataset, its
+overlay groups (60xx, even groups 6000 to 601E: Overlay Data and Comments) and curve groups (50xx, 5000 to 501E):
+action X of PS3.15 Table E.1-1, which dicognito does not apply; the icon and overlays may repeat the burned-in
+text deid blanks in the pixel data only (`remove_icons_overlays_curves`).
+
 deid is imported on first use only: its pixel module imports matplotlib (used by deid for figures we never make,
 and it selects matplotlib's "pdf" backend), which the web pages need not load."""
 
@@ -24,6 +29,8 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 CLEAN_PIXEL_DATA = ("113101", "Clean Pixel Data Option")  # PS3.16 CID 7050
+ICON_IMAGE_SEQUENCE = 0x00880200
+REPEATING_GROUPS = (range(0x5000, 0x501F, 2), range(0x6000, 0x601F, 2))  # curves (50xx), overlays (60xx)
 _LOCK = threading.Lock()
 _RECIPE: list[Any] = []  # deid's parsed default recipe, loaded once
 
@@ -81,3 +88,19 @@ def clean_burned_in_text(dataset: Dataset) -> Cleaned | None:
                            int(dataset.BitsStored), generate_instance_uid=False)
     dataset.BurnedInAnnotation = "NO"
     return Cleaned(labels.get(id(first["coordinates"]), "") or str(first.get("reason") or ""), regions)
+
+
+def remove_icons_overlays_curves(dataset: Dataset) -> int:
+    """Delete the Icon Image Sequence (in the dataset and in every sequence item) and every element of the curve
+    and overlay repeating groups, by group range; returns how many elements were deleted."""
+    removed = 0
+    for tag in list(dataset.keys()):
+        group = tag >> 16
+        if tag == ICON_IMAGE_SEQUENCE or any(group in groups for groups in REPEATING_GROUPS):
+            del dataset[tag]
+            removed += 1
+            continue
+        element = dataset[tag]
+        if element.VR == "SQ" and element.value:
+            removed += sum(remove_icons_overlays_curves(item) for item in element.value)
+    return removed

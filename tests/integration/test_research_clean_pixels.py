@@ -1,7 +1,8 @@
 """The Clean Pixel Data option of research exports (CH-8.2, DICOM PS3.15) on SQLite and PostgreSQL: an ultrasound
 image of a device deid's CTP rules know (Philips iU22, 480 rows: text band 0,0 to 640,47) is exported with that
 band blanked and the rest of its pixels unchanged, BurnedInAnnotation NO and code 113101 in its De-identification
-Method Code Sequence; the same image without the option, and the image of a device no rule knows, stay out."""
+Method Code Sequence; the same image without the option, and the image of a device no rule knows, stay out. Every
+exported image, cleaned or taken as it is, has lost its icon, overlays and curves (PS3.15 X), anywhere."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from engine.services.research import create_request, decide
@@ -51,11 +53,59 @@ def _ultrasound(folder: Path, accession: str, study: str, manufacturer: str, mod
     return path
 
 
-def _export(ctx, tmp_path, clean_pixels: bool, *devices: tuple[str, str, int]) -> dict:
+def _icon() -> Dataset:
+    icon = Dataset()
+    icon.Rows = icon.Columns = 8
+    icon.SamplesPerPixel, icon.PhotometricInterpretation = 1, "MONOCHROME2"
+    icon.BitsAllocated, icon.BitsStored, icon.HighBit, icon.PixelRepresentation = 8, 8, 7, 0
+    icon.add_new(0x7FE00010, "OB", bytes(range(64)))  # a thumbnail, burned-in text and all
+    return icon
+
+
+def _with_icon_overlays_curves(path: Path) -> Path:
+    """The image with an Icon Image Sequence (at the top and in a sequence item), two overlay groups with data and
+    comments, and curve data: all may repeat the burned-in text."""
+    dataset = pydicom.dcmread(path)
+    dataset.IconImageSequence = [_icon()]
+    item = Dataset()
+    item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = ULTRASOUND, generate_uid()
+    item.IconImageSequence = [_icon()]
+    dataset.ReferencedImageSequence = [item]
+    for group in (0x6000, 0x6002):
+        for element, vr, value in ((0x0010, "US", 16), (0x0011, "US", 16), (0x0040, "CS", "G"),
+                                   (0x0050, "SS", [1, 1]), (0x0100, "US", 1), (0x0102, "US", 0),
+                                   (0x3000, "OW", b"\xff" * 32), (0x4000, "LT", "QUERE JEAN 21/09/1960")):
+            dataset.add_new((group << 16) | element, vr, value)
+    for group in (0x5000, 0x501E):
+        dataset.add_new((group << 16) | 0x0005, "US", 2)
+        dataset.add_new((group << 16) | 0x3000, "OB", b"JEAN QUERE")
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _icons_overlays_curves(dataset: Dataset) -> list[str]:
+    found: list[str] = []
+
+    def visit(_ds, element) -> None:
+        group = element.tag.group
+        if element.tag == 0x00880200 or (group % 2 == 0 and (0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E)):
+            found.append(str(element.tag))
+    dataset.walk(visit)
+    return found
+
+
+def _export(ctx, tmp_path, clean_pixels: bool, *devices: tuple[str, str, int], decorate: bool = False,
+            plain: bool = False) -> dict:
     _case_id, accession = demo_case(ctx, "QU")
     study = generate_uid()
-    for manufacturer, model, samples in devices:
-        path = _ultrasound(tmp_path / "in", accession, study, manufacturer, model, samples)
+    paths = [_ultrasound(tmp_path / "in", accession, study, manufacturer, model, samples)
+             for manufacturer, model, samples in devices]
+    if plain:  # an image that needs no cleaning (CT, BurnedInAnnotation NO), taken as it is
+        paths.append(rewrite(tmp_path / "in", "CT_small.dcm", study=study, series=generate_uid(),
+                             **for_case(accession, BurnedInAnnotation="NO")))
+    for path in paths:
+        if decorate:
+            assert len(_icons_overlays_curves(pydicom.dcmread(_with_icon_overlays_curves(path)))) == 22
         result = ingest_file(ctx, path, "ch-brest", "dicom", storage=tmp_path / "dicom", calling_ae="CT_BREST")
         assert result.status == "stored", result
     request_id = create_request(ctx, RESEARCHER, spec(clean_pixels=clean_pixels, fields=()))
@@ -104,3 +154,17 @@ def test_without_the_option_a_known_device_stays_out_too(dicom_ctx, tmp_path):
     [left_out] = exported["manifest"]["left_out"]
     assert left_out["reason"].endswith("option Clean Pixel Data non choisie.")
     assert not any("Clean Pixel Data" in option for option in exported["manifest"]["options"])
+
+
+@pytest.mark.charter("CH-8.2", negative=True)
+@pytest.mark.parametrize("clean_pixels", [True, False])
+def test_icons_overlays_and_curves_never_leave(dicom_ctx, tmp_path, clean_pixels):
+    """With the option, the cleaned ultrasound image and the plain CT image; without it, the CT image (the
+    ultrasound stays out): none keeps an icon (top level or in a sequence), an overlay group or a curve group."""
+    exported = _export(dicom_ctx, tmp_path, clean_pixels, ("Philips Medical Systems", "iU22", 1), decorate=True,
+                       plain=True)
+    assert len(exported["images"]) == (2 if clean_pixels else 1)
+    assert len(exported["manifest"]["cleaned"]) == (1 if clean_pixels else 0)
+    for image in exported["images"]:
+        assert _icons_overlays_curves(image) == []
+        assert "ReferencedImageSequence" in image  # the sequence stays, without its icon

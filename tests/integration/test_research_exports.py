@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import zipfile
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pydicom
@@ -18,7 +18,7 @@ from pydicom.uid import generate_uid
 from sqlalchemy import select
 
 from engine.domain.actors import Actor
-from engine.domain.research import RequestSpec, ResearchError
+from engine.domain.research import RequestSpec, ResearchError, age_in_years
 from engine.errors import Conflict, Forbidden, NotFound
 from engine.services.instances import case_data
 from engine.services.research import create_request, decide, get_request, list_requests, take_download
@@ -150,21 +150,40 @@ def test_the_case_data_holds_no_direct_identifier(exported, dicom_ctx):
     assert record.status == "ready" and exported["case_id"] in record.manifest["case_ids"]
 
 
-@pytest.mark.charter("CH-8.2")
-def test_retained_dates_keep_the_acquisition_date_but_not_the_birth_date(dicom_ctx, tmp_path):
-    _case_id, accession = demo_case(dicom_ctx, "QU")
-    original = _identifying_file(tmp_path / "in", accession, generate_uid(), generate_uid())
+@pytest.mark.charter("CH-8.2", negative=True)
+def test_retained_dates_keep_the_acquisition_date_but_the_birth_date_cannot_be_recovered(dicom_ctx, tmp_path):
+    """With Retain Longitudinal Temporal Information the image keeps its real dates and cases.json its real case
+    dates (the same, as a researcher joining them finds them), and no birth date is left in the image: the shift
+    a researcher derives from the outputs (image study date minus case date), undone on whatever birth date the
+    image holds, never gives the real one. The age stays in cases.json."""
+    case_id, accession = demo_case(dicom_ctx, "QU")
+    with dicom_ctx.read() as session:
+        started = session.get(ProcessInstance, case_id).started_at
+    day = started.strftime("%Y%m%d")  # the study made the day the case was asked, as in life
+    original = _identifying_file(tmp_path / "in", accession, generate_uid(), generate_uid(), StudyDate=day,
+                                 SeriesDate=day, ContentDate=day, PatientBirthTime="063000")
     ingest_file(dicom_ctx, original, "ch-brest", "dicom", storage=tmp_path / "dicom", calling_ae="CT_BREST")
-    request_id = create_request(dicom_ctx, RESEARCHER, spec(retain_dates=True, fields=()))
+    request_id = create_request(dicom_ctx, RESEARCHER, spec(retain_dates=True, fields=("requested_at", "age_years")))
     decide(dicom_ctx, ADMIN, request_id, True)
     name = produce_export(dicom_ctx, request_id, tmp_path / "dicom", tmp_path / "research")
     with zipfile.ZipFile(tmp_path / "research" / name) as archive:
-        [image] = [pydicom.dcmread(archive.open(n)) for n in archive.namelist() if n.endswith(".dcm")]
+        [member] = [n for n in archive.namelist() if n.endswith(".dcm")]
+        image = pydicom.dcmread(archive.open(member))
+        rows = json.loads(archive.read("cases.json"))
+        manifest = json.loads(archive.read("manifest.json"))
     source = pydicom.dcmread(original)
-    assert image.StudyDate == source.StudyDate and image.PatientBirthDate != source.PatientBirthDate
-    assert image.StudyTime == source.StudyTime
+    assert image.StudyDate == source.StudyDate == day and image.StudyTime == source.StudyTime
+    [row] = [row for row in rows if row["case"] == member.split("/")[1]]
+    assert row["requested_at"] == started.date().isoformat()  # the case data keeps its real dates too
+    derived = _dicom_date(image.StudyDate) - date.fromisoformat(row["requested_at"])
+    birth = _dicom_date(source.PatientBirthDate)
+    for shift in {derived, timedelta(0)}:
+        assert image.PatientBirthDate != (birth - shift).strftime("%Y%m%d"), "birth date recovered"
+    assert image.PatientBirthDate == "" and "PatientBirthTime" not in image  # PS3.15 Z and X
+    assert row["age_years"] == age_in_years(birth, started.date())
     codes = [item.CodeValue for item in image.DeidentificationMethodCodeSequence]
     assert codes == ["113100", "113106"]
+    assert "date de naissance retirée" in manifest["dates"]
 
 
 def _dicom_date(value: str) -> date:

@@ -52,6 +52,19 @@ def test_a_row_holds_pseudonyms_and_the_asked_fields_only():
                             fields=(), secret=OTHER)["patient"] != row["patient"]
 
 
+def test_with_retained_dates_the_case_dates_are_the_real_ones():
+    """The images keep their real dates with the option: shifted case dates beside them would give the shift."""
+    values = {"requested_at": datetime(2026, 3, 1, 10, tzinfo=UTC), "ended_at": datetime(2026, 3, 2, 9, tzinfo=UTC)}
+    kept = deidentified_row(values, patient_key="ch-brest:IPP-9", case_key="42", names=[], birth=date(1950, 6, 1),
+                            fields=("requested_at", "ended_at", "age_years"), secret=SECRET, retain_dates=True)
+    assert (kept["requested_at"], kept["ended_at"], kept["age_years"]) == ("2026-03-01", "2026-03-02", 75)
+    shifted = deidentified_row(values, patient_key="ch-brest:IPP-9", case_key="42", names=[], birth=None,
+                               fields=("requested_at", "ended_at"), secret=SECRET)
+    shift = date_shift("ch-brest:IPP-9", SECRET)
+    assert (shifted["requested_at"], shifted["ended_at"]) == ((date(2026, 3, 1) + shift).isoformat(),
+                                                              (date(2026, 3, 2) + shift).isoformat())
+
+
 def test_burned_in_text_is_refused_unless_its_pixels_are_cleaned():
     assert burned_in_risk("yes", "CT") == "Texte incrusté dans l'image (BurnedInAnnotation=YES)"
     assert burned_in_risk(None, "US") == "Modalité US susceptible de porter du texte incrusté"
