@@ -222,7 +222,7 @@ def produce_claimed(ctx: EngineContext, view: RequestView, dicom_root: Path, out
     beat = _Beat(ctx, view)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = f"{request_id}-{uuid.uuid4().hex}.zip"  # named after its request: the purge knows whose it is
-    partial = out_dir / f".{request_id}-{name}.part"
+    partial = out_dir / f".{name}.part"  # .<request>-<random>.zip.part
     try:
         secret = os.urandom(32)
         sources = case_sources(ctx, spec)

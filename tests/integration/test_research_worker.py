@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 import zipfile
@@ -235,6 +236,8 @@ def test_an_old_producer_with_images_taken_over_is_refused_and_leaves_no_file(di
             assert get_request(dicom_ctx, ADMIN, request_id).status == "ready"
 
     def deidentify(*args, **kwargs):
+        partials = [path.name for path in research.glob(".*.part")]
+        assert partials and all(re.fullmatch(rf"\.{request_id}-[0-9a-f]{{32}}\.zip\.part", n) for n in partials)
         if when == "mid_case":
             take_over()
         return real_deidentify(*args, **kwargs)
@@ -242,6 +245,7 @@ def test_an_old_producer_with_images_taken_over_is_refused_and_leaves_no_file(di
     def finish(*args, **kwargs):
         if when == "before_finish":
             assert list(research.glob(f"{request_id}-*.zip"))  # the old producer's zip, renamed
+            assert not list(research.glob(".*.part"))
             take_over()
         return real_finish(*args, **kwargs)
 
