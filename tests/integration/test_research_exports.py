@@ -171,7 +171,11 @@ def test_retained_dates_keep_the_acquisition_date_but_the_birth_date_cannot_be_r
         image = pydicom.dcmread(archive.open(member))
         rows = json.loads(archive.read("cases.json"))
         manifest = json.loads(archive.read("manifest.json"))
+        contents = [archive.read(member) for member in archive.namelist()]
     source = pydicom.dcmread(original)
+    real_birth = _dicom_date(source.PatientBirthDate)
+    for text in (source.PatientBirthDate, real_birth.isoformat(), real_birth.strftime("%d/%m/%Y")):
+        assert not any(text.encode() in content for content in contents), text
     assert image.StudyDate == source.StudyDate == day and image.StudyTime == source.StudyTime
     [row] = [row for row in rows if row["case"] == member.split("/")[1]]
     assert row["requested_at"] == started.date().isoformat()  # the case data keeps its real dates too
