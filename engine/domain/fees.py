@@ -48,6 +48,9 @@ SAMPLE_TABLE = "ccam_sample.csv"
 
 _CENT = Decimal("0.01")
 _CCAM_CODE = re.compile(r"^[A-Z]{4}[0-9]{3}$")
+_PLAIN_AMOUNT = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_TABLE_AMOUNT = Decimal("100000")  # euros, a price or a technical share of a CCAM table
 
 Money = Decimal | int | str
 
@@ -215,10 +218,21 @@ def _read_table(path: str | Path | None) -> tuple[str, str]:
         raise CcamTableError(f"table CCAM illisible ({file}) : {error}") from error
 
 
+def _table_amount(text: str, where: str) -> Decimal:
+    """An amount of a CCAM table written plainly ("21.28": no exponent, no "NaN"), below MAX_TABLE_AMOUNT."""
+    if _PLAIN_AMOUNT.match(text) is None:
+        raise CcamTableError(f"{where} : montant illisible « {text[:20]} » (exemple : 21.28)")
+    amount = Decimal(text)
+    if amount >= MAX_TABLE_AMOUNT:
+        raise CcamTableError(f"{where} : montant hors limite « {text[:20]} » (moins de 100 000 €)")
+    return amount
+
+
 def load_ccam(path: str | Path | None = None) -> dict[str, CcamAct]:
     """Load a CCAM table (UTF-8 CSV with CCAM_COLUMNS) keyed by code; the shipped SAMPLE table by default.
 
-    technical_share_eur is required for "scanner" and "irm" acts and may be left empty otherwise.
+    technical_share_eur is required for "scanner" and "irm" acts and may be left empty otherwise. Amounts are written
+    plainly ("21.28", no exponent) and below 100,000 €; control characters (NUL...) of a field become spaces.
     """
     text, name = _read_table(path)
     reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -230,7 +244,7 @@ def load_ccam(path: str | Path | None = None) -> dict[str, CcamAct]:
         where = f"table CCAM {name}, ligne {reader.line_num}"
         if row.get(None):  # DictReader puts surplus fields under None
             raise CcamTableError(f"{where} : trop de colonnes (un prix s'écrit avec un point : 21.28)")
-        values = {column: (row.get(column) or "").strip() for column in CCAM_COLUMNS}
+        values = {column: " ".join(_CONTROL.sub(" ", row.get(column) or "").split()) for column in CCAM_COLUMNS}
         try:
             if not values["price_eur"]:
                 raise FeeError("prix absent")
@@ -239,13 +253,12 @@ def load_ccam(path: str | Path | None = None) -> dict[str, CcamAct]:
                 label=values["label"],
                 modality=values["modality"].upper(),
                 family=values["family"].lower(),
-                price_eur=Decimal(values["price_eur"]),
-                technical_share_eur=Decimal(values["technical_share_eur"]) if values["technical_share_eur"] else None,
+                price_eur=_table_amount(values["price_eur"], where),
+                technical_share_eur=_table_amount(values["technical_share_eur"], where)
+                if values["technical_share_eur"] else None,
             )
         except FeeError as error:
             raise CcamTableError(f"{where} : {error}") from None
-        except InvalidOperation:
-            raise CcamTableError(f"{where} : montant illisible (exemple : 21.28)") from None
         if act.code in acts:
             raise CcamTableError(f"{where} : le code {act.code} figure deux fois")
         acts[act.code] = act

@@ -6,20 +6,25 @@ What it expects (docs/fees.md, engine/domain/data/README.md):
 - The first sheet that has a header row: a row with a cell "Code", a cell "Texte" (or "Libellé") and a cell
   containing "Tarif"; the comparison ignores accents, case and spacing. "Activité" and "Phase" are used when present.
   Rows above the header (titles, version, date) are ignored.
-- The tariff column is the first whose header contains "tarif" and "secteur 1" or "OPTAM" without "hors secteur" or
-  "non adhérent" (the tariff of sector 1 / OPTAM members); else the first containing "tarif".
+- The tariff column is the first whose header contains "tarif" and "secteur 1" or "OPTAM" (the tariff of sector 1 /
+  OPTAM members), else the first containing "tarif"; never one with the word "hors" or "non" (hyphens count as
+  spaces: "Tarif non-adhérents OPTAM", "Tarif secteur 2 hors OPTAM" are the other sector's).
 - Below the header, each row is one of:
   - blank: ignored;
   - without a CCAM code in the Code column (chapter numbers such as "01.01.01", notes, titles): skipped, counted as
     ``no_code``;
-  - an act whose label does not begin with "Scanographie" (CT, family scanner), "Remnographie" (MR, irm),
-    "Mammographie" (MG, radiologie) or "Radiographie" (XR, radiologie): skipped, ``not_imaging``;
+  - an act whose label's first word is not "Scanographie" or a word ending so, such as "Angioscanographie" (CT,
+    family scanner), "Remnographie" or a word ending so (MR, irm), "Mammographie" (MG, radiologie) or
+    "Radiographie" (XR, radiologie): skipped, ``not_imaging``;
   - an imaging act of another activity than 1 or another phase than 0 (blank counts as 1 and 0): skipped,
     ``other_activity_phase``;
   - an imaging act without a tariff (empty, 0, "Non pris en charge" or any text without a digit): skipped,
     ``no_tariff``;
   - otherwise kept. A row with a tariff whose Code cell is not a CCAM code (4 letters and 3 digits)
-    or a chapter number, a tariff with digits that is not an amount, or a code kept twice refuses the whole file.
+    or a chapter number, a tariff with digits that is not an amount written plainly (no "1e3") below 100,000 €, or
+    a code kept twice refuses the whole file. Control characters (NUL...) of a label become spaces.
+- The workbook is read in a child process limited in memory and time (engine.services.ccam_sheet_reader, read_sheets):
+  one too large for it (a dense sheet of a million rows, a zip bomb) is refused, the process loading it unharmed.
 - The CCAM tariff of a CT or MRI act is the intellectual act only: the technical fee is billed apart, agreed in the
   remuneration document. Its price is tariff + the technical fee given, and its technical share that fee; a file
   with CT (MRI) acts and no CT (MRI) fee is refused."""
@@ -27,29 +32,40 @@ What it expects (docs/fees.md, engine/domain/data/README.md):
 from __future__ import annotations
 
 import io
+import json
 import re
+import subprocess
+import sys
 import unicodedata
+import zipfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-import python_calamine
-
 from engine.domain.fees import CONVENTIONAL_FAMILY, CT_FAMILY, MRI_FAMILY, CcamAct, CcamTableError, FeeError
 from engine.domain.radioprotection import CT, MG, MR, XR
+from engine.services.ccam_sheet_reader import MEMORY_LIMIT, TOO_LARGE
 
 CNAM_EXCEL = "cnam-excel"
 SUFFIXES = (".xls", ".xlsx", ".ods")
 # the label's first word -> (modality, family); radiography is XR as in the sample table
 IMAGING = {"scanographie": (CT, CT_FAMILY), "remnographie": (MR, MRI_FAMILY),
            "mammographie": (MG, CONVENTIONAL_FAMILY), "radiographie": (XR, CONVENTIONAL_FAMILY)}
+# a first word ending so is CT or MR as well: angioscanographie, arthroscanographie, angioremnographie...
+IMAGING_ENDINGS = (("scanographie", IMAGING["scanographie"]), ("remnographie", IMAGING["remnographie"]))
+MAX_TARIFF = Decimal("100000")  # euros: a CCAM tariff is far below
 SKIP_REASONS = ("no_code", "not_imaging", "other_activity_phase", "no_tariff")
 
 _CODE = re.compile(r"^[A-Z]{4}[0-9]{3}$")
+_AMOUNT_TEXT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CHAPTER = re.compile(r"^[0-9]{1,2}(\.[0-9]{1,2})*\.?$")
 _OLE, _ZIP = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b"PK\x03\x04"
 Cell = object
+READ_SECONDS = 60
+MAX_UNZIPPED_BYTES = 400 * 2**20
+MAX_ZIP_RATIO = 100
 
 
 @dataclass(frozen=True)
@@ -75,9 +91,31 @@ def _norm(value: Cell) -> str:
 
 
 def _text(value: Cell) -> str:
-    if isinstance(value, float) and value.is_integer():
+    """The cell as a one-line text, control characters (NUL among them, which PostgreSQL refuses) as spaces."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
-    return " ".join(str(value).split()) if value is not None else ""
+    return " ".join(_CONTROL.sub(" ", str(value)).split()) if value is not None else ""
+
+
+def imaging_kind(label: str) -> tuple[str, str] | None:
+    """(modality, family) of an imaging act by its label's first word (CH-7.1), None for another act: Scanographie
+    (or a word ending so: Angioscanographie...) is CT, Remnographie (Angioremnographie...) MR, Mammographie MG and
+    Radiographie XR; Échographie and the rest are not valued by Telerad."""
+    first = _norm(label).replace("-", " ").split(" ", 1)[0].strip(",.;:")
+    kind = IMAGING.get(first)
+    if kind is None:
+        kind = next((found for ending, found in IMAGING_ENDINGS if first.endswith(ending)), None)
+    return kind
+
+
+def _words(name: str) -> str:
+    """A normalised header as words: hyphens, slashes and brackets as spaces ("non-adhérents" -> "non adherents")."""
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", name).split())
+
+
+def _other_sector(name: str) -> bool:
+    """A tariff header of the other sector ("hors secteur 1", "non adhérents OPTAM", "secteur 2 hors OPTAM")."""
+    return bool({"hors", "non"} & set(_words(name).split()))
 
 
 def _columns(row: Sequence[Cell]) -> dict[str, int] | None:
@@ -93,9 +131,9 @@ def _columns(row: Sequence[Cell]) -> dict[str, int] | None:
             found.setdefault("activity", index)
         elif name.startswith("phase"):
             found.setdefault("phase", index)
-    tariffs = [i for i, name in enumerate(names) if "tarif" in name]
-    sector_1 = [i for i in tariffs if ("secteur 1" in names[i] or "optam" in names[i])
-                and "hors secteur" not in names[i] and "non adherent" not in names[i]]
+    tariffs = [i for i, name in enumerate(names) if "tarif" in name and not _other_sector(name)]
+    sector_1 = [i for i in tariffs if re.search(r"\bsecteur 1\b", _words(names[i]))
+                or "optam" in _words(names[i]).split()]
     if not ({"code", "label"} <= found.keys() and tariffs):
         return None
     found["tariff"] = (sector_1 or tariffs)[0]
@@ -103,21 +141,27 @@ def _columns(row: Sequence[Cell]) -> dict[str, int] | None:
 
 
 def _amount(value: Cell, where: str) -> Decimal | None:
-    """A tariff in euros, None when there is none (blank, 0, "Non pris en charge")."""
+    """A tariff in euros, None when there is none (blank, 0, "Non pris en charge"); a number below MAX_TARIFF written
+    plainly ("21,28", not "1e3"), else the file is refused."""
     if isinstance(value, bool):
         return None
+    unreadable = f"{where} : tarif illisible « {_text(value)[:40]} » (exemple : 21,28)"
     if isinstance(value, int | float):
-        amount = Decimal(str(value))
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            raise CcamTableError(unreadable) from None
     else:
         text = _text(value).replace("\u202f", "").replace(" ", "").replace("€", "").replace(",", ".")
         if not any(c.isdigit() for c in text):
             return None
-        try:
-            amount = Decimal(text)
-        except InvalidOperation:
-            raise CcamTableError(f"{where} : tarif illisible « {_text(value)[:40]} » (exemple : 21,28)") from None
+        if _AMOUNT_TEXT.match(text) is None:
+            raise CcamTableError(unreadable)
+        amount = Decimal(text)
     if not amount.is_finite() or amount < 0:
-        raise CcamTableError(f"{where} : tarif illisible « {_text(value)[:40]} » (exemple : 21,28)")
+        raise CcamTableError(unreadable)
+    if amount >= MAX_TARIFF:
+        raise CcamTableError(f"{where} : tarif hors limite « {_text(value)[:40]} » (moins de 100 000 €)")
     return amount if amount > 0 else None
 
 
@@ -169,7 +213,7 @@ def read_rows(rows: Iterable[Sequence[Cell]], name: str, ct_fee: Decimal | None 
                                      "ex. ZBQK002)")
             skipped["no_code"] += 1
             continue
-        kind = IMAGING.get(_norm(label).split(" ", 1)[0].strip(",.;:"))
+        kind = imaging_kind(label)
         if kind is None:
             skipped["not_imaging"] += 1
             continue
@@ -196,17 +240,54 @@ def read_rows(rows: Iterable[Sequence[Cell]], name: str, ct_fee: Decimal | None 
     return CnamTable(acts, dict(kept), dict(skipped), sheet, header_row)
 
 
+def _check_zip(content: bytes, name: str) -> None:
+    """An .xlsx/.ods whose parts would inflate beyond MAX_UNZIPPED_BYTES (or MAX_ZIP_RATIO times) is refused before
+    it is read; a zip that does not open is left to the reader, which says it is unreadable."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            unzipped = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return
+    if unzipped > MAX_UNZIPPED_BYTES or unzipped > MAX_ZIP_RATIO * max(len(content), 1) + 2**20:
+        raise CcamTableError(f"fichier CCAM {name} : le classeur est trop grand ou illisible : il se décompresse en "
+                             f"{unzipped // 2**20} Mo ({MAX_UNZIPPED_BYTES // 2**20} Mo au plus)")
+
+
+def read_sheets(content: bytes, name: str) -> list[tuple[str, list[list[Cell]]]]:
+    """The rows of each sheet of the workbook `content`, read by engine.services.ccam_sheet_reader in a child process
+    limited in memory and time: a workbook calamine cannot read in those limits (a dense sheet of a million rows
+    asks for gigabytes and aborts the process that reads it) is refused in French, this process unharmed."""
+    if content.startswith(_ZIP):
+        _check_zip(content, name)
+    too_large = f"fichier CCAM {name} : le classeur est trop grand ou illisible : "
+    try:
+        done = subprocess.run([sys.executable, "-m", "engine.services.ccam_sheet_reader"], input=content,
+                              capture_output=True, timeout=READ_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        raise CcamTableError(f"{too_large}sa lecture dépasse {READ_SECONDS} secondes") from None
+    except OSError as error:
+        raise CcamTableError(f"{too_large}lecture impossible ({error.strerror or error})") from None
+    try:
+        answer = json.loads(done.stdout) if done.returncode in (0, 2) else {}
+    except (ValueError, MemoryError):
+        answer = {}
+    if done.returncode == 0 and isinstance(answer.get("sheets"), list):
+        return [(str(sheet), rows) for sheet, rows in answer["sheets"]]
+    if answer.get("kind") == TOO_LARGE:
+        raise CcamTableError(f"{too_large}{answer.get('error')}")
+    if done.returncode == 2:
+        raise CcamTableError(f"fichier CCAM {name} illisible : ce n'est pas un classeur .xls, .xlsx ou .ods "
+                             f"lisible ({str(answer.get('error', ''))[:120]})")
+    stop = f"signal {-done.returncode}" if done.returncode < 0 else f"code {done.returncode}"
+    raise CcamTableError(f"{too_large}sa lecture dépasse la mémoire ({MEMORY_LIMIT // 2**20} Mo) ou le temps "
+                         f"permis (lecteur arrêté, {stop})")
+
+
 def read_cnam_workbook(content: bytes, name: str, ct_fee: Decimal | None = None,
                        mri_fee: Decimal | None = None) -> CnamTable:
     """The imaging acts of the CNAM's CCAM workbook `content` (.xls, .xlsx or .ods, recognised by its content).
     CcamTableError (French) when it cannot be read, has no header row or no imaging act with a tariff."""
-    try:
-        workbook = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(content))
-        sheets = [(sheet_name, workbook.get_sheet_by_name(sheet_name).to_python(skip_empty_area=False))
-                  for sheet_name in workbook.sheet_names]
-    except (python_calamine.CalamineError, ValueError, OSError) as error:
-        raise CcamTableError(f"fichier CCAM {name} illisible : ce n'est pas un classeur .xls, .xlsx ou .ods "
-                             f"lisible ({str(error)[:120]})") from None
+    sheets = read_sheets(content, name)
     for sheet_name, rows in sheets:
         table = read_rows(rows, name, ct_fee, mri_fee, sheet_name)
         if table is None:
@@ -219,5 +300,5 @@ def read_cnam_workbook(content: bytes, name: str, ct_fee: Decimal | None = None,
                          "« Texte » ou « Libellé » et « Tarif ») ; est-ce bien le fichier CCAM de l'ameli ?")
 
 
-__all__ = ["CNAM_EXCEL", "SKIP_REASONS", "SUFFIXES", "CnamTable", "looks_like_workbook", "read_cnam_workbook",
-           "read_rows"]
+__all__ = ["CNAM_EXCEL", "MAX_TARIFF", "SKIP_REASONS", "SUFFIXES", "CnamTable", "imaging_kind", "looks_like_workbook",
+           "read_cnam_workbook", "read_rows", "read_sheets"]

@@ -5,16 +5,22 @@ CNAM's own release, the CCAM Excel file of ameli.fr (.xls, .xlsx or .ods: engine
 imaging acts are kept, CT and MRI acts valued with the technical fees of the remuneration document given at loading.
 A table is read whole before anything is stored: a bad file is refused in French with nothing half-loaded. Loading
 a table with the same date of effect as an existing one replaces it (the acts already chosen keep their codes;
-statements already issued keep their frozen figures). The shipped table is a SAMPLE and is marked so wherever it
+statements already issued keep their frozen figures); a date of effect in a month whose statement (a site's or a
+radiologist's) is already issued is refused, as for the remuneration settings (fee_settings._issued_after): site and
+radiologists would otherwise be priced differently. A CSV holds imaging acts only, as the CNAM reader keeps them
+(labels beginning Scanographie..., Remnographie..., Radiographie, Mammographie, of their family), never a line naming
+a flat rate, a bonus or productivity (CH-6.4). The shipped table is a SAMPLE and is marked so wherever it
 shows (``sample``)."""
 
 from __future__ import annotations
 
+import re
 import tempfile
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -24,8 +30,16 @@ from engine.domain.actors import Actor
 from engine.domain.charter import enforces
 from engine.domain.fees import CT_FAMILY, MRI_FAMILY, SAMPLE_TABLE, CcamAct, CcamTableError, load_ccam
 from engine.errors import Forbidden
-from engine.services.ccam_ameli import CNAM_EXCEL, SKIP_REASONS, SUFFIXES, looks_like_workbook, read_cnam_workbook
+from engine.services.ccam_ameli import (
+    CNAM_EXCEL,
+    SKIP_REASONS,
+    SUFFIXES,
+    imaging_kind,
+    looks_like_workbook,
+    read_cnam_workbook,
+)
 from engine.services.context import EngineContext
+from engine.services.fee_settings import _issued_after, lock_fee_changes, month_days
 from engine.store import audit
 from engine.store.fee_models import CcamTable, CcamTableAct
 
@@ -33,6 +47,11 @@ TELERAD_CSV = "telerad-csv"
 FORMATS = (TELERAD_CSV, CNAM_EXCEL)
 MAX_TABLE_BYTES = 20 * 1024 * 1024  # the CNAM's CCAM workbook is a few megabytes
 SAMPLE_EFFECTIVE = date(2000, 1, 1)
+CCAM_TABLE_CHANGE = "ccam_table"  # for fee_settings._issued_after: every statement of the month on is altered
+# the words of fee_statements.REFUSED_KINDS (CH-6.4), which cannot be imported here (fee_statements imports this
+# module; lint-imports forbids the cycle); a test keeps both the same
+REFUSED_LABEL_WORDS = ("forfait", "flat_rate", "productivite", "productivité", "productivity", "prime", "rendement")
+_FEE_TEXT = re.compile(r"^[0-9]+(\.[0-9]{1,2})?$")
 
 
 @dataclass(frozen=True)
@@ -69,17 +88,45 @@ class LoadedTable:
 
 
 def technical_fee(value: str | Decimal | None, what: str) -> Decimal | None:
-    """A technical fee typed by an administrator ("60", "60.00" or "60,00"), positive; None when left empty."""
+    """A technical fee typed by an administrator ("60", "60.00" or "60,00"): euros with two decimals at most, above 0
+    and below 100,000; None when left empty."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    text = value.strip().replace(",", ".").replace("€", "").strip() if isinstance(value, str) else value
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise CcamTableError(f"{what} : montant illisible « {str(value)[:20]} » (exemple : 60,00)") from None
-    if not amount.is_finite() or amount <= 0 or amount >= 100000:
-        raise CcamTableError(f"{what} : le montant doit être positif (exemple : 60,00)")
+    text = value.strip().replace(",", ".").replace("€", "").replace("\u00a0", "").strip() \
+        if isinstance(value, str) else str(value)
+    if _FEE_TEXT.match(text) is None:
+        if _FEE_TEXT.match(text.lstrip("-")) is not None:
+            raise CcamTableError(f"{what} : le montant doit être positif (exemple : 60,00)")
+        if re.match(r"^-?[0-9]+\.[0-9]+$", text):
+            raise CcamTableError(f"{what} : deux décimales au plus, les centimes (exemple : 60,00)")
+        raise CcamTableError(f"{what} : montant illisible « {str(value)[:20]} » (exemple : 60,00)")
+    amount = Decimal(text)
+    if amount <= 0 or amount >= 100000:
+        raise CcamTableError(f"{what} : le montant doit être positif et inférieur à 100 000 € (exemple : 60,00)")
     return amount.quantize(Decimal("0.01"))
+
+
+def _plain(word: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+
+
+def check_labels(acts: dict[str, CcamAct], name: str) -> None:
+    """A CSV table holds imaging acts only, as the CNAM reader keeps (CH-7.1): each label begins as an imaging act of
+    its family (Scanographie... for the scanner, Remnographie... for MRI, Radiographie or Mammographie for
+    conventional radiology), and none names a flat rate, a productivity line or a bonus (CH-6.4)."""
+    for act in acts.values():
+        where = f"table CCAM {name}, acte {act.code}"
+        words = [_plain(word) for word in re.split(r"[^\w]+", act.label.lower()) if word]
+        refused = [kind for kind in REFUSED_LABEL_WORDS for word in words if word.startswith(_plain(kind))]
+        if refused:
+            raise CcamTableError(f"{where} : libellé refusé « {act.label[:60]} » : la rémunération repose "
+                                 "exclusivement sur les actes CCAM ; aucun forfait, ni prime, ni ligne de "
+                                 "productivité (CH-6.4, CH-7.1)")
+        kind = imaging_kind(act.label)
+        if kind is None or kind[1] != act.family:
+            raise CcamTableError(f"{where} : « {act.label[:60]} » n'est pas un acte d'imagerie de la famille "
+                                 f"{act.family} : le libellé commence par Scanographie (scanner), Remnographie (irm), "
+                                 "Radiographie ou Mammographie (radiologie), comme dans la CCAM")
 
 
 def _read(path: Path, ct_fee: Decimal | None, mri_fee: Decimal | None) -> tuple[dict[str, CcamAct], LoadedTable]:
@@ -103,10 +150,11 @@ def _read(path: Path, ct_fee: Decimal | None, mri_fee: Decimal | None) -> tuple[
                              "CCAM de la CNAM (.xls, .xlsx, .ods) ; une table CSV porte la part technique de chaque "
                              "acte")
     acts = load_ccam(path)
+    check_labels(acts, path.name)
     return acts, LoadedTable(0, date.min, path.name, TELERAD_CSV, dict(Counter(a.family for a in acts.values())))
 
 
-@enforces("CH-7.1", "CH-7.2", "CH-7.3")
+@enforces("CH-6.4", "CH-7.1", "CH-7.2", "CH-7.3")
 def import_table(ctx: EngineContext, actor: Actor, path: str | Path | None, effective_from: date, *,
                  ct_technical_fee: Decimal | None = None, mri_technical_fee: Decimal | None = None) -> LoadedTable:
     """Load a CCAM table (the shipped SAMPLE when path is None) in effect from `effective_from`: Telerad's CSV
@@ -123,6 +171,8 @@ def import_table(ctx: EngineContext, actor: Actor, path: str | Path | None, effe
         acts, read = _read(Path(path), ct_technical_fee, mri_technical_fee)
     now = ctx.clock.now()
     with ctx.write() as session:
+        lock_fee_changes(session)  # serialized with the issue of a statement
+        _refuse_issued_month(session, effective_from)
         for old in session.execute(select(CcamTable).where(CcamTable.effective_from == effective_from)).scalars():
             session.execute(delete(CcamTableAct).where(CcamTableAct.table_id == old.id))
             session.delete(old)
@@ -145,6 +195,20 @@ def import_table(ctx: EngineContext, actor: Actor, path: str | Path | None, effe
         table_id = int(row.id)
     return LoadedTable(table_id, effective_from, read.source_name, read.source_format, read.kept, read.skipped,
                        read.ct_technical_fee_eur, read.mri_technical_fee_eur)
+
+
+def _refuse_issued_month(session: Session, effective_from: date) -> None:
+    """A table in effect from a month whose statement (a site's or a radiologist's) is already issued would change
+    the prices of the statements issued after it, not of the one issued: site and radiologists would disagree."""
+    issued = _issued_after(session, CCAM_TABLE_CHANGE, None, effective_from)
+    if issued is None:
+        return
+    year, number = (int(part) for part in issued.split("-"))
+    after = month_days(year, number)[1] + timedelta(days=1)
+    raise CcamTableError(f"Date d'effet refusée : le relevé de {issued} est déjà émis ; une table CCAM en vigueur le "
+                         f"{effective_from.isoformat()} en modifierait le calcul, alors qu'un relevé émis ne change "
+                         f"plus. Choisissez une date d'effet à partir du {after.isoformat()} ; une correction d'un "
+                         "relevé émis passe par un ajustement")
 
 
 def _str(amount: Decimal | None) -> str | None:
@@ -206,5 +270,5 @@ def list_tables(ctx: EngineContext) -> list[TableInfo]:
 
 
 __all__ = ["FORMATS", "MAX_TABLE_BYTES", "SKIP_REASONS", "TELERAD_CSV", "CcamTableError", "LoadedTable", "TableInfo",
-           "acts_of_table", "ensure_sample_table", "import_table", "import_upload", "list_tables", "load_table",
-           "table_on", "technical_fee"]
+           "acts_of_table", "check_labels", "ensure_sample_table", "import_table", "import_upload", "list_tables",
+           "load_table", "table_on", "technical_fee"]

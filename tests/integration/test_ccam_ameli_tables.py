@@ -16,6 +16,7 @@ from engine.domain.actors import Actor
 from engine.domain.fees import CcamTableError
 from engine.errors import Forbidden
 from engine.services.ccam_tables import (
+    REFUSED_LABEL_WORDS,
     acts_of_table,
     import_table,
     import_upload,
@@ -24,9 +25,11 @@ from engine.services.ccam_tables import (
     table_on,
     technical_fee,
 )
+from engine.services.fee_statements import REFUSED_KINDS, Scope, issue_statement, parse_month
 from engine.store.fee_models import CcamTable, CcamTableAct
 from engine.store.models import AuditEvent
 from tests.ccam_ameli_files import ROWS, workbook
+from tests.integration import fees_scenario
 
 ADMIN = Actor("admin", frozenset({"administrator"}))
 RADIOLOGIST = Actor("dr.legall", frozenset({"radiologist"}))
@@ -126,3 +129,104 @@ def test_a_technical_fee_is_read_as_typed(typed, expected):
 def test_a_technical_fee_that_is_no_amount_is_refused_in_french(typed):
     with pytest.raises(CcamTableError, match="Forfait"):
         technical_fee(typed, "Forfait")
+
+
+@pytest.mark.parametrize("typed", ["0.004", "60.001", "0,00", "0.001", "1e3", "100000", "60.5.0"])
+def test_a_technical_fee_with_more_than_cents_or_zero_is_refused(typed):
+    # CH-7.2 needs a CT or MRI technical share above 0: "0.004" must not round to a share of 0.00
+    with pytest.raises(CcamTableError, match="Forfait"):
+        technical_fee(typed, "Forfait")
+
+
+CSV_HEADER = "code,label,modality,family,price_eur,technical_share_eur\n"
+
+
+def _csv(tmp_path, *lines):
+    path = tmp_path / "ccam.csv"
+    path.write_text(CSV_HEADER + "".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path
+
+
+@pytest.mark.charter("CH-7.1", negative=True)
+def test_CH7_1_odd_amounts_are_refused_in_french_from_the_csv_and_the_cnam_file(ctx, tmp_path):
+    before = _counts(ctx)
+    for price, share, message in (("1e9999", "", "montant illisible « 1e9999 »"),
+                                  ("1e15", "", "montant illisible"), ("NaN", "", "montant illisible"),
+                                  ("-Infinity", "", "montant illisible"), ("100000", "", "montant hors limite"),
+                                  ("1000000000000.00", "", "montant hors limite"),
+                                  ("100.00", "1E1", "montant illisible")):
+        family = "scanner" if share else "radiologie"
+        modality = "CT" if share else "XR"
+        label = "Scanographie du thorax" if share else "Radiographie du thorax"
+        path = _csv(tmp_path, f"ZBQK002,{label},{modality},{family},{price},{share}")
+        with pytest.raises(CcamTableError, match=f"ligne 2 : {message}"):
+            import_table(ctx, ADMIN, path, JANUARY)
+    for tariff in ("1e15", 1e15, "1e9999"):
+        with pytest.raises(CcamTableError, match="ligne 5 : tarif"):
+            import_upload(ctx, ADMIN, "CCAM.xlsx", workbook([["ZBQK002", "Radiographie du thorax", 1, 0, tariff]]),
+                          JANUARY)
+    assert _counts(ctx) == before
+    # the largest amounts allowed are stored as they are, on PostgreSQL too (Numeric(12, 2))
+    big = import_table(ctx, ADMIN, _csv(tmp_path, "ZBQK002,Radiographie du thorax,XR,radiologie,99999.99,",
+                                        "ACQK001,Scanographie du crâne,CT,scanner,99999.99,99999.99"), JANUARY)
+    with ctx.read() as session:
+        assert {a.price_eur for a in acts_of_table(session, big.id).values()} == {Decimal("99999.99")}
+
+
+@pytest.mark.charter("CH-7.1", negative=True)
+@pytest.mark.charter("CH-6.4", negative=True)
+def test_CH7_1_a_flat_rate_or_a_non_imaging_line_cannot_enter_through_the_csv(ctx, tmp_path):
+    before = _counts(ctx)
+    for line, message in (
+            ("ZZZZ999,Forfait de productivite mensuel,XR,radiologie,3000,", "libellé refusé"),
+            ("ZZZZ998,Radiographie du thorax : prime de rendement,XR,radiologie,30,", "libellé refusé"),
+            ("ZZZZ997,Radiographie forfaitaire,XR,radiologie,30,", "libellé refusé"),
+            ("ZZZZ996,Productivité,XR,radiologie,30,", "libellé refusé"),
+            ("ZCQM001,Échographie de l'abdomen,XR,radiologie,56.70,", "n'est pas un acte d'imagerie"),
+            ("ZBQK003,Radiographie du thorax,CT,scanner,85.00,60.00", "de la famille scanner"),
+            ("ACQK001,Scanographie du crâne,XR,radiologie,25.54,", "de la famille radiologie")):
+        with pytest.raises(CcamTableError, match=message):
+            import_table(ctx, ADMIN, _csv(tmp_path, "ZBQK002,Radiographie du thorax,XR,radiologie,21.28,", line),
+                         JANUARY)
+    assert _counts(ctx) == before
+    loaded = import_table(ctx, ADMIN, _csv(
+        tmp_path, "EBQH001,Angioscanographie thoracique,CT,scanner,85.54,60.00",
+        "EAQN001,Angioremnographie du crâne,MR,irm,219.00,150.00", "QEQK004,Mammographie bilatérale,MG,radiologie,"
+        "66.42,", "ZBQK002,Radiographie du thorax (imprimée),DX,radiologie,21.28,"), JANUARY)
+    assert loaded.kept == {"scanner": 1, "irm": 1, "radiologie": 2}
+
+
+def test_a_nul_character_of_a_label_is_not_stored_on_any_database(ctx, tmp_path):
+    cnam = import_upload(ctx, ADMIN, "CCAM.xlsx", workbook([["ZBQK002", "Radiographie du_x0000_thorax", 1, 0,
+                                                              21.28]]), JANUARY)
+    csv = import_table(ctx, ADMIN, _csv(tmp_path, "ZBQK002,Radiographie\x00 du thorax,XR,radiologie,21.28,"),
+                       date(2026, 2, 1))
+    with ctx.read() as session:
+        assert acts_of_table(session, cnam.id)["ZBQK002"].label == "Radiographie du thorax"
+        assert acts_of_table(session, csv.id)["ZBQK002"].label == "Radiographie du thorax"
+
+
+fees_ctx = fees_scenario.fees_ctx
+
+
+@pytest.mark.charter("CH-7.1", negative=True)
+def test_CH7_1_a_table_cannot_take_effect_in_a_month_whose_statement_is_issued(fees_ctx, tmp_path):
+    # The site's December statement issued, a table in effect in December would price the radiologists'
+    # statements issued later differently from the site's: refused, naming the month and the first date allowed.
+    issue_statement(fees_ctx, ADMIN, Scope("site", "ch-brest"), parse_month("2025-12"))
+    before = _counts(fees_ctx)
+    path = _csv(tmp_path, "ZBQK002,Radiographie du thorax,XR,radiologie,30.00,")
+    for day in (date(2025, 12, 15), date(2025, 12, 1), date(2025, 6, 1), date(2000, 1, 1)):  # 2000: the demo's
+        with pytest.raises(CcamTableError, match=r"Date d'effet refusée : le relevé de 2025-12 est déjà émis ; une "
+                                                 rf"table CCAM en vigueur le {day.isoformat()} .* à partir du "
+                                                 r"2026-01-01"):
+            import_table(fees_ctx, ADMIN, path, day)
+        with pytest.raises(CcamTableError, match="2025-12 est déjà émis"):
+            import_upload(fees_ctx, ADMIN, "CCAM.xlsx", workbook(), day, ct_technical_fee=Decimal("60"),
+                          mri_technical_fee=Decimal("150"))
+    assert _counts(fees_ctx) == before
+    assert import_table(fees_ctx, ADMIN, path, JANUARY).effective_from == JANUARY  # the month after: open
+
+
+def test_the_words_refused_in_a_csv_label_are_those_refused_in_a_statement_line():
+    assert REFUSED_LABEL_WORDS == REFUSED_KINDS

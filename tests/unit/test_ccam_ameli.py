@@ -5,12 +5,16 @@ refused whole, in French. Prices computed by hand from tests/ccam_ameli_files.py
 
 from __future__ import annotations
 
+import io
+import time
+import zipfile
 from decimal import Decimal
 
+import openpyxl
 import pytest
 
 from engine.domain.fees import CcamTableError, split_fee
-from engine.services.ccam_ameli import looks_like_workbook, read_cnam_workbook
+from engine.services.ccam_ameli import imaging_kind, looks_like_workbook, read_cnam_workbook, read_sheets
 from tests.ccam_ameli_files import ROWS, ods, workbook
 
 CT_FEE, MRI_FEE = Decimal("60.00"), Decimal("150.00")
@@ -81,3 +85,94 @@ def test_a_workbook_without_ct_or_mri_acts_needs_no_technical_fee():
     rows = [row for row in ROWS if row and row[0] not in ("ACQK001", "ACQH003", "ACQN001")]
     table = read_cnam_workbook(workbook(rows), "t")
     assert set(table.acts) == {"ZBQK002", "QEQK004"} and table.kept == {"radiologie": 2}
+
+
+def _sheet(*cells) -> bytes:
+    """An .xlsx whose only sheet has `cells` ({"A1": value, ...}): a cell far away makes calamine's grid dense."""
+    book = openpyxl.Workbook()
+    for ref, value in cells:
+        book.active[ref] = value
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.charter("CH-7.1", negative=True)
+@pytest.mark.parametrize("far", ["XFD1048576", "BZ1048576"])
+def test_CH7_1_a_tiny_dense_workbook_is_refused_and_this_process_survives(far):
+    # 4 KB that calamine would turn into a grid of 17 billion (81 million) cells: 550 GB (3 GB) asked, the process
+    # reading it aborted (SIGABRT); read in a child limited to 1 GB, it is refused in French and we are still here.
+    content = _sheet(("A1", "Code"), (far, "x"))
+    assert len(content) < 10_000
+    started = time.monotonic()
+    with pytest.raises(CcamTableError, match="le classeur est trop grand ou illisible"):
+        read_cnam_workbook(content, "CCAM_V80.xlsx", CT_FEE, MRI_FEE)
+    assert time.monotonic() - started < 30
+    assert _acts(read_cnam_workbook(workbook(), "CCAM_V80.xlsx", CT_FEE, MRI_FEE)) == EXPECTED  # a normal one loads
+
+
+def test_a_sheet_beyond_the_rows_and_columns_read_is_refused_in_french():
+    with pytest.raises(CcamTableError, match=r"trop grand ou illisible : la feuille « Sheet » a 1 lignes et 65 "
+                                             r"colonnes ; au plus 200000 lignes et 64 colonnes"):
+        read_sheets(_sheet(("A1", "Code"), ("BM1", "x")), "t.xlsx")
+    with pytest.raises(CcamTableError, match="200001 lignes"):
+        read_sheets(_sheet(("A1", "Code"), ("A200001", "x")), "t.xlsx")
+    assert read_sheets(_sheet(("A1", "Code"), ("BL3", 2.5)), "t.xlsx")[0][1][2][63] == 2.5  # within: read
+
+
+def test_a_zip_that_inflates_far_beyond_its_size_is_refused_before_it_is_read():
+    buffer = io.BytesIO(workbook())
+    with zipfile.ZipFile(buffer, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/media/padding.bin", bytes(30 * 2**20))  # 30 MB of zeros in some 30 KB
+    with pytest.raises(CcamTableError, match="trop grand ou illisible : il se décompresse en 30 Mo"):
+        read_cnam_workbook(buffer.getvalue(), "CCAM_V80.xlsx", CT_FEE, MRI_FEE)
+
+
+@pytest.mark.charter("CH-7.1", negative=True)
+@pytest.mark.parametrize(("tariff", "message"), [
+    ("1e9999", "tarif illisible « 1e9999 »"), ("1e15", "tarif illisible"), ("2,5E1", "tarif illisible"),
+    ("NaN", None), ("Infinity", None), (1e15, "tarif hors limite"), (100000, "tarif hors limite"),
+    ("100 000,00", "tarif hors limite")])
+def test_an_odd_tariff_is_refused_in_french_never_an_exception(tariff, message):
+    content = workbook([["ZBQK002", "Radiographie du thorax", 1, 0, tariff]])
+    if message is None:  # text without a digit: no tariff, the act skipped
+        with pytest.raises(CcamTableError, match="aucun acte d'imagerie avec un tarif"):
+            read_cnam_workbook(content, "t")
+        return
+    with pytest.raises(CcamTableError, match=f"ligne 5 : {message}"):
+        read_cnam_workbook(content, "t")
+
+
+@pytest.mark.parametrize("other", ["Tarif non-adhérents OPTAM", "Tarif secteur 2 hors OPTAM",
+                                   "Tarif hors adhérents OPTAM", "Tarif (en euro) hors secteur 1",
+                                   "TARIF NON ADHERENT OPTAM-CO"])
+def test_the_tariff_of_the_other_sector_is_never_taken_whatever_comes_first(other):
+    for header, row in ((["Code", "Texte", other, "Tarif secteur 1 / OPTAM"], [30, 21.28]),
+                        (["Code", "Texte", other, "Tarif"], [30, 21.28])):
+        table = read_cnam_workbook(workbook([["ZBQK002", "Radiographie du thorax", *row]], header, titles=[]), "t")
+        assert table.acts["ZBQK002"].price_eur == Decimal("21.28"), header
+    with pytest.raises(CcamTableError, match="ligne d'en-tête introuvable"):  # only the other sector's: no tariff
+        read_cnam_workbook(workbook([["ZBQK002", "Radiographie du thorax", 30]], ["Code", "Texte", other]), "t")
+
+
+@pytest.mark.charter("CH-7.1")
+def test_imaging_acts_whose_first_word_ends_as_ct_or_mri_are_kept_not_ultrasound():
+    rows = [["EBQH001", "Angioscanographie thoracique", 1, 0, 25.54],
+            ["MZQH001", "Arthroscanographie de l'épaule", 1, 0, 25.54],
+            ["DDQH001", "Coroscanographie", 1, 0, 25.54],
+            ["JAQH001", "Uroscanographie", 1, 0, 25.54],
+            ["EAQN001", "Angioremnographie [angio-IRM] du crâne", 1, 0, 69],
+            ["ZCQM001", "Échographie transcutanée de l'abdomen", 1, 0, 56.7],
+            ["ZZQM001", "Échographie-doppler", 1, 0, 56.7]]
+    table = read_cnam_workbook(workbook(rows), "t", CT_FEE, MRI_FEE)
+    assert {code: (a.modality, a.family) for code, a in table.acts.items()} == {
+        "EBQH001": ("CT", "scanner"), "MZQH001": ("CT", "scanner"), "DDQH001": ("CT", "scanner"),
+        "JAQH001": ("CT", "scanner"), "EAQN001": ("MR", "irm")}
+    assert table.skipped["not_imaging"] == 2
+    assert [imaging_kind(label) for label in ("Radiographie du thorax", "Mammographie", "Tomographie", "")] == [
+        ("XR", "radiologie"), ("MG", "radiologie"), None, None]
+
+
+def test_control_characters_of_a_label_are_not_kept():
+    table = read_cnam_workbook(workbook([["ZBQK002", "Radiographie du_x0000_thorax\t", 1, 0, 21.28]]), "t")
+    assert table.acts["ZBQK002"].label == "Radiographie du thorax"

@@ -10,12 +10,15 @@ import io
 import re
 from datetime import date
 
+import openpyxl
 import pytest
 
 from engine.domain.actors import Actor
 from engine.services.ccam_tables import list_tables, load_table
+from engine.services.fee_statements import Scope, issue_statement, parse_month
 from tests.ccam_ameli_files import ROWS, workbook
-from tests.demo_app import app, demo_ctx, login  # noqa: F401 - the fixtures
+from tests.demo_app import app, demo_ctx, login, web_app  # noqa: F401 - the fixtures
+from tests.integration import fees_scenario
 from web.admin import fees_ccam
 
 FEES = {"ct_technical_fee": "60,00", "mri_technical_fee": "150"}
@@ -76,3 +79,37 @@ def test_CH7_1_only_an_administrator_reaches_the_ccam_tables(app, demo_ctx, cloc
     response = client.post("/fees/ccam", data=_form(), content_type="multipart/form-data")
     assert response.status_code == 403 and list_tables(demo_ctx) == []
     assert app.test_client().get("/fees/ccam").status_code in (302, 401)
+
+
+fees_ctx = fees_scenario.fees_ctx
+
+
+@pytest.fixture
+def fees_app(fees_ctx, database_url, tmp_path):
+    return web_app(fees_ctx, database_url, tmp_path)
+
+
+@pytest.mark.charter("CH-7.1", negative=True)
+def test_CH7_1_the_page_refuses_a_dense_workbook_a_flat_rate_and_a_table_in_an_issued_month(fees_app, fees_ctx,
+                                                                                           clock):
+    issue_statement(fees_ctx, fees_scenario.ADMIN, Scope("site", "ch-brest"), parse_month("2025-12"))
+    before = list_tables(fees_ctx)
+    admin = login(fees_app, fees_ctx, clock, "admin")
+    dense = openpyxl.Workbook()
+    dense.active["A1"], dense.active["XFD1048576"] = "Code", "x"
+    buffer = io.BytesIO()
+    dense.save(buffer)
+    flat = (b"code,label,modality,family,price_eur,technical_share_eur\n"
+            b"ZZZZ999,Forfait de productivite mensuel,XR,radiologie,3000,\n")
+    for data, message in (
+            (_form(buffer.getvalue()), "le classeur est trop grand ou illisible"),
+            (_form(effective="2025-12-15"), "Date d'effet refusée : le relevé de 2025-12 est déjà émis"),
+            (_form(flat, name="ccam.csv", ct_technical_fee="", mri_technical_fee=""), "libellé refusé"),
+            (_form(mri_technical_fee="0.004"), "deux décimales au plus"),
+            (_form(workbook([["ZBQK002", "Radiographie du thorax", 1, 0, "1e9999"]])), "tarif illisible")):
+        response = admin.post("/fees/ccam", data=data, content_type="multipart/form-data")
+        html = markup.unescape(response.get_data(as_text=True))
+        assert response.status_code == 400 and message in html and "rien n’a été chargé" in html, (message, html[:300])
+    assert list_tables(fees_ctx) == before
+    response = admin.post("/fees/ccam", data=_form(effective="2026-01-01"), content_type="multipart/form-data")
+    assert response.status_code == 302 and len(list_tables(fees_ctx)) == len(before) + 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import openpyxl
 import pytest
 
 from engine.services.ccam_tables import list_tables
@@ -44,3 +45,25 @@ def test_CH7_1_the_cnam_workbook_is_loaded_from_the_command_line(ctx, database_u
         assert line in output, line
     [table] = list_tables(ctx)
     assert (table.source_format, table.ct_technical_fee_eur, table.act_count) == ("cnam-excel", Decimal("60.00"), 5)
+
+
+@pytest.mark.charter("CH-7.1", negative=True)
+def test_CH7_1_a_dense_workbook_is_refused_by_the_command_in_french_not_aborted(ctx, database_url, tmp_path):
+    book = openpyxl.Workbook()
+    book.active["A1"], book.active["XFD1048576"] = "Code", "x"
+    path = tmp_path / "CCAM_V80.xlsx"
+    book.save(path)
+    result = cli(database_url, tmp_path, "load-ccam", str(path), "--effective", "2026-01-01",
+                 "--ct-technical-fee", "60", "--mri-technical-fee", "150")
+    assert result.exit_code == 1 and "le classeur est trop grand ou illisible" in result.output, result.output
+    assert "rien n'a été chargé" in result.output and list_tables(ctx) == []
+    for fee in ("0.004", "60.001"):
+        result = cli(database_url, tmp_path, "load-ccam", str(path), "--effective", "2026-01-01",
+                     "--ct-technical-fee", fee, "--mri-technical-fee", "150")
+        assert result.exit_code == 1 and "deux décimales au plus" in result.output, result.output
+    csv = tmp_path / "ccam.csv"
+    csv.write_text("code,label,modality,family,price_eur,technical_share_eur\n"
+                   "ZBQK002,Radiographie du thorax,XR,radiologie,1e9999,\n", encoding="utf-8")
+    result = cli(database_url, tmp_path, "load-ccam", str(csv), "--effective", "2026-01-01")
+    assert result.exit_code == 1 and "montant illisible « 1e9999 »" in result.output, result.output
+    assert list_tables(ctx) == []
