@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -42,6 +43,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from engine.domain.fees import CONVENTIONAL_FAMILY, CT_FAMILY, MRI_FAMILY, CcamAct, CcamTableError, FeeError
 from engine.domain.radioprotection import CT, MG, MR, XR
@@ -253,6 +255,14 @@ def _check_zip(content: bytes, name: str) -> None:
                              f"{unzipped // 2**20} Mo ({MAX_UNZIPPED_BYTES // 2**20} Mo au plus)")
 
 
+def _child_env() -> dict[str, str]:
+    """This environment, with the folder holding the `engine` package first on the child's path (whatever the
+    current directory or the way this process found it)."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
 def read_sheets(content: bytes, name: str) -> list[tuple[str, list[list[Cell]]]]:
     """The rows of each sheet of the workbook `content`, read by engine.services.ccam_sheet_reader in a child process
     limited in memory and time: a workbook calamine cannot read in those limits (a dense sheet of a million rows
@@ -262,7 +272,7 @@ def read_sheets(content: bytes, name: str) -> list[tuple[str, list[list[Cell]]]]
     too_large = f"fichier CCAM {name} : le classeur est trop grand ou illisible : "
     try:
         done = subprocess.run([sys.executable, "-m", "engine.services.ccam_sheet_reader"], input=content,
-                              capture_output=True, timeout=READ_SECONDS, check=False)
+                              capture_output=True, timeout=READ_SECONDS, check=False, env=_child_env())
     except subprocess.TimeoutExpired:
         raise CcamTableError(f"{too_large}sa lecture dépasse {READ_SECONDS} secondes") from None
     except OSError as error:
