@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from engine.domain.actors import Actor
+from engine.domain.engine_fields import ENGINE_OWNED_FIELDS
 from engine.errors import Conflict, DefinitionRefused, Finding, Forbidden, NotFound
 from engine.runtime import Bundle, bundles_from_library
 from engine.services.context import EngineContext
@@ -29,14 +30,6 @@ from engine.store.models import ProcessDefinition
 from forms.registry import UnknownForm, check_schema, context_problems
 
 DESIGNER_ROLES = frozenset({"process_designer", "administrator"})
-# The case data the shipped service operations write (their resultVariable): the charter checks trust them (the
-# offer's pack and tier, the released report, the radiologist's profile...), so no form may declare them and a
-# task completion cannot overwrite them (every form refuses undeclared fields). Kept equal to the diagrams' result
-# variables by tests/unit/test_engine_owned_fields.py.
-ENGINE_OWNED_FIELDS = frozenset({
-    "offer", "release", "radiologist", "expert", "facts", "protocol_facts", "distribution", "accession_number",
-    "contrast_outcome", "no_radiologist_notice", "report_overdue_notice", "answer_overdue_notice",
-})
 _VERSIONED_FORM = re.compile(r"^(?P<base>[A-Za-z0-9_-]+?)(?:\.v(?P<n>\d+))?\.schema\.json$")
 
 
@@ -247,6 +240,9 @@ def check_form_schema(text: str) -> dict[str, Any]:
         raise FormRefused(f"Ce n'est pas un JSON Schema valide : {err}") from err
     if not isinstance(schema.get("properties"), dict) or not schema["properties"]:
         raise FormRefused("Le formulaire doit décrire au moins un champ (« properties »).")
+    if "patternProperties" in schema:
+        raise FormRefused("Le formulaire doit nommer chacun de ses champs (« properties ») : les champs décrits par "
+                          "un motif (« patternProperties ») ne sont pas acceptés.")
     if schema.get("additionalProperties") is not False:
         raise FormRefused("Le formulaire doit refuser les champs qu'il ne décrit pas "
                           "(« \"additionalProperties\": false ») : sinon une saisie pourrait écrire dans le dossier "

@@ -22,7 +22,7 @@ from engine.services.case_changes import (
 from engine.services.context import EngineContext
 from engine.services.persistence import InstanceRow, bundle_of, prepare_save, save_workflow, write_save
 from engine.services.refusals import record_refusal
-from engine.services.task_checks import as_refusals, task_data_problems
+from engine.services.task_checks import as_refusals, check_engine_owned, task_data_problems
 from engine.store import audit
 from engine.store.db import GENESIS_HASH
 from engine.store.driver import DriverQuery, Source
@@ -93,6 +93,7 @@ def _complete_first_task(ctx: EngineContext, actor: Actor, live: Any, data: dict
         raise NotFound("Ce processus ne se demande pas : une demande est un télédiagnostic ou une téléexpertise.")
     if first.lane is not None and first.lane not in actor.roles:
         raise Forbidden("Votre rôle ne permet pas de faire cette demande.")
+    check_engine_owned(ctx, first.form_key, data)
     if first.form_key:
         data = ctx.forms.validate(first.form_key, data)
     problems = task_data_problems(ctx, first.form_key, live.latest_data().get("site_id"), data, live.case_data())

@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.domain.data_checks import data_problems, paris_date
+from engine.domain.engine_fields import ENGINE_OWNED_FIELDS, ENGINE_OWNED_MESSAGE
 from engine.services.context import EngineContext
+from forms import FormValidationError
 
 # (ctx, site_id, submitted data, case data) -> {field path: French message}
 TaskCheck = Callable[[EngineContext, str | None, Mapping[str, Any], Mapping[str, Any]], dict[str, str]]
@@ -58,3 +60,15 @@ def _register_shipped_checks() -> None:
 
 
 _register_shipped_checks()
+
+
+def check_engine_owned(ctx: EngineContext, form_key: str | None, data: dict[str, Any]) -> None:
+    """FormValidationError when an answer carries case data only the engine writes (engine.domain.engine_fields)
+    that its form does not name in its properties: whatever else the form accepts (a form without
+    ``additionalProperties: false`` or with ``patternProperties``, stored before the designer refused them; a step
+    without a form). Neither a shipped form nor a designer's may name them."""
+    owned = ENGINE_OWNED_FIELDS.intersection(data)
+    if owned and form_key:
+        owned -= set(ctx.forms.schema(form_key).get("properties") or ())
+    if owned:
+        raise FormValidationError({k: ENGINE_OWNED_MESSAGE for k in sorted(owned)})

@@ -32,7 +32,7 @@ from engine.services.persistence import (
 from engine.services.reassignment import replace_radiologist
 from engine.services.refusals import record_refusal
 from engine.services.report_visibility import facts_of, redact_report
-from engine.services.task_checks import as_refusals, task_data_problems
+from engine.services.task_checks import as_refusals, check_engine_owned, task_data_problems
 from engine.store import audit
 from engine.store.driver import DriverQuery, Source
 from engine.store.models import ProcessInstance, Task, TaskCandidate, table_of
@@ -213,6 +213,7 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
         with ctx.driver_read() as reader:
             row = _check_open(reader, actor, read_task(reader, task_id))
             _check_may_complete(reader, actor, row)
+            check_engine_owned(ctx, row.form_key, data)
             if row.form_key:
                 data = ctx.forms.validate(row.form_key, data)
             instance = case_of_task_row(row)

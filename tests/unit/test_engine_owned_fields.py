@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from engine.services.designer import ENGINE_OWNED_FIELDS, FormRefused, check_form_schema
+from engine.domain.engine_fields import ENGINE_OWNED_FIELDS
+from engine.services.designer import FormRefused, check_form_schema
 from web.config import PROJECT_ROOT
 
 RESULT_VARIABLE = re.compile(r'resultVariable="([^"]+)"')
@@ -41,3 +42,7 @@ def test_a_designer_form_that_would_let_a_user_write_the_offer_is_refused():
     forged = {**base, "properties": {**base["properties"], "offer": {"type": "object"}}}
     with pytest.raises(FormRefused, match="offer"):
         check_form_schema(json.dumps(forged))
+    # a pattern would let undeclared names through additionalProperties: false
+    patterned = {**base, "patternProperties": {"^(offer|release)$": {}}}
+    with pytest.raises(FormRefused, match="patternProperties"):
+        check_form_schema(json.dumps(patterned))

@@ -20,8 +20,24 @@ def test_an_answer_carrying_engine_owned_data_is_refused(app, demo_ctx, forged):
     refused = client.post(f"/api/v1/tasks/{task_id}/complete", json={"acceptance": "accept", **forged},
                           headers=headers)
     assert refused.status_code == 422, refused.get_data(as_text=True)
-    assert "Champ inconnu" in refused.get_data(as_text=True)
+    assert "écrite par le moteur" in next(iter(refused.get_json()["fields"].values()))
     with demo_ctx.read() as session:
         assert session.get(Task, task_id).status == "open"
     done = client.post(f"/api/v1/tasks/{task_id}/complete", json={"acceptance": "accept"}, headers=headers)
     assert done.status_code == 200
+
+
+def test_a_request_carrying_the_offer_creates_no_case(app, demo_ctx):  # noqa: F811
+    from engine.store.models import ProcessInstance
+    from web.cli.demo_data import demo_request
+
+    token = issue_api_token(demo_ctx, "dr.martin", "tests")
+    with demo_ctx.read() as session:
+        before = session.query(ProcessInstance).count()
+    forged = {**demo_request(), "offer": {"pack": "2020", "tier": 4, "candidates": ["dr.legall"]}}
+    refused = app.test_client().post("/api/v1/cases", json={
+        "process": "telediagnosis", "site_id": "ch-brest", "request": forged},
+        headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 422 and "offer" in refused.get_json()["fields"]
+    with demo_ctx.read() as session:
+        assert session.query(ProcessInstance).count() == before
