@@ -43,6 +43,8 @@ CONVENTIONAL_OPERATING_RATE = Decimal("0.20")  # CH-7.3: share of the operating 
 DEFAULT_TELEEXPERTISE_FEE_EUR = Decimal("50.00")
 
 RADIOLOGIST, SITE = "radiologist", "site"
+# CH-6.4, CH-7.1: words of a flat-rate, bonus or productivity line, refused in a CCAM label or a statement line
+REFUSED_FEE_WORDS = ("forfait", "flat_rate", "productivite", "productivité", "productivity", "prime", "rendement")
 CCAM_COLUMNS = ("code", "label", "modality", "family", "price_eur", "technical_share_eur")
 SAMPLE_TABLE = "ccam_sample.csv"
 

@@ -28,7 +28,15 @@ from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
 from engine.domain.charter import enforces
-from engine.domain.fees import CT_FAMILY, MRI_FAMILY, SAMPLE_TABLE, CcamAct, CcamTableError, load_ccam
+from engine.domain.fees import (
+    CT_FAMILY,
+    MRI_FAMILY,
+    REFUSED_FEE_WORDS,
+    SAMPLE_TABLE,
+    CcamAct,
+    CcamTableError,
+    load_ccam,
+)
 from engine.errors import Forbidden
 from engine.services.ccam_ameli import (
     CNAM_EXCEL,
@@ -48,9 +56,6 @@ FORMATS = (TELERAD_CSV, CNAM_EXCEL)
 MAX_TABLE_BYTES = 20 * 1024 * 1024  # the CNAM's CCAM workbook is a few megabytes
 SAMPLE_EFFECTIVE = date(2000, 1, 1)
 CCAM_TABLE_CHANGE = "ccam_table"  # for fee_settings._issued_after: every statement of the month on is altered
-# the words of fee_statements.REFUSED_KINDS (CH-6.4), which cannot be imported here (fee_statements imports this
-# module; lint-imports forbids the cycle); a test keeps both the same
-REFUSED_LABEL_WORDS = ("forfait", "flat_rate", "productivite", "productivité", "productivity", "prime", "rendement")
 _FEE_TEXT = re.compile(r"^[0-9]+(\.[0-9]{1,2})?$")
 
 
@@ -117,7 +122,7 @@ def check_labels(acts: dict[str, CcamAct], name: str) -> None:
     for act in acts.values():
         where = f"table CCAM {name}, acte {act.code}"
         words = [_plain(word) for word in re.split(r"[^\w]+", act.label.lower()) if word]
-        refused = [kind for kind in REFUSED_LABEL_WORDS for word in words if word.startswith(_plain(kind))]
+        refused = [kind for kind in REFUSED_FEE_WORDS for word in words if word.startswith(_plain(kind))]
         if refused:
             raise CcamTableError(f"{where} : libellé refusé « {act.label[:60]} » : la rémunération repose "
                                  "exclusivement sur les actes CCAM ; aucun forfait, ni prime, ni ligne de "

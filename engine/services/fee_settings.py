@@ -37,6 +37,7 @@ from engine.store.directory_models import SiteRow
 from engine.store.fee_models import FeeStatement
 from engine.store.fee_setting_models import SETTING_NAMES, FeeSetting
 from engine.store.models import AuditHead
+from forms.validation import forbidden_characters
 
 ON_CALL_FEE, TELEEXPERTISE_FEE, TRANSMISSION_COSTS = NAMES = SETTING_NAMES
 DEFAULTS = {ON_CALL_FEE: Decimal("40.00"), TELEEXPERTISE_FEE: DEFAULT_TELEEXPERTISE_FEE_EUR,
@@ -211,6 +212,8 @@ def set_setting(ctx: EngineContext, actor: Actor, name: str, amount: str, effect
     if not reason or len(reason) > 1000:
         raise FeeSettingError("Indiquez le motif du changement (par exemple la référence de la convention de "
                               "rémunération ; 1000 caractères au plus).")
+    if forbidden_characters(reason) or any(ord(c) < 32 and c not in "\t\n\r" for c in reason):
+        raise FeeSettingError("Le motif contient un caractère non autorisé (caractère de contrôle).")
     if not 2000 <= effective_from.year <= 2100:
         raise FeeSettingError("La date d'effet est comprise entre 2000 et 2100.")
     site_id = (site_id or "").strip() or None

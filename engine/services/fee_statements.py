@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from engine.domain.actors import Actor
 from engine.domain.charter import enforces
-from engine.domain.fees import RADIOLOGIST, FeeError, split_fee
+from engine.domain.fees import RADIOLOGIST, REFUSED_FEE_WORDS, FeeError, split_fee
 from engine.errors import Conflict, Forbidden, NotFound
 from engine.services.case_acts import case_radiologist
 from engine.services.case_record import display_names
@@ -54,7 +54,7 @@ SITE = "site"
 SCOPES = (RADIOLOGIST, SITE)
 SNAPSHOT_FORMAT = 2  # 2: the settings applied, by site and date of effect (engine.services.fee_settings)
 _MONTH = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
-REFUSED_KINDS = ("forfait", "flat_rate", "productivite", "productivité", "productivity", "prime", "rendement")
+REFUSED_KINDS = REFUSED_FEE_WORDS
 FLAT_RATE_REFUSAL = ("Ligne refusée : la rémunération repose exclusivement sur les actes CCAM ; aucun forfait ni "
                      "clause de productivité (CH-6.4, CH-7.1). Une correction porte sur l'acte d'un dossier.")
 

@@ -16,7 +16,6 @@ from engine.domain.actors import Actor
 from engine.domain.fees import CcamTableError
 from engine.errors import Forbidden
 from engine.services.ccam_tables import (
-    REFUSED_LABEL_WORDS,
     acts_of_table,
     import_table,
     import_upload,
@@ -25,7 +24,7 @@ from engine.services.ccam_tables import (
     table_on,
     technical_fee,
 )
-from engine.services.fee_statements import REFUSED_KINDS, Scope, issue_statement, parse_month
+from engine.services.fee_statements import Scope, issue_statement, parse_month
 from engine.store.fee_models import CcamTable, CcamTableAct
 from engine.store.models import AuditEvent
 from tests.ccam_ameli_files import ROWS, workbook
@@ -226,7 +225,3 @@ def test_CH7_1_a_table_cannot_take_effect_in_a_month_whose_statement_is_issued(f
                           mri_technical_fee=Decimal("150"))
     assert _counts(fees_ctx) == before
     assert import_table(fees_ctx, ADMIN, path, JANUARY).effective_from == JANUARY  # the month after: open
-
-
-def test_the_words_refused_in_a_csv_label_are_those_refused_in_a_statement_line():
-    assert REFUSED_LABEL_WORDS == REFUSED_KINDS

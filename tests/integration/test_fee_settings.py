@@ -147,6 +147,9 @@ def test_CH6_4_bad_values_are_refused_in_french_with_nothing_written(fees_ctx, c
             set_setting(fees_ctx, ADMIN, name, amount, date(2026, 2, 1), "Convention", site_id=site)
     with pytest.raises(FeeSettingError, match="motif"):
         set_setting(fees_ctx, ADMIN, "on_call_fee", "45.00", date(2026, 2, 1), "  ")
+    for reason in ("Convention\x00 art. 6", "Convention\x07", "\ud800"):  # PostgreSQL cannot store a NUL
+        with pytest.raises(FeeSettingError, match="caractère non autorisé"):
+            set_setting(fees_ctx, ADMIN, "on_call_fee", "45.00", date(2026, 2, 1), reason)
     with pytest.raises(Forbidden):
         set_setting(fees_ctx, BREST_LEAD, "on_call_fee", "45.00", date(2026, 2, 1), "Convention", site_id="ch-brest")
     for bad in ("2026-02-30", "février", "01/13/2026", "1999-12-31"):
