@@ -218,6 +218,8 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
                 data = ctx.forms.validate(row.form_key, data)
             instance = case_of_task_row(row)
             cached = load_workflow(ctx, reader, instance)
+        if not _ready_in(cached.live, task_id):
+            continue  # another completion committed between the task's read and the case's: read both again
         _check_case_rules(ctx, actor, cached, task_id, row, data)
         try:
             with using_clock(ctx.clock):
@@ -244,6 +246,14 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
         ctx.live_cache.put(instance.id, entry)
         return instance.id
     raise Conflict("Le dossier a été modifié plusieurs fois pendant l'enregistrement ; réessayez.")
+
+
+def _ready_in(live: Any, task_id: str) -> bool:
+    try:
+        live.ready_user_task(task_id)
+    except NotFound:
+        return False
+    return True
 
 
 def _check_case_rules(ctx: EngineContext, actor: Actor, cached: Any, task_id: str, row: Any,

@@ -153,6 +153,30 @@ def test_claim_and_unclaim(deployed):
     complete_task(ctx, colleague, task.id, dict(SUBMIT))
 
 
+def test_a_completion_committed_between_the_tasks_read_and_the_cases_read_is_a_french_conflict(deployed, make_ctx,
+                                                                                                monkeypatch):
+    """On PostgreSQL (read committed) the task row and the case's state are two statements: a colleague's completion
+    can commit between them, so the task reads open and the state has it done. The completion reads again and says
+    the task is done, in French (it said "task not found or no longer open", the runtime's words)."""
+    import engine.services.tasks as tasks_module
+
+    first, second = deployed, make_ctx()
+    start_instance(first, REQUESTER, "engine_flow", {}, site_id="site-a")
+    task = only_task(first, REQUESTER)
+    real_load = tasks_module.load_workflow
+    calls = []
+
+    def colleague_completes_first(ctx, reader, instance):
+        if ctx is second and not calls:
+            calls.append(complete_task(first, REQUESTER, task.id, dict(SUBMIT)))
+        return real_load(ctx, reader, instance)
+
+    monkeypatch.setattr(tasks_module, "load_workflow", colleague_completes_first)
+    with pytest.raises(Conflict, match="déjà terminée"):
+        complete_task(second, REQUESTER, task.id, dict(SUBMIT))
+    assert len(calls) == 1
+
+
 def test_two_threads_completing_one_task_exactly_one_wins(deployed, make_ctx):
     # Two contexts: two "servers", each with its own pool and live-workflow cache.
     first, second = deployed, make_ctx()
