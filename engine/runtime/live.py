@@ -112,7 +112,7 @@ class LiveWorkflow:
     def ready_user_task(self, task_id: str) -> Any:
         task = self.workflow.get_task_from_id(UUID(task_id))
         if task is None or not task.task_spec.manual or task.state != TaskState.READY:
-            raise NotFound("task not found or no longer open")
+            raise NotFound("Cette tâche n’est plus ouverte.")  # shown as is by the API and the pages
         return task
 
     def task_role(self, task_id: str) -> str | None:
