@@ -317,7 +317,7 @@ def _check_may_complete(session: Source, actor: Actor, row: Any) -> None:
 
 def _check_field_names(data: Any) -> None:
     if not isinstance(data, dict):
-        raise Forbidden("task data must be an object")
+        raise Forbidden("Les réponses d’une tâche forment un objet (champ : valeur).")
     bad = [k for k in data if not isinstance(k, str) or not _FIELD_NAME.fullmatch(k)]
     if bad:
         raise FormValidationError({str(k): "Nom de champ non autorisé." for k in bad})
