@@ -123,20 +123,30 @@ def deidentified_row(values: dict[str, object], *, patient_key: str, case_key: s
     return row
 
 
-def burned_in_risk(burned_in: str | None, modality: str | None) -> str | None:
-    """Why an image may carry burned-in text (its header says so, or its modality usually does), or None."""
+SECONDARY_CAPTURE_CLASSES = "1.2.840.10008.5.1.4.1.1.7"  # prefix of the Secondary Capture Image Storage classes
+SCREEN_IMAGE_TYPES = frozenset({"SCREEN SAVE", "CSA REPORT"})  # dose screens and reports saved as images
+
+
+def burned_in_risk(burned_in: str | None, modality: str | None, sop_class: str | None = None,
+                   image_type: Iterable[str] = ()) -> str | None:
+    """Why an image may carry burned-in text (its header says so, its modality usually does, or it is a copy of a
+    screen: a secondary capture, or a CT dose screen saved as an image under the CT modality), or None."""
     if (burned_in or "").strip().upper() == "YES":
         return "Texte incrusté dans l'image (BurnedInAnnotation=YES)"
     if (modality or "").strip().upper() in BURNED_IN_MODALITIES:
         return f"Modalité {modality} susceptible de porter du texte incrusté"
+    if str(sop_class or "").startswith(SECONDARY_CAPTURE_CLASSES) or \
+            SCREEN_IMAGE_TYPES.intersection(str(value).strip().upper() for value in image_type):
+        return "Copie d'écran (capture secondaire, écran de dose) susceptible de porter du texte incrusté"
     return None
 
 
-def burned_in_reason(burned_in: str | None, modality: str | None, clean_pixels: bool) -> str | None:
+def burned_in_reason(burned_in: str | None, modality: str | None, clean_pixels: bool, sop_class: str | None = None,
+                     image_type: Iterable[str] = ()) -> str | None:
     """Why an image is left out of an export when its pixels are not cleaned, or None when it may go as it is.
     Without the Clean Pixel Data option an image that may carry burned-in text is always left out; with it, it
     is left out only when no rule of the pixel cleaner knows where the text of its device is."""
-    risk = burned_in_risk(burned_in, modality)
+    risk = burned_in_risk(burned_in, modality, sop_class, image_type)
     if risk is None:
         return None
     if clean_pixels:

@@ -148,16 +148,24 @@ def _scrub_names(dataset: Dataset, names: tuple[str, ...]) -> None:
     dataset.walk(visit)
 
 
+def _values(value: Any) -> tuple[str, ...]:
+    """A multi-valued element's values (ImageType), whether pydicom gives a MultiValue, a str or nothing."""
+    if value is None:
+        return ()
+    return (str(value),) if isinstance(value, str) else tuple(str(item) for item in value)
+
+
 def _read(path: Path, clean_pixels: bool) -> tuple[Dataset | None, str | None, Cleaned | None]:
     """The image to export (cleaned of its burned-in text when it needs and allows it), or None with the reason it
     is left out."""
     dataset = pydicom.dcmread(path)
     burned_in, modality = dataset.get("BurnedInAnnotation"), dataset.get("Modality")
-    if burned_in_risk(burned_in, modality) is None:
+    sop_class, image_type = str(dataset.get("SOPClassUID") or ""), _values(dataset.get("ImageType"))
+    if burned_in_risk(burned_in, modality, sop_class, image_type) is None:
         return dataset, None, None
     cleaned = clean_burned_in_text(dataset) if clean_pixels else None
     if cleaned is None:
-        return None, burned_in_reason(burned_in, modality, clean_pixels), None
+        return None, burned_in_reason(burned_in, modality, clean_pixels, sop_class, image_type), None
     return dataset, None, cleaned
 
 

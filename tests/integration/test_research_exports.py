@@ -277,7 +277,8 @@ def test_burned_in_images_of_a_device_no_rule_knows_stay_out_even_with_clean_pix
     """CT_small's device (GE RHAPSODE, 128 x 128) is in none of deid's rules: its images cannot be cleaned."""
     _case_id, accession = demo_case(dicom_ctx, "QU")
     study_uid = generate_uid()
-    for extra in ({"BurnedInAnnotation": "YES"}, {"Modality": "US"}, {"BurnedInAnnotation": "NO"}):
+    for extra in ({"BurnedInAnnotation": "YES"}, {"Modality": "US"}, {"BurnedInAnnotation": "NO"},
+                  {"ImageType": ["DERIVED", "SECONDARY", "SCREEN SAVE"]}):  # a CT dose screen
         ingest_file(dicom_ctx, _identifying_file(tmp_path / "in", accession, study_uid, generate_uid(), **extra),
                     "ch-brest", "dicom", storage=tmp_path / "dicom", calling_ae="CT_BREST")
     request_id = create_request(dicom_ctx, RESEARCHER, spec(clean_pixels=True, fields=()))
@@ -286,9 +287,10 @@ def test_burned_in_images_of_a_device_no_rule_knows_stay_out_even_with_clean_pix
     with zipfile.ZipFile(tmp_path / "research" / name) as archive:
         images = [n for n in archive.namelist() if n.endswith(".dcm")]
         manifest = json.loads(archive.read("manifest.json"))
-    assert len(images) == 1 and len(manifest["left_out"]) == 2
+    assert len(images) == 1 and len(manifest["left_out"]) == 3
     assert any("BurnedInAnnotation=YES" in item["reason"] for item in manifest["left_out"])
     assert any("Modalité US" in item["reason"] for item in manifest["left_out"])
+    assert any("Copie d'écran" in item["reason"] for item in manifest["left_out"])
     assert all("aucune règle de nettoyage" in item["reason"] for item in manifest["left_out"])
     assert manifest["cleaned"] == []
     assert any(option.startswith("Clean Pixel Data (règles CTP de deid") for option in manifest["options"])

@@ -73,6 +73,19 @@ def test_burned_in_text_is_refused_unless_its_pixels_are_cleaned():
     assert burned_in_reason(None, "SC", True).endswith("aucune règle de nettoyage des pixels ne connaît cet appareil.")
 
 
+
+def test_a_screen_saved_as_an_image_under_the_ct_modality_is_a_burned_in_risk():
+    # a CT dose screen (patient name and dates drawn in the pixels) comes as Modality CT, Secondary Capture class,
+    # ImageType DERIVED\SECONDARY\SCREEN SAVE; a reformatted CT series (DERIVED\SECONDARY\AXIAL) does not
+    ct_image = "1.2.840.10008.5.1.4.1.1.2"
+    assert burned_in_risk("NO", "CT", "1.2.840.10008.5.1.4.1.1.7", ("DERIVED", "SECONDARY", "SCREEN SAVE"))
+    assert burned_in_risk(None, "CT", "1.2.840.10008.5.1.4.1.1.7.4", ())
+    assert burned_in_risk(None, "CT", ct_image, ("DERIVED", "SECONDARY", "OTHER", "CSA REPORT"))
+    assert burned_in_reason(None, "CT", False, ct_image, ("derived", "secondary", "screen save")).endswith(
+        "option Clean Pixel Data non choisie.")
+    assert burned_in_risk(None, "CT", ct_image, ("DERIVED", "SECONDARY", "AXIAL")) is None
+
+
 @pytest.mark.parametrize("fields", [("patient_name",), ("birth_date",), ("accession_number",)])
 def test_direct_identifiers_cannot_be_asked_for(fields):
     spec = RequestSpec("P", "A", fields, True, False, False, date(2026, 1, 1), date(2026, 2, 1), ("ch-brest",))
