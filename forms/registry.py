@@ -64,6 +64,12 @@ class FormRegistry:
                 return text
         raise UnknownForm(f"no form schema named {key!r}")
 
+    def is_file(self, key: str) -> bool:
+        """Whether the schema is one of the registry's files (shipped with the code), not a designer's edit kept
+        in a source (the database)."""
+        return isinstance(key, str) and bool(_KEY.fullmatch(key)) and any(
+            (directory / key).is_file() for directory in self._directories)
+
     def exists(self, key: str) -> bool:
         if key in self._validators:
             return True

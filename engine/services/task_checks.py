@@ -63,12 +63,12 @@ _register_shipped_checks()
 
 
 def check_engine_owned(ctx: EngineContext, form_key: str | None, data: dict[str, Any]) -> None:
-    """FormValidationError when an answer carries case data only the engine writes (engine.domain.engine_fields)
-    that its form does not name in its properties: whatever else the form accepts (a form without
-    ``additionalProperties: false`` or with ``patternProperties``, stored before the designer refused them; a step
-    without a form). Neither a shipped form nor a designer's may name them."""
+    """FormValidationError when an answer carries case data only the engine writes (engine.domain.engine_fields),
+    whatever the form accepts: a designer's form (kept in the database, even one stored before the designer refused
+    such forms) never may; a step without a form neither. Only a schema file may name one (no shipped form does,
+    tests/unit/test_engine_owned_fields.py; the engine's test forms do)."""
     owned = ENGINE_OWNED_FIELDS.intersection(data)
-    if owned and form_key:
+    if owned and form_key and ctx.forms.is_file(form_key):  # never a designer's form, even one stored before
         owned -= set(ctx.forms.schema(form_key).get("properties") or ())
     if owned:
         raise FormValidationError({k: ENGINE_OWNED_MESSAGE for k in sorted(owned)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,8 @@ from engine.store import audit
 from engine.store.driver import DriverQuery, Source
 from engine.store.models import ProcessInstance, Task, TaskCandidate, table_of
 from forms import FormValidationError
+
+LOG = logging.getLogger(__name__)
 
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _TASK = table_of(Task)
@@ -209,6 +212,7 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
     write lock (SQLite: one writer at a time) is so held for the statements alone, not for the engine.
     """
     _check_field_names(data)
+    unready_at: int | None = None
     for _attempt in range(_COMPLETE_ATTEMPTS):
         with ctx.driver_read() as reader:
             row = _check_open(reader, actor, read_task(reader, task_id))
@@ -219,6 +223,11 @@ def complete_task(ctx: EngineContext, actor: Actor, task_id: str, data: dict[str
             instance = case_of_task_row(row)
             cached = load_workflow(ctx, reader, instance)
         if not _ready_in(cached.live, task_id):
+            if unready_at == instance.version:  # the same case twice: not a race but a task row out of step
+                LOG.error("task %s reads open but case %s (version %s) has it done", task_id, instance.id,
+                          instance.version)
+                raise NotFound("Cette tâche n’est plus ouverte.")
+            unready_at = instance.version
             continue  # another completion committed between the task's read and the case's: read both again
         _check_case_rules(ctx, actor, cached, task_id, row, data)
         try:

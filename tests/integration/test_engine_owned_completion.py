@@ -43,3 +43,24 @@ def test_a_step_without_the_field_in_its_form_refuses_engine_owned_data(deployed
     with ctx.read() as session:
         assert session.get(Task, review.id).status == "open"
     complete_task(ctx, REQUESTER, review.id, {})
+
+
+def test_a_designer_form_stored_before_the_check_cannot_let_the_offer_in(ctx, clock):
+    """A designer's form kept in the database that declares `offer` (saved before designer.check_form_schema
+    refused it) gives no way in: only a schema file may name an engine-owned field."""
+    import json
+
+    from engine.services.task_checks import check_engine_owned
+    from engine.store.designer_models import FormSchemaRow
+
+    legacy = {"type": "object", "properties": {"note": {"type": "string"}, "offer": {"type": "object"}}}
+    with ctx.write() as session:
+        session.add(FormSchemaRow(key="legacy_review.v2.schema.json", schema=json.dumps(legacy), based_on=None,
+                                  created_by="designer", created_at=clock.now()))
+        session.commit()
+    assert ctx.forms.exists("legacy_review.v2.schema.json") and not ctx.forms.is_file("legacy_review.v2.schema.json")
+    with pytest.raises(FormValidationError) as refused:
+        check_engine_owned(ctx, "legacy_review.v2.schema.json", {"note": "x", "offer": {"pack": "2020"}})
+    assert set(refused.value.errors) == {"offer"}
+    check_engine_owned(ctx, "legacy_review.v2.schema.json", {"note": "x"})
+    check_engine_owned(ctx, "test_submit.schema.json", {"accession_number": "ACC-1"})  # a schema file names it

@@ -177,6 +177,18 @@ def test_a_completion_committed_between_the_tasks_read_and_the_cases_read_is_a_f
     assert len(calls) == 1
 
 
+def test_a_task_row_out_of_step_with_its_case_is_said_closed_and_logged_not_retried_forever(deployed, monkeypatch,
+                                                                                             caplog):
+    import engine.services.tasks as tasks_module
+
+    start_instance(deployed, REQUESTER, "engine_flow", {}, site_id="site-a")
+    task = only_task(deployed, REQUESTER)
+    monkeypatch.setattr(tasks_module, "_ready_in", lambda live, task_id: False)  # the case has it done, always
+    with pytest.raises(NotFound, match="plus ouverte"):
+        complete_task(deployed, REQUESTER, task.id, dict(SUBMIT))
+    assert any("reads open but case" in record.getMessage() for record in caplog.records)
+
+
 def test_two_threads_completing_one_task_exactly_one_wins(deployed, make_ctx):
     # Two contexts: two "servers", each with its own pool and live-workflow cache.
     first, second = deployed, make_ctx()
