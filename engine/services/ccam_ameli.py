@@ -24,7 +24,10 @@ What it expects (docs/fees.md, engine/domain/data/README.md):
     or a chapter number, a tariff with digits that is not an amount written plainly (no "1e3") below 100,000 €, or
     a code kept twice refuses the whole file. Control characters (NUL...) of a label become spaces.
 - The workbook is read in a child process limited in memory and time (engine.services.ccam_sheet_reader, read_sheets):
-  one too large for it (a dense sheet of a million rows, a zip bomb) is refused, the process loading it unharmed.
+  one too large for it (a dense sheet of a million rows, a zip bomb) is refused, the process loading it unharmed. The
+  child runs with -P (no module of the current directory) and a minimal environment (no database URL, no key); a
+  sheet beyond 60,000 rows or 40 columns, or an answer beyond 24 MB, is refused; a failure of the reader itself is an
+  internal error, logged with its stderr.
 - The CCAM tariff of a CT or MRI act is the intellectual act only: the technical fee is billed apart, agreed in the
   remuneration document. Its price is tariff + the technical fee given, and its technical share that fee; a file
   with CT (MRI) acts and no CT (MRI) fee is refused."""
@@ -33,10 +36,12 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import unicodedata
 import zipfile
 from collections import Counter
@@ -44,10 +49,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import IO
 
 from engine.domain.fees import CONVENTIONAL_FAMILY, CT_FAMILY, MRI_FAMILY, CcamAct, CcamTableError, FeeError
 from engine.domain.radioprotection import CT, MG, MR, XR
-from engine.services.ccam_sheet_reader import MEMORY_LIMIT, TOO_LARGE
+from engine.services.ccam_sheet_reader import MAX_OUTPUT_BYTES, MEMORY_LIMIT, TOO_LARGE
+
+log = logging.getLogger(__name__)
 
 CNAM_EXCEL = "cnam-excel"
 SUFFIXES = (".xls", ".xlsx", ".ods")
@@ -255,42 +263,79 @@ def _check_zip(content: bytes, name: str) -> None:
                              f"{unzipped // 2**20} Mo ({MAX_UNZIPPED_BYTES // 2**20} Mo au plus)")
 
 
+CHILD_ENV = ("PATH", "LANG", "LC_ALL")  # with PYTHONPATH, all the child is given: no database URL, no key
+STDERR_TAIL = 2048  # bytes of the child's stderr logged when it fails
+MAX_ANSWER_BYTES = MAX_OUTPUT_BYTES + 2**16  # beyond, the child's answer is refused unread
+
+
 def _child_env() -> dict[str, str]:
-    """This environment, with the folder holding the `engine` package first on the child's path (whatever the
-    current directory or the way this process found it)."""
+    """A minimal environment for the child, which parses an untrusted file: PATH, the locale and PYTHONPATH with the
+    folder holding the `engine` package first (whatever the current directory or the way this process found it), and
+    no relative entry."""
     root = str(Path(__file__).resolve().parents[2])
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+    path = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if os.path.isabs(entry)]
+    env = {key: os.environ[key] for key in CHILD_ENV if key in os.environ}
+    return {**env, "PYTHONPATH": os.pathsep.join([root, *path])}
+
+
+def _reader_command() -> list[str]:
+    """-P: the current directory is not on the child's path, so no engine/ (json.py...) found there is run."""
+    return [sys.executable, "-P", "-m", "engine.services.ccam_sheet_reader"]
+
+
+def _tail(stream: IO[bytes]) -> str:
+    stream.seek(0, os.SEEK_END)
+    stream.seek(max(stream.tell() - STDERR_TAIL, 0))
+    return stream.read().decode("utf-8", "replace")
+
+
+def _failed(returncode: int, stderr: str, name: str, too_large: str) -> CcamTableError:
+    """A child stopped by a signal (SIGKILL, SIGXCPU, SIGABRT, SIGSEGV: its memory or time limits) or short of
+    memory is a workbook too large; any other failure is the reader's own, logged with the end of its stderr."""
+    last = stderr.strip().rsplit("\n", 1)[-1]
+    if returncode < 0 or last.startswith("MemoryError"):
+        stop = f"signal {-returncode}" if returncode < 0 else "mémoire épuisée"
+        return CcamTableError(f"{too_large}sa lecture dépasse la mémoire ({MEMORY_LIMIT // 2**20} Mo) ou le temps "
+                              f"permis (lecteur arrêté, {stop})")
+    log.error("CCAM workbook reader failed (exit code %s) on %r; stderr ends with:\n%s", returncode, name, stderr)
+    return CcamTableError(f"fichier CCAM {name} : erreur interne du lecteur de classeur (code {returncode}) ; "
+                          "réessayez ou signalez-le à l'administrateur")
 
 
 def read_sheets(content: bytes, name: str) -> list[tuple[str, list[list[Cell]]]]:
     """The rows of each sheet of the workbook `content`, read by engine.services.ccam_sheet_reader in a child process
     limited in memory and time: a workbook calamine cannot read in those limits (a dense sheet of a million rows
-    asks for gigabytes and aborts the process that reads it) is refused in French, this process unharmed."""
+    asks for gigabytes and aborts the process that reads it) is refused in French, this process unharmed. The child's
+    answer is written to a file and read only when within MAX_ANSWER_BYTES."""
     if content.startswith(_ZIP):
         _check_zip(content, name)
     too_large = f"fichier CCAM {name} : le classeur est trop grand ou illisible : "
-    try:
-        done = subprocess.run([sys.executable, "-m", "engine.services.ccam_sheet_reader"], input=content,
-                              capture_output=True, timeout=READ_SECONDS, check=False, env=_child_env())
-    except subprocess.TimeoutExpired:
-        raise CcamTableError(f"{too_large}sa lecture dépasse {READ_SECONDS} secondes") from None
-    except OSError as error:
-        raise CcamTableError(f"{too_large}lecture impossible ({error.strerror or error})") from None
-    try:
-        answer = json.loads(done.stdout) if done.returncode in (0, 2) else {}
-    except (ValueError, MemoryError):
-        answer = {}
-    if done.returncode == 0 and isinstance(answer.get("sheets"), list):
-        return [(str(sheet), rows) for sheet, rows in answer["sheets"]]
-    if answer.get("kind") == TOO_LARGE:
-        raise CcamTableError(f"{too_large}{answer.get('error')}")
-    if done.returncode == 2:
-        raise CcamTableError(f"fichier CCAM {name} illisible : ce n'est pas un classeur .xls, .xlsx ou .ods "
-                             f"lisible ({str(answer.get('error', ''))[:120]})")
-    stop = f"signal {-done.returncode}" if done.returncode < 0 else f"code {done.returncode}"
-    raise CcamTableError(f"{too_large}sa lecture dépasse la mémoire ({MEMORY_LIMIT // 2**20} Mo) ou le temps "
-                         f"permis (lecteur arrêté, {stop})")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            done = subprocess.run(_reader_command(), input=content, stdout=out, stderr=err,  # noqa: S603 (fixed)
+                                  timeout=READ_SECONDS, check=False, env=_child_env())
+        except subprocess.TimeoutExpired:
+            raise CcamTableError(f"{too_large}sa lecture dépasse {READ_SECONDS} secondes") from None
+        except OSError as error:
+            raise CcamTableError(f"{too_large}lecture impossible ({error.strerror or error})") from None
+        size = out.seek(0, os.SEEK_END)
+        if size > MAX_ANSWER_BYTES:
+            raise CcamTableError(f"{too_large}son contenu lu dépasse {MAX_ANSWER_BYTES // 2**20} Mo")
+        out.seek(0)
+        try:
+            answer = json.loads(out.read()) if done.returncode in (0, 2) else {}
+        except (ValueError, MemoryError):
+            answer = None
+        if not isinstance(answer, dict):
+            raise _failed(done.returncode, _tail(err), name, too_large)
+        if done.returncode == 0 and isinstance(answer.get("sheets"), list):
+            return [(str(sheet), rows) for sheet, rows in answer["sheets"]]
+        if answer.get("kind") == TOO_LARGE:
+            raise CcamTableError(f"{too_large}{answer.get('error')}")
+        if done.returncode == 2:
+            raise CcamTableError(f"fichier CCAM {name} illisible : ce n'est pas un classeur .xls, .xlsx ou .ods "
+                                 f"lisible ({str(answer.get('error', ''))[:120]})")
+        raise _failed(done.returncode, _tail(err), name, too_large)
 
 
 def read_cnam_workbook(content: bytes, name: str, ct_fee: Decimal | None = None,

@@ -6,6 +6,9 @@ refused whole, in French. Prices computed by hand from tests/ccam_ameli_files.py
 from __future__ import annotations
 
 import io
+import json
+import logging
+import sys
 import time
 import zipfile
 from decimal import Decimal
@@ -14,6 +17,7 @@ import openpyxl
 import pytest
 
 from engine.domain.fees import CcamTableError, split_fee
+from engine.services import ccam_ameli, ccam_sheet_reader
 from engine.services.ccam_ameli import imaging_kind, looks_like_workbook, read_cnam_workbook, read_sheets
 from tests.ccam_ameli_files import ROWS, ods, workbook
 
@@ -112,12 +116,76 @@ def test_CH7_1_a_tiny_dense_workbook_is_refused_and_this_process_survives(far):
 
 
 def test_a_sheet_beyond_the_rows_and_columns_read_is_refused_in_french():
-    with pytest.raises(CcamTableError, match=r"trop grand ou illisible : la feuille « Sheet » a 1 lignes et 65 "
-                                             r"colonnes ; au plus 200000 lignes et 64 colonnes"):
-        read_sheets(_sheet(("A1", "Code"), ("BM1", "x")), "t.xlsx")
-    with pytest.raises(CcamTableError, match="200001 lignes"):
-        read_sheets(_sheet(("A1", "Code"), ("A200001", "x")), "t.xlsx")
-    assert read_sheets(_sheet(("A1", "Code"), ("BL3", 2.5)), "t.xlsx")[0][1][2][63] == 2.5  # within: read
+    # what the CCAM needs (some 20,000 rows of 15 columns) with margin, no more: the rows come back to this process
+    assert (ccam_sheet_reader.MAX_ROWS, ccam_sheet_reader.MAX_COLUMNS) == (60_000, 40)
+    with pytest.raises(CcamTableError, match=r"trop grand ou illisible : la feuille « Sheet » a 1 lignes et 41 "
+                                             r"colonnes ; au plus 60000 lignes et 40 colonnes"):
+        read_sheets(_sheet(("A1", "Code"), ("AO1", "x")), "t.xlsx")
+    with pytest.raises(CcamTableError, match="60001 lignes"):
+        read_sheets(_sheet(("A1", "Code"), ("A60001", "x")), "t.xlsx")
+    assert read_sheets(_sheet(("A1", "Code"), ("AN3", 2.5)), "t.xlsx")[0][1][2][39] == 2.5  # within: read
+
+
+def test_an_answer_of_the_reader_beyond_its_cap_is_refused_in_french(monkeypatch):
+    # the child refuses to answer beyond MAX_OUTPUT_BYTES...
+    sheets = [("CCAM", [["x" * 100] * 10] * 10)]
+    assert json.loads(ccam_sheet_reader.encode(sheets, limit=20_000)) == {"sheets": [["CCAM", sheets[0][1]]]}
+    with pytest.raises(ccam_sheet_reader.SheetTooLarge, match="au plus 0 Mo sont lus"):
+        ccam_sheet_reader.encode(sheets, limit=5_000)
+    # ...and this process never reads an answer beyond MAX_ANSWER_BYTES, whatever the child wrote
+    monkeypatch.setattr(ccam_ameli, "MAX_ANSWER_BYTES", 100)
+    with pytest.raises(CcamTableError, match="trop grand ou illisible : son contenu lu dépasse"):
+        read_sheets(workbook(), "t.xlsx")
+
+
+def _run_instead(monkeypatch, code: str) -> None:
+    monkeypatch.setattr(ccam_ameli, "_reader_command", lambda: [sys.executable, "-P", "-c", code])
+
+
+def test_a_failure_of_the_reader_itself_is_an_internal_error_logged_with_its_stderr(monkeypatch, caplog):
+    _run_instead(monkeypatch, "import sys; sys.stderr.write('Traceback (most recent call last):\\n"
+                              "ImportError: cannot import name calamine\\n'); sys.exit(1)")
+    with caplog.at_level(logging.ERROR, logger="engine.services.ccam_ameli"), \
+            pytest.raises(CcamTableError, match=r"^fichier CCAM t.xlsx : erreur interne du lecteur de classeur "
+                                                r"\(code 1\)") as refused:
+        read_sheets(workbook(), "t.xlsx")
+    assert "mémoire" not in str(refused.value)
+    assert "ImportError: cannot import name calamine" in caplog.text and "exit code 1" in caplog.text
+    _run_instead(monkeypatch, "print('not json')")  # a garbled answer is the reader's fault as well
+    with pytest.raises(CcamTableError, match=r"erreur interne du lecteur de classeur \(code 0\)"):
+        read_sheets(workbook(), "t.xlsx")
+
+
+@pytest.mark.parametrize("code", [
+    "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+    "import sys; sys.stderr.write('Traceback (most recent call last):\\nMemoryError\\n'); sys.exit(1)",
+], ids=["killed", "memory-error"])
+def test_a_reader_stopped_by_its_limits_says_the_workbook_is_too_large(monkeypatch, caplog, code):
+    _run_instead(monkeypatch, code)
+    with pytest.raises(CcamTableError, match=r"trop grand ou illisible : sa lecture dépasse la mémoire \(1024 Mo\)"):
+        read_sheets(workbook(), "t.xlsx")
+    assert "reader failed" not in caplog.text
+
+
+def test_the_reader_never_runs_a_module_of_the_current_directory_nor_sees_secrets(monkeypatch, tmp_path):
+    # an engine/ package in the current directory (an upload folder, a checkout) is not what runs
+    shadow = tmp_path / "engine" / "services"
+    shadow.mkdir(parents=True)
+    (tmp_path / "engine" / "__init__.py").write_text("")
+    (shadow / "__init__.py").write_text("")
+    (shadow / "ccam_sheet_reader.py").write_text('print(\'{"sheets": [["SHADOW", []]]}\')\n')
+    (tmp_path / "json.py").write_text("raise SystemExit('shadow json')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", ".")  # a relative entry is the current directory again: dropped
+    sheets = read_sheets(workbook(), "t.xlsx")
+    assert [name for name, _ in sheets] == ["CCAM"] and sheets[0][1]
+    # the child parses an untrusted file: it is given no database URL, no key, only PATH, the locale, PYTHONPATH
+    monkeypatch.setenv("TELERAD_DATABASE_URL", "postgresql://secret")
+    monkeypatch.setenv("TELERAD_SECRET_KEY", "secret")
+    _run_instead(monkeypatch, "import json, os; print(json.dumps({'sheets': [[k, []] for k in os.environ]}))")
+    names = {name for name, _ in read_sheets(workbook(), "t.xlsx")}
+    assert "PATH" in names and "PYTHONPATH" in names
+    assert names <= {"PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE"}  # LC_CTYPE: Python's own C locale coercion
 
 
 def test_a_zip_that_inflates_far_beyond_its_size_is_refused_before_it_is_read():
