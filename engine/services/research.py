@@ -70,6 +70,7 @@ class CaseSource:
     names: tuple[str, ...]
     birth: date | None
     values: dict[str, Any]
+    identifiers: tuple[str, ...] = ()  # IPP, INS, accession number: scrubbed from free text wherever written
 
 
 def is_researcher(actor: Actor) -> bool:
@@ -191,14 +192,16 @@ def case_sources(ctx: EngineContext, spec: RequestSpec) -> list[CaseSource]:
             values[key] = value if isinstance(value, str | int | float | bool) or value is None else str(value)
         key = f"{row.site_id}:{row.patient_ref}" if row.patient_ref else \
             f"{row.patient_name}|{row.patient_birth_date}"
-        found.append(CaseSource(row.id, key, tuple(name for name in names if name), birth, values))
+        identifiers = [row.patient_ref, row.accession_number] + [patient.get(name) for name in ("ipp", "ins", "nir")]
+        found.append(CaseSource(row.id, key, tuple(name for name in names if name), birth, values,
+                                tuple(str(value) for value in identifiers if value)))
     return found
 
 
 def case_rows(sources: Iterable[CaseSource], spec: RequestSpec, secret: bytes) -> list[dict[str, Any]]:
     return [deidentified_row(source.values, patient_key=source.patient_key, case_key=str(source.case_id),
                              names=source.names, birth=source.birth, fields=spec.fields, secret=secret,
-                             retain_dates=spec.retain_dates)
+                             retain_dates=spec.retain_dates, identifiers=source.identifiers)
             for source in sources]
 
 

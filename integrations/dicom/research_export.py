@@ -42,7 +42,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from engine.domain.privacy import pseudonymise
-from engine.domain.research import burned_in_reason, burned_in_risk, date_shift, scrub
+from engine.domain.research import burned_in_reason, burned_in_risk, date_shift, not_an_image, scrub
 from engine.services.context import EngineContext
 from engine.services.research import RequestView, case_rows, case_sources, expire_exports
 from engine.services.research_production import (
@@ -55,10 +55,12 @@ from engine.services.research_production import (
     start_production,
 )
 from integrations.dicom.models import DicomInstance, DicomSeries, DicomStudy
+from integrations.dicom.research_header import original_identifiers, profile_text_removed
 from integrations.dicom.research_pixels import (
     CLEAN_PIXEL_DATA,
     Cleaned,
     clean_burned_in_text,
+    clear_unused_high_bits,
     remove_icons_overlays_curves,
 )
 from integrations.dicom.storage import path_of
@@ -137,12 +139,12 @@ def _method_codes(retain_dates: bool, cleaned: bool) -> list[Dataset]:
 TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "PN"})
 
 
-def _scrub_names(dataset: Dataset, names: tuple[str, ...]) -> None:
-    """Beyond the profile's elements (dicognito's), the names of the patient are scrubbed from whatever text
-    element still holds them (descriptions, comments typed at the modality): a check of values, not a tag list."""
+def _scrub_names(dataset: Dataset, names: tuple[str, ...], identifiers: tuple[str, ...] = ()) -> None:
+    """Beyond the profile's elements, the names and identifiers of the patient (and phone numbers) are scrubbed
+    from whatever text element still holds them (descriptions typed at the modality): a check of values."""
     def visit(_ds: Dataset, element: Any) -> None:
         if element.VR in TEXT_VRS and isinstance(element.value, str) and element.value:
-            cleaned = scrub(element.value, names)
+            cleaned = scrub(element.value, names, identifiers)
             if cleaned != element.value:
                 element.value = cleaned
     dataset.walk(visit)
@@ -159,23 +161,31 @@ def _read(path: Path, clean_pixels: bool) -> tuple[Dataset | None, str | None, C
     """The image to export (cleaned of its burned-in text when it needs and allows it), or None with the reason it
     is left out."""
     dataset = pydicom.dcmread(path)
-    burned_in, modality = dataset.get("BurnedInAnnotation"), dataset.get("Modality")
-    sop_class, image_type = str(dataset.get("SOPClassUID") or ""), _values(dataset.get("ImageType"))
-    if burned_in_risk(burned_in, modality, sop_class, image_type) is None:
+    sop_class = str(dataset.get("SOPClassUID") or "")
+    document = not_an_image(sop_class, "EncapsulatedDocument" in dataset, "PixelData" in dataset)
+    if document is not None:
+        return None, document, None
+    burned_in, modality, image_type = dataset.get("BurnedInAnnotation"), dataset.get("Modality"), \
+        _values(dataset.get("ImageType"))
+    screen = (str(dataset.get("ConversionType") or ""), str(dataset.get("SeriesDescription") or ""))
+    if burned_in_risk(burned_in, modality, sop_class, image_type, *screen) is None:
         return dataset, None, None
     cleaned = clean_burned_in_text(dataset) if clean_pixels else None
     if cleaned is None:
-        return None, burned_in_reason(burned_in, modality, clean_pixels, sop_class, image_type), None
+        return None, burned_in_reason(burned_in, modality, clean_pixels, sop_class, image_type, *screen), None
     return dataset, None, cleaned
 
 
 def _deidentify(dataset: Dataset, anonymizer: Anonymizer, patient: str, retain_dates: bool,
-                names: tuple[str, ...] = (), cleaned: bool = False) -> bytes:
+                names: tuple[str, ...] = (), cleaned: bool = False, identifiers: tuple[str, ...] = ()) -> bytes:
     dataset.remove_private_tags()
     remove_icons_overlays_curves(dataset)  # may repeat burned-in text: X in PS3.15, left by dicognito
+    clear_unused_high_bits(dataset)  # old-style overlays in the bits above HighBit
     original_name = str(dataset.get("PatientName") or "")
+    identifiers = (*identifiers, *original_identifiers(dataset))
+    profile_text_removed(dataset)  # comments, patient characteristics (PatientAge...): deid's recipe
     anonymizer.anonymize(dataset)
-    _scrub_names(dataset, (*names, original_name))
+    _scrub_names(dataset, (*names, original_name), identifiers)
     dataset.PatientID = patient
     dataset.PatientName = patient[:16]
     # Images with burned-in text get here cleaned, or not at all: the identity is removed from the whole instance.
@@ -256,7 +266,7 @@ def produce_claimed(ctx: EngineContext, view: RequestView, dicom_root: Path, out
                                             "regions": list(cleaning.regions)})
                         archive.writestr(f"images/{case}/{number}/{kept:06d}.dcm",
                                          _deidentify(dataset, anonymizer, patient, spec.retain_dates,
-                                                     source.names, cleaning is not None))
+                                                     source.names, cleaning is not None, source.identifiers))
                 beat(done, len(sources))
             archive.writestr("cases.json", json.dumps(case_rows(sources, spec, secret), ensure_ascii=False,
                                                       indent=1, default=str))

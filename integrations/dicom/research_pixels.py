@@ -104,3 +104,30 @@ def remove_icons_overlays_curves(dataset: Dataset) -> int:
         if element.VR == "SQ" and element.value:
             removed += sum(remove_icons_overlays_curves(item) for item in element.value)
     return removed
+
+
+def clear_unused_high_bits(dataset: Dataset) -> bool:
+    """Old-style overlays (retired, PS3.5 before 2004) live in the unused high bits of native pixel data: when
+    BitsStored < BitsAllocated, the bits above HighBit of each stored word are cleared (unsigned pixels only:
+    the high bits of signed pixels may carry their sign extension). Compressed pixel data is left as it is: its
+    codestream holds BitsStored bits a sample (pydicom masks the rest when decoding), with no room for them.
+    Returns whether the pixel data was rewritten."""
+    import numpy as np
+
+    allocated, stored = int(dataset.get("BitsAllocated") or 0), int(dataset.get("BitsStored") or 0)
+    meta = getattr(dataset, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if "PixelData" not in dataset or allocated not in (16, 32) or not 0 < stored < allocated \
+            or int(dataset.get("PixelRepresentation", 0)) or (syntax is not None and syntax.is_compressed):
+        return False
+    high_bit = int(dataset.get("HighBit", stored - 1))
+    dtype = np.dtype("<u2" if allocated == 16 else "<u4")
+    if syntax is not None and not syntax.is_little_endian:
+        dtype = dtype.newbyteorder(">")
+    raw = bytes(dataset.PixelData)
+    words = np.frombuffer(raw[:len(raw) - len(raw) % dtype.itemsize], dtype=dtype)
+    mask = (1 << (high_bit + 1)) - 1
+    if not (words & ~np.array(mask, dtype=dtype)).any():
+        return False
+    dataset.PixelData = (words & np.array(mask, dtype=dtype)).tobytes() + raw[len(raw) - len(raw) % dtype.itemsize:]
+    return True

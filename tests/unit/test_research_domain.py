@@ -16,6 +16,7 @@ from engine.domain.research import (
     check_spec,
     date_shift,
     deidentified_row,
+    not_an_image,
     scrub,
 )
 
@@ -91,3 +92,45 @@ def test_direct_identifiers_cannot_be_asked_for(fields):
     spec = RequestSpec("P", "A", fields, True, False, False, date(2026, 1, 1), date(2026, 2, 1), ("ch-brest",))
     with pytest.raises(ResearchError, match="non exportable"):
         check_spec(spec, ["ch-brest"])
+
+
+@pytest.mark.charter("CH-8.2")
+def test_scrub_replaces_identifiers_phone_numbers_and_two_letter_names():
+    text = ("Mme Ly Anh, IPP123456 NIR 1850775123456 ACC998877, INS 2 85 07 75 123 456 78, tel 0601020304, "
+            "06.01.02.03.04, +33 6 01 02 03 04 ; lyophilisat, nodule de 12 mm, Vu en 2024.")
+    scrubbed = scrub(text, ["LY^ANH", "Vu"], ["123456", "ACC998877"])
+    for value in ("Ly ", "Anh", "123456", "1850775123456", "ACC998877", "2 85 07 75", "0601020304", "06.01.02",
+                  "+33 6", "Vu "):
+        assert value not in scrubbed, value
+    assert "[IDENTIFIANT]" in scrubbed and "[TÉLÉPHONE]" in scrubbed and f"Mme {REDACTED}" in scrubbed
+    assert "lyophilisat" in scrubbed and "12 mm" in scrubbed and "2024" in scrubbed  # whole words, real numbers
+    assert scrub("IPP 12 ; 12 mm", [], ["12"]) == "IPP 12 ; 12 mm"  # too short to search inside text
+
+
+@pytest.mark.charter("CH-8.2")
+def test_the_exported_row_scrubs_the_case_identifiers_and_keeps_whole_years():
+    values = {"clinical_context": "IPP-BREST-1, accession ACC998877, tel +33601020304",
+              "requested_at": datetime(2026, 3, 1, tzinfo=UTC)}
+    row = deidentified_row(values, patient_key="ch-brest:IPP-BREST-1", case_key="7", names=["QUERE"],
+                           birth=date(2025, 12, 20), fields=("clinical_context", "age_years"), secret=SECRET,
+                           identifiers=["IPP-BREST-1", "ACC998877"])
+    assert row["clinical_context"] == "[IDENTIFIANT], accession [IDENTIFIANT], tel [TÉLÉPHONE]"
+    assert row["age_years"] == 0 and isinstance(row["age_years"], int)  # an infant: whole years, never days
+
+
+@pytest.mark.charter("CH-8.2", negative=True)
+def test_documents_and_screen_copies_are_risks_but_reformatted_series_are_not():
+    pdf = "1.2.840.10008.5.1.4.1.1.104.1"
+    assert not_an_image(pdf, False, False) and not_an_image("1.2.840.10008.5.1.4.1.1.2", True, True)
+    assert not_an_image("1.2.840.10008.5.1.4.1.1.88.33", False, False)  # a structured report
+    assert not_an_image("1.2.840.10008.5.1.4.1.1.11.1", False, False)  # a presentation state: no pixels
+    assert not_an_image("1.2.840.10008.5.1.4.1.1.2", False, True) is None
+    ct_image = "1.2.840.10008.5.1.4.1.1.2"
+    assert burned_in_risk(None, "CT", ct_image, ("DERIVED", "SECONDARY", "REFORMATTED")) is None
+    assert burned_in_risk(None, "MR", "1.2.840.10008.5.1.4.1.1.77.1.4") is None  # not a secondary capture (1.1.7)
+    assert burned_in_risk(None, "CT", "1.2.840.10008.5.1.4.1.1.7.2")
+    assert burned_in_risk(None, "CT", ct_image, ("DERIVED", "SECONDARY", "DOSE_INFO"))
+    assert burned_in_risk(None, "CT", ct_image, (), "WSD")  # ConversionType: a secondary capture
+    for description in ("Dose Report", "Patient Protocol", "dose info"):
+        assert burned_in_risk(None, "CT", ct_image, (), None, description), description
+    assert burned_in_risk(None, "CT", ct_image, (), None, "Thorax 1.25 mm") is None
