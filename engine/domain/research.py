@@ -5,7 +5,7 @@ from the fixed list below (never a direct identifier: no name, no identifier, no
 not, a period and sites. An administrator approves or refuses; the export is produced afterwards, with a secret
 of its own: the pseudonyms of patients and cases are stable within one export and unlinkable across exports,
 every date of a patient is shifted by the same number of days (intervals kept), and free text is scrubbed of the
-names the case holds."""
+names and identifiers the case holds, of NIR/INS-shaped numbers and of phone numbers."""
 
 from __future__ import annotations
 

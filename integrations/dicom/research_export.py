@@ -10,8 +10,11 @@ series and studies of a patient; private tags are removed. Dates and times are s
 DateTimeAnonymizer with the patient's shift of the case data (engine.domain.research.date_shift, whole days), so
 that an image and its case in cases.json move by the same number of days. The Retain Longitudinal Temporal
 Information option keeps the dates and times, in the images and in cases.json alike, and removes the birth date
-(with real dates beside them, a shifted birth date would be recovered). Images that may carry burned-in
-text (BurnedInAnnotation=YES, or a modality known to carry it) are left out, with the reason in the manifest,
+(with real dates beside them, a shifted birth date would be recovered). Before dicognito, the text elements of
+the profile it leaves (comments, PatientAge...) are removed (integrations.dicom.research_header); after it, the
+text left is scrubbed of the case's and image's names and identifiers. Documents (encapsulated PDF...) are left
+out; images that may carry burned-in text (BurnedInAnnotation=YES, a modality known to carry it, a screen copy)
+are left out, with the reason in the manifest,
 unless the Clean Pixel Data option is chosen and deid's rules know where the text of their device is: then they
 are cleaned (integrations.dicom.research_pixels).
 
