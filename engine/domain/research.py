@@ -85,9 +85,10 @@ def date_shift(patient_key: str, secret: bytes) -> timedelta:
     return -timedelta(days=1 + int.from_bytes(digest[:4], "big") % MAX_SHIFT_DAYS)
 
 
-# Identifiers typed into free text: NIR/INS-shaped numbers (13 digits and an optional 2-digit key, spaces or dots
-# allowed between digits) and French phone numbers (0X XX XX XX XX, with or without separators, or +33 / 0033).
-NIR_PATTERN = re.compile(r"(?<![0-9])[0-9](?:[ .]?[0-9]){12}(?:[ .]?[0-9]{2})?(?![0-9])")
+# Identifiers typed into free text: NIR/INS-shaped numbers (13 digits and an optional 2-digit key, spaces allowed
+# between digits; not dots: dotted numbers are versions and UIDs) and French phone numbers (0X XX XX XX XX,
+# with or without separators, or +33 / 0033).
+NIR_PATTERN = re.compile(r"(?<![0-9.])[0-9](?: ?[0-9]){12}(?: ?[0-9]{2})?(?![0-9.])")
 PHONE_PATTERN = re.compile(r"(?<![0-9+])(?:(?:\+|00)33[ .-]?(?:\(0\)[ .-]?)?|0)[1-9](?:[ .-]?[0-9]{2}){4}(?![0-9])")
 IDENTIFIER, PHONE = "[IDENTIFIANT]", "[TÉLÉPHONE]"
 MIN_IDENTIFIER = 4  # shorter identifiers are not searched inside words (they would shred ordinary numbers)

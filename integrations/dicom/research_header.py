@@ -32,8 +32,9 @@ PROFILE_X_NOT_IN_DEID = frozenset({
     "FrameComments", "TextComments", "ServiceEpisodeDescription", "DerivationDescription", "ResponsibleOrganization",
     "ResponsiblePerson", "MedicalRecordLocator", "PatientInsurancePlanCodeSequence", "RequestAttributesSequence",
     "ReasonForTheRequestedProcedure", "PatientTelecomInformation", "PersonTelecomInformation",
+    "DataSetTrailingPadding",
 })
-IDENTIFIER_ELEMENTS = ("PatientID", "AccessionNumber", "OtherPatientIDs", "IssuerOfPatientID")
+IDENTIFIER_ELEMENTS = ("PatientID", "AccessionNumber", "OtherPatientIDs")
 _LOCK = threading.Lock()
 _ACTIONS: list[tuple[str, str]] = []  # (action, field) of deid's recipe header, loaded once
 
@@ -89,13 +90,11 @@ def original_identifiers(dataset: Dataset) -> tuple[str, ...]:
     found: list[str] = []
 
     def add(value: Any) -> None:
-        if value is None:
-            return
-        values = [value] if isinstance(value, str) else list(value) if isinstance(value, list | tuple) else \
-            [str(item) for item in value] if hasattr(value, "__iter__") else [str(value)]
-        found.extend(str(item).strip() for item in values if str(item).strip())
+        values = [] if value is None else [value] if isinstance(value, str | bytes) else \
+            list(value) if hasattr(value, "__iter__") else [value]
+        found.extend(text for text in (str(item).strip() for item in values) if text)
 
-    for keyword in IDENTIFIER_ELEMENTS[:3]:
+    for keyword in IDENTIFIER_ELEMENTS:
         add(dataset.get(keyword))
     for item in dataset.get("OtherPatientIDsSequence") or []:
         add(item.get("PatientID"))
