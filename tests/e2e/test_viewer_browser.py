@@ -97,6 +97,19 @@ def _stats(page: Any, pane: str = "current") -> dict[str, Any]:
     return dict(page.evaluate(CANVAS_STATS, pane))
 
 
+def _stats_once_redrawn(page: Any, before: dict[str, Any], pane: str = "current") -> dict[str, Any]:
+    """The canvas after a change asked of the viewer: Cornerstone draws on the next animation frame, after the
+    attribute the test waited for, so the pixels are read until they differ from `before` (at most 5 s; the caller
+    asserts that they did)."""
+    stats = _stats(page, pane)
+    for _ in range(50):
+        if stats["digest"] != before["digest"]:
+            break
+        page.wait_for_timeout(100)
+        stats = _stats(page, pane)
+    return stats
+
+
 @pytest.mark.charter("CH-4.1.11")
 @pytest.mark.charter("CH-5.2")
 def test_the_radiologist_views_a_ct_with_its_prior_and_an_outsider_gets_nothing(login, server, shoot, browser_log,
@@ -151,10 +164,10 @@ def test_the_radiologist_views_a_ct_with_its_prior_and_an_outsider_gets_nothing(
     # A window preset changes the pixels (bone, then brain).
     page.get_by_role("button", name="Os").click()
     expect(current_viewport).to_have_attribute("data-preset", "bone")
-    bone = _stats(page)
+    bone = _stats_once_redrawn(page, first)
     page.get_by_role("button", name="Cerveau").click()
     expect(current_viewport).to_have_attribute("data-preset", "brain")
-    brain = _stats(page)
+    brain = _stats_once_redrawn(page, bone)
     assert bone["digest"] != first["digest"] and brain["digest"] != bone["digest"], (first, bone, brain)
     shoot(page, "viewer-ct-brain-window-with-prior")
 
@@ -164,7 +177,7 @@ def test_the_radiologist_views_a_ct_with_its_prior_and_an_outsider_gets_nothing(
     expect(current_viewport).to_have_attribute("data-image-index", "1")
     expect(page.locator('[data-pane="current"] [data-slice-label]')).to_have_text("2 / 3")
     expect(page.locator("#slice-current")).to_have_value("2")
-    second = _stats(page)
+    second = _stats_once_redrawn(page, brain)
     assert second["digest"] != brain["digest"], (brain, second)
     current_viewport.focus()
     page.keyboard.press("ArrowDown")
