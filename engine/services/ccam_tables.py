@@ -6,7 +6,7 @@ imaging acts are kept, CT and MRI acts valued with the technical fees of the rem
 A table is read whole before anything is stored: a bad file is refused in French with nothing half-loaded. Loading
 a table with the same date of effect as an existing one replaces it (the acts already chosen keep their codes;
 statements already issued keep their frozen figures); a date of effect in a month whose statement (a site's or a
-radiologist's) is already issued is refused, as for the remuneration settings (fee_settings._issued_after): site and
+radiologist's) is already issued is refused, as for the remuneration settings (fee_settings.issued_after): site and
 radiologists would otherwise be priced differently. A CSV holds imaging acts only, as the CNAM reader keeps them
 (labels beginning Scanographie..., Remnographie..., Radiographie, Mammographie, of their family), never a line naming
 a flat rate, a bonus or productivity (CH-6.4). The shipped table is a SAMPLE and is marked so wherever it
@@ -47,7 +47,7 @@ from engine.services.ccam_ameli import (
     read_cnam_workbook,
 )
 from engine.services.context import EngineContext
-from engine.services.fee_settings import _issued_after, lock_fee_changes, month_days
+from engine.services.fee_settings import issued_after, lock_fee_changes, month_days
 from engine.store import audit
 from engine.store.fee_models import CcamTable, CcamTableAct
 
@@ -55,7 +55,7 @@ TELERAD_CSV = "telerad-csv"
 FORMATS = (TELERAD_CSV, CNAM_EXCEL)
 MAX_TABLE_BYTES = 20 * 1024 * 1024  # the CNAM's CCAM workbook is a few megabytes
 SAMPLE_EFFECTIVE = date(2000, 1, 1)
-CCAM_TABLE_CHANGE = "ccam_table"  # for fee_settings._issued_after: every statement of the month on is altered
+CCAM_TABLE_CHANGE = "ccam_table"  # for fee_settings.issued_after: every statement of the month on is altered
 _FEE_TEXT = re.compile(r"^[0-9]+(\.[0-9]{1,2})?$")
 
 
@@ -205,7 +205,7 @@ def import_table(ctx: EngineContext, actor: Actor, path: str | Path | None, effe
 def _refuse_issued_month(session: Session, effective_from: date) -> None:
     """A table in effect from a month whose statement (a site's or a radiologist's) is already issued would change
     the prices of the statements issued after it, not of the one issued: site and radiologists would disagree."""
-    issued = _issued_after(session, CCAM_TABLE_CHANGE, None, effective_from)
+    issued = issued_after(session, CCAM_TABLE_CHANGE, None, effective_from)
     if issued is None:
         return
     year, number = (int(part) for part in issued.split("-"))

@@ -182,7 +182,7 @@ def _is_admin(actor: Actor) -> bool:
     return actor.is_system or "administrator" in actor.roles
 
 
-def _issued_after(session: Session, name: str, site_id: str | None, day: date) -> str | None:
+def issued_after(session: Session, name: str, site_id: str | None, day: date) -> str | None:
     """The latest issued month, from the month of `day` on, whose statement the change would alter (None if none):
     a site's statements and, for a per-act amount, the radiologists' with an act of that site; every statement for
     an organisation-wide value (transmission costs: the sites' only)."""
@@ -222,7 +222,7 @@ def set_setting(ctx: EngineContext, actor: Actor, name: str, amount: str, effect
         lock_fee_changes(session)
         if site_id is not None and session.get(SiteRow, site_id) is None:
             raise FeeSettingError(f"Site inconnu : « {site_id[:64]} ».")
-        issued = _issued_after(session, name, site_id, effective_from)
+        issued = issued_after(session, name, site_id, effective_from)
         if issued is not None:
             year, number = (int(part) for part in issued.split("-"))
             after = month_days(year, number)[1] + timedelta(days=1)

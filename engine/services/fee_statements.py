@@ -54,7 +54,6 @@ SITE = "site"
 SCOPES = (RADIOLOGIST, SITE)
 SNAPSHOT_FORMAT = 2  # 2: the settings applied, by site and date of effect (engine.services.fee_settings)
 _MONTH = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
-REFUSED_KINDS = REFUSED_FEE_WORDS
 FLAT_RATE_REFUSAL = ("Ligne refusée : la rémunération repose exclusivement sur les actes CCAM ; aucun forfait ni "
                      "clause de productivité (CH-6.4, CH-7.1). Une correction porte sur l'acte d'un dossier.")
 
@@ -342,7 +341,7 @@ def add_adjustment(ctx: EngineContext, actor: Actor, case_id: int | None, amount
         raise Forbidden("Seul un administrateur saisit une correction.")
     words = f"{kind} {reason}".lower()
     _refuse_charges(words, amount)
-    if (kind or "").strip().lower() != "correction" or any(w in words for w in REFUSED_KINDS) or not case_id:
+    if (kind or "").strip().lower() != "correction" or any(w in words for w in REFUSED_FEE_WORDS) or not case_id:
         raise FeeStatementError(FLAT_RATE_REFUSAL)
     reason = (reason or "").strip()
     if not reason or len(reason) > 1000:

@@ -6,6 +6,7 @@ statement or case id: 403 or 404)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
@@ -90,37 +91,34 @@ def index() -> Any:
     return _index_page()
 
 
-def _preview_args() -> tuple[Scope, Month]:
-    return _scope(request.args.get("scope")), parse_month(request.args.get("month"))
+def _preview(answer: Callable[[Scope, Month, dict[str, Any]], Any]) -> Any:
+    """The statement the query asks for, computed now, given to `answer` (the page or the CSV); 403 or the index
+    with the French error otherwise."""
+    try:
+        scope, month = _scope(request.args.get("scope")), parse_month(request.args.get("month"))
+        snapshot = preview_statement(_ctx(), current_actor(), scope, month)
+    except Forbidden:
+        abort(403)
+    except FeeStatementError as err:
+        return _index_page(str(err), 400)
+    return answer(scope, month, snapshot)
 
 
 @bp.get("/fees/statement")
 @login_required
 @roles_required(*READERS)
 def preview() -> Any:
-    try:
-        scope, month = _preview_args()
-        snapshot = preview_statement(_ctx(), current_actor(), scope, month)
-    except Forbidden:
-        abort(403)
-    except FeeStatementError as err:
-        return _index_page(str(err), 400)
-    return render_template("admin/fees/statement.html", snapshot=snapshot, issued=None,
-                           can_issue="administrator" in current_actor().roles and snapshot["complete"])
+    return _preview(lambda scope, month, snapshot: render_template(
+        "admin/fees/statement.html", snapshot=snapshot, issued=None,
+        can_issue="administrator" in current_actor().roles and snapshot["complete"]))
 
 
 @bp.get("/fees/statement.csv")
 @login_required
 @roles_required(*READERS)
 def preview_csv() -> Any:
-    try:
-        scope, month = _preview_args()
-        snapshot = preview_statement(_ctx(), current_actor(), scope, month)
-    except Forbidden:
-        abort(403)
-    except FeeStatementError as err:
-        return _index_page(str(err), 400)
-    return _csv(snapshot, f"releve-{scope.id}-{month.label}-provisoire.csv")
+    return _preview(lambda scope, month, snapshot: _csv(
+        snapshot, f"releve-{scope.id}-{month.label}-provisoire.csv"))
 
 
 def _csv(snapshot: dict[str, Any], name: str) -> Response:
